@@ -1,0 +1,6 @@
+//! The server binary's parts: configuration, logging, HTTP, static pages.
+
+pub mod config;
+pub mod logging;
+pub mod server;
+pub mod web;

@@ -1,0 +1,26 @@
+//! Signaling for the media server: the wire protocol, rooms and membership,
+//! access tokens, the WebSocket session, the HTTP API and the P2P relay.
+//!
+//! The crate knows nothing about RTP. Rooms in SFU mode are served by a
+//! [`media::MediaPlane`] that the server binary plugs in; P2P rooms only
+//! need the relay.
+//!
+//! The core is [`hub::Hub`], a state machine with no I/O: it takes inputs
+//! (a socket opened, a message, a socket closed, a media event, a timeout)
+//! and returns effects (frames to send, media commands). [`server`] runs it
+//! on one task and [`http`] serves the sockets.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod hub;
+pub mod ids;
+pub mod media;
+pub mod protocol;
+pub mod room;
+pub mod server;
+mod session;
+
+pub use error::ErrorCode;
+pub use ids::{ClientId, ParticipantId, RoomName};

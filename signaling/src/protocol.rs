@@ -1,0 +1,373 @@
+//! The wire protocol: JSON text frames over the WebSocket at `/ws`.
+//!
+//! Every message is an object with a `type`. The classic minimal signaling
+//! messages (`registered`, `offer`/`answer`/`ice-candidate` with
+//! `target`/`from`, `list-clients`/`clients-list`) keep their exact shape;
+//! rooms, media state and errors are layered on top. `docs/protocol.md` is
+//! the reference for every message.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::ErrorCode;
+use crate::ids::ClientId;
+
+/// How a room carries media.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomMode {
+    /// Browsers connect to each other; the server relays signaling only.
+    P2p,
+    /// Every participant connects once to the server, which forwards media.
+    #[default]
+    Sfu,
+}
+
+impl RoomMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomMode::P2p => "p2p",
+            RoomMode::Sfu => "sfu",
+        }
+    }
+}
+
+/// Which of a participant's sources are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct MediaState {
+    pub microphone: bool,
+    pub camera: bool,
+    #[serde(default)]
+    pub screen: bool,
+}
+
+/// A trickled ICE candidate as the browser's `RTCIceCandidate.toJSON()` gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// A message from a client, after validation.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ClientMessage {
+    /// SDP offer: to another client (`target`) or, in an SFU room, to the server.
+    Offer {
+        #[serde(default)]
+        target: Option<String>,
+        sdp: String,
+    },
+    /// SDP answer, addressed like an offer.
+    Answer {
+        #[serde(default)]
+        target: Option<String>,
+        sdp: String,
+    },
+    /// A trickled ICE candidate, addressed like an offer. `null` ends gathering.
+    IceCandidate {
+        #[serde(default)]
+        target: Option<String>,
+        candidate: Value,
+    },
+    /// Asks for the ids of the other connected clients.
+    ListClients {},
+    /// Joins (and creates, if needed) a room.
+    Join {
+        room: String,
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        mode: Option<RoomMode>,
+        /// The `resumeToken` of an earlier `joined`: take back that place
+        /// while the reconnect grace period lasts.
+        #[serde(default)]
+        resume: Option<String>,
+    },
+    /// Leaves the current room; the socket stays open.
+    Leave {},
+    /// Announces which sources are on.
+    MediaState {
+        microphone: bool,
+        camera: bool,
+        #[serde(default)]
+        screen: bool,
+    },
+    /// Keep-alive; answered with `pong` echoing `id` when given.
+    Ping {
+        #[serde(default)]
+        id: Option<Value>,
+    },
+}
+
+/// Every `type` a client may send.
+pub const CLIENT_TYPES: &[&str] = &[
+    "offer",
+    "answer",
+    "ice-candidate",
+    "list-clients",
+    "join",
+    "leave",
+    "media-state",
+    "ping",
+];
+
+/// A frame that failed validation, with what to tell the client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The offending request's `type`, when it had a readable one.
+    pub request: Option<String>,
+}
+
+/// A validated message and the object it came from (relayed messages are
+/// forwarded whole, unknown fields included).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incoming {
+    pub message: ClientMessage,
+    pub raw: Map<String, Value>,
+}
+
+/// Parses and validates one text frame.
+pub fn parse_client_message(text: &str) -> Result<Incoming, ParseError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| ParseError {
+        code: ErrorCode::BadJson,
+        message: format!("message is not valid JSON: {e}"),
+        request: None,
+    })?;
+    let Value::Object(raw) = value else {
+        return Err(ParseError {
+            code: ErrorCode::InvalidMessage,
+            message: "message must be a JSON object".into(),
+            request: None,
+        });
+    };
+    let ty = match raw.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(_) => {
+            return Err(ParseError {
+                code: ErrorCode::InvalidMessage,
+                message: "field `type` must be a string".into(),
+                request: None,
+            })
+        }
+        None => {
+            return Err(ParseError {
+                code: ErrorCode::InvalidMessage,
+                message: "missing field `type`".into(),
+                request: None,
+            })
+        }
+    };
+    if !CLIENT_TYPES.contains(&ty.as_str()) {
+        return Err(ParseError {
+            code: ErrorCode::UnknownType,
+            message: format!("unknown message type `{ty}`"),
+            request: Some(ty),
+        });
+    }
+    match serde_json::from_value::<ClientMessage>(Value::Object(raw.clone())) {
+        Ok(message) => Ok(Incoming { message, raw }),
+        Err(e) => Err(ParseError {
+            code: ErrorCode::InvalidMessage,
+            message: format!("invalid `{ty}` message: {e}"),
+            request: Some(ty),
+        }),
+    }
+}
+
+/// A participant as other members see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    pub id: ClientId,
+    pub name: String,
+    pub media: MediaState,
+}
+
+/// An ICE server handed to clients in `joined` (the browser's `RTCIceServer`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// What the token (or development mode) lets a participant do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permissions {
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+/// A message from the server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum ServerMessage {
+    /// First message on every connection.
+    #[serde(rename_all = "camelCase")]
+    Registered { client_id: ClientId },
+    /// Answer to `list-clients`.
+    ClientsList { clients: Vec<ClientId> },
+    /// Answer to `join`.
+    #[serde(rename_all = "camelCase")]
+    Joined {
+        client_id: ClientId,
+        room: String,
+        mode: RoomMode,
+        name: String,
+        participants: Vec<ParticipantInfo>,
+        ice_servers: Vec<IceServer>,
+        permissions: Permissions,
+        /// Secret to send as `resume` in a `join` on a new socket after a drop.
+        resume_token: String,
+        /// True when this join took back an earlier place.
+        resumed: bool,
+    },
+    /// Someone joined your room.
+    ParticipantJoined { participant: ParticipantInfo },
+    /// Someone left your room (left, hung up, or lost the connection).
+    ParticipantLeft { id: ClientId },
+    /// Answer to `leave`.
+    Left { room: String },
+    /// A member's media state changed.
+    MediaState { from: ClientId, media: MediaState },
+    /// SDP offer from the server's media plane (SFU rooms).
+    Offer { sdp: String },
+    /// SDP answer from the server's media plane (SFU rooms).
+    Answer { sdp: String },
+    /// ICE candidate from the server's media plane (SFU rooms).
+    IceCandidate { candidate: Option<IceCandidate> },
+    /// Answer to `ping`.
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<Value>,
+    },
+    /// A request could not be served. The connection stays open.
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+    },
+}
+
+impl ServerMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>, request: Option<&str>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+            request: request.map(str::to_owned),
+        }
+    }
+}
+
+/// One frame to send: a typed message, or a client's message relayed whole.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outgoing {
+    Message(ServerMessage),
+    Relay(Map<String, Value>),
+}
+
+impl Outgoing {
+    pub fn to_json(&self) -> String {
+        match self {
+            Outgoing::Message(m) => serde_json::to_string(m).unwrap_or_default(),
+            Outgoing::Relay(v) => serde_json::to_string(v).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<ServerMessage> for Outgoing {
+    fn from(m: ServerMessage) -> Self {
+        Outgoing::Message(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_classic_offer_with_extra_fields() {
+        let inc =
+            parse_client_message(r#"{"type":"offer","target":"x","sdp":"v=0","extra":1}"#).unwrap();
+        assert_eq!(
+            inc.message,
+            ClientMessage::Offer {
+                target: Some("x".into()),
+                sdp: "v=0".into()
+            }
+        );
+        assert_eq!(inc.raw.get("extra"), Some(&Value::from(1)));
+    }
+
+    #[test]
+    fn rejects_bad_input_with_codes() {
+        let cases = [
+            ("{not json", ErrorCode::BadJson, None),
+            ("[1,2]", ErrorCode::InvalidMessage, None),
+            (r#"{"sdp":"x"}"#, ErrorCode::InvalidMessage, None),
+            (r#"{"type":5}"#, ErrorCode::InvalidMessage, None),
+            (r#"{"type":"dance"}"#, ErrorCode::UnknownType, Some("dance")),
+            (
+                r#"{"type":"offer","target":"x"}"#,
+                ErrorCode::InvalidMessage,
+                Some("offer"),
+            ),
+            (
+                r#"{"type":"join","room":7}"#,
+                ErrorCode::InvalidMessage,
+                Some("join"),
+            ),
+            (
+                r#"{"type":"join","room":"a","mode":"mesh"}"#,
+                ErrorCode::InvalidMessage,
+                Some("join"),
+            ),
+            (
+                r#"{"type":"media-state","microphone":"yes","camera":true}"#,
+                ErrorCode::InvalidMessage,
+                Some("media-state"),
+            ),
+        ];
+        for (text, code, request) in cases {
+            let err = parse_client_message(text).unwrap_err();
+            assert_eq!(err.code, code, "{text}");
+            assert_eq!(err.request.as_deref(), request, "{text}");
+        }
+    }
+
+    #[test]
+    fn server_messages_have_wire_names() {
+        let m = ServerMessage::Registered {
+            client_id: ClientId::from_string("abc"),
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"registered","clientId":"abc"}"#
+        );
+        let m = ServerMessage::ClientsList {
+            clients: vec![ClientId::from_string("b")],
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"clients-list","clients":["b"]}"#
+        );
+        let e = ServerMessage::error(ErrorCode::RoomFull, "full", Some("join"));
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"type":"error","code":"room_full","message":"full","request":"join"}"#
+        );
+    }
+}

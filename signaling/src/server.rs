@@ -1,0 +1,184 @@
+//! Runs the [`Hub`] on one task: the only owner of signaling state.
+//!
+//! Sockets talk to it through a channel; it answers through one bounded
+//! channel per connection. A connection that does not drain its channel
+//! (a stalled client) is dropped rather than allowed to hold memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::auth::Auth;
+use crate::config::{LimitsConfig, SignalingConfig};
+use crate::hub::{Effects, Hub, HubStats, Input};
+use crate::ids::ClientId;
+use crate::media::{MediaEventReceiver, MediaPlane, MediaStats};
+use crate::protocol::Incoming;
+
+/// Frames queued per connection before it counts as stalled.
+pub(crate) const OUTBOX: usize = 512;
+
+/// What the hub task sends a session.
+#[derive(Debug)]
+pub(crate) enum SessionOut {
+    Frame(String),
+    /// Close the socket (the participant was taken over by a resumed connection).
+    Close,
+}
+
+pub(crate) enum Command {
+    Connect {
+        conn: ClientId,
+        token: Option<String>,
+        out: mpsc::Sender<SessionOut>,
+    },
+    Message {
+        conn: ClientId,
+        incoming: Incoming,
+    },
+    Disconnect {
+        conn: ClientId,
+    },
+    Stats(oneshot::Sender<HubStats>),
+}
+
+struct Shared {
+    tx: mpsc::UnboundedSender<Command>,
+    auth: Auth,
+    limits: LimitsConfig,
+    media: Option<Arc<dyn MediaPlane>>,
+}
+
+/// A handle to the running signaling service. Cheap to clone.
+#[derive(Clone)]
+pub struct Signaling {
+    shared: Arc<Shared>,
+}
+
+impl Signaling {
+    /// Starts the hub task. `media` serves SFU rooms; without it only P2P
+    /// rooms can be joined. Must be called inside a Tokio runtime.
+    pub fn start(
+        cfg: SignalingConfig,
+        media: Option<(Arc<dyn MediaPlane>, MediaEventReceiver)>,
+    ) -> Self {
+        let auth = Auth::new(cfg.auth.keys.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (plane, events) = match media {
+            Some((p, e)) => (Some(p), Some(e)),
+            None => (None, None),
+        };
+        let hub = Hub::new(
+            auth.clone(),
+            cfg.rooms.clone(),
+            cfg.ice.clone(),
+            plane.is_some(),
+        );
+        tokio::spawn(drive(hub, rx, events, plane.clone()));
+        Signaling {
+            shared: Arc::new(Shared {
+                tx,
+                auth,
+                limits: cfg.limits,
+                media: plane,
+            }),
+        }
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.shared.auth
+    }
+
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.shared.limits
+    }
+
+    pub(crate) fn send(&self, cmd: Command) {
+        // Fails only when the hub task is gone, i.e. at shutdown.
+        let _ = self.shared.tx.send(cmd);
+    }
+
+    /// Connection, participant and room counts.
+    pub async fn stats(&self) -> HubStats {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::Stats(tx));
+        rx.await.unwrap_or_default()
+    }
+
+    /// The media plane's counters, when there is one.
+    pub fn media_stats(&self) -> Option<MediaStats> {
+        self.shared.media.as_ref().map(|m| m.stats())
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+async fn drive(
+    mut hub: Hub,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    mut events: Option<MediaEventReceiver>,
+    media: Option<Arc<dyn MediaPlane>>,
+) {
+    let mut outboxes: HashMap<ClientId, mpsc::Sender<SessionOut>> = HashMap::new();
+    loop {
+        let wait = hub
+            .poll_timeout()
+            .map(|t| Duration::from_millis(t.saturating_sub(now_ms())))
+            .unwrap_or(Duration::from_secs(3600));
+        let input = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                None => return,
+                Some(Command::Connect { conn, token, out }) => {
+                    outboxes.insert(conn.clone(), out);
+                    Input::Connected { conn, token }
+                }
+                Some(Command::Message { conn, incoming }) => Input::Message { conn, incoming },
+                Some(Command::Disconnect { conn }) => {
+                    outboxes.remove(&conn);
+                    Input::Disconnected { conn }
+                }
+                Some(Command::Stats(reply)) => {
+                    let _ = reply.send(hub.stats());
+                    continue;
+                }
+            },
+            Some(ev) = async { match events.as_mut() { Some(e) => e.recv().await, None => None } } => Input::Media(ev),
+            _ = tokio::time::sleep(wait) => Input::Timeout,
+        };
+        let fx = hub.handle(input, now_ms());
+        apply(fx, &mut outboxes, media.as_deref());
+    }
+}
+
+fn apply(
+    fx: Effects,
+    outboxes: &mut HashMap<ClientId, mpsc::Sender<SessionOut>>,
+    media: Option<&dyn MediaPlane>,
+) {
+    for (conn, msg) in fx.sends {
+        let Some(out) = outboxes.get(&conn) else {
+            continue;
+        };
+        if out.try_send(SessionOut::Frame(msg.to_json())).is_err() {
+            tracing::warn!(%conn, "client is not reading its messages; dropping it");
+            // Dropping the sender ends the session, which reports the disconnect.
+            outboxes.remove(&conn);
+        }
+    }
+    if let Some(media) = media {
+        for cmd in fx.media {
+            media.handle(cmd);
+        }
+    }
+    for conn in fx.closes {
+        if let Some(out) = outboxes.remove(&conn) {
+            let _ = out.try_send(SessionOut::Close);
+        }
+    }
+}
