@@ -91,7 +91,7 @@ impl Participant {
         ParticipantInfo {
             id: id.clone(),
             name: self.name.clone(),
-            media: self.media,
+            media: self.media.clone(),
         }
     }
 }
@@ -264,20 +264,23 @@ impl Hub {
                 microphone,
                 camera,
                 screen,
+                mut tracks,
             } => {
                 let Some(pid) = self.participant_of(&conn) else {
                     fx.send(&conn, not_in_room("media-state"));
                     return;
                 };
+                tracks.truncate(16);
                 let media = MediaState {
                     microphone,
                     camera,
                     screen,
+                    tracks,
                 };
                 let Some(p) = self.participants.get_mut(&pid) else {
                     return;
                 };
-                p.media = media;
+                p.media = media.clone();
                 let room = p.room.clone();
                 self.broadcast(
                     &room,

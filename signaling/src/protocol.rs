@@ -32,13 +32,35 @@ impl RoomMode {
     }
 }
 
+/// What a published track carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackSource {
+    Microphone,
+    Camera,
+    Screen,
+    #[serde(rename = "screen-audio")]
+    ScreenAudio,
+}
+
+/// Names a published track's source, by the track id the publisher's SDP
+/// carries (the id subscribers see in their `MediaStreamTrack`'s msid).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    pub id: String,
+    pub source: TrackSource,
+}
+
 /// Which of a participant's sources are on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct MediaState {
     pub microphone: bool,
     pub camera: bool,
     #[serde(default)]
     pub screen: bool,
+    /// The participant's published tracks and their sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tracks: Vec<TrackInfo>,
 }
 
 /// A trickled ICE candidate as the browser's `RTCIceCandidate.toJSON()` gives it.
@@ -100,6 +122,8 @@ pub enum ClientMessage {
         camera: bool,
         #[serde(default)]
         screen: bool,
+        #[serde(default)]
+        tracks: Vec<TrackInfo>,
     },
     /// Keep-alive; answered with `pong` echoing `id` when given.
     Ping {

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what the tests need, then runs every test: Rust, JS and real-browser.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# System packages: headless Chromium for the browser tests.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if ((${#missing[@]})); then
+  echo "== installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "== npm ci (web/)"
+(cd web && npm ci --no-audit --no-fund --loglevel=error)
+
+echo "== cargo build --release"
+cargo build --release --workspace --bins
+
+echo "== cargo test"
+cargo test --release --workspace
+
+echo "== JS unit tests"
+node --test web/tests/unit/
+
+echo "== browser tests"
+export SFU_BIN="$PWD/target/release/sfu"
+browser_tests='ip link set lo up && node --test --test-concurrency=1 web/tests/browser/'
+if unshare -n true 2>/dev/null; then
+  unshare -n bash -c "$browser_tests"
+else
+  echo "unshare -n is not permitted here: running browser tests on the host network (they bind and dial loopback only)"
+  node --test --test-concurrency=1 web/tests/browser/
+fi
