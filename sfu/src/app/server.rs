@@ -17,7 +17,9 @@ fn media_plane(_cfg: &Config) -> Option<(Arc<dyn MediaPlane>, MediaEventReceiver
 /// The whole HTTP surface.
 pub fn app(cfg: &Config, sig: Signaling) -> Router {
     let policy = FramePolicy::new(&cfg.web.frame_ancestors, sig.auth().is_development());
-    signaling::http::router(sig).merge(web::router(policy))
+    signaling::http::router(sig.clone())
+        .merge(super::metrics::router(sig))
+        .merge(web::router(policy))
 }
 
 /// Runs the server until it is stopped.

@@ -1,0 +1,353 @@
+//! `GET /metrics`: the server's counters in the Prometheus text format.
+//!
+//! Everything here is read on demand when the endpoint is scraped: signaling
+//! counts from the hub, the media plane's counters from
+//! [`MediaStats`](signaling::media::MediaStats), and the process's CPU time
+//! and resident memory from `/proc/self`. Nothing is counted per packet here;
+//! the media plane keeps its own counters and this module only formats them.
+//!
+//! The load-test tool (`loadtest`) reads `sfu_process_cpu_seconds_total`,
+//! `sfu_process_resident_memory_bytes` and `sfu_packets_out_total` at the
+//! start and end of its measured window to report server CPU per forwarded
+//! packet and memory per participant.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use signaling::hub::HubStats;
+use signaling::media::MediaStats;
+use signaling::server::Signaling;
+
+/// The content type of the Prometheus text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Routes: `GET /metrics`.
+pub fn router(sig: Signaling) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(sig)
+}
+
+async fn metrics(State(sig): State<Signaling>) -> Response {
+    let hub = sig.stats().await;
+    let media = sig.media_stats();
+    let process = ProcessStats::read();
+    let body = render(&hub, media.as_ref(), process.as_ref());
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+/// CPU time and memory of this process, all threads included.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ProcessStats {
+    /// User plus system CPU time, in seconds.
+    pub cpu_seconds: f64,
+    /// Resident set size, in bytes.
+    pub resident_bytes: u64,
+    /// Threads of the process.
+    pub threads: u64,
+}
+
+impl ProcessStats {
+    /// Reads `/proc/self/stat` and `/proc/self/status`; `None` where there is
+    /// no procfs (the metrics then leave the process figures out).
+    pub fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let (cpu_seconds, threads) = parse_stat(&stat)?;
+        let resident_bytes = parse_status_rss(&status)?;
+        Some(ProcessStats {
+            cpu_seconds,
+            resident_bytes,
+            threads,
+        })
+    }
+}
+
+/// Clock ticks per second of the times in `/proc/<pid>/stat`. Linux fixes
+/// USER_HZ at 100 for everything it shows user space.
+const USER_HZ: f64 = 100.0;
+
+/// `(utime + stime in seconds, num_threads)` from a `/proc/<pid>/stat` line.
+fn parse_stat(stat: &str) -> Option<(f64, u64)> {
+    // The command name (field 2) is in parentheses and may hold spaces, so
+    // fields are counted from the last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): field N is fields[N - 3].
+    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
+    let threads: u64 = fields.get(20 - 3)?.parse().ok()?;
+    Some(((utime + stime) as f64 / USER_HZ, threads))
+}
+
+/// `VmRSS` from `/proc/<pid>/status`, in bytes.
+fn parse_status_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Writes one metric family: its help, its type and its samples.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
+/// Escapes a label value for the text format.
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The whole exposition. Media counters are zero when there is no media
+/// plane, so dashboards and the load-test tool see every family always.
+pub fn render(
+    hub: &HubStats,
+    media: Option<&MediaStats>,
+    process: Option<&ProcessStats>,
+) -> String {
+    let mut out = String::with_capacity(4096);
+    let m = media.cloned().unwrap_or_default();
+    family(
+        &mut out,
+        "sfu_rooms",
+        "gauge",
+        "Open rooms, by mode.",
+        &[
+            ("mode=\"sfu\"", hub.sfu_rooms as f64),
+            ("mode=\"p2p\"", hub.p2p_rooms as f64),
+        ],
+    );
+    family(
+        &mut out,
+        "sfu_participants",
+        "gauge",
+        "Participants in rooms.",
+        &[("", hub.participants as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_signaling_connections",
+        "gauge",
+        "Open WebSocket connections.",
+        &[("", hub.connections as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_media_available",
+        "gauge",
+        "1 when the SFU media plane runs, 0 when only P2P rooms can be served.",
+        &[("", if media.is_some() { 1.0 } else { 0.0 })],
+    );
+    family(
+        &mut out,
+        "sfu_peer_connections",
+        "gauge",
+        "Peer connections the media plane holds.",
+        &[("", m.connections as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_tracks",
+        "gauge",
+        "Tracks being published.",
+        &[("", m.tracks as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_packets_in_total",
+        "counter",
+        "RTP packets received from publishers.",
+        &[("", m.packets_in as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_packets_out_total",
+        "counter",
+        "RTP packets forwarded to subscribers.",
+        &[("", m.packets_out as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_bytes_in_total",
+        "counter",
+        "RTP bytes received from publishers.",
+        &[("", m.bytes_in as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_bytes_out_total",
+        "counter",
+        "RTP bytes forwarded to subscribers.",
+        &[("", m.bytes_out as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_nacks_answered_total",
+        "counter",
+        "NACKed packets re-sent from the server's cache.",
+        &[("", m.nacks_answered as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_keyframe_requests_sent_total",
+        "counter",
+        "PLI/FIR sent to publishers.",
+        &[("", m.keyframe_requests_sent as f64)],
+    );
+    let dropped: Vec<(String, f64)> = m
+        .dropped
+        .iter()
+        .map(|(reason, n)| (format!("reason=\"{}\"", escape_label(reason)), *n as f64))
+        .collect();
+    let dropped: Vec<(&str, f64)> = dropped.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    family(
+        &mut out,
+        "sfu_packets_dropped_total",
+        "counter",
+        "Packets dropped by the media plane, by reason.",
+        &dropped,
+    );
+    if let Some(p) = process {
+        family(
+            &mut out,
+            "sfu_process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time of the server process, all threads.",
+            &[("", p.cpu_seconds)],
+        );
+        family(
+            &mut out,
+            "sfu_process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the server process.",
+            &[("", p.resident_bytes as f64)],
+        );
+        family(
+            &mut out,
+            "sfu_process_threads",
+            "gauge",
+            "Threads of the server process.",
+            &[("", p.threads as f64)],
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of an unlabelled sample, or of one with exactly these labels.
+    fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            (k == name_and_labels).then(|| v.parse().ok())?
+        })
+    }
+
+    #[test]
+    fn parses_proc_stat_with_spaces_in_the_name() {
+        // Fields after `)`: state ppid pgrp session tty tpgid flags minflt
+        // cminflt majflt cmajflt utime stime cutime cstime prio nice threads ...
+        let stat = "4242 (sfu (x) y) S 1 2 3 0 -1 4194560 10 0 0 0 250 150 0 0 20 0 7 0 100 0 0";
+        let (cpu, threads) = parse_stat(stat).unwrap();
+        assert!((cpu - 4.0).abs() < 1e-9, "{cpu}");
+        assert_eq!(threads, 7);
+        assert_eq!(parse_stat("garbage"), None);
+        assert_eq!(parse_stat("1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn parses_rss_from_status() {
+        let status = "Name:\tsfu\nVmPeak:\t  999 kB\nVmRSS:\t   2048 kB\nThreads:\t3\n";
+        assert_eq!(parse_status_rss(status), Some(2048 * 1024));
+        assert_eq!(parse_status_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let p = ProcessStats::read().expect("procfs on Linux");
+        assert!(p.resident_bytes > 0);
+        assert!(p.threads >= 1);
+    }
+
+    #[test]
+    fn exposition_carries_every_counter() {
+        let hub = HubStats {
+            connections: 5,
+            participants: 4,
+            rooms: 2,
+            p2p_rooms: 1,
+            sfu_rooms: 1,
+        };
+        let media = MediaStats {
+            connections: 3,
+            tracks: 6,
+            packets_in: 100,
+            packets_out: 300,
+            bytes_in: 1000,
+            bytes_out: 3000,
+            nacks_answered: 7,
+            keyframe_requests_sent: 2,
+            dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
+        };
+        let process = ProcessStats {
+            cpu_seconds: 1.5,
+            resident_bytes: 1 << 20,
+            threads: 4,
+        };
+        let text = render(&hub, Some(&media), Some(&process));
+        assert_eq!(sample(&text, "sfu_rooms{mode=\"sfu\"}"), Some(1.0));
+        assert_eq!(sample(&text, "sfu_rooms{mode=\"p2p\"}"), Some(1.0));
+        assert_eq!(sample(&text, "sfu_participants"), Some(4.0));
+        assert_eq!(sample(&text, "sfu_media_available"), Some(1.0));
+        assert_eq!(sample(&text, "sfu_tracks"), Some(6.0));
+        assert_eq!(sample(&text, "sfu_packets_in_total"), Some(100.0));
+        assert_eq!(sample(&text, "sfu_packets_out_total"), Some(300.0));
+        assert_eq!(sample(&text, "sfu_bytes_out_total"), Some(3000.0));
+        assert_eq!(sample(&text, "sfu_nacks_answered_total"), Some(7.0));
+        assert_eq!(sample(&text, "sfu_keyframe_requests_sent_total"), Some(2.0));
+        assert_eq!(
+            sample(&text, "sfu_packets_dropped_total{reason=\"no_route\"}"),
+            Some(9.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                "sfu_packets_dropped_total{reason=\"bad \\\"rtp\\\"\"}"
+            ),
+            Some(1.0)
+        );
+        assert_eq!(sample(&text, "sfu_process_cpu_seconds_total"), Some(1.5));
+        assert_eq!(
+            sample(&text, "sfu_process_resident_memory_bytes"),
+            Some(1048576.0)
+        );
+        // Every sample line belongs to a declared family.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(text.contains(&format!("# TYPE {name} ")), "{line}");
+        }
+    }
+
+    #[test]
+    fn without_a_media_plane_the_counters_read_zero() {
+        let text = render(&HubStats::default(), None, None);
+        assert_eq!(sample(&text, "sfu_media_available"), Some(0.0));
+        assert_eq!(sample(&text, "sfu_packets_out_total"), Some(0.0));
+        assert_eq!(sample(&text, "sfu_process_cpu_seconds_total"), None);
+    }
+}
