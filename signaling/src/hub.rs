@@ -41,8 +41,9 @@ pub enum Input {
     },
     /// A valid message arrived on a socket.
     Message { conn: ClientId, incoming: Incoming },
-    /// A socket closed, cleanly or not.
-    Disconnected { conn: ClientId },
+    /// A socket closed. `hold`: the connection was lost (no goodbye), so
+    /// its participant is held for the reconnect grace period.
+    Disconnected { conn: ClientId, hold: bool },
     /// The media plane has something for a participant.
     Media(MediaEvent),
     /// Time passed: expire reconnect grace periods.
@@ -174,7 +175,7 @@ impl Hub {
                 );
             }
             Input::Message { conn, incoming } => self.on_message(conn, incoming, now, &mut fx),
-            Input::Disconnected { conn } => self.on_disconnect(&conn, now, &mut fx),
+            Input::Disconnected { conn, hold } => self.on_disconnect(&conn, hold, now, &mut fx),
             Input::Media(event) => self.on_media_event(event, &mut fx),
             Input::Timeout => self.expire_holds(now, &mut fx),
         }
@@ -634,13 +635,13 @@ impl Hub {
         }
     }
 
-    fn on_disconnect(&mut self, conn: &ClientId, now: Millis, fx: &mut Effects) {
+    fn on_disconnect(&mut self, conn: &ClientId, hold: bool, now: Millis, fx: &mut Effects) {
         let Some(c) = self.conns.remove(conn) else {
             return;
         };
         let Some(pid) = c.participant else { return };
         let grace = self.rooms_cfg.reconnect_grace;
-        if grace > Duration::ZERO {
+        if hold && grace > Duration::ZERO {
             if let Some(p) = self.participants.get_mut(&pid) {
                 p.conn = None;
                 p.detached_until = Some(now + grace.as_millis() as u64);

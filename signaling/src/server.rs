@@ -40,6 +40,7 @@ pub(crate) enum Command {
     },
     Disconnect {
         conn: ClientId,
+        hold: bool,
     },
     Stats(oneshot::Sender<HubStats>),
 }
@@ -139,9 +140,9 @@ async fn drive(
                     Input::Connected { conn, token }
                 }
                 Some(Command::Message { conn, incoming }) => Input::Message { conn, incoming },
-                Some(Command::Disconnect { conn }) => {
+                Some(Command::Disconnect { conn, hold }) => {
                     outboxes.remove(&conn);
-                    Input::Disconnected { conn }
+                    Input::Disconnected { conn, hold }
                 }
                 Some(Command::Stats(reply)) => {
                     let _ = reply.send(hub.stats());

@@ -63,6 +63,10 @@ pub(crate) async fn run(socket: WebSocket, sig: Signaling, token: Option<String>
     let limits = sig.limits().clone();
     let mut rate = RateLimit::new(limits.messages_per_second, limits.message_burst);
 
+    // Whether the participant may be held for reconnection: only when the
+    // connection was lost, not when the client said goodbye (close 1000 or
+    // 1001) or the server threw it out.
+    let mut hold = true;
     let close = loop {
         tokio::select! {
             out = out_rx.recv() => match out {
@@ -77,7 +81,10 @@ pub(crate) async fn run(socket: WebSocket, sig: Signaling, token: Option<String>
             frame = stream.next() => {
                 let text = match frame {
                     None | Some(Err(_)) => break None,
-                    Some(Ok(Message::Close(_))) => break None,
+                    Some(Ok(Message::Close(frame))) => {
+                        hold = !matches!(frame.as_ref().map(|f| f.code), Some(1000 | 1001));
+                        break None;
+                    }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Binary(b))) => {
@@ -108,6 +115,9 @@ pub(crate) async fn run(socket: WebSocket, sig: Signaling, token: Option<String>
             }
         }
     };
+    if close.is_some() {
+        hold = false;
+    }
     if let Some((code, reason)) = close {
         tracing::debug!(%conn, code, reason, "closing socket");
         let frame = CloseFrame {
@@ -116,5 +126,5 @@ pub(crate) async fn run(socket: WebSocket, sig: Signaling, token: Option<String>
         };
         let _ = sink.send(Message::Close(Some(frame))).await;
     }
-    sig.send(Command::Disconnect { conn });
+    sig.send(Command::Disconnect { conn, hold });
 }

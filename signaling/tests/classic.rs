@@ -1,0 +1,97 @@
+//! The classic minimal signaling messages, for clients that never join a room.
+
+mod common;
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn registered_then_relay_offer_answer_candidate_with_from() {
+    let s = dev_server().await;
+    let mut a = Client::connect(s.addr).await;
+    let mut b = Client::connect(s.addr).await;
+    assert_ne!(a.id, b.id);
+    assert_eq!(a.id.len(), 32);
+
+    a.send(json!({"type":"offer","target":b.id,"sdp":"v=0 offer","extra":{"k":1}}))
+        .await;
+    let m = b.recv().await;
+    assert_eq!(
+        m,
+        json!({"type":"offer","target":b.id,"sdp":"v=0 offer","extra":{"k":1},"from":a.id})
+    );
+
+    b.send(json!({"type":"answer","target":a.id,"sdp":"v=0 answer"}))
+        .await;
+    let m = a.recv().await;
+    assert_eq!(
+        m,
+        json!({"type":"answer","target":a.id,"sdp":"v=0 answer","from":b.id})
+    );
+
+    let cand = json!({"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0});
+    a.send(json!({"type":"ice-candidate","target":b.id,"candidate":cand}))
+        .await;
+    let m = b.recv().await;
+    assert_eq!(m["type"], "ice-candidate");
+    assert_eq!(m["candidate"], cand);
+    assert_eq!(m["from"], a.id.as_str());
+}
+
+#[tokio::test]
+async fn list_clients_excludes_the_caller() {
+    let s = dev_server().await;
+    let mut a = Client::connect(s.addr).await;
+    let b = Client::connect(s.addr).await;
+    let c = Client::connect(s.addr).await;
+    a.send(json!({"type":"list-clients"})).await;
+    let m = a.recv().await;
+    assert_eq!(m["type"], "clients-list");
+    let mut got: Vec<String> = m["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    let mut want = vec![b.id.clone(), c.id.clone()];
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn unknown_target_is_an_error_and_the_socket_stays_open() {
+    let s = dev_server().await;
+    let mut a = Client::connect(s.addr).await;
+    let e = a
+        .expect_error(
+            json!({"type":"offer","target":"nobody","sdp":"x"}),
+            "unknown_target",
+        )
+        .await;
+    assert_eq!(e["request"], "offer");
+    // Sending to yourself is refused too.
+    a.expect_error(
+        json!({"type":"answer","target":a.id.clone(),"sdp":"x"}),
+        "unknown_target",
+    )
+    .await;
+    a.send(json!({"type":"ping","id":7})).await;
+    assert_eq!(a.recv().await, json!({"type":"pong","id":7}));
+}
+
+#[tokio::test]
+async fn disconnected_client_disappears_from_the_list() {
+    let s = dev_server().await;
+    let mut a = Client::connect(s.addr).await;
+    let b = Client::connect(s.addr).await;
+    drop(b);
+    for _ in 0..50 {
+        a.send(json!({"type":"list-clients"})).await;
+        let m = a.recv().await;
+        if m["clients"].as_array().unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("closed client still listed");
+}

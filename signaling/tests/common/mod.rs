@@ -1,0 +1,137 @@
+//! A signaling server on loopback and a WebSocket test client.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use signaling::config::SignalingConfig;
+use signaling::server::Signaling;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub sig: Signaling,
+}
+
+pub async fn server(cfg: SignalingConfig) -> TestServer {
+    let sig = Signaling::start(cfg, None);
+    let app = signaling::http::router(sig.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    TestServer { addr, sig }
+}
+
+/// A P2P-only development server (no keys, no media plane).
+pub async fn dev_server() -> TestServer {
+    let mut cfg = SignalingConfig::default();
+    cfg.rooms.default_mode = signaling::protocol::RoomMode::P2p;
+    server(cfg).await
+}
+
+pub fn keyed(cfg: &mut SignalingConfig) {
+    cfg.auth.keys = BTreeMap::from([("main".to_string(), "secret-main".to_string())]);
+}
+
+pub struct Client {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub id: String,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        Self::connect_url(&format!("ws://{addr}/ws")).await
+    }
+
+    pub async fn connect_url(url: &str) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut c = Client {
+            ws,
+            id: String::new(),
+        };
+        let reg = c.recv().await;
+        assert_eq!(reg["type"], "registered");
+        c.id = reg["clientId"].as_str().unwrap().to_string();
+        c
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, t: String) {
+        self.ws.send(Message::Text(t.into())).await.unwrap();
+    }
+
+    /// The next text message.
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for a message")
+                .expect("socket ended")
+                .expect("socket error");
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Close(f) => panic!("socket closed: {f:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next message of the given type, skipping others.
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        loop {
+            let m = self.recv().await;
+            if m["type"] == ty {
+                return m;
+            }
+        }
+    }
+
+    /// Sends and expects an `error` back; returns it.
+    pub async fn expect_error(&mut self, v: Value, code: &str) -> Value {
+        self.send(v).await;
+        let e = self.recv_type("error").await;
+        assert_eq!(e["code"], code, "{e}");
+        e
+    }
+
+    pub async fn join(&mut self, room: &str, name: &str) -> Value {
+        self.send(json!({"type":"join","room":room,"name":name}))
+            .await;
+        self.recv_type("joined").await
+    }
+
+    /// Waits for the close frame and returns its code and reason.
+    pub async fn closed(&mut self) -> (CloseCode, String) {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for close");
+            match msg {
+                Some(Ok(Message::Close(Some(f)))) => return (f.code, f.reason.to_string()),
+                Some(Ok(Message::Close(None))) | None => panic!("closed without a close frame"),
+                Some(Err(e)) => panic!("socket error before close frame: {e}"),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for a short while.
+    pub async fn silent(&mut self) {
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(300), self.ws.next()).await
+        {
+            panic!("unexpected message: {t}");
+        }
+    }
+}
