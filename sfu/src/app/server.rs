@@ -33,11 +33,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let addr = cfg.server.listen;
     match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(cert), Some(key)) => {
+            // Two crypto back-ends are linked (ring for DTLS, and whatever
+            // other crates enable), so rustls needs to be told which to use.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await?;
-            tracing::info!("listening on https://{addr}");
-            axum_server::bind_rustls(addr, tls)
-                .serve(app.into_make_service())
-                .await?;
+            let listener = std::net::TcpListener::bind(addr)?;
+            listener.set_nonblocking(true)?;
+            tracing::info!("listening on https://{}", listener.local_addr()?);
+            axum_server::from_tcp_rustls(listener, tls).serve(app.into_make_service()).await?;
         }
         _ => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
