@@ -225,15 +225,7 @@ pub fn turn_credentials(secret: &str, identity: &str, expiry: u64) -> (String, S
 /// The ICE servers for one participant: the static ones, plus TURN with
 /// fresh credentials when a shared secret is configured.
 pub fn ice_servers_for(ice: &crate::config::IceConfig, identity: &str, now: u64) -> Vec<IceServer> {
-    let mut out: Vec<IceServer> = ice
-        .servers
-        .iter()
-        .map(|s| IceServer {
-            urls: s.urls.clone(),
-            username: s.username.clone(),
-            credential: s.credential.clone(),
-        })
-        .collect();
+    let mut out = ice.servers.clone();
     if let Some(turn) = &ice.turn {
         let (username, credential) =
             turn_credentials(&turn.secret, identity, now + turn.ttl.as_secs());

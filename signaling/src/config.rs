@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::RoomMode;
+use crate::protocol::{IceServer, RoomMode};
 
 /// `[auth]`: API keys that sign access tokens.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,17 +46,6 @@ impl Default for RoomsConfig {
     }
 }
 
-/// One static ICE server handed to clients.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IceServerConfig {
-    pub urls: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-}
-
 /// A TURN server sharing a secret with this server (coturn `use-auth-secret`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,7 +67,7 @@ fn default_turn_ttl() -> Duration {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IceConfig {
-    pub servers: Vec<IceServerConfig>,
+    pub servers: Vec<IceServer>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub turn: Option<TurnConfig>,
 }

@@ -217,8 +217,10 @@ pub struct ParticipantInfo {
     pub media: MediaState,
 }
 
-/// An ICE server handed to clients in `joined` (the browser's `RTCIceServer`).
+/// An ICE server handed to clients in `joined` (the browser's `RTCIceServer`),
+/// as configured under `[[ice.servers]]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -144,14 +144,7 @@ async fn message_flood_closes_with_1008() {
 
 #[tokio::test]
 async fn abrupt_disconnect_removes_the_participant_and_tells_the_room() {
-    let mut cfg = SignalingConfig::default();
-    cfg.rooms.default_mode = RoomMode::P2p;
-    cfg.rooms.reconnect_grace = std::time::Duration::ZERO;
-    let s = server(cfg).await;
-    let mut a = Client::connect(s.addr).await;
-    let mut b = Client::connect(s.addr).await;
-    a.join("r", "A").await;
-    b.join("r", "B").await;
+    let (s, mut a, b, _) = pair_in_room(std::time::Duration::ZERO).await;
     let b_id = b.id.clone();
     // Drop the TCP stream without a close handshake.
     drop(b);

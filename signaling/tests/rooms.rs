@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::json;
-use signaling::config::SignalingConfig;
-use signaling::protocol::RoomMode;
 
 #[tokio::test]
 async fn join_announces_members_and_leave_tells_the_room() {
@@ -172,15 +170,7 @@ async fn untargeted_offer_outside_an_sfu_room_is_refused() {
 
 #[tokio::test]
 async fn dropped_socket_is_held_for_the_grace_period_then_resumed() {
-    let mut cfg = SignalingConfig::default();
-    cfg.rooms.default_mode = RoomMode::P2p;
-    cfg.rooms.reconnect_grace = Duration::from_secs(5);
-    let s = server(cfg).await;
-    let mut a = Client::connect(s.addr).await;
-    let mut b = Client::connect(s.addr).await;
-    a.join("r", "A").await;
-    let jb = b.join("r", "B").await;
-    a.recv_type("participant-joined").await;
+    let (s, mut a, b, jb) = pair_in_room(Duration::from_secs(5)).await;
     let resume = jb["resumeToken"].as_str().unwrap().to_string();
     let b_id = b.id.clone();
     drop(b);
@@ -211,15 +201,7 @@ async fn dropped_socket_is_held_for_the_grace_period_then_resumed() {
 
 #[tokio::test]
 async fn held_participant_leaves_when_the_grace_period_ends() {
-    let mut cfg = SignalingConfig::default();
-    cfg.rooms.default_mode = RoomMode::P2p;
-    cfg.rooms.reconnect_grace = Duration::from_millis(300);
-    let s = server(cfg).await;
-    let mut a = Client::connect(s.addr).await;
-    let mut b = Client::connect(s.addr).await;
-    a.join("r", "A").await;
-    b.join("r", "B").await;
-    a.recv_type("participant-joined").await;
+    let (s, mut a, b, _) = pair_in_room(Duration::from_millis(300)).await;
     let b_id = b.id.clone();
     drop(b);
     let left = a.recv_type("participant-left").await;
@@ -229,15 +211,7 @@ async fn held_participant_leaves_when_the_grace_period_ends() {
 
 #[tokio::test]
 async fn without_grace_a_closed_socket_leaves_at_once() {
-    let mut cfg = SignalingConfig::default();
-    cfg.rooms.default_mode = RoomMode::P2p;
-    cfg.rooms.reconnect_grace = Duration::ZERO;
-    let s = server(cfg).await;
-    let mut a = Client::connect(s.addr).await;
-    let mut b = Client::connect(s.addr).await;
-    a.join("r", "A").await;
-    b.join("r", "B").await;
-    a.recv_type("participant-joined").await;
+    let (_s, mut a, mut b, _) = pair_in_room(Duration::ZERO).await;
     let b_id = b.id.clone();
     b.ws.close(None).await.unwrap();
     assert_eq!(a.recv_type("participant-left").await["id"], b_id.as_str());

@@ -6,7 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use common::*;
 use serde_json::json;
 use signaling::auth::{Auth, Claims, Grants};
-use signaling::config::{IceServerConfig, SignalingConfig, TurnConfig};
+use signaling::config::{SignalingConfig, TurnConfig};
+use signaling::protocol::IceServer;
 use signaling::protocol::RoomMode;
 
 fn now() -> u64 {
@@ -142,7 +143,7 @@ async fn development_mode_mints_tokens_and_keyed_mode_refuses() {
 async fn joined_carries_configured_ice_servers_and_turn_credentials() {
     let mut cfg = SignalingConfig::default();
     cfg.rooms.default_mode = RoomMode::P2p;
-    cfg.ice.servers.push(IceServerConfig {
+    cfg.ice.servers.push(IceServer {
         urls: vec!["stun:127.0.0.1:3478".into()],
         username: None,
         credential: None,

@@ -135,3 +135,19 @@ impl Client {
         }
     }
 }
+
+/// A P2P development server with the given reconnect grace, and two clients
+/// that joined room `r` (A first), with A's `participant-joined` consumed.
+/// Returns B's `joined` too.
+pub async fn pair_in_room(grace: Duration) -> (TestServer, Client, Client, Value) {
+    let mut cfg = SignalingConfig::default();
+    cfg.rooms.default_mode = signaling::protocol::RoomMode::P2p;
+    cfg.rooms.reconnect_grace = grace;
+    let s = server(cfg).await;
+    let mut a = Client::connect(s.addr).await;
+    let mut b = Client::connect(s.addr).await;
+    a.join("r", "A").await;
+    let jb = b.join("r", "B").await;
+    a.recv_type("participant-joined").await;
+    (s, a, b, jb)
+}
