@@ -5,6 +5,7 @@ use std::time::Instant;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::ids::ClientId;
 use crate::protocol::{parse_client_message, ServerMessage};
@@ -51,8 +52,11 @@ impl RateLimit {
 pub(crate) async fn run(socket: WebSocket, sig: Signaling, token: Option<String>) {
     let conn = ClientId::random();
     let span = tracing::info_span!("conn", %conn);
-    let _enter = span.enter();
-    drop(_enter);
+    serve(socket, sig, token, conn).instrument(span).await;
+}
+
+async fn serve(socket: WebSocket, sig: Signaling, token: Option<String>, conn: ClientId) {
+    tracing::debug!("connected");
     let (out_tx, mut out_rx) = mpsc::channel(crate::server::OUTBOX);
     sig.send(Command::Connect {
         conn: conn.clone(),
