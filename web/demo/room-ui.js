@@ -1,0 +1,226 @@
+// The room view shared by the demo page and the embedded room: video grid,
+// control bar, participant list, device picker, stats panel and notices.
+// It only listens to RoomClient events and calls RoomClient methods.
+
+import { TileGrid } from './tiles.js';
+import { renderParticipants, renderStats, StatsPoller } from './panels.js';
+import { describeError } from './messages.js';
+
+const TEMPLATE = `
+  <header class="bar top">
+    <h1 class="room-name"></h1>
+    <span class="count" aria-live="polite"></span>
+    <span class="signal" aria-live="polite"></span>
+    <div class="share">
+      <input class="share-link" readonly aria-label="Room link to share">
+      <button type="button" class="copy">Copy link</button>
+    </div>
+  </header>
+  <div class="notice" role="alert" hidden></div>
+  <div class="body">
+    <main class="grid" aria-label="Participants' video"></main>
+    <aside class="panel people" hidden aria-label="Participants"><h2>Participants</h2><ul></ul></aside>
+    <aside class="panel devices" hidden aria-label="Devices"><h2>Devices</h2>
+      <label>Microphone <select class="mic-select"></select></label>
+      <label>Camera <select class="cam-select"></select></label>
+    </aside>
+    <aside class="panel stats" hidden aria-label="Statistics"><h2>Statistics</h2>
+      <table><thead><tr><th>Track</th><th>Kind</th><th>Codec</th><th>Bitrate</th><th>Loss</th><th>RTT</th><th>Resolution</th></tr></thead><tbody></tbody></table>
+    </aside>
+  </div>
+  <nav class="bar controls" aria-label="Call controls">
+    <button type="button" class="mic" aria-pressed="false">Mic</button>
+    <button type="button" class="cam" aria-pressed="false">Camera</button>
+    <button type="button" class="screen" aria-pressed="false">Share screen</button>
+    <button type="button" class="toggle" data-panel="devices" aria-pressed="false">Devices</button>
+    <button type="button" class="toggle" data-panel="people" aria-pressed="false">People</button>
+    <button type="button" class="toggle" data-panel="stats" aria-pressed="false">Stats</button>
+    <button type="button" class="hangup">Hang up</button>
+  </nav>`;
+
+/**
+ * @param {HTMLElement} root
+ * @param {import('/sdk/client.js').RoomClient} client
+ * @param {{ name: string, shareLink?: (room: string) => string, onHangup?: () => void }} opts
+ */
+export function mountRoom(root, client, opts) {
+  root.innerHTML = TEMPLATE;
+  root.classList.add('room');
+  const $ = (/** @type {string} */ sel) => /** @type {HTMLElement} */ (root.querySelector(sel));
+  const grid = new TileGrid($('.grid'));
+  const notice = $('.notice');
+  const peopleList = $('.people ul');
+  const statsBody = /** @type {HTMLTableSectionElement} */ ($('.stats tbody'));
+  /** @type {(() => void)[]} */
+  const offs = [];
+  const on = /** @type {typeof client.on} */ ((type, fn) => {
+    const off = client.on(type, fn);
+    offs.push(off);
+    return off;
+  });
+  let serverState = 'new';
+
+  grid.ensure('local', { name: `${opts.name} (you)`, local: true });
+
+  /** @param {string} text @param {'error'|'info'} [kind] */
+  const notify = (text, kind = 'error') => {
+    notice.textContent = text;
+    notice.dataset.kind = kind;
+    notice.hidden = !text;
+  };
+  const nameOf = (/** @type {string|null} */ id) => (id && client.participants.get(id)?.name) || (id ? id.slice(0, 6) : 'server');
+  const refresh = () => {
+    const n = client.participants.size + 1;
+    $('.count').textContent = `${n} ${n === 1 ? 'person' : 'people'}`;
+    renderParticipants(peopleList, client, opts.name);
+    const s = client.localState();
+    for (const [cls, on] of [['.mic', s.microphone], ['.cam', s.camera], ['.screen', s.screen]]) {
+      const b = $(/** @type {string} */ (cls));
+      b.setAttribute('aria-pressed', String(on));
+    }
+    $('.mic').textContent = s.microphone ? 'Mute' : 'Unmute';
+    $('.cam').textContent = s.camera ? 'Camera off' : 'Camera on';
+    $('.screen').textContent = s.screen ? 'Stop sharing' : 'Share screen';
+    grid.set('local', { mic: s.microphone ? 'on' : 'off', camera: s.camera ? 'on' : 'off' });
+  };
+  const applyMedia = (/** @type {string} */ id, /** @type {any} */ media) => {
+    grid.set(id, { mic: media?.microphone ? 'on' : 'off', camera: media?.camera ? 'on' : 'off' });
+    if (!media?.screen) grid.remove(`screen:${id}`);
+  };
+
+  on('joined', (j) => {
+    $('.room-name').textContent = j.room;
+    const link = opts.shareLink?.(j.room) ?? `${location.origin}/?room=${encodeURIComponent(j.room)}`;
+    /** @type {HTMLInputElement} */ ($('.share-link')).value = link;
+    root.dataset.mode = j.mode;
+    if (j.resumed) notify('');
+    refresh();
+  });
+  on('participant-joined', ({ participant: p }) => {
+    grid.ensure(p.id, { name: p.name });
+    applyMedia(p.id, p.media);
+    if (client.mode === 'sfu') grid.set(p.id, { connection: serverState });
+    for (const rt of client.tracksOf(p.id)) onTrack(p.id, rt.track, rt.source);
+    refresh();
+  });
+  on('participant-left', ({ id }) => {
+    grid.remove(id);
+    grid.remove(`screen:${id}`);
+    refresh();
+  });
+  on('media-state', ({ participantId, media }) => {
+    applyMedia(participantId, media);
+    refresh();
+  });
+  const onTrack = (/** @type {string} */ id, /** @type {MediaStreamTrack} */ track, /** @type {string} */ source) => {
+    const p = client.participants.get(id);
+    if (!p) return; // added when the participant-joined event comes
+    if (source === 'screen' || source === 'screen-audio') {
+      grid.ensure(`screen:${id}`, { name: p.name, screenOf: id });
+      grid.addTrack(`screen:${id}`, track);
+    } else {
+      grid.ensure(id, { name: p.name });
+      grid.addTrack(id, track);
+    }
+  };
+  on('track-added', ({ participantId, track, source }) => onTrack(participantId, track, source));
+  on('track-removed', ({ participantId, track, source }) => {
+    const key = source === 'screen' || source === 'screen-audio' ? `screen:${participantId}` : participantId;
+    grid.removeTrack(key, track);
+    if (key.startsWith('screen:') && !grid.tiles.get(key)?.stream.getTracks().length) grid.remove(key);
+  });
+  on('local-track', ({ source, track }) => {
+    if (source === 'screen') {
+      if (track) {
+        grid.ensure('screen:local', { name: opts.name, screenOf: 'local' });
+        grid.addTrack('screen:local', track);
+      } else grid.remove('screen:local');
+    } else if (source === 'camera') {
+      const t = grid.tiles.get('local');
+      t?.stream.getVideoTracks().forEach((v) => t.stream.removeTrack(v));
+      if (track) grid.addTrack('local', track);
+    }
+    refresh();
+  });
+  on('local-media', refresh);
+  on('connection-state', ({ peerId, state }) => {
+    if (peerId === null) {
+      serverState = state;
+      grid.set('local', { connection: state });
+      for (const id of client.participants.keys()) grid.set(id, { connection: state });
+    } else grid.set(peerId, { connection: state });
+    if (state === 'failed') notify(`The media connection${peerId ? ` to ${nameOf(peerId)}` : ''} failed.`);
+  });
+  on('signaling-state', ({ state }) => {
+    $('.signal').textContent = state === 'open' ? '' : state;
+    root.dataset.signaling = state;
+    if (state === 'reconnecting') notify('Connection to the server lost: reconnecting…', 'info');
+    if (state === 'open' && notice.dataset.kind === 'info') notify('');
+  });
+  on('error', (e) => notify(describeError(e)));
+
+  const poller = new StatsPoller(client, (rows, quality) => {
+    if (!$('.stats').hidden) renderStats(statsBody, rows, nameOf);
+    /** @type {Set<string>} */
+    const speaking = new Set();
+    for (const r of rows) {
+      if (r.kind === 'audio' && (r.audioLevel ?? 0) > 0.04) speaking.add(r.direction === 'out' ? 'local' : r.participantId ?? '');
+    }
+    for (const key of grid.tiles.keys()) {
+      if (key.startsWith('screen:')) continue;
+      const q = key === 'local' ? quality.get(null) : quality.get(client.mode === 'sfu' ? null : key);
+      grid.set(key, { speaking: String(speaking.has(key)), quality: q ?? 'unknown' });
+    }
+  });
+  poller.start();
+
+  const act = (/** @type {() => Promise<unknown>} */ f) => f().catch(() => {}); // errors arrive as 'error' events
+  $('.mic').addEventListener('click', () => act(() => client.setMicrophone(!client.localState().microphone)));
+  $('.cam').addEventListener('click', () => act(() => client.setCamera(!client.localState().camera)));
+  $('.screen').addEventListener('click', () => act(() => client.setScreenShare(!client.localState().screen)));
+  $('.hangup').addEventListener('click', () => act(() => hangup()));
+  $('.copy').addEventListener('click', () => {
+    const input = /** @type {HTMLInputElement} */ ($('.share-link'));
+    input.select();
+    navigator.clipboard?.writeText(input.value).then(() => notify('Link copied.', 'info'), () => {});
+  });
+  for (const b of root.querySelectorAll('.toggle')) {
+    b.addEventListener('click', () => {
+      const panel = $(`.panel.${/** @type {HTMLElement} */ (b).dataset.panel}`);
+      panel.hidden = !panel.hidden;
+      b.setAttribute('aria-pressed', String(!panel.hidden));
+      if (!panel.hidden && panel.classList.contains('devices')) fillDevices().catch(() => {});
+    });
+  }
+  const fillDevices = async () => {
+    const list = await client.local.listDevices();
+    for (const [sel, kind] of /** @type {const} */ ([['.mic-select', 'microphone'], ['.cam-select', 'camera']])) {
+      const select = /** @type {HTMLSelectElement} */ ($(sel));
+      const current = client.local.tracks[kind]?.getSettings().deviceId ?? client.local.devices[kind];
+      select.replaceChildren(
+        ...list[kind].map((d, i) => new Option(d.label || `${kind} ${i + 1}`, d.deviceId, false, d.deviceId === current)),
+      );
+      select.onchange = () => act(() => client.setDevice(kind, select.value));
+    }
+  };
+
+  const hangup = async () => {
+    await client.leave();
+    opts.onHangup?.();
+  };
+  on('left', () => {
+    poller.stop();
+    grid.clear();
+  });
+
+  return {
+    notify,
+    hangup,
+    destroy() {
+      poller.stop();
+      offs.forEach((f) => f());
+      grid.clear();
+      root.replaceChildren();
+    },
+  };
+}

@@ -1,0 +1,448 @@
+// RoomClient: the one API for SFU and P2P rooms. It joins a room over the
+// signaling socket, keeps one peer connection to the server (SFU) or one per
+// other participant (P2P mesh), publishes the local sources, reports remote
+// tracks, and re-joins with `resume` after the socket drops.
+
+import { Emitter } from './emitter.js';
+import { SignalingSocket } from './signaling.js';
+import { PeerLink } from './peer.js';
+import { LocalMedia } from './local-media.js';
+import { SdkError } from './errors.js';
+import { createMeshSlots, adoptMeshSlots, syncSenders, SOURCES } from './senders.js';
+import { RemoteTracks } from './remote-tracks.js';
+
+/**
+ * @typedef {import('./local-media.js').Source} Source
+ * @typedef {'microphone'|'camera'|'screen'|'screen-audio'} TrackSource
+ * @typedef {{ microphone: boolean, camera: boolean, screen: boolean, tracks?: { id: string, source: TrackSource }[] }} MediaState
+ * @typedef {{ id: string, name: string, media: MediaState }} Participant
+ * @typedef {{ room: string, token?: string, name?: string, mode?: 'p2p'|'sfu' }} JoinOptions
+ * @typedef {{ id: string, room: string, mode: 'p2p'|'sfu', name: string, participants: Participant[], permissions: { publish: boolean, subscribe: boolean }, resumed: boolean }} JoinedInfo
+ * @typedef {{
+ *   'signaling-state': { state: import('./signaling.js').SocketState },
+ *   joined: JoinedInfo,
+ *   left: { room: string | null },
+ *   'participant-joined': { participant: Participant },
+ *   'participant-left': { id: string, participant: Participant | undefined },
+ *   'media-state': { participantId: string, media: MediaState },
+ *   'local-media': { microphone: boolean, camera: boolean, screen: boolean },
+ *   'local-track': { source: Source, track: MediaStreamTrack | null },
+ *   'track-added': { participantId: string, track: MediaStreamTrack, source: TrackSource },
+ *   'track-removed': { participantId: string, track: MediaStreamTrack, source: TrackSource },
+ *   'connection-state': { peerId: string | null, state: RTCPeerConnectionState },
+ *   error: SdkError,
+ * }} ClientEvents
+ * @typedef {{ key: string, peerId: string | null, link: PeerLink } & import('./senders.js').SenderSet} PeerEntry
+ */
+
+/** The `/ws` address of the server that served this page. */
+export function defaultUrl() {
+  const l = globalThis.location;
+  return l ? `${l.protocol === 'https:' ? 'wss' : 'ws'}://${l.host}/ws` : 'ws://127.0.0.1/ws';
+}
+
+/** @extends {Emitter<ClientEvents>} */
+export class RoomClient extends Emitter {
+  /** @type {string | null} our participant id */
+  id = null;
+  /** @type {string | null} */
+  room = null;
+  /** @type {'p2p'|'sfu'|null} */
+  mode = null;
+  /** @type {Map<string, Participant>} everyone else in the room */
+  participants = new Map();
+  permissions = { publish: true, subscribe: true };
+  /** @type {SignalingSocket | null} */
+  signaling = null;
+  local;
+  #opts;
+  /** @type {JoinOptions | null} */
+  #joinOpts = null;
+  #resumeToken = '';
+  /** @type {RTCIceServer[]} */
+  #iceServers = [];
+  /** @type {Map<string, PeerEntry>} */
+  #peers = new Map();
+  /** @type {{ resolve: (j: JoinedInfo) => void, reject: (e: SdkError) => void } | null} */
+  #pendingJoin = null;
+  /** @type {(() => void) | null} */
+  #leftWaiter = null;
+  #remote;
+  #streams;
+  /** @type {ReturnType<typeof setInterval> | null} */
+  #ping = null;
+
+  /**
+   * @param {{
+   *   url?: string,
+   *   WebSocket?: typeof WebSocket,
+   *   RTCPeerConnection?: typeof RTCPeerConnection,
+   *   MediaStream?: typeof MediaStream,
+   *   mediaDevices?: MediaDevices,
+   *   backoff?: import('./signaling.js').Backoff,
+   * }} [opts] the constructors are injectable for unit tests only
+   */
+  constructor(opts = {}) {
+    super();
+    this.#opts = opts;
+    this.local = new LocalMedia(opts.mediaDevices ?? globalThis.navigator?.mediaDevices);
+    const MS = opts.MediaStream ?? globalThis.MediaStream;
+    this.#streams = { camera: new MS(), screen: new MS() };
+    this.#remote = new RemoteTracks(this);
+  }
+
+  /**
+   * Joins a room; resolves with the `joined` details, rejects with an
+   * SdkError carrying the server's code (`room_full`, `token_invalid`, ...).
+   * @param {JoinOptions} options
+   * @returns {Promise<JoinedInfo>}
+   */
+  join(options) {
+    if (this.room || this.#pendingJoin) return Promise.reject(new SdkError('already_in_room', 'already in a room: leave first'));
+    this.#joinOpts = { ...options };
+    const joined = new Promise((resolve, reject) => (this.#pendingJoin = { resolve, reject }));
+    if (!this.signaling || this.signaling.state === 'closed') this.#openSignaling();
+    else if (this.signaling.state === 'open') this.#sendJoin();
+    return joined;
+  }
+
+  /** Leaves the room: closes every peer connection, stops every local track, tells the server. */
+  async leave() {
+    const sig = this.signaling;
+    const room = this.room;
+    this.#joinOpts = null;
+    this.#closePeers();
+    this.local.stopAll();
+    this.#pendingJoin?.reject(new SdkError('left', 'left before the join completed'));
+    this.#pendingJoin = null;
+    if (sig && sig.state === 'open' && room) {
+      const left = new Promise((resolve) => {
+        this.#leftWaiter = () => resolve(undefined);
+        setTimeout(resolve, 1000);
+      });
+      sig.send({ type: 'leave' });
+      await left;
+    }
+    this.#leftWaiter = null;
+    sig?.close();
+    this.signaling = null;
+    if (this.#ping) clearInterval(this.#ping);
+    this.#ping = null;
+    for (const id of [...this.participants.keys()]) this.#removeParticipant(id);
+    this.room = null;
+    this.id = null;
+    this.mode = null;
+    this.#resumeToken = '';
+    this.emit('local-media', this.localState());
+    this.emit('left', { room });
+  }
+
+  /** @param {boolean} on */
+  async setMicrophone(on) {
+    const lm = this.local;
+    if (on && !lm.tracks.microphone) await this.#startSource('microphone');
+    lm.microphoneMuted = !on;
+    const t = lm.tracks.microphone;
+    if (t) t.enabled = on;
+    await this.#publishChange();
+  }
+
+  /** @param {boolean} on */
+  async setCamera(on) {
+    if (on && !this.local.isOn('camera')) await this.#startSource('camera');
+    if (!on && this.local.tracks.camera) {
+      this.local.stop('camera');
+      this.emit('local-track', { source: 'camera', track: null });
+    }
+    await this.#publishChange();
+  }
+
+  /** @param {boolean} on */
+  async setScreenShare(on) {
+    if (on && !this.local.isOn('screen')) {
+      const track = await this.#startSource('screen');
+      // The browser's own "Stop sharing" button ends the track.
+      track.addEventListener('ended', () => {
+        if (this.local.tracks.screen === track) this.setScreenShare(false).catch(() => {});
+      });
+    }
+    if (!on && this.local.tracks.screen) {
+      this.local.stop('screen');
+      this.emit('local-track', { source: 'screen', track: null });
+    }
+    await this.#publishChange();
+  }
+
+  /**
+   * Switches the microphone or camera to another device (ids from `local.listDevices()`).
+   * @param {'microphone'|'camera'} source
+   * @param {string} deviceId
+   */
+  async setDevice(source, deviceId) {
+    this.local.devices[source] = deviceId;
+    if (!this.local.tracks[source]) return;
+    await this.#startSource(source);
+    const t = this.local.tracks.microphone;
+    if (source === 'microphone' && t) t.enabled = !this.local.microphoneMuted;
+    await this.#publishChange();
+  }
+
+  /** What the local sources are doing now. */
+  localState() {
+    return { microphone: this.local.isOn('microphone'), camera: this.local.isOn('camera'), screen: this.local.isOn('screen') };
+  }
+
+  /** The live peer connections: one to the server in SFU rooms, one per peer in P2P rooms. */
+  peerConnections() {
+    return [...this.#peers.values()].map((p) => p.link.pc);
+  }
+
+  /** Connection state per peer (`null` key: the server in SFU rooms). */
+  connectionStates() {
+    return new Map([...this.#peers.values()].map((p) => [p.peerId, p.link.pc.connectionState]));
+  }
+
+  /** getStats() of every peer connection, with the peer it goes to. */
+  async getStats() {
+    return Promise.all([...this.#peers.values()].map(async (p) => ({ peerId: p.peerId, report: await p.link.pc.getStats() })));
+  }
+
+  /** Remote tracks of a participant, by source. */
+  /** @param {string} participantId */
+  tracksOf(participantId) {
+    return this.#remote.of(participantId);
+  }
+
+  // ---- signaling ----
+
+  #openSignaling() {
+    const sig = new SignalingSocket(this.#opts.url ?? defaultUrl(), { WebSocket: this.#opts.WebSocket, backoff: this.#opts.backoff });
+    this.signaling = sig;
+    sig.on('state', ({ state }) => this.emit('signaling-state', { state }));
+    sig.on('open', () => {
+      if (this.#joinOpts) this.#sendJoin();
+    });
+    sig.on('message', (m) => this.#onMessage(m));
+    sig.connect();
+    if (!this.#ping) this.#ping = setInterval(() => this.signaling?.send({ type: 'ping' }), 20000);
+  }
+
+  #sendJoin() {
+    const o = this.#joinOpts;
+    if (!o) return;
+    /** @type {Record<string, any>} */
+    const msg = { type: 'join', room: o.room };
+    if (o.token) msg.token = o.token;
+    if (o.name) msg.name = o.name;
+    if (o.mode) msg.mode = o.mode;
+    if (this.#resumeToken && this.room === o.room) msg.resume = this.#resumeToken;
+    this.signaling?.send(msg);
+  }
+
+  /** @param {Record<string, any>} m */
+  #onMessage(m) {
+    switch (m.type) {
+      case 'joined':
+        return this.#onJoined(m);
+      case 'error':
+        return this.#onError(m);
+      case 'participant-joined':
+        return this.#addParticipant(m.participant, false);
+      case 'participant-left':
+        return this.#removeParticipant(m.id);
+      case 'media-state': {
+        const p = this.participants.get(m.from);
+        if (!p) return;
+        p.media = m.media;
+        this.#remote.reclassify(m.from);
+        this.emit('media-state', { participantId: m.from, media: m.media });
+        return;
+      }
+      case 'left':
+        this.#leftWaiter?.();
+        return;
+      case 'offer':
+      case 'answer':
+      case 'ice-candidate':
+        return this.#onPeerSignal(m);
+      default:
+    }
+  }
+
+  /** @param {Record<string, any>} m */
+  #onJoined(m) {
+    const resumed = m.resumed === true && m.clientId === this.id;
+    if (!resumed && this.id) {
+      // Our place was gone when we came back: start over as a newcomer.
+      this.#closePeers();
+      for (const id of [...this.participants.keys()]) this.#removeParticipant(id);
+    }
+    this.id = m.clientId;
+    this.room = m.room;
+    this.mode = m.mode;
+    this.permissions = m.permissions ?? this.permissions;
+    this.#iceServers = m.iceServers ?? [];
+    this.#resumeToken = m.resumeToken ?? '';
+    /** @type {Participant[]} */
+    const list = m.participants ?? [];
+    /** @type {JoinedInfo} */
+    const info = { id: m.clientId, room: m.room, mode: m.mode, name: m.name, participants: list, permissions: this.permissions, resumed };
+    if (resumed) {
+      const present = new Set(list.map((p) => p.id));
+      for (const id of [...this.participants.keys()]) if (!present.has(id)) this.#removeParticipant(id);
+      this.emit('joined', info);
+      for (const p of list) {
+        const known = this.participants.get(p.id);
+        if (!known) this.#addParticipant(p, true);
+        else if (JSON.stringify(known.media) !== JSON.stringify(p.media)) this.#onMessage({ type: 'media-state', from: p.id, media: p.media });
+      }
+    } else {
+      this.emit('joined', info);
+      for (const p of list) this.#addParticipant(p, true);
+      if (this.mode === 'sfu') this.#createPeer(null, true);
+    }
+    this.#sendMediaState();
+    this.#pendingJoin?.resolve(info);
+    this.#pendingJoin = null;
+  }
+
+  /** @param {Record<string, any>} m */
+  #onError(m) {
+    const err = new SdkError(m.code, m.message, { request: m.request });
+    if (m.request === 'join' && this.#pendingJoin) {
+      this.#pendingJoin.reject(err);
+      this.#pendingJoin = null;
+      this.#joinOpts = null;
+      this.signaling?.close();
+      this.signaling = null;
+    } else if (m.request === 'join' && this.#joinOpts) {
+      // A re-join after a drop was refused (e.g. the token expired meanwhile).
+      this.emit('error', err);
+      this.leave().catch(() => {});
+      return;
+    }
+    this.emit('error', err);
+  }
+
+  /**
+   * @param {Participant} p
+   * @param {boolean} weOffer in P2P, true when we are the newcomer
+   */
+  #addParticipant(p, weOffer) {
+    if (!p || this.participants.has(p.id)) return;
+    this.participants.set(p.id, { ...p, media: p.media ?? { microphone: false, camera: false, screen: false } });
+    this.emit('participant-joined', { participant: p });
+    if (this.mode === 'p2p') this.#createPeer(p.id, weOffer);
+  }
+
+  /** @param {string} id */
+  #removeParticipant(id) {
+    const p = this.participants.get(id);
+    const entry = this.#peers.get(id);
+    if (entry) {
+      this.#peers.delete(id);
+      entry.link.close();
+    }
+    this.#remote.dropParticipant(id);
+    if (!p) return;
+    this.participants.delete(id);
+    this.emit('participant-left', { id, participant: p });
+  }
+
+  /** @param {Record<string, any>} m */
+  #onPeerSignal(m) {
+    const from = typeof m.from === 'string' ? m.from : null;
+    if (this.mode === 'p2p' && !from) return;
+    let entry = this.#peers.get(from ?? 'server');
+    if (!entry && from && m.type === 'offer' && this.participants.has(from)) entry = this.#createPeer(from, false);
+    if (!entry) return;
+    const signal = m.type === 'ice-candidate' ? { type: m.type, candidate: m.candidate } : { type: m.type, sdp: m.sdp };
+    entry.link.handle(signal);
+  }
+
+  // ---- peer connections ----
+
+  /**
+   * @param {string | null} peerId null: the server (SFU)
+   * @param {boolean} offerer
+   */
+  #createPeer(peerId, offerer) {
+    const PC = this.#opts.RTCPeerConnection ?? globalThis.RTCPeerConnection;
+    const pc = new PC({ iceServers: this.#iceServers });
+    // The server is always impolite; between browsers, the smaller id is polite.
+    const polite = peerId === null ? true : /** @type {string} */ (this.id) < peerId;
+    const link = new PeerLink(pc, { polite });
+    const key = peerId ?? 'server';
+    /** @type {PeerEntry} */
+    const entry = { key, peerId, link, pc, slots: {}, sdpIds: {}, mode: peerId === null ? 'sfu' : 'p2p' };
+    this.#peers.set(key, entry);
+    link.on('signal', (s) => this.signaling?.send(peerId ? { ...s, target: peerId } : s));
+    link.on('connection-state', ({ state }) => this.emit('connection-state', { peerId, state }));
+    link.on('track', (ev) => this.#remote.onTrack(entry, ev));
+    link.on('error', ({ error }) =>
+      this.emit('error', new SdkError('negotiation_failed', `negotiation with ${peerId ?? 'the server'} failed: ${/** @type {any} */ (error)?.message ?? error}`, { cause: error })),
+    );
+    this.emit('connection-state', { peerId, state: 'new' });
+    const tracks = this.#publishable();
+    if (entry.mode === 'p2p') {
+      if (offerer) createMeshSlots(entry, tracks, this.#streams.camera);
+      link.beforeAnswer = async () => {
+        adoptMeshSlots(entry, this.#streams.camera);
+        await syncSenders(entry, this.#publishable(), this.#streams);
+      };
+    }
+    // A P2P answerer attaches its tracks only once the offer is in (beforeAnswer),
+    // so that the newcomer's offer is the only one.
+    if (entry.mode === 'sfu' || offerer) {
+      syncSenders(entry, tracks, this.#streams).catch((e) => this.emit('error', new SdkError('negotiation_failed', String(e), { cause: e })));
+    }
+    return entry;
+  }
+
+  #closePeers() {
+    for (const entry of this.#peers.values()) entry.link.close();
+    this.#peers.clear();
+  }
+
+  /** Local tracks that may go out (none without the publish permission). */
+  #publishable() {
+    const t = this.local.tracks;
+    if (!this.permissions.publish) return { microphone: null, camera: null, screen: null };
+    return { microphone: t.microphone, camera: t.camera, screen: t.screen };
+  }
+
+  /** @param {Source} source */
+  async #startSource(source) {
+    try {
+      const track = await this.local.start(source);
+      this.emit('local-track', { source, track });
+      return track;
+    } catch (e) {
+      const err = e instanceof SdkError ? e : new SdkError('media_failed', String(e), { source, cause: e });
+      this.emit('error', err);
+      throw err;
+    }
+  }
+
+  async #publishChange() {
+    for (const entry of this.#peers.values()) {
+      if (entry.mode === 'p2p' && !entry.slots.camera && !entry.slots.microphone) continue; // not negotiated yet: beforeAnswer will attach
+      await syncSenders(entry, this.#publishable(), this.#streams);
+    }
+    this.#sendMediaState();
+    this.emit('local-media', this.localState());
+  }
+
+  #sendMediaState() {
+    if (!this.room) return;
+    const sfu = this.#peers.get('server');
+    /** @type {{ id: string, source: TrackSource }[]} */
+    const tracks = [];
+    for (const source of SOURCES) {
+      const t = this.local.tracks[source];
+      if (!t || t.readyState === 'ended') continue;
+      tracks.push({ id: sfu?.sdpIds[source] ?? t.id, source });
+    }
+    this.signaling?.send({ type: 'media-state', ...this.localState(), tracks });
+  }
+}

@@ -1,0 +1,4 @@
+// The browser SDK: `import { RoomClient } from '/sdk/index.js'`. See docs/sdk.md.
+export { RoomClient, defaultUrl } from './client.js';
+export { SdkError } from './errors.js';
+export { summarizeStats, qualityOf } from './stats.js';

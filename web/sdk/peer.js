@@ -1,0 +1,125 @@
+// One RTCPeerConnection driven by "perfect negotiation": either side may
+// offer at any time; on glare the polite side rolls back and answers, the
+// impolite side ignores the other's offer. Signaling messages are handled
+// strictly in arrival order.
+
+import { Emitter } from './emitter.js';
+
+/**
+ * @typedef {{ type: 'offer'|'answer', sdp: string } | { type: 'ice-candidate', candidate: RTCIceCandidateInit | null }} PeerSignal
+ * @typedef {{
+ *   signal: PeerSignal,
+ *   'connection-state': { state: RTCPeerConnectionState },
+ *   track: RTCTrackEvent,
+ *   error: { error: unknown },
+ * }} PeerEvents
+ */
+
+/** @extends {Emitter<PeerEvents>} */
+export class PeerLink extends Emitter {
+  /** @type {RTCPeerConnection} */
+  pc;
+  polite;
+  /** Runs after a remote offer is applied and before answering (attach local tracks here). */
+  /** @type {(() => void | Promise<void>) | null} */
+  beforeAnswer = null;
+  #makingOffer = false;
+  #ignoreOffer = false;
+  #settingRemoteAnswer = false;
+  #queue = Promise.resolve();
+  #closed = false;
+
+  /**
+   * @param {RTCPeerConnection} pc
+   * @param {{ polite: boolean }} opts
+   */
+  constructor(pc, { polite }) {
+    super();
+    this.pc = pc;
+    this.polite = polite;
+    pc.onnegotiationneeded = () => this.#negotiate();
+    pc.onicecandidate = (ev) => {
+      const c = ev.candidate;
+      this.emit('signal', { type: 'ice-candidate', candidate: c ? c.toJSON() : null });
+    };
+    pc.onconnectionstatechange = () => {
+      this.emit('connection-state', { state: pc.connectionState });
+    };
+    pc.ontrack = (ev) => this.emit('track', ev);
+  }
+
+  get closed() {
+    return this.#closed;
+  }
+
+  async #negotiate() {
+    if (this.#closed) return;
+    try {
+      this.#makingOffer = true;
+      await this.pc.setLocalDescription();
+      const d = this.pc.localDescription;
+      if (d && !this.#closed) this.emit('signal', { type: /** @type {'offer'} */ (d.type), sdp: d.sdp });
+    } catch (error) {
+      if (!this.#closed) this.emit('error', { error });
+    } finally {
+      this.#makingOffer = false;
+    }
+  }
+
+  /**
+   * Feeds a message from the other side; resolves once it is applied.
+   * @param {PeerSignal} msg
+   */
+  handle(msg) {
+    const run = this.#queue.then(() => this.#apply(msg));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  /** @param {PeerSignal} msg */
+  async #apply(msg) {
+    if (this.#closed) return;
+    const pc = this.pc;
+    try {
+      if (msg.type === 'offer' || msg.type === 'answer') {
+        const readyForOffer =
+          !this.#makingOffer && (pc.signalingState === 'stable' || this.#settingRemoteAnswer);
+        const collision = msg.type === 'offer' && !readyForOffer;
+        this.#ignoreOffer = !this.polite && collision;
+        if (this.#ignoreOffer) return;
+        this.#settingRemoteAnswer = msg.type === 'answer';
+        try {
+          // With a local offer pending, this rolls it back implicitly.
+          await pc.setRemoteDescription({ type: msg.type, sdp: msg.sdp });
+        } finally {
+          this.#settingRemoteAnswer = false;
+        }
+        if (msg.type === 'offer') {
+          if (this.beforeAnswer) await this.beforeAnswer();
+          await pc.setLocalDescription();
+          const d = pc.localDescription;
+          if (d && !this.#closed) this.emit('signal', { type: 'answer', sdp: d.sdp });
+        }
+      } else if (msg.type === 'ice-candidate') {
+        if (!msg.candidate) return; // end of candidates: nothing to do
+        try {
+          await pc.addIceCandidate(msg.candidate);
+        } catch (error) {
+          if (!this.#ignoreOffer) throw error;
+        }
+      }
+    } catch (error) {
+      if (!this.#closed) this.emit('error', { error });
+    }
+  }
+
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.pc.onnegotiationneeded = this.pc.onicecandidate = null;
+    this.pc.ontrack = null;
+    this.pc.close();
+    this.pc.onconnectionstatechange = null;
+    this.emit('connection-state', { state: 'closed' });
+  }
+}

@@ -1,0 +1,88 @@
+// Turns RTCStatsReports into what a person reads: per-track bitrate, packet
+// loss, round-trip time, codec and resolution, and an overall quality level.
+
+/**
+ * @typedef {{
+ *   id: string, direction: 'in'|'out', kind: 'audio'|'video', trackId?: string,
+ *   bitrateKbps: number, packetsLost: number, lossPercent: number, rttMs: number | null,
+ *   codec: string, width?: number, height?: number, fps?: number, framesDecoded?: number, audioLevel?: number,
+ * }} TrackStats
+ * @typedef {Map<string, { bytes: number, packets: number, lost: number, timestamp: number }>} StatsMemory
+ */
+
+/**
+ * @param {RTCStatsReport} report
+ * @param {StatsMemory} memory previous counters (updated in place) for rates
+ * @returns {TrackStats[]}
+ */
+export function summarizeStats(report, memory) {
+  /** @type {Map<string, any>} */
+  const all = new Map();
+  report.forEach((s) => all.set(s.id, s));
+  let pairRtt = null;
+  for (const s of all.values()) {
+    if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded' && typeof s.currentRoundTripTime === 'number') {
+      pairRtt = Math.round(s.currentRoundTripTime * 1000);
+    }
+  }
+  /** @type {TrackStats[]} */
+  const rows = [];
+  for (const s of all.values()) {
+    if (s.type !== 'inbound-rtp' && s.type !== 'outbound-rtp') continue;
+    const inbound = s.type === 'inbound-rtp';
+    const bytes = inbound ? s.bytesReceived ?? 0 : s.bytesSent ?? 0;
+    const packets = inbound ? s.packetsReceived ?? 0 : s.packetsSent ?? 0;
+    let lost = inbound ? s.packetsLost ?? 0 : 0;
+    let rtt = pairRtt;
+    if (!inbound && s.remoteId) {
+      const remote = all.get(s.remoteId);
+      if (remote) {
+        lost = remote.packetsLost ?? 0;
+        if (typeof remote.roundTripTime === 'number') rtt = Math.round(remote.roundTripTime * 1000);
+      }
+    }
+    const prev = memory.get(s.id);
+    let bitrateKbps = 0;
+    let lossPercent = 0;
+    if (prev && s.timestamp > prev.timestamp) {
+      bitrateKbps = Math.round(((bytes - prev.bytes) * 8) / (s.timestamp - prev.timestamp));
+      const dp = packets - prev.packets;
+      const dl = lost - prev.lost;
+      lossPercent = dp + dl > 0 ? Math.max(0, Math.round((1000 * dl) / (dp + dl)) / 10) : 0;
+    }
+    memory.set(s.id, { bytes, packets, lost, timestamp: s.timestamp });
+    const codec = all.get(s.codecId)?.mimeType?.split('/')[1] ?? '';
+    const trackId = inbound ? s.trackIdentifier : all.get(s.mediaSourceId)?.trackIdentifier;
+    rows.push({
+      id: s.id,
+      direction: inbound ? 'in' : 'out',
+      kind: s.kind,
+      trackId,
+      bitrateKbps,
+      packetsLost: lost,
+      lossPercent,
+      rttMs: rtt,
+      codec,
+      width: s.frameWidth,
+      height: s.frameHeight,
+      fps: s.framesPerSecond,
+      framesDecoded: s.framesDecoded,
+      audioLevel: inbound ? s.audioLevel : all.get(s.mediaSourceId)?.audioLevel,
+    });
+  }
+  return rows;
+}
+
+/**
+ * A quality level from loss and round-trip time.
+ * @param {TrackStats[]} rows
+ * @returns {'good'|'fair'|'poor'|'unknown'}
+ */
+export function qualityOf(rows) {
+  if (!rows.length) return 'unknown';
+  const loss = Math.max(...rows.map((r) => r.lossPercent));
+  const rtt = Math.max(...rows.map((r) => r.rttMs ?? 0));
+  if (loss > 10 || rtt > 500) return 'poor';
+  if (loss > 3 || rtt > 250) return 'fair';
+  return 'good';
+}
