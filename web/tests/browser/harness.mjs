@@ -1,0 +1,258 @@
+// Shared harness for the real-browser tests: starts the server binary on
+// ephemeral ports, launches one headless Chromium process per participant,
+// and tears everything down at the end of the test, even when it fails.
+//
+//   import { session } from './harness.mjs';
+//   test('call', async (t) => {
+//     const s = await session(t);                    // server + cleanup hooks
+//     const a = await s.participant('/?room=r&name=A&autojoin=1');
+//     await waitForVideo(a, 1);
+//   });
+
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import fs from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** The server binary: $SFU_BIN, else the release build in the repository. */
+export const SFU_BIN = process.env.SFU_BIN ?? path.join(repo, 'target/release/sfu');
+/** Chromium: $CHROMIUM, else the Debian package's. */
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** Flags from /work/shared/browser-testing.md (a fresh profile is made by Playwright). */
+export const CHROMIUM_FLAGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--autoplay-policy=no-user-gesture-required',
+  '--auto-select-desktop-capture-source=Entire screen',
+];
+
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+/**
+ * Starts `$SFU_BIN` on 127.0.0.1 with ephemeral HTTP and UDP ports.
+ * @param {{ env?: Record<string, string>, args?: string[] }} [opts]
+ * @returns {Promise<{ url: string, port: number, logs: () => string, stop: () => Promise<void> }>}
+ */
+export async function startServer(opts = {}) {
+  if (!fs.existsSync(SFU_BIN)) throw new Error(`server binary not found: ${SFU_BIN} (build it or set SFU_BIN)`);
+  // Only SFU_<SECTION>__<KEY> variables are configuration; SFU_BIN (set by
+  // test.sh) would be read as an unknown key, so it is not passed on.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SFU_')));
+  const env = {
+    ...inherited,
+    SFU_SERVER__LISTEN: '127.0.0.1:0',
+    SFU_MEDIA__UDP_PORT: '0',
+    NO_COLOR: '1',
+    ...opts.env,
+  };
+  const proc = spawn(SFU_BIN, opts.args ?? [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  const collect = (/** @type {Buffer} */ b) => {
+    log += b.toString().replace(ANSI, '');
+  };
+  proc.stdout.on('data', collect);
+  proc.stderr.on('data', collect);
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not report its port in 20 s:\n${log}`)), 20000);
+    const check = () => {
+      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
+      if (m) {
+        clearTimeout(timer);
+        proc.stdout.off('data', check);
+        proc.stderr.off('data', check);
+        resolve(Number(m[1]));
+      }
+    };
+    proc.stdout.on('data', check);
+    proc.stderr.on('data', check);
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening:\n${log}`));
+    });
+  });
+  const stop = async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGTERM');
+    const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+    await exited;
+    clearTimeout(t);
+  };
+  return { url: `http://127.0.0.1:${port}`, port, logs: () => log, stop };
+}
+
+/**
+ * Launches one Chromium process with its own profile and returns a page.
+ * @param {{ args?: string[], viewport?: { width: number, height: number } }} [opts]
+ */
+export async function launchBrowser(opts = {}) {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [...CHROMIUM_FLAGS, ...(opts.args ?? [])],
+    timeout: 30000,
+  });
+  const context = await browser.newContext({ viewport: opts.viewport ?? { width: 960, height: 600 } });
+  const page = await context.newPage();
+  /** @type {string[]} */
+  const consoleLines = [];
+  page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
+  return { browser, context, page, console: consoleLines, close: () => browser.close().catch(() => {}) };
+}
+
+/**
+ * A test session: a server plus browsers, all stopped when the test ends
+ * (pass or fail). On failure the server log and page consoles are printed.
+ * @param {import('node:test').TestContext} t
+ * @param {{ env?: Record<string, string>, server?: boolean }} [opts]
+ */
+export async function session(t, opts = {}) {
+  /** @type {(() => Promise<unknown>)[]} */
+  const cleanups = [];
+  /** @type {{ name: string, console: string[] }[]} */
+  const pages = [];
+  let server = null;
+  let failed = true;
+  t.after(async () => {
+    if (failed) {
+      if (server) console.error(`---- server log ----\n${server.logs().slice(-6000)}`);
+      for (const p of pages) console.error(`---- console of ${p.name} ----\n${p.console.slice(-60).join('\n')}`);
+    }
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  });
+  if (opts.server !== false) {
+    server = await startServer({ env: opts.env });
+    cleanups.push(server.stop);
+  }
+  return {
+    server,
+    /** Call when every assertion passed (keeps the logs quiet). */
+    passed() {
+      failed = false;
+    },
+    /** @param {() => Promise<unknown>} fn */
+    defer(fn) {
+      cleanups.push(fn);
+    },
+    /**
+     * A new Chromium process opened at `urlOrPath` (relative to the server).
+     * @param {string} urlOrPath
+     * @param {{ args?: string[], viewport?: { width: number, height: number }, name?: string }} [o]
+     */
+    async participant(urlOrPath, o = {}) {
+      const b = await launchBrowser(o);
+      cleanups.push(b.close);
+      pages.push({ name: o.name ?? urlOrPath, console: b.console });
+      const url = /^https?:/.test(urlOrPath) ? urlOrPath : `${server?.url}${urlOrPath}`;
+      await b.page.goto(url);
+      return b.page;
+    },
+  };
+}
+
+/**
+ * Polls `fn` in the page until it returns a truthy value.
+ * @template T
+ * @param {import('playwright-core').Page} page
+ * @param {(arg: T) => any} fn
+ * @param {T} [arg]
+ * @param {number} [timeout]
+ */
+export async function waitInPage(page, fn, arg, timeout = 30000) {
+  const handle = await page.waitForFunction(fn, arg, { timeout, polling: 250 });
+  return handle.jsonValue();
+}
+
+/**
+ * Inbound RTP counters over every peer connection of the page's SDK client
+ * (`window.demo.client`, or the `clientExpr` given).
+ * @param {import('playwright-core').Page} page
+ * @param {string} [clientExpr]
+ */
+export async function inbound(page, clientExpr = 'window.demo.client') {
+  return page.evaluate(async (expr) => {
+    const client = eval(expr);
+    const out = { video: { framesDecoded: 0, packetsReceived: 0, frameWidth: 0 }, audio: { packetsReceived: 0 }, states: [] };
+    for (const pc of client ? client.peerConnections() : []) {
+      out.states.push(pc.connectionState);
+      const report = await pc.getStats();
+      report.forEach((s) => {
+        if (s.type !== 'inbound-rtp') return;
+        if (s.kind === 'video') {
+          out.video.framesDecoded += s.framesDecoded ?? 0;
+          out.video.packetsReceived += s.packetsReceived ?? 0;
+          out.video.frameWidth = Math.max(out.video.frameWidth, s.frameWidth ?? 0);
+        } else if (s.kind === 'audio') out.audio.packetsReceived += s.packetsReceived ?? 0;
+      });
+    }
+    return out;
+  }, clientExpr);
+}
+
+/**
+ * Waits until video frames are being decoded and audio packets arrive, and
+ * both counters keep rising.
+ * @param {import('playwright-core').Page} page
+ * @param {{ audio?: boolean, clientExpr?: string, timeout?: number }} [opts]
+ */
+export async function waitForMediaFlow(page, opts = {}) {
+  const { audio = true, clientExpr, timeout = 30000 } = opts;
+  const deadline = Date.now() + timeout;
+  let first = null;
+  let last = null;
+  while (Date.now() < deadline) {
+    last = await inbound(page, clientExpr);
+    const flowing = last.video.framesDecoded > 0 && (!audio || last.audio.packetsReceived > 0);
+    if (flowing && !first) first = last;
+    if (
+      first &&
+      last.video.framesDecoded > first.video.framesDecoded + 5 &&
+      (!audio || last.audio.packetsReceived > first.audio.packetsReceived + 5)
+    ) {
+      return last;
+    }
+    await sleep(300);
+  }
+  throw new Error(`media did not flow within ${timeout} ms: ${JSON.stringify(last)}`);
+}
+
+/** @param {number} ms */
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Whether a `<video>` element shows a non-black picture: draws it on a
+ * canvas and counts bright pixels (the fake camera draws a green frame).
+ * @param {import('playwright-core').Page} page
+ * @param {string} selector
+ */
+export async function videoHasPicture(page, selector) {
+  return page.evaluate((sel) => {
+    const v = /** @type {HTMLVideoElement|null} */ (document.querySelector(sel));
+    if (!v || !v.videoWidth) return false;
+    const c = document.createElement('canvas');
+    c.width = 64;
+    c.height = 36;
+    const g = c.getContext('2d');
+    if (!g) return false;
+    g.drawImage(v, 0, 0, c.width, c.height);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    let bright = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 60) bright++;
+    return bright > 50;
+  }, selector);
+}
