@@ -224,7 +224,11 @@ export class RoomClient extends Emitter {
     });
     sig.on('message', (m) => this.#onMessage(m));
     sig.connect();
-    if (!this.#ping) this.#ping = setInterval(() => this.signaling?.send({ type: 'ping' }), 20000);
+    if (!this.#ping) {
+      // Keeps idle sockets alive through proxies that drop quiet connections.
+      this.#ping = setInterval(() => this.signaling?.send({ type: 'ping' }), 20000);
+      /** @type {any} */ (this.#ping).unref?.(); // Node (unit tests): do not hold the process open
+    }
   }
 
   #sendJoin() {

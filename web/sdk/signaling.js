@@ -125,7 +125,7 @@ export class SignalingSocket extends Emitter {
 
   /** @param {SocketState} state */
   #setState(state) {
-    if (this.state === state && state !== 'reconnecting') return;
+    if (this.state === state) return;
     this.state = state;
     this.emit('state', { state, attempt: this.#attempt });
   }

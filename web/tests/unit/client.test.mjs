@@ -1,0 +1,244 @@
+// RoomClient state handling with fake WebSocket / RTCPeerConnection:
+// join and event order, SFU and P2P negotiation (incl. glare), reconnection
+// with resume, and error codes.
+
+import { test, beforeEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { RoomClient } from '../../sdk/client.js';
+import { FakeWebSocket, FakePeerConnection, FakeMediaStream, FakeMediaDevices, settle, reset } from './fakes.mjs';
+
+beforeEach(reset);
+
+function makeClient() {
+  const client = new RoomClient({
+    url: 'ws://test/ws',
+    WebSocket: /** @type {any} */ (FakeWebSocket),
+    RTCPeerConnection: /** @type {any} */ (FakePeerConnection),
+    MediaStream: /** @type {any} */ (FakeMediaStream),
+    mediaDevices: /** @type {any} */ (new FakeMediaDevices()),
+    backoff: { initialMs: 1, maxMs: 5 },
+  });
+  /** @type {string[]} */
+  const events = [];
+  for (const type of ['signaling-state', 'joined', 'left', 'participant-joined', 'participant-left', 'media-state', 'track-added', 'track-removed', 'connection-state', 'error']) {
+    client.on(/** @type {any} */ (type), (d) => {
+      const detail = type === 'signaling-state' ? d.state : type === 'participant-joined' ? d.participant.id : type === 'participant-left' ? d.id : type === 'error' ? d.code : type === 'connection-state' ? `${d.peerId}:${d.state}` : '';
+      events.push(detail ? `${type}:${detail}` : type);
+    });
+  }
+  return { client, events };
+}
+
+const joined = (over = {}) => ({
+  type: 'joined',
+  clientId: 'me',
+  room: 'r',
+  mode: 'sfu',
+  name: 'Me',
+  participants: [],
+  iceServers: [],
+  permissions: { publish: true, subscribe: true },
+  resumeToken: 'secret',
+  resumed: false,
+  ...over,
+});
+const peer = (id) => ({ id, name: id.toUpperCase(), media: { microphone: true, camera: true, screen: false } });
+
+test('join sends the request and emits events in order', async () => {
+  const { client, events } = makeClient();
+  const p = client.join({ room: 'r', name: 'Me', token: 'tok' });
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.receive({ type: 'registered', clientId: 'c1' });
+  assert.deepEqual(ws.sentOfType('join'), [{ type: 'join', room: 'r', name: 'Me', token: 'tok' }]);
+  ws.receive(joined({ participants: [peer('b'), peer('c')] }));
+  const info = await p;
+  assert.equal(info.mode, 'sfu');
+  assert.deepEqual(events.slice(0, 6), [
+    'signaling-state:connecting',
+    'signaling-state:open',
+    'joined',
+    'participant-joined:b',
+    'participant-joined:c',
+    'connection-state:null:new',
+  ]);
+  assert.equal(client.peerConnections().length, 1, 'one connection to the server in an SFU room');
+  assert.deepEqual(ws.sentOfType('media-state')[0], { type: 'media-state', microphone: false, camera: false, screen: false, tracks: [] });
+});
+
+test('join errors reject with the server code', async () => {
+  const { client } = makeClient();
+  const p = client.join({ room: 'r' });
+  FakeWebSocket.last.open();
+  FakeWebSocket.last.receive({ type: 'error', code: 'room_full', message: 'full', request: 'join' });
+  await assert.rejects(p, (e) => e.code === 'room_full');
+  assert.equal(client.room, null);
+  // A second join may follow on a fresh socket.
+  const again = client.join({ room: 'r2' });
+  FakeWebSocket.last.open();
+  FakeWebSocket.last.receive(joined({ room: 'r2' }));
+  assert.equal((await again).room, 'r2');
+});
+
+test('SFU: publishes with an untargeted offer, answers server offers, polite on glare', async () => {
+  const { client } = makeClient();
+  await client.setCamera(true);
+  const p = client.join({ room: 'r' });
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.receive(joined());
+  await p;
+  await settle();
+  const pc = FakePeerConnection.last;
+  const offers = ws.sentOfType('offer');
+  assert.equal(offers.length, 1);
+  assert.equal(offers[0].target, undefined, 'SFU offers go to the server');
+  assert.equal(pc.signalingState, 'have-local-offer');
+  // The media-state names the camera by the track id the SDP carries.
+  const cam = client.local.tracks.camera;
+  assert.deepEqual(ws.sentOfType('media-state').at(-1).tracks, [{ id: cam?.id, source: 'camera' }]);
+
+  // Glare: the server offers while ours is pending; we roll back and answer.
+  ws.receive({ type: 'offer', sdp: 'offer 1 m=3' });
+  await settle();
+  assert.equal(pc.rolledBack, 1);
+  assert.equal(ws.sentOfType('answer').length, 1);
+  assert.equal(pc.signalingState, 'stable');
+  // The pending change is offered again afterwards (negotiationneeded).
+  ws.receive({ type: 'ice-candidate', candidate: { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', sdpMid: '0' } });
+  ws.receive({ type: 'ice-candidate', candidate: null });
+  await settle();
+  assert.equal(pc.candidates.length, 1, 'end-of-candidates is not passed on');
+
+  // Camera off keeps the transceiver and sends nothing; on again, no new offer needed.
+  const sentOffers = ws.sentOfType('offer').length;
+  await client.setCamera(false);
+  assert.equal(pc.transceivers.find((t) => t.direction === 'sendonly')?.sender.track, null);
+  assert.equal(ws.sentOfType('media-state').at(-1).camera, false);
+  await client.setCamera(true);
+  await settle();
+  assert.equal(ws.sentOfType('offer').length, sentOffers);
+  assert.deepEqual(ws.sentOfType('media-state').at(-1).tracks, [{ id: cam?.id, source: 'camera' }], 'same SDP track id after a restart');
+});
+
+test('P2P: the newcomer offers to each participant; the others answer with target', async () => {
+  const newcomer = makeClient();
+  await newcomer.client.setMicrophone(true);
+  const p = newcomer.client.join({ room: 'r', mode: 'p2p' });
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.receive(joined({ mode: 'p2p', participants: [peer('b'), peer('c')] }));
+  await p;
+  await settle();
+  assert.equal(newcomer.client.peerConnections().length, 2);
+  const offers = ws.sentOfType('offer');
+  assert.deepEqual(offers.map((o) => o.target).sort(), ['b', 'c']);
+
+  // The other side: told of the newcomer, it waits for the offer, then answers.
+  reset();
+  const old = makeClient();
+  await old.client.setCamera(true);
+  const q = old.client.join({ room: 'r' });
+  const ws2 = FakeWebSocket.last;
+  ws2.open();
+  ws2.receive(joined({ clientId: 'b', mode: 'p2p' }));
+  await q;
+  ws2.receive({ type: 'participant-joined', participant: peer('me') });
+  await settle();
+  assert.equal(ws2.sentOfType('offer').length, 0, 'no competing offer');
+  ws2.receive({ type: 'offer', from: 'me', target: 'b', sdp: offers[0].sdp });
+  await settle();
+  const answers = ws2.sentOfType('answer');
+  assert.equal(answers.length, 1);
+  assert.equal(answers[0].target, 'me');
+  const pc = FakePeerConnection.last;
+  const video = pc.transceivers.find((t) => t.receiver.track.kind === 'video');
+  assert.equal(video?.direction, 'sendrecv');
+  assert.equal(video?.sender.track, old.client.local.tracks.camera, 'camera attached before answering');
+
+  ws2.receive({ type: 'participant-left', id: 'me' });
+  assert.equal(pc.connectionState, 'closed');
+  assert.equal(old.client.peerConnections().length, 0);
+  assert.deepEqual(old.events.filter((e) => e.startsWith('participant-')), ['participant-joined:me', 'participant-left:me']);
+});
+
+test('reconnects after a drop and resumes its place without anyone leaving', async () => {
+  const { client, events } = makeClient();
+  const p = client.join({ room: 'r', name: 'Me', mode: 'p2p' });
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.receive(joined({ mode: 'p2p', participants: [peer('b')] }));
+  await p;
+  await settle();
+  const pc = FakePeerConnection.last;
+  ws.drop();
+  assert.equal(client.signaling?.state, 'reconnecting');
+  await settle();
+  const ws2 = FakeWebSocket.last;
+  assert.notEqual(ws2, ws, 'a new socket after the backoff');
+  ws2.open();
+  const rejoin = ws2.sentOfType('join')[0];
+  assert.deepEqual(rejoin, { type: 'join', room: 'r', name: 'Me', mode: 'p2p', resume: 'secret' });
+  ws2.receive(joined({ mode: 'p2p', participants: [peer('b')], resumed: true }));
+  assert.equal(client.id, 'me');
+  assert.equal(client.peerConnections()[0], pc, 'peer connection kept');
+  assert.notEqual(pc.connectionState, 'closed');
+  assert.ok(!events.includes('participant-left:b'));
+  assert.equal(ws2.sentOfType('media-state').length, 1, 'media state re-sent');
+  const states = events.filter((e) => e.startsWith('signaling-state'));
+  assert.deepEqual(states, ['signaling-state:connecting', 'signaling-state:open', 'signaling-state:reconnecting', 'signaling-state:open']);
+});
+
+test('a resume that comes too late starts over as a newcomer', async () => {
+  const { client, events } = makeClient();
+  const p = client.join({ room: 'r', mode: 'p2p' });
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.receive(joined({ mode: 'p2p', participants: [peer('b')] }));
+  await p;
+  await settle();
+  const oldPc = FakePeerConnection.last;
+  ws.drop();
+  await settle();
+  const ws2 = FakeWebSocket.last;
+  ws2.open();
+  ws2.receive(joined({ clientId: 'me2', mode: 'p2p', participants: [peer('b')], resumed: false, resumeToken: 'new' }));
+  await settle();
+  assert.equal(oldPc.connectionState, 'closed');
+  assert.equal(client.id, 'me2');
+  assert.deepEqual(events.filter((e) => e.startsWith('participant-')), ['participant-joined:b', 'participant-left:b', 'participant-joined:b']);
+  assert.deepEqual(ws2.sentOfType('offer').map((o) => o.target), ['b'], 'offers afresh');
+});
+
+test('leave closes connections, stops tracks and waits for `left`', async () => {
+  const { client, events } = makeClient();
+  await client.setCamera(true);
+  await client.setMicrophone(true);
+  const cam = client.local.tracks.camera;
+  const p = client.join({ room: 'r' });
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.receive(joined({ participants: [peer('b')] }));
+  await p;
+  const pc = FakePeerConnection.last;
+  const leaving = client.leave();
+  assert.deepEqual(ws.sentOfType('leave'), [{ type: 'leave' }]);
+  ws.receive({ type: 'left', room: 'r' });
+  await leaving;
+  assert.equal(pc.connectionState, 'closed');
+  assert.equal(cam?.readyState, 'ended');
+  assert.equal(client.room, null);
+  assert.deepEqual(events.slice(-2), ['participant-left:b', 'left']);
+});
+
+test('a denied camera is reported as media_permission_denied', async () => {
+  const devices = new FakeMediaDevices();
+  devices.denied.add('video');
+  const client = new RoomClient({ url: 'ws://x', WebSocket: /** @type {any} */ (FakeWebSocket), MediaStream: /** @type {any} */ (FakeMediaStream), mediaDevices: /** @type {any} */ (devices) });
+  const errors = [];
+  client.on('error', (e) => errors.push(e));
+  await assert.rejects(client.setCamera(true), (e) => e.code === 'media_permission_denied' && e.source === 'camera');
+  assert.equal(errors.length, 1);
+  await client.setMicrophone(true);
+  assert.deepEqual(client.localState(), { microphone: true, camera: false, screen: false });
+});
