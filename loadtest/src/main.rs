@@ -1,1 +1,297 @@
-fn main() {}
+//! `loadtest`: bots that join rooms of the media server through its real
+//! protocol, publish real VP8 and Opus from clips, subscribe, and report
+//! what they saw next to what the server spent.
+//!
+//! `loadtest run ...` runs one scenario; `loadtest sweep ...` runs a series
+//! of sizes and draws a chart. See docs/loadtest.md.
+
+mod abs_time;
+mod bot;
+mod chart;
+mod clip;
+mod http;
+mod peer;
+mod report;
+mod scenario;
+mod spawn;
+mod stats;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use signaling::protocol::RoomMode;
+
+use report::Report;
+use scenario::{Clips, Scenario, Target};
+
+#[derive(Parser)]
+#[command(
+    name = "loadtest",
+    version,
+    about = "Load-test bots and benchmark reports for the media server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario and report.
+    Run(RunArgs),
+    /// Run the scenario at several sizes (number of rooms) and chart the
+    /// server's CPU per forwarded packet and the delivery.
+    Sweep {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Room counts to run, e.g. `1,2,4,8`.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+        sizes: Vec<usize>,
+        /// Where to write the SVG chart.
+        #[arg(long, default_value = "loadtest-sweep.svg")]
+        svg: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Sfu,
+    P2p,
+}
+
+#[derive(Args, Clone)]
+struct RunArgs {
+    /// The server's HTTP address (loopback only).
+    #[arg(long, default_value = "http://127.0.0.1:7880")]
+    url: String,
+    /// Start the server binary on loopback with ephemeral ports instead.
+    #[arg(long)]
+    spawn_server: bool,
+    /// The server binary for --spawn-server (default: `sfu` next to loadtest).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Extra server settings for --spawn-server, `KEY=VALUE` (e.g. SFU_MEDIA__SHARDS=1).
+    #[arg(long = "server-env")]
+    server_env: Vec<String>,
+    /// `name:secret` of an API key to sign tokens with (otherwise the
+    /// development-mode endpoint mints them).
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Rooms to fill.
+    #[arg(long, default_value_t = 1)]
+    rooms: usize,
+    /// Publishing bots per room (they also receive the others).
+    #[arg(long, default_value_t = 2)]
+    publishers: usize,
+    /// Receive-only bots per room.
+    #[arg(long, default_value_t = 2)]
+    subscribers: usize,
+    /// Publish audio only.
+    #[arg(long)]
+    audio_only: bool,
+    /// Video bitrate in kbps: 150, 500 or 1500 (picks the clip).
+    #[arg(long, default_value_t = 500)]
+    video_bitrate: u32,
+    /// Length of the measured window, e.g. `30s`, `2m`.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Bots started per second.
+    #[arg(long, default_value_t = 20.0)]
+    join_rate: f64,
+    /// Settling time after the last join, before measuring.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    warmup: Duration,
+    #[arg(long, value_enum, default_value = "sfu")]
+    mode: Mode,
+    /// Room name prefix.
+    #[arg(long, default_value = "loadtest")]
+    room: String,
+    /// Directory of the media clips.
+    #[arg(long, default_value_os_t = default_media_dir())]
+    media: PathBuf,
+    /// Write the report (or, for sweep, all reports) as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn default_media_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("media")
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s
+        .find(|c: char| c.is_alphabetic())
+        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 30s or 2m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("unknown unit in `{s}`: use ms, s or m")),
+    };
+    if !(0.0..=3600.0).contains(&secs) {
+        return Err("durations run from 0 to 1 hour".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The HTTP address in `url`, refused unless it is loopback.
+fn loopback_addr(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("--url must start with http:// (got {url})"))?;
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let addr = hostport
+        .to_socket_addrs()
+        .map_err(|e| anyhow::anyhow!("cannot resolve {hostport}: {e}"))?
+        .find(|a| a.ip().is_loopback())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{hostport} is not a loopback address: the load test only targets this machine"
+            )
+        })?;
+    Ok(addr)
+}
+
+fn api_key(s: &Option<String>) -> anyhow::Result<Option<(String, String)>> {
+    match s {
+        None => Ok(None),
+        Some(s) => {
+            let (k, v) = s
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("--api-key must be name:secret"))?;
+            Ok(Some((k.to_owned(), v.to_owned())))
+        }
+    }
+}
+
+fn scenario(a: &RunArgs, rooms: usize) -> Scenario {
+    Scenario {
+        rooms,
+        publishers: a.publishers,
+        subscribers: a.subscribers,
+        audio_only: a.audio_only,
+        video_bitrate: a.video_bitrate,
+        duration: a.duration,
+        join_rate: a.join_rate,
+        mode: match a.mode {
+            Mode::Sfu => RoomMode::Sfu,
+            Mode::P2p => RoomMode::P2p,
+        },
+        warmup: a.warmup,
+        room_prefix: a.room.clone(),
+    }
+}
+
+/// Runs one scenario, with its own server when asked.
+async fn run_one(a: &RunArgs, rooms: usize, clips: &Clips) -> anyhow::Result<Report> {
+    let scn = scenario(a, rooms);
+    anyhow::ensure!(
+        scn.bots() > 0,
+        "no bots: give --publishers or --subscribers"
+    );
+    anyhow::ensure!(scn.bots() <= 2000, "at most 2000 bots per run");
+    let key = api_key(&a.api_key)?;
+    let _server;
+    let http = if a.spawn_server {
+        let bin = spawn::locate(a.server_bin.as_deref())?;
+        let mut env = Vec::new();
+        for kv in &a.server_env {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--server-env must be KEY=VALUE"))?;
+            env.push((k.to_owned(), v.to_owned()));
+        }
+        if let Some((k, v)) = &key {
+            env.push((format!("SFU_AUTH__KEYS__{k}"), v.clone()));
+        }
+        let s = spawn::start(&bin, &env).await?;
+        let addr = s.http;
+        _server = Some(s);
+        addr
+    } else {
+        _server = None;
+        loopback_addr(&a.url)?
+    };
+    let target = Arc::new(Target { http, api_key: key });
+    scenario::run(&scn, target, clips, !a.quiet).await
+}
+
+fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
+async fn main_async(cli: Cli) -> anyhow::Result<bool> {
+    match cli.command {
+        Command::Run(a) => {
+            let clips = Clips::load(&a.media, a.video_bitrate)?;
+            let report = run_one(&a, a.rooms, &clips).await?;
+            print!("{}", report.table());
+            if let Some(p) = &a.json {
+                write_json(p, &report)?;
+            }
+            Ok(report.failed_bots == 0)
+        }
+        Command::Sweep { run, sizes, svg } => {
+            let clips = Clips::load(&run.media, run.video_bitrate)?;
+            let mut reports = Vec::new();
+            for &rooms in &sizes {
+                let r = run_one(&run, rooms, &clips).await?;
+                println!("== {} rooms, {} bots", rooms, r.bots);
+                print!("{}", r.table());
+                reports.push(r);
+            }
+            let title = format!(
+                "{} mode: rooms of {} publishers + {} subscribers, {}",
+                scenario(&run, 1).mode.as_str(),
+                run.publishers,
+                run.subscribers,
+                if run.audio_only {
+                    "audio only".to_owned()
+                } else {
+                    format!("{} kbps video + audio", run.video_bitrate)
+                }
+            );
+            std::fs::write(&svg, chart::svg(&title, &reports))
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", svg.display()))?;
+            if let Some(p) = &run.json {
+                write_json(p, &reports)?;
+            }
+            Ok(reports.iter().all(|r| r.failed_bots == 0))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadtest: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(main_async(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadtest: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

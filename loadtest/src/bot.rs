@@ -1,0 +1,273 @@
+//! One bot: a WebSocket session speaking the server's protocol, and its
+//! peer connections (one to the server in an SFU room, one per other member
+//! in a P2P room).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use signaling::auth::{Auth, Claims, Grants};
+use signaling::protocol::{IceCandidate, RoomMode};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::http;
+use crate::peer::{self, PeerCommand, PeerReport, PeerSignal, Publish};
+use crate::scenario::{Shared, Target};
+
+/// Who the bot is and what it does.
+#[derive(Clone)]
+pub struct BotSpec {
+    pub room: String,
+    pub name: String,
+    pub mode: RoomMode,
+    pub publish: Option<Publish>,
+}
+
+/// What one bot saw.
+#[derive(Debug, Default)]
+pub struct BotReport {
+    pub name: String,
+    pub room: String,
+    pub publisher: bool,
+    /// WebSocket open to `joined`.
+    pub joined_after: Option<Duration>,
+    pub peers: Vec<PeerReport>,
+    pub error: Option<String>,
+}
+
+struct PeerHandle {
+    tx: mpsc::UnboundedSender<PeerCommand>,
+    task: JoinHandle<PeerReport>,
+}
+
+/// Gets a token: signed with the configured API key, or minted by the
+/// server's development-mode endpoint.
+async fn token(target: &Target, spec: &BotSpec, identity: &str) -> anyhow::Result<String> {
+    if let Some((key, secret)) = &target.api_key {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let claims = Claims {
+            sub: identity.to_owned(),
+            room: Some(spec.room.clone()),
+            name: Some(spec.name.clone()),
+            grants: Grants {
+                join: true,
+                publish: spec.publish.is_some(),
+                subscribe: true,
+                admin: false,
+            },
+            mode: Some(spec.mode),
+            exp: now + 3600,
+            iat: now,
+        };
+        let keys = [(key.clone(), secret.clone())].into_iter().collect();
+        return Ok(Auth::new(keys).sign(&claims, Some(key))?);
+    }
+    let body =
+        json!({"room": spec.room, "identity": identity, "name": spec.name, "mode": spec.mode});
+    let (status, text) =
+        http::request(target.http, "POST", "/api/token", Some(&body.to_string())).await?;
+    if status != 200 {
+        anyhow::bail!("POST /api/token answered {status}: {text}");
+    }
+    let v: Value = serde_json::from_str(&text)?;
+    v["token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("POST /api/token gave no token"))
+}
+
+/// Runs a bot until the scenario stops it.
+pub async fn run(spec: BotSpec, target: Arc<Target>, shared: Arc<Shared>) -> BotReport {
+    let mut report = BotReport {
+        name: spec.name.clone(),
+        room: spec.room.clone(),
+        publisher: spec.publish.is_some(),
+        ..Default::default()
+    };
+    let mut peers: HashMap<String, PeerHandle> = HashMap::new();
+    let result = session(&spec, &target, &shared, &mut report, &mut peers).await;
+    if let Err(e) = result {
+        report.error = Some(format!("{e:#}"));
+        shared.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    for (_, p) in peers.drain() {
+        let _ = p.tx.send(PeerCommand::Stop);
+        if let Ok(r) = p.task.await {
+            report.peers.push(r);
+        }
+    }
+    report
+}
+
+async fn session(
+    spec: &BotSpec,
+    target: &Target,
+    shared: &Arc<Shared>,
+    report: &mut BotReport,
+    peers: &mut HashMap<String, PeerHandle>,
+) -> anyhow::Result<()> {
+    let identity = format!("{}-{:08x}", spec.name, rand::random::<u32>());
+    let token = token(target, spec, &identity).await?;
+    let url = format!("ws://{}/ws", target.http);
+    // Join time counts from the WebSocket opening.
+    let started = Instant::now();
+    let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let join = json!({"type": "join", "room": spec.room, "token": token, "name": spec.name, "mode": spec.mode});
+    ws_tx.send(Message::text(join.to_string())).await?;
+
+    let (sig_tx, mut sig_rx) = mpsc::unbounded_channel::<(String, PeerSignal)>();
+    let mut mode = spec.mode;
+    let mut joined = false;
+    let mut stop = shared.stop_rx();
+    let ping_every = Duration::from_secs(15);
+    let mut next_ping = Instant::now() + ping_every;
+
+    loop {
+        tokio::select! {
+            frame = ws_rx.next() => {
+                let text = match frame {
+                    None => anyhow::bail!("the server closed the WebSocket"),
+                    Some(Err(e)) => anyhow::bail!("WebSocket error: {e}"),
+                    Some(Ok(Message::Text(t))) => t.to_string(),
+                    Some(Ok(Message::Close(_))) => anyhow::bail!("the server closed the WebSocket"),
+                    Some(Ok(_)) => continue,
+                };
+                let Ok(msg) = serde_json::from_str::<Value>(&text) else { continue };
+                let from = msg["from"].as_str().map(str::to_owned);
+                match msg["type"].as_str().unwrap_or("") {
+                    "joined" => {
+                        joined = true;
+                        report.joined_after = Some(started.elapsed());
+                        shared.joined.fetch_add(1, Ordering::Relaxed);
+                        mode = serde_json::from_value(msg["mode"].clone()).unwrap_or(spec.mode);
+                        if spec.publish.is_some() {
+                            let media = json!({"type": "media-state",
+                                "microphone": spec.publish.as_ref().is_some_and(|p| p.audio.is_some()),
+                                "camera": spec.publish.as_ref().is_some_and(|p| p.video.is_some())});
+                            ws_tx.send(Message::text(media.to_string())).await?;
+                        }
+                        match mode {
+                            RoomMode::Sfu => {
+                                let p = spawn_peer("server", spec.publish.clone(), shared, &sig_tx, started);
+                                if spec.publish.is_some() {
+                                    let _ = p.tx.send(PeerCommand::MakeOffer);
+                                }
+                                peers.insert("server".into(), p);
+                            }
+                            RoomMode::P2p => {
+                                // The newcomer offers to everyone already there.
+                                let others: Vec<String> = msg["participants"]
+                                    .as_array()
+                                    .map(|a| a.iter().filter_map(|p| p["id"].as_str().map(str::to_owned)).collect())
+                                    .unwrap_or_default();
+                                for id in others {
+                                    let p = spawn_peer(&id, spec.publish.clone(), shared, &sig_tx, started);
+                                    let _ = p.tx.send(PeerCommand::MakeOffer);
+                                    peers.insert(id, p);
+                                }
+                            }
+                        }
+                    }
+                    "offer" => {
+                        let sdp = msg["sdp"].as_str().unwrap_or_default().to_owned();
+                        let key = peer_key(mode, from);
+                        let p = peers.entry(key.clone()).or_insert_with(|| {
+                            spawn_peer(&key, spec.publish.clone(), shared, &sig_tx, started)
+                        });
+                        let _ = p.tx.send(PeerCommand::RemoteOffer(sdp));
+                    }
+                    "answer" => {
+                        let sdp = msg["sdp"].as_str().unwrap_or_default().to_owned();
+                        if let Some(p) = peers.get(&peer_key(mode, from)) {
+                            let _ = p.tx.send(PeerCommand::RemoteAnswer(sdp));
+                        }
+                    }
+                    "ice-candidate" => {
+                        if let Ok(c) = serde_json::from_value::<IceCandidate>(msg["candidate"].clone()) {
+                            if let Some(p) = peers.get(&peer_key(mode, from)) {
+                                let _ = p.tx.send(PeerCommand::RemoteCandidate(c));
+                            }
+                        }
+                    }
+                    "participant-left" => {
+                        if mode == RoomMode::P2p {
+                            if let Some(id) = msg["id"].as_str() {
+                                if let Some(p) = peers.get(id) {
+                                    let _ = p.tx.send(PeerCommand::Stop);
+                                }
+                            }
+                        }
+                    }
+                    "error" => {
+                        let code = msg["code"].as_str().unwrap_or("?");
+                        let message = msg["message"].as_str().unwrap_or("");
+                        if !joined || code == "media_unavailable" {
+                            anyhow::bail!("server error {code}: {message}");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Some((peer, signal)) = sig_rx.recv() => {
+                let mut frame = match signal {
+                    PeerSignal::Offer(sdp) => json!({"type": "offer", "sdp": sdp}),
+                    PeerSignal::Answer(sdp) => json!({"type": "answer", "sdp": sdp}),
+                    PeerSignal::Error(e) => anyhow::bail!("peer connection: {e}"),
+                };
+                if mode == RoomMode::P2p {
+                    frame["target"] = Value::String(peer);
+                }
+                ws_tx.send(Message::text(frame.to_string())).await?;
+            }
+            _ = tokio::time::sleep_until(next_ping.into()) => {
+                next_ping = Instant::now() + ping_every;
+                ws_tx.send(Message::text(r#"{"type":"ping"}"#)).await?;
+            }
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    let _ = ws_tx.send(Message::text(r#"{"type":"leave"}"#)).await;
+    let _ = ws_tx.close().await;
+    Ok(())
+}
+
+fn peer_key(mode: RoomMode, from: Option<String>) -> String {
+    match mode {
+        RoomMode::Sfu => "server".into(),
+        RoomMode::P2p => from.unwrap_or_default(),
+    }
+}
+
+fn spawn_peer(
+    key: &str,
+    publish: Option<Publish>,
+    shared: &Arc<Shared>,
+    sig_tx: &mpsc::UnboundedSender<(String, PeerSignal)>,
+    started: Instant,
+) -> PeerHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (ptx, mut prx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(peer::run(publish, shared.clone(), rx, ptx, started));
+    // Tag the peer's signals with its key for the session loop.
+    let key = key.to_owned();
+    let out = sig_tx.clone();
+    tokio::spawn(async move {
+        while let Some(s) = prx.recv().await {
+            if out.send((key.clone(), s)).is_err() {
+                break;
+            }
+        }
+    });
+    PeerHandle { tx, task }
+}

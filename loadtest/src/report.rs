@@ -1,0 +1,327 @@
+//! The figures of a run: gathered from the bots and the server's
+//! `/metrics`, printed as a table and written as JSON with stable names.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bot::BotReport;
+use crate::scenario::Scenario;
+use crate::stats::{percentiles_of, Histogram, Percentiles};
+
+/// One reading of the server's `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSample {
+    pub at: Instant,
+    pub cpu_seconds: Option<f64>,
+    pub rss_bytes: Option<f64>,
+    pub packets_out: f64,
+    pub packets_in: f64,
+    pub participants: f64,
+    pub nacks: f64,
+    pub keyframe_requests: f64,
+    pub dropped: f64,
+}
+
+/// The report. Field names are stable: scripts and the sweep read them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Report {
+    pub mode: String,
+    pub bots: usize,
+    pub rooms: usize,
+    pub publishers_per_room: usize,
+    pub subscribers_per_room: usize,
+    pub audio_only: bool,
+    pub video_bitrate_kbps: u32,
+    /// Length of the measured window.
+    pub duration_s: f64,
+    /// Bots that failed (could not join, lost their connection, ...).
+    pub failed_bots: usize,
+    /// Sum over bots of the tracks each should receive.
+    pub tracks_expected: u64,
+    /// Sum over bots of the distinct tracks that delivered media in the window.
+    pub tracks_received: u64,
+    /// Packets expected on received tracks (from their sequence numbers).
+    pub packets_expected: u64,
+    pub packets_received: u64,
+    /// Packets never received, after retransmission.
+    pub packets_lost: u64,
+    /// packets_received / packets_expected x tracks_received / tracks_expected.
+    pub delivery_ratio: f64,
+    /// Mean received bitrate per video track, kbps.
+    pub video_kbps_per_track: Option<f64>,
+    /// Mean received bitrate per audio track, kbps.
+    pub audio_kbps_per_track: Option<f64>,
+    /// RFC 3550 interarrival jitter over tracks, ms.
+    pub jitter_ms: Percentiles,
+    /// End-to-end latency, capture (abs-capture-time) to receipt, ms.
+    pub latency_ms: Percentiles,
+    /// WebSocket open to the peer connection connected, ms.
+    pub join_ms: Percentiles,
+    /// WebSocket open to the first media packet, ms.
+    pub first_media_ms: Percentiles,
+    /// Video stalls of more than 500 ms without a new frame, all tracks.
+    pub freezes: u64,
+    /// Total time frozen, seconds.
+    pub frozen_s: f64,
+    /// Server: RTP packets forwarded per second (sfu_packets_out_total).
+    pub forwarded_packets_per_s: f64,
+    /// Server: RTP packets received per second from publishers.
+    pub received_packets_per_s: f64,
+    /// Server: user+system CPU over the window, percent of one core.
+    pub server_cpu_percent: Option<f64>,
+    /// Server CPU time (all threads) per forwarded packet, microseconds.
+    pub server_cpu_us_per_forwarded_packet: Option<f64>,
+    /// Server resident memory at the end of the window.
+    pub server_rss_bytes: Option<f64>,
+    /// (RSS at the end - RSS before any bot joined) / bots.
+    pub server_rss_bytes_per_participant: Option<f64>,
+    pub server_nacks_answered: f64,
+    pub server_keyframe_requests: f64,
+    pub server_packets_dropped: f64,
+    /// First few bot errors, for diagnosis.
+    pub errors: Vec<String>,
+}
+
+fn ms(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| d.as_secs_f64() * 1000.0)
+}
+
+impl Report {
+    pub fn build(
+        scn: &Scenario,
+        bots: &[BotReport],
+        window: Duration,
+        idle: Option<ServerSample>,
+        start: Option<ServerSample>,
+        end: Option<ServerSample>,
+    ) -> Report {
+        let secs = window.as_secs_f64().max(1e-9);
+        let mut tracks_received = 0u64;
+        let (mut expected, mut received, mut lost) = (0u64, 0u64, 0u64);
+        let (mut vbytes, mut vtracks, mut abytes, mut atracks) = (0u64, 0u64, 0u64, 0u64);
+        let mut jitters = Vec::new();
+        let mut latency = Histogram::default();
+        let (mut freezes, mut frozen) = (0u64, Duration::ZERO);
+        let mut joins = Vec::new();
+        let mut firsts = Vec::new();
+        let mut errors = Vec::new();
+        let mut failed = 0;
+        for b in bots {
+            if let Some(e) = &b.error {
+                failed += 1;
+                if errors.len() < 5 {
+                    errors.push(format!("{} in {}: {e}", b.name, b.room));
+                }
+            }
+            let mut seen = HashSet::new();
+            let mut connected: Option<Duration> = None;
+            let mut first: Option<Duration> = None;
+            for p in &b.peers {
+                if let Some(e) = &p.failed {
+                    if errors.len() < 5 {
+                        errors.push(format!("{} in {}: {e}", b.name, b.room));
+                    }
+                }
+                connected = match (connected, p.connected_after) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                first = match (first, p.first_media_after) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                latency.merge(&p.latency);
+                for (key, t) in &p.tracks {
+                    if t.packets == 0 {
+                        continue;
+                    }
+                    if seen.insert(key.clone()) {
+                        tracks_received += 1;
+                    }
+                    expected += t.seq.expected();
+                    received += t.seq.received();
+                    lost += t.seq.lost();
+                    jitters.push(t.jitter.ms());
+                    if t.video {
+                        vbytes += t.bytes;
+                        vtracks += 1;
+                        freezes += t.freeze.freezes;
+                        frozen += t.freeze.frozen;
+                    } else {
+                        abytes += t.bytes;
+                        atracks += 1;
+                    }
+                }
+            }
+            if let Some(c) = ms(connected) {
+                joins.push(c);
+            }
+            if let Some(f) = ms(first) {
+                firsts.push(f);
+            }
+        }
+        let tracks_expected = scn.tracks_expected();
+        let packet_ratio = if expected == 0 {
+            0.0
+        } else {
+            received as f64 / expected as f64
+        };
+        let track_ratio = if tracks_expected == 0 {
+            1.0
+        } else {
+            (tracks_received as f64 / tracks_expected as f64).min(1.0)
+        };
+        let kbps =
+            |bytes: u64, n: u64| (n > 0).then(|| bytes as f64 * 8.0 / secs / 1000.0 / n as f64);
+
+        let (mut fwd, mut rcv, mut cpu_pct, mut cpu_per, mut rss, mut rss_per) =
+            (0.0, 0.0, None, None, None, None);
+        let (mut nacks, mut kf, mut dropped) = (0.0, 0.0, 0.0);
+        if let (Some(s), Some(e)) = (start, end) {
+            let server_secs = e.at.duration_since(s.at).as_secs_f64().max(1e-9);
+            let out = e.packets_out - s.packets_out;
+            fwd = out / server_secs;
+            rcv = (e.packets_in - s.packets_in) / server_secs;
+            if let (Some(c0), Some(c1)) = (s.cpu_seconds, e.cpu_seconds) {
+                cpu_pct = Some((c1 - c0) / server_secs * 100.0);
+                if out > 0.0 {
+                    cpu_per = Some((c1 - c0) * 1e6 / out);
+                }
+            }
+            rss = e.rss_bytes;
+            if let (Some(r1), Some(r0)) = (e.rss_bytes, idle.and_then(|i| i.rss_bytes)) {
+                if !bots.is_empty() {
+                    rss_per = Some((r1 - r0).max(0.0) / bots.len() as f64);
+                }
+            }
+            nacks = e.nacks - s.nacks;
+            kf = e.keyframe_requests - s.keyframe_requests;
+            dropped = e.dropped - s.dropped;
+        }
+        Report {
+            mode: scn.mode.as_str().to_owned(),
+            bots: bots.len(),
+            rooms: scn.rooms,
+            publishers_per_room: scn.publishers,
+            subscribers_per_room: scn.subscribers,
+            audio_only: scn.audio_only,
+            video_bitrate_kbps: scn.video_bitrate,
+            duration_s: secs,
+            failed_bots: failed,
+            tracks_expected,
+            tracks_received,
+            packets_expected: expected,
+            packets_received: received,
+            packets_lost: lost,
+            delivery_ratio: packet_ratio * track_ratio,
+            video_kbps_per_track: kbps(vbytes, vtracks),
+            audio_kbps_per_track: kbps(abytes, atracks),
+            jitter_ms: percentiles_of(&jitters),
+            latency_ms: latency.percentiles(),
+            join_ms: percentiles_of(&joins),
+            first_media_ms: percentiles_of(&firsts),
+            freezes,
+            frozen_s: frozen.as_secs_f64(),
+            forwarded_packets_per_s: fwd,
+            received_packets_per_s: rcv,
+            server_cpu_percent: cpu_pct,
+            server_cpu_us_per_forwarded_packet: cpu_per,
+            server_rss_bytes: rss,
+            server_rss_bytes_per_participant: rss_per,
+            server_nacks_answered: nacks,
+            server_keyframe_requests: kf,
+            server_packets_dropped: dropped,
+            errors,
+        }
+    }
+
+    /// The human table.
+    pub fn table(&self) -> String {
+        let f = |v: Option<f64>, d: usize| v.map_or("-".to_owned(), |v| format!("{v:.d$}"));
+        let p = |p: &Percentiles| {
+            format!(
+                "p50 {}  p95 {}  p99 {}",
+                f(p.p50, 1),
+                f(p.p95, 1),
+                f(p.p99, 1)
+            )
+        };
+        let mib = |v: Option<f64>| v.map(|v| v / (1024.0 * 1024.0));
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "scenario        {} mode, {} rooms x ({} publishers + {} subscribers) = {} bots, {}",
+            self.mode,
+            self.rooms,
+            self.publishers_per_room,
+            self.subscribers_per_room,
+            self.bots,
+            if self.audio_only {
+                "audio only".to_owned()
+            } else {
+                format!("{} kbps video + audio", self.video_bitrate_kbps)
+            }
+        );
+        let _ = writeln!(
+            s,
+            "window          {:.1} s, failed bots {}",
+            self.duration_s, self.failed_bots
+        );
+        let _ = writeln!(
+            s,
+            "tracks          {}/{} received",
+            self.tracks_received, self.tracks_expected
+        );
+        let _ = writeln!(
+            s,
+            "packets         {} received, {} lost after retransmission of {} expected",
+            self.packets_received, self.packets_lost, self.packets_expected
+        );
+        let _ = writeln!(s, "delivery        {:.4}%", self.delivery_ratio * 100.0);
+        let _ = writeln!(
+            s,
+            "bitrate/track   video {} kbps, audio {} kbps",
+            f(self.video_kbps_per_track, 0),
+            f(self.audio_kbps_per_track, 0)
+        );
+        let _ = writeln!(s, "latency ms      {}", p(&self.latency_ms));
+        let _ = writeln!(s, "jitter ms       {}", p(&self.jitter_ms));
+        let _ = writeln!(s, "join ms         {}", p(&self.join_ms));
+        let _ = writeln!(s, "first media ms  {}", p(&self.first_media_ms));
+        let _ = writeln!(
+            s,
+            "freezes         {} ({:.1} s frozen)",
+            self.freezes, self.frozen_s
+        );
+        let _ = writeln!(
+            s,
+            "server          {:.0} pkt/s forwarded, {:.0} pkt/s in, CPU {}% ",
+            self.forwarded_packets_per_s,
+            self.received_packets_per_s,
+            f(self.server_cpu_percent, 1)
+        );
+        let _ = writeln!(
+            s,
+            "server CPU      {} us per forwarded packet",
+            f(self.server_cpu_us_per_forwarded_packet, 2)
+        );
+        let _ = writeln!(
+            s,
+            "server memory   {} MiB RSS, {} MiB per participant",
+            f(mib(self.server_rss_bytes), 1),
+            f(mib(self.server_rss_bytes_per_participant), 3)
+        );
+        let _ = writeln!(
+            s,
+            "server events   {} NACKs answered, {} keyframe requests, {} packets dropped",
+            self.server_nacks_answered, self.server_keyframe_requests, self.server_packets_dropped
+        );
+        for e in &self.errors {
+            let _ = writeln!(s, "error           {e}");
+        }
+        s
+    }
+}

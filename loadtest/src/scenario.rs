@@ -1,0 +1,265 @@
+//! A load-test run: spawn the bots at the join rate, wait for them to join,
+//! measure for the configured duration, stop them, and gather the figures.
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signaling::protocol::RoomMode;
+use tokio::sync::watch;
+
+use crate::bot::{self, BotReport, BotSpec};
+use crate::clip::Clip;
+use crate::http;
+use crate::peer::Publish;
+use crate::report::{Report, ServerSample};
+
+/// The server the bots talk to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// HTTP address (loopback).
+    pub http: SocketAddr,
+    /// `name:secret` to sign tokens with; `None`: the development-mode endpoint.
+    pub api_key: Option<(String, String)>,
+}
+
+/// State every bot and peer task shares with the run.
+#[derive(Debug)]
+pub struct Shared {
+    /// Packets count toward the figures only while this is set.
+    pub measuring: AtomicBool,
+    pub joined: AtomicU64,
+    pub failed: AtomicU64,
+    pub packets_received: AtomicU64,
+    stop: watch::Sender<bool>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            measuring: AtomicBool::new(false),
+            joined: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            packets_received: AtomicU64::new(0),
+            stop: watch::channel(false).0,
+        }
+    }
+}
+
+impl Shared {
+    pub fn deadline_passed(&self) -> bool {
+        *self.stop.borrow()
+    }
+    pub fn stop_rx(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// The shape of a run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub rooms: usize,
+    pub publishers: usize,
+    pub subscribers: usize,
+    pub audio_only: bool,
+    /// 150, 500 or 1500 (kbps): picks the clip.
+    pub video_bitrate: u32,
+    pub duration: Duration,
+    /// Bots started per second.
+    pub join_rate: f64,
+    pub mode: RoomMode,
+    /// Settling time between the last join and the measured window.
+    pub warmup: Duration,
+    /// Room names are `<prefix>-<n>`.
+    pub room_prefix: String,
+}
+
+impl Scenario {
+    pub fn bots(&self) -> usize {
+        self.rooms * (self.publishers + self.subscribers)
+    }
+
+    /// Tracks each bot should receive, summed: every receiver gets every
+    /// other publisher's tracks in its room.
+    pub fn tracks_expected(&self) -> u64 {
+        let per_pub = if self.audio_only { 1 } else { 2 };
+        let per_room = self.publishers * self.publishers.saturating_sub(1)
+            + self.subscribers * self.publishers;
+        (self.rooms * per_room * per_pub) as u64
+    }
+}
+
+/// The clips, loaded once and shared by every publisher.
+pub struct Clips {
+    pub video: Arc<Clip>,
+    pub audio: Arc<Clip>,
+}
+
+impl Clips {
+    /// Loads the clips from `dir` (the repository's `loadtest/media`).
+    pub fn load(dir: &Path, video_bitrate: u32) -> anyhow::Result<Clips> {
+        let file = match video_bitrate {
+            0..=300 => "vp8-150k.ivf",
+            301..=1000 => "vp8-500k.ivf",
+            _ => "vp8-1500k.ivf",
+        };
+        Ok(Clips {
+            video: Arc::new(Clip::read_ivf(&dir.join(file))?),
+            audio: Arc::new(Clip::read_ogg_opus(&dir.join("opus-32k.ogg"))?),
+        })
+    }
+}
+
+/// Reads the server's `/metrics`.
+pub async fn sample_server(target: &Target) -> Option<ServerSample> {
+    let (status, text) = http::request(target.http, "GET", "/metrics", None)
+        .await
+        .ok()?;
+    if status != 200 {
+        return None;
+    }
+    Some(ServerSample {
+        at: Instant::now(),
+        cpu_seconds: http::metric(&text, "sfu_process_cpu_seconds_total"),
+        rss_bytes: http::metric(&text, "sfu_process_resident_memory_bytes"),
+        packets_out: http::metric(&text, "sfu_packets_out_total").unwrap_or(0.0),
+        packets_in: http::metric(&text, "sfu_packets_in_total").unwrap_or(0.0),
+        participants: http::metric(&text, "sfu_participants").unwrap_or(0.0),
+        nacks: http::metric(&text, "sfu_nacks_answered_total").unwrap_or(0.0),
+        keyframe_requests: http::metric(&text, "sfu_keyframe_requests_sent_total").unwrap_or(0.0),
+        dropped: http::metric(&text, "sfu_packets_dropped_total").unwrap_or(0.0),
+    })
+}
+
+/// Live progress on stderr when it is a terminal; silent otherwise.
+struct Progress {
+    on: bool,
+}
+
+impl Progress {
+    fn new(enabled: bool) -> Self {
+        Progress {
+            on: enabled && std::io::stderr().is_terminal(),
+        }
+    }
+    fn line(&self, s: &str) {
+        if self.on {
+            let mut e = std::io::stderr();
+            let _ = write!(e, "\r\x1b[2K{s}");
+            let _ = e.flush();
+        }
+    }
+    fn done(&self) {
+        if self.on {
+            eprintln!();
+        }
+    }
+}
+
+/// Runs a scenario against a server and returns its report.
+pub async fn run(
+    scn: &Scenario,
+    target: Arc<Target>,
+    clips: &Clips,
+    progress: bool,
+) -> anyhow::Result<Report> {
+    let shared = Arc::new(Shared::default());
+    let progress = Progress::new(progress);
+    let idle = sample_server(&target).await;
+
+    let mut specs = Vec::new();
+    // Publishers first in every room, so subscribers find tracks waiting;
+    // rooms are filled side by side.
+    for i in 0..scn.publishers + scn.subscribers {
+        for r in 0..scn.rooms {
+            let publisher = i < scn.publishers;
+            let publish = publisher.then(|| Publish {
+                video: (!scn.audio_only).then(|| clips.video.clone()),
+                audio: Some(clips.audio.clone()),
+            });
+            specs.push(BotSpec {
+                room: format!("{}-{r}", scn.room_prefix),
+                name: format!("{}{i}", if publisher { "pub" } else { "sub" }),
+                mode: scn.mode,
+                publish,
+            });
+        }
+    }
+
+    let total = specs.len() as u64;
+    let interval = Duration::from_secs_f64(1.0 / scn.join_rate.max(0.1));
+    let ramp_start = Instant::now();
+    let mut tasks = Vec::with_capacity(specs.len());
+    for (n, spec) in specs.into_iter().enumerate() {
+        tokio::time::sleep_until((ramp_start + interval * n as u32).into()).await;
+        tasks.push(tokio::spawn(bot::run(spec, target.clone(), shared.clone())));
+        progress.line(&format!(
+            "starting bots {}/{total}, joined {}",
+            n + 1,
+            shared.joined.load(Ordering::Relaxed)
+        ));
+    }
+    // Wait for every bot to join (or fail), bounded.
+    let join_deadline = Instant::now() + Duration::from_secs(30);
+    while shared.joined.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed) < total
+        && Instant::now() < join_deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let offers, answers and the first keyframes settle.
+    let warm_end = Instant::now() + scn.warmup;
+    while Instant::now() < warm_end {
+        progress.line(&format!(
+            "joined {}/{total}, failed {}, warming up",
+            shared.joined.load(Ordering::Relaxed),
+            shared.failed.load(Ordering::Relaxed)
+        ));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    let start = sample_server(&target).await;
+    shared.measuring.store(true, Ordering::Relaxed);
+    let window_start = Instant::now();
+    let window_end = window_start + scn.duration;
+    let mut last_packets = 0;
+    while Instant::now() < window_end {
+        tokio::time::sleep(Duration::from_secs(1).min(window_end - Instant::now())).await;
+        let p = shared.packets_received.load(Ordering::Relaxed);
+        progress.line(&format!(
+            "{:>4.0}s/{:.0}s  bots joined {}/{total}  failed {}  packets {p} ({:.0}/s)",
+            window_start.elapsed().as_secs_f64(),
+            scn.duration.as_secs_f64(),
+            shared.joined.load(Ordering::Relaxed),
+            shared.failed.load(Ordering::Relaxed),
+            (p - last_packets) as f64,
+        ));
+        last_packets = p;
+    }
+    shared.measuring.store(false, Ordering::Relaxed);
+    let window = window_start.elapsed();
+    let end = sample_server(&target).await;
+    progress.done();
+
+    shared.stop();
+    let mut bots: Vec<BotReport> = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        match tokio::time::timeout(Duration::from_secs(10), t).await {
+            Ok(Ok(r)) => bots.push(r),
+            Ok(Err(e)) => bots.push(BotReport {
+                error: Some(format!("bot task panicked: {e}")),
+                ..Default::default()
+            }),
+            Err(_) => bots.push(BotReport {
+                error: Some("bot did not stop within 10 s".into()),
+                ..Default::default()
+            }),
+        }
+    }
+    Ok(Report::build(scn, &bots, window, idle, start, end))
+}

@@ -1,0 +1,124 @@
+//! Starts the server binary on loopback with ephemeral ports, for
+//! `--spawn-server`, and stops it when dropped.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+/// A running server; killed on drop.
+pub struct Server {
+    pub http: SocketAddr,
+    _child: Child,
+    pub log_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+/// The server binary: `explicit`, else `sfu` next to this program.
+pub fn locate(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        anyhow::ensure!(p.is_file(), "server binary {} does not exist", p.display());
+        return Ok(p.to_owned());
+    }
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    // Beside us, or one up when we run as a test binary from target/*/deps.
+    for d in [dir, dir.parent().unwrap_or(dir)] {
+        let cand = d.join("sfu");
+        if cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    anyhow::bail!(
+        "cannot find the server binary `sfu` next to {}: build it (cargo build --release -p sfu) or pass --server-bin",
+        exe.display()
+    )
+}
+
+/// The address in a line like `... listening on http://127.0.0.1:PORT`.
+pub fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
+    let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
+    addr.parse().ok()
+}
+
+/// Starts `bin` with ephemeral ports and room limits raised for load tests;
+/// `extra_env` adds or overrides settings.
+pub async fn start(bin: &Path, extra_env: &[(String, String)]) -> anyhow::Result<Server> {
+    let mut cmd = Command::new(bin);
+    cmd.env("SFU_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SFU_MEDIA__UDP_PORT", "0")
+        .env("SFU_ROOMS__MAX_SFU_PARTICIPANTS", "1000")
+        .env("SFU_ROOMS__MAX_P2P_PARTICIPANTS", "16")
+        .env("SFU_LOG__FORMAT", "human")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", bin.display()))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stderr pipe"))?;
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let (tx, rx) = oneshot::channel();
+    let tail2 = tail.clone();
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut tx = Some(tx);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = parse_listening(&line) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(addr);
+                }
+            }
+            if let Ok(mut t) = tail2.lock() {
+                t.push_back(line);
+                if t.len() > 50 {
+                    t.pop_front();
+                }
+            }
+        }
+    });
+    match tokio::time::timeout(Duration::from_secs(20), rx).await {
+        Ok(Ok(http)) => Ok(Server {
+            http,
+            _child: child,
+            log_tail: tail,
+        }),
+        _ => {
+            let _ = child.kill().await;
+            let log = tail
+                .lock()
+                .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default();
+            anyhow::bail!("the server did not report its address within 20 s; its log:\n{log}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_in_log_lines() {
+        let l = "2026-11-24T03:00:00Z  INFO sfu::app::server: listening on http://127.0.0.1:43123";
+        assert_eq!(parse_listening(l), Some("127.0.0.1:43123".parse().unwrap()));
+        let j = r#"{"fields":{"message":"listening on http://127.0.0.1:5000"}}"#;
+        assert_eq!(parse_listening(j), Some("127.0.0.1:5000".parse().unwrap()));
+        assert_eq!(parse_listening("listening on https://x"), None);
+    }
+}
