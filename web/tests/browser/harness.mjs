@@ -9,7 +9,8 @@
 //     await waitForVideo(a, 1);
 //   });
 
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
+import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -41,17 +42,56 @@ export const CHROMIUM_FLAGS = [
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 /**
+ * The environment for the server binary. Only SFU_<SECTION>__<KEY>
+ * variables are configuration; SFU_BIN (set by test.sh) would be read as an
+ * unknown key, so no outside SFU_ variable is passed on.
+ */
+function inheritedEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SFU_')));
+}
+
+/**
+ * Mints an access token with `$SFU_BIN token create` (the server must be
+ * started with the same `SFU_AUTH__KEYS__*` env).
+ * @param {Record<string, string>} env
+ * @param {{ room: string, identity: string, name?: string, mode?: 'p2p'|'sfu' }} o
+ */
+export function mintToken(env, o) {
+  const args = ['token', 'create', '--room', o.room, '--identity', o.identity];
+  if (o.name) args.push('--name', o.name);
+  if (o.mode) args.push('--mode', o.mode);
+  return execFileSync(SFU_BIN, args, { env: { ...inheritedEnv(), ...env } }).toString().trim();
+}
+
+/**
+ * A tiny HTTP server on 127.0.0.1 (another origin than the server under
+ * test) that answers every GET with `html(path)`.
+ * @param {(path: string) => string} html
+ * @returns {Promise<{ origin: string, port: number, close: () => Promise<void> }>}
+ */
+export async function hostPageServer(html) {
+  const srv = http.createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html(req.url ?? '/'));
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', () => r(undefined)));
+  const port = /** @type {import('node:net').AddressInfo} */ (srv.address()).port;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    port,
+    close: () => new Promise((r) => { srv.closeAllConnections?.(); srv.close(() => r(undefined)); }),
+  };
+}
+
+/**
  * Starts `$SFU_BIN` on 127.0.0.1 with ephemeral HTTP and UDP ports.
  * @param {{ env?: Record<string, string>, args?: string[] }} [opts]
  * @returns {Promise<{ url: string, port: number, logs: () => string, stop: () => Promise<void> }>}
  */
 export async function startServer(opts = {}) {
   if (!fs.existsSync(SFU_BIN)) throw new Error(`server binary not found: ${SFU_BIN} (build it or set SFU_BIN)`);
-  // Only SFU_<SECTION>__<KEY> variables are configuration; SFU_BIN (set by
-  // test.sh) would be read as an unknown key, so it is not passed on.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SFU_')));
   const env = {
-    ...inherited,
+    ...inheritedEnv(),
     SFU_SERVER__LISTEN: '127.0.0.1:0',
     SFU_MEDIA__UDP_PORT: '0',
     NO_COLOR: '1',
