@@ -2,5 +2,12 @@
 //! RTP forwarding and RTCP feedback between the members of a room.
 
 pub mod config;
+pub mod core;
+pub mod demux;
+pub mod engine;
+pub mod runtime;
+pub mod shard;
+pub mod stats;
 
 pub use config::MediaConfig;
+pub use runtime::SfuPlane;

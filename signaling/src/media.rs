@@ -93,8 +93,6 @@ pub struct MediaStats {
     pub packets_out: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
-    /// RTP packets forwarded to subscribers (one per packet per subscriber).
-    pub packets_forwarded: u64,
     /// NACKed packets the server re-sent from its own cache.
     pub nacks_answered: u64,
     /// PLI/FIR sent to publishers.

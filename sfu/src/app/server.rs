@@ -10,8 +10,18 @@ use super::config::Config;
 use super::web::{self, FramePolicy};
 
 /// The SFU media plane for SFU rooms, or `None` when it cannot start.
-fn media_plane(_cfg: &Config) -> Option<(Arc<dyn MediaPlane>, MediaEventReceiver)> {
-    None
+fn media_plane(cfg: &Config) -> Option<(Arc<dyn MediaPlane>, MediaEventReceiver)> {
+    match sfu::SfuPlane::start(&cfg.media) {
+        Ok((plane, events)) => Some((plane as Arc<dyn MediaPlane>, events)),
+        Err(e) => {
+            tracing::error!(
+                "media plane unavailable (cannot bind UDP {}:{}): {e}; serving P2P rooms only",
+                cfg.media.bind,
+                cfg.media.udp_port
+            );
+            None
+        }
+    }
 }
 
 /// The whole HTTP surface.
@@ -40,7 +50,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             let listener = std::net::TcpListener::bind(addr)?;
             listener.set_nonblocking(true)?;
             tracing::info!("listening on https://{}", listener.local_addr()?);
-            axum_server::from_tcp_rustls(listener, tls).serve(app.into_make_service()).await?;
+            axum_server::from_tcp_rustls(listener, tls)
+                .serve(app.into_make_service())
+                .await?;
         }
         _ => {
             let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -1,0 +1,150 @@
+//! Header-extension translation between two legs.
+//!
+//! Each peer connection negotiates its own extension ids, so a forwarded
+//! packet's extensions are re-numbered by URI. The publisher's transport-cc
+//! number is dropped: every leg has its own transport-wide sequence.
+//! Extensions the subscriber did not negotiate are dropped too (the library
+//! rejects a packet carrying an id it does not know).
+
+use bytes::Bytes;
+use rtc::rtp::header::Header;
+
+pub const TRANSPORT_CC: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+pub const AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+pub const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+pub const ABS_CAPTURE_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time";
+pub const MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+pub const VIDEO_ORIENTATION: &str = "urn:3gpp:video-orientation";
+pub const PLAYOUT_DELAY: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+
+/// Extensions worth carrying from publisher to subscriber.
+pub const FORWARDED: &[&str] = &[
+    AUDIO_LEVEL,
+    ABS_SEND_TIME,
+    ABS_CAPTURE_TIME,
+    VIDEO_ORIENTATION,
+    PLAYOUT_DELAY,
+];
+
+/// Source id to destination id; 0 drops the extension.
+#[derive(Clone, Debug)]
+pub struct ExtMap {
+    map: [u8; 256],
+    /// The destination's id for `mid`, which is per-leg state rather than
+    /// something carried from the source.
+    mid: Option<(u8, Bytes)>,
+}
+
+impl ExtMap {
+    /// `src` and `dst` are the negotiated `(id, uri)` pairs of the two legs;
+    /// `dst_mid` is the subscriber transceiver's mid.
+    pub fn new(src: &[(u8, String)], dst: &[(u8, String)], dst_mid: Option<&str>) -> Self {
+        let mut map = [0u8; 256];
+        for (sid, uri) in src {
+            if uri == TRANSPORT_CC || uri == MID || !FORWARDED.contains(&uri.as_str()) {
+                continue;
+            }
+            if let Some((did, _)) = dst.iter().find(|(_, u)| u == uri) {
+                map[*sid as usize] = *did;
+            }
+        }
+        let mid = match (dst.iter().find(|(_, u)| u == MID), dst_mid) {
+            (Some((id, _)), Some(m)) => Some((*id, Bytes::copy_from_slice(m.as_bytes()))),
+            _ => None,
+        };
+        ExtMap { map, mid }
+    }
+
+    /// Rebuilds the header's extensions for the destination leg. The list
+    /// is rebuilt rather than edited in place, so the padding the library
+    /// computes stays right.
+    pub fn apply(&self, header: &mut Header) {
+        let old = std::mem::take(&mut header.extensions);
+        let profile = header.extension_profile;
+        header.extension = false;
+        header.extensions_padding = 0;
+        header.extension_profile = 0;
+        for ext in old {
+            let id = self.map[ext.id as usize];
+            if id != 0 {
+                set(header, profile, id, ext.payload);
+            }
+        }
+        if let Some((id, payload)) = &self.mid {
+            set(header, profile, *id, payload.clone());
+        }
+    }
+}
+
+fn set(header: &mut Header, profile: u16, id: u8, payload: Bytes) {
+    if !header.extension && profile != 0 && id <= 14 && payload.len() <= 16 {
+        // Keep the source's profile rather than let the first payload pick.
+        header.extension = true;
+        header.extension_profile = profile;
+    }
+    // An id or size the profile cannot carry: this one extension is lost,
+    // the packet is not.
+    let _ = header.set_extension(id, payload);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtp::packet::Packet;
+    use rtc::shared::marshal::{Marshal, Unmarshal};
+
+    fn list(v: &[(u8, &str)]) -> Vec<(u8, String)> {
+        v.iter().map(|(i, u)| (*i, u.to_string())).collect()
+    }
+
+    #[test]
+    fn extensions_are_renumbered_by_uri_and_transport_cc_is_dropped() {
+        let src = list(&[(1, AUDIO_LEVEL), (3, TRANSPORT_CC), (5, ABS_CAPTURE_TIME)]);
+        let dst = list(&[
+            (2, ABS_CAPTURE_TIME),
+            (4, MID),
+            (7, AUDIO_LEVEL),
+            (9, TRANSPORT_CC),
+        ]);
+        let map = ExtMap::new(&src, &dst, Some("3"));
+        let mut p = Packet::default();
+        p.header.version = 2;
+        p.header
+            .set_extension(1, Bytes::from_static(&[0x85]))
+            .unwrap();
+        p.header
+            .set_extension(3, Bytes::from_static(&[0, 9]))
+            .unwrap();
+        p.header
+            .set_extension(5, Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8]))
+            .unwrap();
+        p.payload = Bytes::from_static(b"media");
+        map.apply(&mut p.header);
+        let raw = p.marshal().unwrap();
+        let back = Packet::unmarshal(&mut &raw[..]).unwrap();
+        assert_eq!(back.header.get_extension(7).as_deref(), Some(&[0x85][..]));
+        assert_eq!(
+            back.header.get_extension(2).as_deref(),
+            Some(&[1, 2, 3, 4, 5, 6, 7, 8][..])
+        );
+        assert_eq!(back.header.get_extension(4).as_deref(), Some(&b"3"[..]));
+        assert_eq!(back.header.get_extension(9), None);
+        assert_eq!(back.header.get_extension(3), None);
+        assert_eq!(back.payload.as_ref(), b"media");
+    }
+
+    #[test]
+    fn no_common_extension_leaves_a_plain_header() {
+        let map = ExtMap::new(&list(&[(3, TRANSPORT_CC)]), &list(&[]), None);
+        let mut p = Packet::default();
+        p.header.version = 2;
+        p.header
+            .set_extension(3, Bytes::from_static(&[0, 9]))
+            .unwrap();
+        map.apply(&mut p.header);
+        assert!(!p.header.extension);
+        let raw = p.marshal().unwrap();
+        assert_eq!(raw.len(), 12);
+    }
+}

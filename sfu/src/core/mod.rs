@@ -1,0 +1,12 @@
+//! The Sans-I/O core: plain structs that take `now` and return decisions.
+//!
+//! Nothing here touches a socket, a thread or the clock, and nothing here
+//! knows the WebRTC library: the shard (see [`crate::shard`]) feeds these
+//! parts and carries out what they decide.
+
+pub mod extmap;
+pub mod ids;
+pub mod keyframe;
+pub mod nack_cache;
+pub mod routing;
+pub mod seq;

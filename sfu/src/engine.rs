@@ -1,0 +1,295 @@
+//! How every server-side peer connection is built: codecs, header
+//! extensions, interceptors, ICE-lite with known credentials, and the one
+//! host candidate on the shared port.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{
+    Attribute, Interceptor, NackGeneratorBuilder, Packet as IPacket, Registry, Slot, StreamInfo,
+    TaggedPacket,
+};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_twcc_receiver_only,
+};
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error;
+
+use crate::core::extmap;
+
+/// One codec the server can forward.
+struct CodecSpec {
+    name: &'static str,
+    kind: RtpCodecKind,
+    mime: &'static str,
+    clock_rate: u32,
+    channels: u16,
+    fmtp: &'static str,
+    pt: u8,
+}
+
+const CODECS: &[CodecSpec] = &[
+    CodecSpec {
+        name: "opus",
+        kind: RtpCodecKind::Audio,
+        mime: MIME_TYPE_OPUS,
+        clock_rate: 48_000,
+        channels: 2,
+        fmtp: "minptime=10;useinbandfec=1",
+        pt: 111,
+    },
+    CodecSpec {
+        name: "vp8",
+        kind: RtpCodecKind::Video,
+        mime: MIME_TYPE_VP8,
+        clock_rate: 90_000,
+        channels: 0,
+        fmtp: "",
+        pt: 96,
+    },
+    CodecSpec {
+        name: "h264",
+        kind: RtpCodecKind::Video,
+        mime: MIME_TYPE_H264,
+        clock_rate: 90_000,
+        channels: 0,
+        fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+        pt: 102,
+    },
+    CodecSpec {
+        name: "h264",
+        kind: RtpCodecKind::Video,
+        mime: MIME_TYPE_H264,
+        clock_rate: 90_000,
+        channels: 0,
+        fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+        pt: 104,
+    },
+    CodecSpec {
+        name: "vp9",
+        kind: RtpCodecKind::Video,
+        mime: MIME_TYPE_VP9,
+        clock_rate: 90_000,
+        channels: 0,
+        fmtp: "profile-id=0",
+        pt: 98,
+    },
+    CodecSpec {
+        name: "av1",
+        kind: RtpCodecKind::Video,
+        mime: MIME_TYPE_AV1,
+        clock_rate: 90_000,
+        channels: 0,
+        fmtp: "",
+        pt: 45,
+    },
+];
+
+/// The codec names `[media] codecs` accepts.
+pub const CODEC_NAMES: &[&str] = &["opus", "vp8", "h264", "vp9", "av1"];
+
+fn video_feedback() -> Vec<RTCPFeedback> {
+    [("nack", ""), ("nack", "pli"), ("ccm", "fir")]
+        .iter()
+        .map(|(t, p)| RTCPFeedback {
+            typ: t.to_string(),
+            parameter: p.to_string(),
+        })
+        .collect()
+}
+
+/// Registers the configured codecs (in the configured order) and the
+/// header extensions the forwarder carries.
+pub fn media_engine(codecs: &[String]) -> Result<MediaEngine, Error> {
+    let mut me = MediaEngine::default();
+    for name in codecs {
+        let name = name.to_ascii_lowercase();
+        for spec in CODECS.iter().filter(|c| c.name == name) {
+            let feedback = if spec.kind == RtpCodecKind::Video {
+                video_feedback()
+            } else {
+                Vec::new()
+            };
+            me.register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: spec.mime.to_owned(),
+                        clock_rate: spec.clock_rate,
+                        channels: spec.channels,
+                        sdp_fmtp_line: spec.fmtp.to_owned(),
+                        rtcp_feedback: feedback,
+                    },
+                    payload_type: spec.pt,
+                    ..Default::default()
+                },
+                spec.kind,
+            )?;
+        }
+    }
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        for uri in [extmap::MID, extmap::ABS_SEND_TIME, extmap::ABS_CAPTURE_TIME] {
+            me.register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: uri.to_owned(),
+                },
+                kind,
+                None,
+            )?;
+        }
+    }
+    me.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: extmap::AUDIO_LEVEL.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )?;
+    me.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: extmap::VIDEO_ORIENTATION.to_owned(),
+        },
+        RtpCodecKind::Video,
+        None,
+    )?;
+    Ok(me)
+}
+
+/// What a peer connection needs to know about its shard's socket.
+#[derive(Clone, Debug)]
+pub struct PeerSetup {
+    pub codecs: Vec<String>,
+    /// Address and port put in the host candidate(s).
+    pub advertise: Vec<SocketAddr>,
+    pub ufrag: String,
+    pub pwd: String,
+}
+
+/// Builds a server-side peer connection: ICE-lite with the given
+/// credentials, host candidates on the shared port, NACK generation towards
+/// publishers, receiver/sender reports, transport-wide-cc feedback to
+/// publishers, and inbound keyframe requests and NACKs delivered to us.
+///
+/// The library's NACK responder is left out on purpose: the forwarder
+/// answers NACKs from its own per-leg cache (it knows the rewritten numbers).
+pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, Error> {
+    let mut me = media_engine(&setup.codecs)?;
+    let registry = Registry::new()
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+        .with(Slot::from(14_000), FeedbackTap::default());
+    let registry = configure_twcc_receiver_only(registry, &mut me)?;
+    let registry = configure_rtcp_reports(registry);
+
+    use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile as P;
+    let settings = SettingEngineBuilder::new()
+        .with_lite(true)
+        .with_ice_credentials(setup.ufrag.clone(), setup.pwd.clone())
+        .with_srtp_protection_profiles(vec![
+            P::Srtp_Aead_Aes_128_Gcm,
+            P::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        ])
+        // Publishers retransmit on the media SSRC (no RTX is negotiated), so
+        // a repaired packet arrives late: the default window of 64 would
+        // reject it as a replay.
+        .with_srtp_replay_protection_window(1024)
+        .build();
+    let config = RTCConfigurationBuilder::new().build();
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_setting_engine(settings)
+        .with_media_engine(me)
+        .with_interceptor_registry(registry)
+        .build(now)?;
+    for addr in &setup.advertise {
+        let candidate = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()?;
+        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+    }
+    Ok(pc)
+}
+
+/// Lets keyframe requests and NACKs from the remote through to the
+/// application. The library's chain ends inbound RTCP before the
+/// application unless a packet is marked; receiver reports and
+/// transport-wide feedback stay with the interceptors that act on them.
+#[derive(Default)]
+struct FeedbackTap {
+    read: std::collections::VecDeque<TaggedPacket>,
+    write: std::collections::VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+        if let IPacket::Rtcp(pkts) = &msg.message.packet {
+            let wanted = pkts.iter().any(|p| {
+                let a = p.as_any();
+                a.is::<PictureLossIndication>()
+                    || a.is::<FullIntraRequest>()
+                    || a.is::<TransportLayerNack>()
+            });
+            if wanted && !msg.message.has(&Attribute::DeliverToApplication) {
+                msg.message.add(Attribute::DeliverToApplication);
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        None
+    }
+}
+
+impl Interceptor for FeedbackTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// How long a peer that never completes ICE is kept.
+pub const _CONNECT_GRACE: Duration = Duration::from_secs(30);

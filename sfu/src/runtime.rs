@@ -1,0 +1,359 @@
+//! The I/O shell: the one UDP socket, the shard threads, and the
+//! [`MediaPlane`] signaling talks to.
+//!
+//! Shard 0 owns the receiving end of the socket. On each wake-up it drains
+//! every ready datagram; one for its own rooms is handled inline on the
+//! spot, one for another shard is batched and handed over once per wake-up
+//! (one channel message per shard per batch, not per packet). Every shard
+//! sends on its own clone of the socket. With one shard (or rooms that hash
+//! to shard 0) nothing crosses a thread. See docs/architecture.md for why
+//! this and not a socket per shard.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::net::{SocketAddr, UdpSocket as StdSocket};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use signaling::ids::ParticipantId;
+use signaling::media::{
+    MediaCommand, MediaEventReceiver, MediaEventSender, MediaPlane, MediaStats,
+};
+use tokio::sync::mpsc;
+
+use crate::config::MediaConfig;
+use crate::demux;
+use crate::engine::CODEC_NAMES;
+use crate::shard::{Shard, ShardConfig, UfragChange};
+use crate::stats::{self, Drop, SharedCounts};
+
+/// Largest datagram read; anything longer is truncated and will fail
+/// authentication, which counts it.
+const MAX_DATAGRAM: usize = 2048;
+/// How often shard 0 forgets addresses of connections that are gone.
+const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+enum ShardMsg {
+    Command(MediaCommand),
+    Datagrams(Vec<(SocketAddr, BytesMut)>),
+}
+
+/// The SFU media plane: N shard threads behind one UDP port.
+pub struct SfuPlane {
+    shards: Vec<mpsc::UnboundedSender<ShardMsg>>,
+    placement: Mutex<HashMap<ParticipantId, usize>>,
+    counts: Vec<Arc<SharedCounts>>,
+    local_addr: SocketAddr,
+}
+
+impl SfuPlane {
+    /// Binds the media port and starts the shards. Fails only if the
+    /// socket cannot be bound or a thread cannot start.
+    pub fn start(cfg: &MediaConfig) -> io::Result<(Arc<SfuPlane>, MediaEventReceiver)> {
+        let socket = StdSocket::bind(SocketAddr::new(cfg.bind, cfg.udp_port))?;
+        socket.set_nonblocking(true)?;
+        let local_addr = socket.local_addr()?;
+        tracing::info!("media UDP listening on {local_addr}");
+        let mut advertise: Vec<SocketAddr> = cfg
+            .advertise
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, local_addr.port()))
+            .collect();
+        if advertise.is_empty() {
+            if cfg.bind.is_unspecified() {
+                tracing::warn!(
+                    "[media] bind is {} and [media] advertise is empty: advertising 127.0.0.1 only",
+                    cfg.bind
+                );
+                advertise.push(SocketAddr::from(([127, 0, 0, 1], local_addr.port())));
+            } else {
+                advertise.push(local_addr);
+            }
+        }
+        for c in &cfg.codecs {
+            if !CODEC_NAMES.contains(&c.to_ascii_lowercase().as_str()) {
+                tracing::warn!("[media] codecs: unknown codec {c:?} ignored");
+            }
+        }
+        let n = if cfg.shards == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            cfg.shards
+        };
+        let shard_cfg = Arc::new(ShardConfig {
+            codecs: cfg.codecs.clone(),
+            advertise,
+            keyframe_min_interval: Duration::from_millis(cfg.keyframe_min_interval_ms),
+            nack_cache_packets: cfg.nack_cache_packets,
+        });
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let ufrags: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let mut txs = Vec::with_capacity(n);
+        let mut rxs = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = mpsc::unbounded_channel();
+            txs.push(tx);
+            rxs.push(rx);
+        }
+        let mut counts = Vec::with_capacity(n);
+        for (i, rx) in rxs.into_iter().enumerate() {
+            let shared = Arc::new(SharedCounts::default());
+            counts.push(shared.clone());
+            let ctx = ShardCtx {
+                index: i,
+                shard: Shard::new(shard_cfg.clone()),
+                rx,
+                peers_tx: if i == 0 { txs.clone() } else { Vec::new() },
+                socket: socket.try_clone()?,
+                events: ev_tx.clone(),
+                ufrags: ufrags.clone(),
+                shared,
+            };
+            std::thread::Builder::new()
+                .name(format!("media-shard-{i}"))
+                .spawn(move || ctx.run())?;
+        }
+        tracing::info!(shards = n, "media plane started");
+        Ok((
+            Arc::new(SfuPlane {
+                shards: txs,
+                placement: Mutex::default(),
+                counts,
+                local_addr,
+            }),
+            ev_rx,
+        ))
+    }
+
+    /// The bound media address (useful with `udp_port = 0`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    fn shard_for_room(&self, room: &str) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        room.hash(&mut h);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+}
+
+impl MediaPlane for SfuPlane {
+    fn handle(&self, command: MediaCommand) {
+        let idx = {
+            let mut placement = self.placement.lock().unwrap_or_else(|e| e.into_inner());
+            match &command {
+                MediaCommand::Join {
+                    room, participant, ..
+                } => {
+                    let i = self.shard_for_room(room.as_str());
+                    placement.insert(participant.clone(), i);
+                    Some(i)
+                }
+                MediaCommand::Leave { participant } => placement.remove(participant),
+                other => placement.get(other.participant()).copied(),
+            }
+        };
+        if let Some(i) = idx {
+            let _ = self.shards[i].send(ShardMsg::Command(command));
+        }
+    }
+
+    fn stats(&self) -> MediaStats {
+        stats::sum(self.counts.iter().map(|c| c.read()))
+    }
+}
+
+/// Everything one shard thread owns.
+struct ShardCtx {
+    index: usize,
+    shard: Shard,
+    rx: mpsc::UnboundedReceiver<ShardMsg>,
+    /// Shard 0 only: where to hand datagrams for other shards.
+    peers_tx: Vec<mpsc::UnboundedSender<ShardMsg>>,
+    socket: StdSocket,
+    events: MediaEventSender,
+    ufrags: Arc<Mutex<HashMap<String, usize>>>,
+    shared: Arc<SharedCounts>,
+}
+
+impl ShardCtx {
+    fn run(self) {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("media shard {} cannot start: {e}", self.index);
+                return;
+            }
+        };
+        rt.block_on(self.run_loop());
+    }
+
+    async fn run_loop(mut self) {
+        let receiver = if self.index == 0 {
+            match self
+                .socket
+                .try_clone()
+                .and_then(tokio::net::UdpSocket::from_std)
+            {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!("media socket cannot be polled: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut routes: HashMap<SocketAddr, (usize, String)> = HashMap::new();
+        let mut batches: Vec<Vec<(SocketAddr, BytesMut)>> = vec![Vec::new(); self.peers_tx.len()];
+        let mut next_sweep = Instant::now() + SWEEP_EVERY;
+        loop {
+            let deadline = self
+                .shard
+                .next_deadline()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                msg = self.rx.recv() => {
+                    let Some(msg) = msg else { break };
+                    let now = Instant::now();
+                    self.on_msg(msg, now);
+                    while let Ok(m) = self.rx.try_recv() {
+                        self.on_msg(m, now);
+                    }
+                }
+                r = readable(receiver.as_ref()) => {
+                    if r.is_ok() {
+                        if let Some(sock) = receiver.as_ref() {
+                            self.drain_socket(sock, &mut buf, &mut routes, &mut batches);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+            let now = Instant::now();
+            if self.shard.next_deadline().is_some_and(|d| d <= now) {
+                self.shard.handle_timeout(now);
+            }
+            if self.index == 0 && now >= next_sweep {
+                next_sweep = now + SWEEP_EVERY;
+                let table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
+                routes.retain(|_, (_, u)| table.contains_key(u));
+            }
+            self.emit();
+        }
+    }
+
+    fn on_msg(&mut self, msg: ShardMsg, now: Instant) {
+        match msg {
+            ShardMsg::Command(c) => self.shard.handle_command(c, now),
+            ShardMsg::Datagrams(batch) => {
+                for (from, data) in batch {
+                    self.shard.handle_datagram(from, data, now);
+                }
+                self.shard.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Reads every ready datagram: ours are handled at once, the others'
+    /// are batched per shard.
+    fn drain_socket(
+        &mut self,
+        sock: &tokio::net::UdpSocket,
+        buf: &mut [u8],
+        routes: &mut HashMap<SocketAddr, (usize, String)>,
+        batches: &mut [Vec<(SocketAddr, BytesMut)>],
+    ) {
+        let now = Instant::now();
+        loop {
+            let (n, from) = match sock.try_recv_from(buf) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!("media socket receive error: {e}");
+                    break;
+                }
+            };
+            let data = &buf[..n];
+            let mut target = routes.get(&from).map(|(i, _)| *i);
+            if demux::classify(data) == demux::Kind::Stun {
+                // A STUN request names its connection: it binds (or
+                // re-binds) the address.
+                if let Some(u) = demux::stun_ufrag(data) {
+                    let table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(&i) = table.get(u) {
+                        routes.insert(from, (i, u.to_owned()));
+                        target = Some(i);
+                    }
+                }
+            }
+            match target {
+                Some(0) => self.shard.handle_datagram(from, BytesMut::from(data), now),
+                Some(i) if i < batches.len() => batches[i].push((from, BytesMut::from(data))),
+                _ => {
+                    self.shard.counts.packets_in += 1;
+                    self.shard.counts.bytes_in += n as u64;
+                    self.shard.counts.drop(match demux::classify(data) {
+                        demux::Kind::Other => Drop::Garbage,
+                        _ => Drop::UnknownSource,
+                    });
+                }
+            }
+        }
+        for (i, batch) in batches.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                let b = std::mem::take(batch);
+                if self.peers_tx[i].send(ShardMsg::Datagrams(b)).is_err() {
+                    self.shard.counts.drop(Drop::ShardGone);
+                }
+            }
+        }
+        self.shard.handle_timeout(now);
+    }
+
+    /// Sends what the shard produced and publishes its counters.
+    fn emit(&mut self) {
+        let (out, events, ufrag_changes) = self.shard.take_output();
+        let mut send_failed = 0;
+        for (to, data) in out.drain(..) {
+            if self.socket.send_to(&data, to).is_err() {
+                send_failed += 1;
+            }
+        }
+        if !ufrag_changes.is_empty() {
+            let mut table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
+            for c in ufrag_changes.drain(..) {
+                match c {
+                    UfragChange::Added(u) => {
+                        table.insert(u, self.index);
+                    }
+                    UfragChange::Removed(u) => {
+                        table.remove(&u);
+                    }
+                }
+            }
+        }
+        for e in events.drain(..) {
+            let _ = self.events.send(e);
+        }
+        for _ in 0..send_failed {
+            self.shard.counts.drop(Drop::SendFailed);
+        }
+        self.shared.publish(&self.shard.counts);
+    }
+}
+
+/// Waits until the socket is readable; forever for shards without one.
+async fn readable(s: Option<&tokio::net::UdpSocket>) -> io::Result<()> {
+    match s {
+        Some(s) => s.readable().await,
+        None => std::future::pending().await,
+    }
+}

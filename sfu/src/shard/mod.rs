@@ -1,0 +1,381 @@
+//! A shard: the peer connections of its rooms and the forwarding between
+//! them. Single-threaded and clock-free: every entry point takes `now`
+//! (read once per wake-up by the runtime), and what is to be sent comes out
+//! of [`Shard::take_output`]. The runtime owns sockets and threads.
+//!
+//! - [`peer`]: one participant's connection, its inbound tracks and its
+//!   downstream legs.
+//! - [`signal`]: offers, answers, candidates, renegotiation.
+//! - [`forward`]: the per-packet path and RTCP feedback.
+
+mod forward;
+mod peer;
+mod signal;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rand::distr::{Alphanumeric, SampleString};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use signaling::error::ErrorCode;
+use signaling::ids::ParticipantId;
+use signaling::media::{MediaCommand, MediaEvent};
+
+use crate::core::ids::{PeerKey, TrackNo};
+use crate::core::keyframe::KeyframeThrottle;
+use crate::core::routing::{RouteChange, Routing};
+use crate::demux;
+use crate::engine::{build_peer, PeerSetup};
+use crate::stats::{Counts, Drop};
+
+pub use peer::Peer;
+use peer::Published;
+
+/// What every shard is configured with.
+#[derive(Clone, Debug)]
+pub struct ShardConfig {
+    pub codecs: Vec<String>,
+    /// Host candidates: advertised address(es) with the shared port.
+    pub advertise: Vec<SocketAddr>,
+    pub keyframe_min_interval: Duration,
+    pub nack_cache_packets: u16,
+}
+
+/// A change to the ufrag table the runtime demultiplexes by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UfragChange {
+    Added(String),
+    Removed(String),
+}
+
+/// One shard's state.
+pub struct Shard {
+    cfg: Arc<ShardConfig>,
+    local_addr: SocketAddr,
+    peers: HashMap<PeerKey, Peer>,
+    by_participant: HashMap<ParticipantId, PeerKey>,
+    by_addr: HashMap<SocketAddr, PeerKey>,
+    by_ufrag: HashMap<String, PeerKey>,
+    routing: Routing,
+    tracks: HashMap<TrackNo, Published>,
+    next_key: u64,
+    next_track: u64,
+    dirty: Vec<PeerKey>,
+    scratch: Vec<RTCMessage>,
+    events: Vec<MediaEvent>,
+    out: Vec<(SocketAddr, BytesMut)>,
+    ufrag_changes: Vec<UfragChange>,
+    pub counts: Counts,
+}
+
+impl Shard {
+    pub fn new(cfg: Arc<ShardConfig>) -> Self {
+        let local_addr = cfg
+            .advertise
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        Shard {
+            cfg,
+            local_addr,
+            peers: HashMap::new(),
+            by_participant: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            routing: Routing::new(),
+            tracks: HashMap::new(),
+            next_key: 1,
+            next_track: 1,
+            dirty: Vec::new(),
+            scratch: Vec::new(),
+            events: Vec::new(),
+            out: Vec::new(),
+            ufrag_changes: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Carries out a signaling command.
+    pub fn handle_command(&mut self, cmd: MediaCommand, now: Instant) {
+        match cmd {
+            MediaCommand::Join {
+                room,
+                participant,
+                permissions,
+            } => self.join(participant, room.as_str(), permissions, now),
+            MediaCommand::Leave { participant } => self.leave(&participant, now),
+            MediaCommand::Offer { participant, sdp } => self.on_offer(&participant, sdp, now),
+            MediaCommand::Answer { participant, sdp } => self.on_answer(&participant, sdp, now),
+            MediaCommand::Candidate {
+                participant,
+                candidate,
+            } => self.on_candidate(&participant, candidate),
+        }
+        self.flush(now);
+    }
+
+    /// A datagram from `from` on the shared port.
+    pub fn handle_datagram(&mut self, from: SocketAddr, data: BytesMut, now: Instant) {
+        self.counts.packets_in += 1;
+        self.counts.bytes_in += data.len() as u64;
+        // A STUN request names its connection, so it may (re)bind the
+        // address; anything else must come from a bound address.
+        let stun_key = match demux::classify(&data) {
+            demux::Kind::Stun => demux::stun_ufrag(&data).and_then(|u| self.by_ufrag.get(u)),
+            _ => None,
+        }
+        .copied();
+        let key = match (self.by_addr.get(&from).copied(), stun_key) {
+            (Some(k), Some(s)) if k == s => k,
+            (_, Some(_)) | (None, None) => match self.adopt_address(from, &data) {
+                Some(k) => k,
+                None => return,
+            },
+            (Some(k), None) => k,
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            self.counts.drop(Drop::UnknownSource);
+            return;
+        };
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.local_addr,
+                peer_addr: from,
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: data,
+        };
+        if let Err(e) = peer.pc.handle_read(msg) {
+            tracing::trace!(peer = %key, "datagram rejected: {e}");
+            self.counts.drop(Drop::Rejected);
+        }
+        self.mark(key);
+    }
+
+    /// A datagram from an address not yet bound to a connection: only a
+    /// STUN request naming one of our ufrags binds it.
+    fn adopt_address(&mut self, from: SocketAddr, data: &[u8]) -> Option<PeerKey> {
+        let kind = demux::classify(data);
+        let key = match kind {
+            demux::Kind::Stun => demux::stun_ufrag(data).and_then(|u| self.by_ufrag.get(u)),
+            _ => None,
+        };
+        match key {
+            Some(k) => {
+                let k = *k;
+                self.by_addr.insert(from, k);
+                if let Some(p) = self.peers.get_mut(&k) {
+                    p.addrs.push(from);
+                }
+                Some(k)
+            }
+            None => {
+                self.counts.drop(match kind {
+                    demux::Kind::Other => Drop::Garbage,
+                    _ => Drop::UnknownSource,
+                });
+                None
+            }
+        }
+    }
+
+    /// Runs due timers: the connections' own, and merged keyframe requests.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.deadline.is_some_and(|d| d <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            if let Some(p) = self.peers.get_mut(&k) {
+                p.deadline = None;
+                if let Err(e) = p.pc.handle_timeout(now) {
+                    tracing::debug!(peer = %k, "timeout handling failed: {e}");
+                }
+            }
+            self.mark(k);
+        }
+        let kf: Vec<TrackNo> = self
+            .tracks
+            .iter_mut()
+            .filter_map(|(t, p)| p.keyframe.poll(now).then_some(*t))
+            .collect();
+        for t in kf {
+            self.send_keyframe_request(t, now);
+        }
+        self.flush(now);
+    }
+
+    /// The earliest time [`Self::handle_timeout`] has work.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let peers = self.peers.values().filter_map(|p| p.deadline);
+        let kf = self.tracks.values().filter_map(|p| p.keyframe.deadline());
+        peers.chain(kf).min()
+    }
+
+    /// Datagrams to send, then events for signaling, then ufrag-table changes.
+    pub fn take_output(
+        &mut self,
+    ) -> (
+        &mut Vec<(SocketAddr, BytesMut)>,
+        &mut Vec<MediaEvent>,
+        &mut Vec<UfragChange>,
+    ) {
+        (&mut self.out, &mut self.events, &mut self.ufrag_changes)
+    }
+
+    /// Participants on this shard.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn mark(&mut self, key: PeerKey) {
+        if let Some(p) = self.peers.get_mut(&key) {
+            if !p.dirty {
+                p.dirty = true;
+                self.dirty.push(key);
+            }
+        }
+    }
+
+    /// Drains every touched connection: media and feedback it produced
+    /// (which touches other connections), events, datagrams and timers.
+    fn flush(&mut self, now: Instant) {
+        while let Some(k) = self.dirty.pop() {
+            self.process_peer(k, now);
+            // Forwarding may have touched `k` again; writes are drained once
+            // everything queued so far is processed.
+            if let Some(p) = self.peers.get_mut(&k) {
+                p.dirty = false;
+                while let Some(w) = p.pc.poll_write() {
+                    self.counts.packets_out += 1;
+                    self.counts.bytes_out += w.message.len() as u64;
+                    self.out.push((w.transport.peer_addr, w.message));
+                }
+                p.deadline = p.pc.poll_timeout();
+            }
+        }
+        self.counts.connections = self.peers.len() as u64;
+        self.counts.tracks = self.tracks.len() as u64;
+    }
+
+    fn join(
+        &mut self,
+        participant: ParticipantId,
+        room: &str,
+        perms: signaling::protocol::Permissions,
+        now: Instant,
+    ) {
+        if self.by_participant.contains_key(&participant) {
+            self.leave(&participant, now);
+        }
+        let mut rng = rand::rng();
+        let setup = PeerSetup {
+            codecs: self.cfg.codecs.clone(),
+            advertise: self.cfg.advertise.clone(),
+            ufrag: Alphanumeric.sample_string(&mut rng, 16),
+            pwd: Alphanumeric.sample_string(&mut rng, 32),
+        };
+        let pc = match build_peer(&setup, now) {
+            Ok(pc) => pc,
+            Err(e) => {
+                tracing::error!(%participant, "cannot create a peer connection: {e}");
+                self.events.push(MediaEvent::Error {
+                    participant,
+                    code: ErrorCode::MediaRejected,
+                    message: "the server could not set up media for this participant".into(),
+                });
+                return;
+            }
+        };
+        let key = PeerKey(self.next_key);
+        self.next_key += 1;
+        tracing::debug!(%participant, room, peer = %key, "media join");
+        self.by_participant.insert(participant.clone(), key);
+        self.by_ufrag.insert(setup.ufrag.clone(), key);
+        self.ufrag_changes
+            .push(UfragChange::Added(setup.ufrag.clone()));
+        self.peers.insert(
+            key,
+            Peer::new(key, participant, room.to_owned(), perms, pc, setup.ufrag),
+        );
+        let changes = self.routing.join(key, room, perms.publish, perms.subscribe);
+        self.apply_routes(changes, now);
+    }
+
+    fn leave(&mut self, participant: &ParticipantId, now: Instant) {
+        let Some(key) = self.by_participant.remove(participant) else {
+            return;
+        };
+        let changes = self.routing.leave(key);
+        self.tracks.retain(|_, t| t.publisher != key);
+        if let Some(mut p) = self.peers.remove(&key) {
+            self.by_ufrag.remove(&p.ufrag);
+            self.ufrag_changes
+                .push(UfragChange::Removed(p.ufrag.clone()));
+            for a in &p.addrs {
+                self.by_addr.remove(a);
+            }
+            let _ = p.pc.close();
+        }
+        self.apply_routes(changes, now);
+        tracing::debug!(%participant, peer = %key, "media leave");
+    }
+
+    /// Adds and removes downstream legs, then renegotiates the subscribers
+    /// that changed.
+    fn apply_routes(&mut self, changes: Vec<RouteChange>, now: Instant) {
+        let mut touched = Vec::new();
+        for c in changes {
+            match c {
+                RouteChange::Subscribe { subscriber, track } => {
+                    let (Some(p), Some(t)) =
+                        (self.peers.get_mut(&subscriber), self.tracks.get(&track))
+                    else {
+                        continue;
+                    };
+                    p.add_leg(track, t, self.cfg.nack_cache_packets);
+                    touched.push(subscriber);
+                }
+                RouteChange::Unsubscribe { subscriber, track } => {
+                    if let Some(p) = self.peers.get_mut(&subscriber) {
+                        p.remove_leg(track);
+                        touched.push(subscriber);
+                    }
+                }
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for k in touched {
+            self.maybe_offer(k, now);
+            self.mark(k);
+        }
+    }
+
+    fn error(&mut self, participant: &ParticipantId, message: String) {
+        self.events.push(MediaEvent::Error {
+            participant: participant.clone(),
+            code: ErrorCode::MediaRejected,
+            message,
+        });
+    }
+
+    fn new_track_no(&mut self) -> TrackNo {
+        let t = TrackNo(self.next_track);
+        self.next_track += 1;
+        t
+    }
+
+    fn keyframe_throttle(&self) -> KeyframeThrottle {
+        KeyframeThrottle::new(self.cfg.keyframe_min_interval)
+    }
+}

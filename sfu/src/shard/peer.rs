@@ -1,0 +1,237 @@
+//! One participant's server-side connection: what it publishes and the
+//! downstream legs (one per forwarded track) it receives.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtp::packet::Packet;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use signaling::ids::ParticipantId;
+use signaling::protocol::Permissions;
+
+use crate::core::extmap::ExtMap;
+use crate::core::ids::{PeerKey, TrackNo};
+use crate::core::keyframe::KeyframeThrottle;
+use crate::core::nack_cache::NackCache;
+use crate::core::seq::SeqRewriter;
+
+/// A track a participant publishes, as the shard knows it.
+pub struct Published {
+    pub publisher: PeerKey,
+    pub receiver: RTCRtpReceiverId,
+    /// The publisher's participant id: the forwarded stream id.
+    pub stream_id: String,
+    /// The id in the publisher's own msid: the forwarded track id.
+    pub track_id: String,
+    pub kind: RtpCodecKind,
+    /// Negotiated on the publisher's connection, preferred first.
+    pub codecs: Vec<RTCRtpCodecParameters>,
+    /// Negotiated `(id, uri)` header extensions of the publisher's leg.
+    pub exts: Vec<(u8, String)>,
+    /// The SSRC media currently arrives on (target of keyframe requests).
+    pub ssrc: u32,
+    pub keyframe: KeyframeThrottle,
+}
+
+/// One forwarded track on a subscriber's connection.
+pub struct Leg {
+    pub sender: RTCRtpSenderId,
+    pub ssrc: u32,
+    pub kind: RtpCodecKind,
+    /// Set once the subscriber's side is negotiated: the translations
+    /// below are known.
+    pub ready: bool,
+    /// Publisher payload type to subscriber payload type.
+    pub pts: Vec<(u8, u8)>,
+    pub ext: ExtMap,
+    pub seq: SeqRewriter,
+    /// Sent packets, to answer NACKs (video only).
+    pub cache: Option<NackCache<Packet>>,
+}
+
+impl Leg {
+    #[inline]
+    pub fn map_pt(&self, pt: u8) -> Option<u8> {
+        self.pts.iter().find(|(s, _)| *s == pt).map(|(_, d)| *d)
+    }
+}
+
+/// A participant's connection.
+pub struct Peer {
+    pub key: PeerKey,
+    pub participant: ParticipantId,
+    pub room: String,
+    pub perms: Permissions,
+    pub pc: RTCPeerConnection,
+    pub ufrag: String,
+    /// DTLS is up: media can be sent.
+    pub connected: bool,
+    /// The set of legs changed since the last offer.
+    pub needs_offer: bool,
+    pub deadline: Option<Instant>,
+    pub dirty: bool,
+    pub addrs: Vec<SocketAddr>,
+    /// The publisher's track id to our number.
+    pub inbound: HashMap<String, TrackNo>,
+    pub legs: HashMap<TrackNo, Leg>,
+    pub leg_by_ssrc: HashMap<u32, TrackNo>,
+}
+
+impl Peer {
+    pub fn new(
+        key: PeerKey,
+        participant: ParticipantId,
+        room: String,
+        perms: Permissions,
+        pc: RTCPeerConnection,
+        ufrag: String,
+    ) -> Self {
+        Peer {
+            key,
+            participant,
+            room,
+            perms,
+            pc,
+            ufrag,
+            connected: false,
+            needs_offer: false,
+            deadline: None,
+            dirty: false,
+            addrs: Vec::new(),
+            inbound: HashMap::new(),
+            legs: HashMap::new(),
+            leg_by_ssrc: HashMap::new(),
+        }
+    }
+
+    /// Adds a sender for a published track; it is usable once the next
+    /// offer/answer round completes.
+    pub fn add_leg(&mut self, track: TrackNo, src: &Published, cache_packets: u16) {
+        let Some(codec) = src.codecs.first() else {
+            return;
+        };
+        let ssrc = loop {
+            let s: u32 = rand::random();
+            if s != 0 && !self.leg_by_ssrc.contains_key(&s) {
+                break s;
+            }
+        };
+        let media = MediaStreamTrack::new(
+            src.stream_id.clone(),
+            src.track_id.clone(),
+            src.track_id.clone(),
+            src.kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: codec.rtp_codec.clone(),
+                ..Default::default()
+            }],
+        );
+        let sender = match self.pc.add_track(media) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(peer = %self.key, %track, "cannot add a forwarded track: {e}");
+                return;
+            }
+        };
+        let clock_rate = codec.rtp_codec.clock_rate;
+        self.leg_by_ssrc.insert(ssrc, track);
+        self.legs.insert(
+            track,
+            Leg {
+                sender,
+                ssrc,
+                kind: src.kind,
+                ready: false,
+                pts: Vec::new(),
+                ext: ExtMap::new(&[], &[], None),
+                seq: SeqRewriter::new(clock_rate),
+                cache: (src.kind == RtpCodecKind::Video).then(|| NackCache::new(cache_packets)),
+            },
+        );
+        self.needs_offer = true;
+    }
+
+    pub fn remove_leg(&mut self, track: TrackNo) {
+        if let Some(leg) = self.legs.remove(&track) {
+            self.leg_by_ssrc.remove(&leg.ssrc);
+            if let Err(e) = self.pc.remove_track(leg.sender) {
+                tracing::debug!(peer = %self.key, %track, "remove_track: {e}");
+            }
+            self.needs_offer = true;
+        }
+    }
+
+    /// After a completed offer/answer round: works out each new leg's
+    /// payload-type and extension translations from what both sides
+    /// negotiated. Returns the tracks whose legs just became ready (each
+    /// wants a keyframe).
+    pub fn refresh_legs(&mut self, tracks: &HashMap<TrackNo, Published>) -> Vec<TrackNo> {
+        let mut ready = Vec::new();
+        let mids: Vec<(RTCRtpSenderId, Option<String>)> = self
+            .pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|t| {
+                let tr = self.pc.rtp_transceiver(t)?;
+                Some((tr.sender()?, tr.mid().clone()))
+            })
+            .collect();
+        for (track, leg) in self.legs.iter_mut().filter(|(_, l)| !l.ready) {
+            let Some(src) = tracks.get(track) else {
+                continue;
+            };
+            let Some(mid) = mids
+                .iter()
+                .find(|(s, _)| *s == leg.sender)
+                .and_then(|(_, m)| m.clone())
+            else {
+                continue;
+            };
+            let Some(mut sender) = self.pc.rtp_sender(leg.sender) else {
+                continue;
+            };
+            let params = sender.get_parameters().rtp_parameters.clone();
+            if params.codecs.is_empty() {
+                continue;
+            }
+            leg.pts = src
+                .codecs
+                .iter()
+                .filter_map(|c| {
+                    let same_mime = |d: &&RTCRtpCodecParameters| {
+                        d.rtp_codec
+                            .mime_type
+                            .eq_ignore_ascii_case(&c.rtp_codec.mime_type)
+                    };
+                    params
+                        .codecs
+                        .iter()
+                        .filter(same_mime)
+                        .find(|d| d.rtp_codec.sdp_fmtp_line == c.rtp_codec.sdp_fmtp_line)
+                        .or_else(|| params.codecs.iter().find(same_mime))
+                        .map(|d| (c.payload_type, d.payload_type))
+                })
+                .collect();
+            let dst: Vec<(u8, String)> = params
+                .header_extensions
+                .iter()
+                .map(|h| (h.id as u8, h.uri.clone()))
+                .collect();
+            leg.ext = ExtMap::new(&src.exts, &dst, Some(&mid));
+            leg.ready = true;
+            ready.push(*track);
+        }
+        ready
+    }
+}

@@ -1,0 +1,223 @@
+//! Offer/answer with each participant, and what follows from it.
+//!
+//! The server is the impolite peer of perfect negotiation: an offer from
+//! the client that collides with the server's own pending offer is ignored;
+//! the client (polite) rolls its own back, answers ours, and offers again.
+
+use std::time::Instant;
+
+use rtc::peer_connection::event::RTCTrackEventInit;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use signaling::ids::ParticipantId;
+use signaling::media::MediaEvent;
+use signaling::protocol::IceCandidate;
+
+use super::peer::Published;
+use super::Shard;
+use crate::core::ids::PeerKey;
+
+impl Shard {
+    pub(super) fn on_offer(&mut self, participant: &ParticipantId, sdp: String, now: Instant) {
+        let Some(&key) = self.by_participant.get(participant) else {
+            return;
+        };
+        let offer = match RTCSessionDescription::offer(sdp) {
+            Ok(o) => o,
+            Err(e) => return self.error(participant, format!("invalid offer: {e}")),
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.pc.pending_local_description().is_some() {
+            tracing::debug!(%participant, "offer collides with ours: ignored (client rolls back)");
+            return;
+        }
+        if let Err(e) = peer.pc.set_remote_description(now, offer) {
+            return self.error(participant, format!("offer rejected: {e}"));
+        }
+        let answer = match peer.pc.create_answer(None) {
+            Ok(a) => a,
+            Err(e) => return self.error(participant, format!("cannot answer the offer: {e}")),
+        };
+        if let Err(e) = peer.pc.set_local_description(now, answer) {
+            return self.error(participant, format!("cannot answer the offer: {e}"));
+        }
+        let sdp = peer
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        self.events.push(MediaEvent::Answer {
+            participant: participant.clone(),
+            sdp,
+        });
+        self.mark(key);
+        self.after_negotiation(key, now);
+    }
+
+    pub(super) fn on_answer(&mut self, participant: &ParticipantId, sdp: String, now: Instant) {
+        let Some(&key) = self.by_participant.get(participant) else {
+            return;
+        };
+        let answer = match RTCSessionDescription::answer(sdp) {
+            Ok(a) => a,
+            Err(e) => return self.error(participant, format!("invalid answer: {e}")),
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.pc.pending_local_description().is_none() {
+            return self.error(
+                participant,
+                "an answer without an offer from the server".into(),
+            );
+        }
+        if let Err(e) = peer.pc.set_remote_description(now, answer) {
+            return self.error(participant, format!("answer rejected: {e}"));
+        }
+        self.mark(key);
+        self.after_negotiation(key, now);
+    }
+
+    pub(super) fn on_candidate(
+        &mut self,
+        participant: &ParticipantId,
+        candidate: Option<IceCandidate>,
+    ) {
+        let Some(c) = candidate else { return };
+        let Some(&key) = self.by_participant.get(participant) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        // ICE-lite: the server never checks the client's candidates, it
+        // learns the client's address from its checks. A candidate is still
+        // validated so a bogus one gets a clear error.
+        if peer.pc.remote_description().is_none() {
+            return;
+        }
+        let init = RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_m_line_index,
+            username_fragment: c.username_fragment,
+            ..Default::default()
+        };
+        if let Err(e) = peer.pc.add_remote_candidate(init) {
+            self.error(participant, format!("candidate rejected: {e}"));
+        }
+    }
+
+    /// A round completed: legs that became usable get a keyframe, and a
+    /// change that waited for the round is offered now.
+    fn after_negotiation(&mut self, key: PeerKey, now: Instant) {
+        self.process_peer(key, now);
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let ready = peer.refresh_legs(&self.tracks);
+        for t in ready {
+            self.request_keyframe(t, now);
+        }
+        self.maybe_offer(key, now);
+    }
+
+    /// Offers the subscriber its current set of tracks, unless a round is
+    /// in progress (then after it).
+    pub(super) fn maybe_offer(&mut self, key: PeerKey, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if !peer.needs_offer
+            || peer.pc.pending_local_description().is_some()
+            || peer.pc.pending_remote_description().is_some()
+        {
+            return;
+        }
+        let offer = match peer.pc.create_offer(None) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(peer = %key, "cannot create an offer: {e}");
+                return;
+            }
+        };
+        if let Err(e) = peer.pc.set_local_description(now, offer) {
+            tracing::warn!(peer = %key, "cannot apply our offer: {e}");
+            return;
+        }
+        peer.needs_offer = false;
+        let sdp = peer
+            .pc
+            .local_description()
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        self.events.push(MediaEvent::Offer {
+            participant: peer.participant.clone(),
+            sdp,
+        });
+        self.mark(key);
+    }
+
+    /// The client's connection started sending a track.
+    pub(super) fn on_track_open(&mut self, key: PeerKey, init: RTCTrackEventInit, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if let Some(t) = peer.inbound.get(&init.track_id) {
+            if let Some(p) = self.tracks.get_mut(t) {
+                p.ssrc = init.ssrc;
+            }
+            return;
+        }
+        let Some(mut receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
+            return;
+        };
+        let kind = receiver.track().kind();
+        let params = receiver.get_parameters().rtp_parameters.clone();
+        let stream_id = peer.participant.to_string();
+        let track_no = self.new_track_no();
+        let Some(changes) = self.routing.publish(key, track_no) else {
+            tracing::debug!(peer = %key, track = %init.track_id, "not allowed to publish: ignored");
+            return;
+        };
+        let exts = params
+            .header_extensions
+            .iter()
+            .map(|h| (h.id as u8, h.uri.clone()))
+            .collect();
+        self.tracks.insert(
+            track_no,
+            Published {
+                publisher: key,
+                receiver: init.receiver_id,
+                stream_id,
+                track_id: init.track_id.clone(),
+                kind,
+                codecs: params.codecs,
+                exts,
+                ssrc: init.ssrc,
+                keyframe: self.keyframe_throttle(),
+            },
+        );
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.inbound.insert(init.track_id.clone(), track_no);
+        }
+        tracing::debug!(peer = %key, track = %init.track_id, %track_no, ?kind, "track published");
+        self.apply_routes(changes, now);
+    }
+
+    /// The client stopped a track (renegotiated it away).
+    pub(super) fn on_track_close(&mut self, key: PeerKey, track_id: &str, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let Some(t) = peer.inbound.remove(track_id) else {
+            return;
+        };
+        self.tracks.remove(&t);
+        let changes = self.routing.unpublish(t);
+        self.apply_routes(changes, now);
+    }
+}

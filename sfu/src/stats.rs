@@ -1,0 +1,156 @@
+//! Counters: plain integers on the hot path, published to atomics once per
+//! shard wake-up, summed across shards when read.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Why a packet was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Drop {
+    /// A datagram from an address no connection owns, not a STUN request
+    /// naming a known ufrag.
+    UnknownSource = 0,
+    /// Not STUN, DTLS, RTP or RTCP.
+    Garbage,
+    /// The connection refused it (bad DTLS record, SRTP auth failure, ...).
+    Rejected,
+    /// A publisher without the publish permission sent media.
+    NotPermitted,
+    /// The subscriber's leg is not negotiated or not connected yet.
+    LegNotReady,
+    /// The subscriber did not negotiate the packet's codec.
+    CodecMismatch,
+    /// Older than the current source of a leg (late packet of a switched source).
+    StaleSource,
+    /// The library refused to send it.
+    WriteFailed,
+    /// A NACKed packet no longer (or never) in the cache.
+    NackMiss,
+    /// The socket would block or failed.
+    SendFailed,
+    /// A datagram for a shard whose queue is gone.
+    ShardGone,
+}
+
+pub const DROP_REASONS: &[(Drop, &str)] = &[
+    (Drop::UnknownSource, "unknown_source"),
+    (Drop::Garbage, "garbage"),
+    (Drop::Rejected, "rejected"),
+    (Drop::NotPermitted, "not_permitted"),
+    (Drop::LegNotReady, "leg_not_ready"),
+    (Drop::CodecMismatch, "codec_mismatch"),
+    (Drop::StaleSource, "stale_source"),
+    (Drop::WriteFailed, "write_failed"),
+    (Drop::NackMiss, "nack_miss"),
+    (Drop::SendFailed, "send_failed"),
+    (Drop::ShardGone, "shard_gone"),
+];
+
+const N_DROPS: usize = 11;
+
+/// One shard's (or the receiver's) running totals.
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    pub connections: u64,
+    pub tracks: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_forwarded: u64,
+    pub bytes_forwarded: u64,
+    pub nacks_answered: u64,
+    pub keyframe_requests_sent: u64,
+    pub dropped: [u64; N_DROPS],
+}
+
+impl Counts {
+    #[inline]
+    pub fn drop(&mut self, why: Drop) {
+        self.dropped[why as usize] += 1;
+    }
+}
+
+/// The published copy of a [`Counts`], written only by its owner.
+#[derive(Debug, Default)]
+pub struct SharedCounts {
+    v: [AtomicU64; 10 + N_DROPS],
+}
+
+impl SharedCounts {
+    pub fn publish(&self, c: &Counts) {
+        let vals = [
+            c.connections,
+            c.tracks,
+            c.packets_in,
+            c.packets_out,
+            c.bytes_in,
+            c.bytes_out,
+            c.packets_forwarded,
+            c.nacks_answered,
+            c.keyframe_requests_sent,
+            c.bytes_forwarded,
+        ];
+        for (i, v) in vals.iter().chain(c.dropped.iter()).enumerate() {
+            self.v[i].store(*v, Relaxed);
+        }
+    }
+
+    pub fn read(&self) -> Counts {
+        let g = |i: usize| self.v[i].load(Relaxed);
+        let mut dropped = [0; N_DROPS];
+        for (i, d) in dropped.iter_mut().enumerate() {
+            *d = g(10 + i);
+        }
+        Counts {
+            connections: g(0),
+            tracks: g(1),
+            packets_in: g(2),
+            packets_out: g(3),
+            bytes_in: g(4),
+            bytes_out: g(5),
+            packets_forwarded: g(6),
+            nacks_answered: g(7),
+            keyframe_requests_sent: g(8),
+            bytes_forwarded: g(9),
+            dropped,
+        }
+    }
+}
+
+/// Sums shards into the signaling-facing snapshot.
+pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats {
+    let mut t = Counts::default();
+    for c in parts {
+        t.connections += c.connections;
+        t.tracks += c.tracks;
+        t.packets_in += c.packets_in;
+        t.packets_out += c.packets_out;
+        t.bytes_in += c.bytes_in;
+        t.bytes_out += c.bytes_out;
+        t.packets_forwarded += c.packets_forwarded;
+        t.bytes_forwarded += c.bytes_forwarded;
+        t.nacks_answered += c.nacks_answered;
+        t.keyframe_requests_sent += c.keyframe_requests_sent;
+        for i in 0..N_DROPS {
+            t.dropped[i] += c.dropped[i];
+        }
+    }
+    signaling::media::MediaStats {
+        connections: t.connections,
+        tracks: t.tracks,
+        // `/metrics` reads packets_out and bytes_out as what was forwarded
+        // to subscribers (RTP, retransmissions included); datagrams sent
+        // in total are not reported.
+        packets_in: t.packets_in,
+        packets_out: t.packets_forwarded + t.nacks_answered,
+        bytes_in: t.bytes_in,
+        bytes_out: t.bytes_forwarded,
+        nacks_answered: t.nacks_answered,
+        keyframe_requests_sent: t.keyframe_requests_sent,
+        dropped: DROP_REASONS
+            .iter()
+            .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))
+            .collect(),
+    }
+}

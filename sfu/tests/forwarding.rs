@@ -1,0 +1,76 @@
+//! Media is forwarded between three clients in one room over real UDP,
+//! ICE and DTLS-SRTP, each receiving the other two's tracks with the
+//! publisher's ids in the msid.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{payload, Net};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use signaling::media::MediaPlane;
+
+#[test]
+fn three_clients_receive_each_others_audio_and_video() {
+    let mut net = Net::new(1);
+    for name in ["alice", "bob", "carol"] {
+        let i = net.join(name, true, true);
+        net.clients[i].add_track(&format!("{name}-video"), RtpCodecKind::Video);
+        net.clients[i].add_track(&format!("{name}-audio"), RtpCodecKind::Audio);
+    }
+    assert!(
+        net.pump_until(Duration::from_secs(20), |n| n.all_connected()),
+        "all three connect to the server's one port"
+    );
+    let mut seq = 0u16;
+    let mut ok = |net: &mut Net| {
+        seq = seq.wrapping_add(1);
+        for c in net.clients.iter_mut() {
+            c.send_rtp(0, seq, seq as u32 * 3000, payload(seq, 600), true);
+            c.send_rtp(1, seq, seq as u32 * 960, payload(seq, 80), true);
+        }
+    };
+    let all_flowing = |n: &Net| {
+        n.clients
+            .iter()
+            .all(|c| c.received.len() == 4 && c.received.values().all(|r| r.packets >= 50))
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while !all_flowing(&net) && std::time::Instant::now() < end {
+        net.pump_for(
+            Duration::from_millis(100),
+            Duration::from_millis(10),
+            &mut ok,
+        );
+    }
+    for c in &net.clients {
+        let me = c.id.as_str();
+        let got: Vec<&String> = c.received.keys().collect();
+        assert_eq!(
+            got.len(),
+            4,
+            "{me} receives two tracks from each of the two others: {got:?}"
+        );
+        for (track, r) in &c.received {
+            assert!(
+                !track.starts_with(me),
+                "{me} does not receive its own {track}"
+            );
+            let publisher = track.split('-').next().unwrap();
+            assert_eq!(
+                r.stream_ids,
+                vec![publisher.to_string()],
+                "stream id of {track} is its publisher's participant id"
+            );
+            assert!(r.packets >= 50, "{me} got {} packets of {track}", r.packets);
+        }
+    }
+    let stats = net.plane.stats();
+    assert_eq!(stats.connections, 3);
+    assert_eq!(stats.tracks, 6);
+    assert!(stats.packets_out >= 600, "{stats:?}");
+    assert!(
+        stats.keyframe_requests_sent >= 1,
+        "new subscribers asked for keyframes: {stats:?}"
+    );
+}
