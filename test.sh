@@ -3,11 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# System packages: headless Chromium for the browser tests.
+# System packages: headless Chromium for the browser tests, coturn for the TURN test.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
 if ((${#missing[@]})); then
   echo "== installing ${missing[*]}"
   apt-get update -qq

@@ -123,6 +123,7 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("media.advertise")
                 .with_list_parse_key("web.frame_ancestors")
+                .with_list_parse_key("ice.turn.urls")
                 .source(Some(env)),
         );
         let cfg: Config = b.build()?.try_deserialize()?;

@@ -1,0 +1,130 @@
+// The TURN credentials the server hands out in `joined` are accepted by a
+// real coturn running with `use-auth-secret`: two relay-only peer connections
+// in Chromium connect through it. Tampered credentials are refused (401).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import { session } from './harness.mjs';
+
+const SECRET = 'turn-test-secret';
+
+/** A free UDP port on 127.0.0.1 (bound, then released for coturn). */
+async function freeUdpPort() {
+  const sock = dgram.createSocket('udp4');
+  await new Promise((r) => sock.bind(0, '127.0.0.1', () => r(undefined)));
+  const { port } = sock.address();
+  await new Promise((r) => sock.close(() => r(undefined)));
+  return port;
+}
+
+/** Whether a STUN binding request to 127.0.0.1:port is answered within 300 ms. */
+async function stunAnswers(port) {
+  const sock = dgram.createSocket('udp4');
+  const req = Buffer.alloc(20);
+  req.writeUInt16BE(0x0001, 0); // binding request, no attributes
+  req.writeUInt32BE(0x2112a442, 4); // magic cookie
+  for (let i = 8; i < 20; i++) req[i] = i;
+  try {
+    return await new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), 300);
+      sock.on('message', (m) => { clearTimeout(timer); resolve(m.readUInt16BE(0) === 0x0101); });
+      sock.send(req, port, '127.0.0.1');
+    });
+  } finally {
+    sock.close();
+  }
+}
+
+/** Starts coturn on loopback; resolves once it listens. */
+async function startCoturn(t, port) {
+  const proc = spawn('turnserver', [
+    '-n', '--no-cli', '--no-tls', '--no-dtls', '--log-file=stdout', '--simple-log',
+    '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`,
+    '--min-port=49152', '--max-port=49400', '--allow-loopback-peers',
+    '--realm=sfu.test', '--use-auth-secret', `--static-auth-secret=${SECRET}`,
+    '--fingerprint', `--pidfile=/tmp/turnserver-${port}.pid`,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  proc.stdout.on('data', (b) => { log += b; });
+  proc.stderr.on('data', (b) => { log += b; });
+  t.after(() => proc.kill('SIGKILL'));
+  const deadline = Date.now() + 15000;
+  while (!(await stunAnswers(port))) {
+    if (proc.exitCode !== null) throw new Error(`coturn exited:\n${log}`);
+    if (Date.now() > deadline) throw new Error(`coturn did not answer STUN:\n${log}`);
+  }
+  return () => log;
+}
+
+/**
+ * In the page: join a room, take `iceServers` from `joined` (optionally
+ * spoiling the credential), and connect two relay-only peer connections
+ * with a data channel. Returns what happened.
+ */
+function relayCall(spoil) {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://${location.host}/ws`);
+    ws.onmessage = async (ev) => {
+      const msg = JSON.parse(ev.data);
+      if (msg.type === 'registered') ws.send(JSON.stringify({ type: 'join', room: 'turn-room', name: 'T' }));
+      if (msg.type !== 'joined') return;
+      const iceServers = msg.iceServers.map((s) => (spoil && s.credential ? { ...s, credential: 'x' + s.credential } : s));
+      const cfg = { iceServers, iceTransportPolicy: 'relay' };
+      const a = new RTCPeerConnection(cfg);
+      const b = new RTCPeerConnection(cfg);
+      const errors = [];
+      const relay = [];
+      for (const [from, to] of [[a, b], [b, a]]) {
+        from.onicecandidate = (e) => {
+          if (e.candidate) {
+            relay.push(e.candidate.candidate);
+            to.addIceCandidate(e.candidate).catch(() => {});
+          }
+        };
+        from.onicecandidateerror = (e) => errors.push(e.errorCode);
+        from.onicegatheringstatechange = () => {
+          const gathered = a.iceGatheringState === 'complete' && b.iceGatheringState === 'complete';
+          if (gathered && relay.length === 0) setTimeout(() => done({ opened: false }), 500);
+        };
+      }
+      const done = (result) => resolve({ iceServers: msg.iceServers, relay, errors, ...result });
+      setTimeout(() => done({ opened: false }), 15000);
+      b.ondatachannel = (e) => { e.channel.onmessage = (m) => done({ opened: true, echoed: m.data, pair: null }); };
+      const dc = a.createDataChannel('relay');
+      dc.onopen = () => dc.send('through the relay');
+      await a.setLocalDescription();
+      await b.setRemoteDescription(a.localDescription);
+      await b.setLocalDescription();
+      await a.setRemoteDescription(b.localDescription);
+    };
+  });
+}
+
+test('TURN credentials from joined work with coturn use-auth-secret', async (t) => {
+  const port = await freeUdpPort();
+  const coturnLog = await startCoturn(t, port);
+  const s = await session(t, {
+    env: {
+      SFU_ROOMS__DEFAULT_MODE: 'p2p',
+      SFU_ICE__TURN__URLS: `turn:127.0.0.1:${port}?transport=udp`,
+      SFU_ICE__TURN__SECRET: SECRET,
+    },
+  });
+  const page = await s.participant('/healthz', { name: 'turn' });
+
+  const good = await page.evaluate(relayCall, false);
+  assert.equal(good.iceServers.length, 1);
+  assert.match(good.iceServers[0].username, /^\d+:/, 'username is expiry:identity');
+  assert.ok(good.relay.some((c) => / typ relay /.test(c)), `a relay candidate: ${good.relay.join(' | ')}`);
+  assert.ok(good.relay.every((c) => / typ relay /.test(c)), 'relay-only');
+  assert.equal(good.opened, true, `data channel over the relay opened\n${coturnLog().slice(-3000)}`);
+  assert.equal(good.echoed, 'through the relay');
+
+  const bad = await page.evaluate(relayCall, true);
+  assert.equal(bad.opened, false, 'spoiled credentials must not connect');
+  assert.equal(bad.relay.length, 0, 'no relay candidate with spoiled credentials');
+  assert.ok(bad.errors.includes(401), `coturn answered 401: ${bad.errors}`);
+  s.passed();
+});
