@@ -33,7 +33,6 @@ pub struct BotSpec {
 pub struct BotReport {
     pub name: String,
     pub room: String,
-    pub publisher: bool,
     /// WebSocket open to `joined`.
     pub joined_after: Option<Duration>,
     pub peers: Vec<PeerReport>,
@@ -88,7 +87,6 @@ pub async fn run(spec: BotSpec, target: Arc<Target>, shared: Arc<Shared>) -> Bot
     let mut report = BotReport {
         name: spec.name.clone(),
         room: spec.room.clone(),
-        publisher: spec.publish.is_some(),
         ..Default::default()
     };
     let mut peers: HashMap<String, PeerHandle> = HashMap::new();

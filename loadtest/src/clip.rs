@@ -161,6 +161,7 @@ impl Clip {
     }
 
     /// Bits per second of the clip's payload.
+    #[cfg(test)]
     pub fn bitrate(&self) -> f64 {
         let bytes: usize = self.frames.iter().map(|f| f.data.len()).sum();
         let secs = self.frame_interval.as_secs_f64() * self.frames.len() as f64;

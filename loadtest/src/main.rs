@@ -224,7 +224,18 @@ async fn run_one(a: &RunArgs, rooms: usize, clips: &Clips) -> anyhow::Result<Rep
         loopback_addr(&a.url)?
     };
     let target = Arc::new(Target { http, api_key: key });
-    scenario::run(&scn, target, clips, !a.quiet).await
+    let report = scenario::run(&scn, target, clips, !a.quiet).await?;
+    if report.failed_bots > 0 {
+        if let Some(s) = &_server {
+            if let Ok(tail) = s.log_tail.lock() {
+                eprintln!("loadtest: bots failed; the server's last log lines:");
+                for l in tail.iter() {
+                    eprintln!("  {l}");
+                }
+            }
+        }
+    }
+    Ok(report)
 }
 
 fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> anyhow::Result<()> {

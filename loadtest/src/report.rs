@@ -48,6 +48,8 @@ pub struct Report {
     pub packets_received: u64,
     /// Packets never received, after retransmission.
     pub packets_lost: u64,
+    /// Copies of packets already received.
+    pub packets_duplicate: u64,
     /// packets_received / packets_expected x tracks_received / tracks_expected.
     pub delivery_ratio: f64,
     /// Mean received bitrate per video track, kbps.
@@ -81,6 +83,8 @@ pub struct Report {
     pub server_nacks_answered: f64,
     pub server_keyframe_requests: f64,
     pub server_packets_dropped: f64,
+    /// Participants the server counted at the end of the window.
+    pub server_participants: Option<f64>,
     /// First few bot errors, for diagnosis.
     pub errors: Vec<String>,
 }
@@ -100,7 +104,7 @@ impl Report {
     ) -> Report {
         let secs = window.as_secs_f64().max(1e-9);
         let mut tracks_received = 0u64;
-        let (mut expected, mut received, mut lost) = (0u64, 0u64, 0u64);
+        let (mut expected, mut received, mut lost, mut dup) = (0u64, 0u64, 0u64, 0u64);
         let (mut vbytes, mut vtracks, mut abytes, mut atracks) = (0u64, 0u64, 0u64, 0u64);
         let mut jitters = Vec::new();
         let mut latency = Histogram::default();
@@ -144,6 +148,7 @@ impl Report {
                     expected += t.seq.expected();
                     received += t.seq.received();
                     lost += t.seq.lost();
+                    dup += t.seq.duplicates();
                     jitters.push(t.jitter.ms());
                     if t.video {
                         vbytes += t.bytes;
@@ -216,6 +221,7 @@ impl Report {
             packets_expected: expected,
             packets_received: received,
             packets_lost: lost,
+            packets_duplicate: dup,
             delivery_ratio: packet_ratio * track_ratio,
             video_kbps_per_track: kbps(vbytes, vtracks),
             audio_kbps_per_track: kbps(abytes, atracks),
@@ -234,6 +240,7 @@ impl Report {
             server_nacks_answered: nacks,
             server_keyframe_requests: kf,
             server_packets_dropped: dropped,
+            server_participants: end.map(|e| e.participants),
             errors,
         }
     }
@@ -277,8 +284,8 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "packets         {} received, {} lost after retransmission of {} expected",
-            self.packets_received, self.packets_lost, self.packets_expected
+            "packets         {} received, {} lost after retransmission of {} expected, {} duplicates",
+            self.packets_received, self.packets_lost, self.packets_expected, self.packets_duplicate
         );
         let _ = writeln!(s, "delivery        {:.4}%", self.delivery_ratio * 100.0);
         let _ = writeln!(

@@ -72,6 +72,7 @@ impl SeqTracker {
         self.expected().saturating_sub(self.received())
     }
 
+    /// Copies of packets already received (retransmissions that were not needed).
     pub fn duplicates(&self) -> u64 {
         self.duplicates
     }
@@ -209,6 +210,7 @@ impl Histogram {
         self.total += other.total;
     }
 
+    #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.total
     }

@@ -1,0 +1,133 @@
+//! Runs the `loadtest` binary against a server it spawns itself and checks
+//! that a small room delivers everything with sane figures.
+//!
+//! Needs the release server binary: `cargo build --release -p sfu` (test.sh
+//! builds it before running the tests). `SFU_BIN` overrides its path.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SFU_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/sfu");
+    assert!(
+        p.is_file(),
+        "the server binary {} is missing: run `cargo build --release -p sfu` first (test.sh does), or set SFU_BIN",
+        p.display()
+    );
+    p
+}
+
+fn run(args: &[&str]) -> Value {
+    let dir = std::env::temp_dir().join(format!("loadtest-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join(format!("{}.json", args.join("_").replace(['-', ' '], "")));
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .arg("run")
+        .arg("--spawn-server")
+        .arg("--server-bin")
+        .arg(server_bin())
+        .arg("--quiet")
+        .arg("--json")
+        .arg(&json)
+        .args(args)
+        .output()
+        .expect("run loadtest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "loadtest failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let text = std::fs::read_to_string(&json).expect("the JSON report");
+    let _ = std::fs::remove_dir_all(&dir);
+    let v: Value = serde_json::from_str(&text).expect("valid JSON");
+    eprintln!("{stdout}");
+    v
+}
+
+fn f(v: &Value, path: &[&str]) -> f64 {
+    let mut x = v;
+    for p in path {
+        x = &x[*p];
+    }
+    x.as_f64()
+        .unwrap_or_else(|| panic!("{} missing in {v}", path.join(".")))
+}
+
+/// Checks what the bots measured in a room of 2 publishers and 2 subscribers.
+fn assert_full_delivery(r: &Value) {
+    // Every receiver gets every other publisher's audio and video.
+    assert_eq!(f(r, &["bots"]), 4.0);
+    assert_eq!(f(r, &["failed_bots"]), 0.0, "{r}");
+    assert_eq!(f(r, &["tracks_expected"]), 2.0 * 2.0 + 2.0 * 2.0 * 2.0);
+    assert_eq!(
+        f(r, &["tracks_received"]),
+        f(r, &["tracks_expected"]),
+        "{r}"
+    );
+    // Loopback with retransmission: (nearly) nothing is lost.
+    assert!(f(r, &["delivery_ratio"]) >= 0.99, "{r}");
+    assert!(f(r, &["packets_received"]) > 500.0, "{r}");
+    // The clip is 500 kbps; the receivers see about that.
+    let kbps = f(r, &["video_kbps_per_track"]);
+    assert!((250.0..1000.0).contains(&kbps), "video {kbps} kbps");
+    // Latency is measured from abs-capture-time and is sane on one machine.
+    let p50 = f(r, &["latency_ms", "p50"]);
+    assert!(p50 > 0.0 && p50 < 1000.0, "latency p50 {p50}");
+    assert!(f(r, &["latency_ms", "p99"]) >= p50);
+    let join = f(r, &["join_ms", "p95"]);
+    assert!(join > 0.0 && join < 15_000.0, "join p95 {join}");
+    assert!(f(r, &["server_rss_bytes"]) > 1e6, "{r}");
+    assert_eq!(f(r, &["server_participants"]), 4.0, "{r}");
+}
+
+#[test]
+fn p2p_mesh_delivers_every_track() {
+    let r = run(&[
+        "--mode",
+        "p2p",
+        "--publishers",
+        "2",
+        "--subscribers",
+        "2",
+        "--duration",
+        "6s",
+        "--warmup",
+        "3s",
+        "--room",
+        "itp2p",
+    ]);
+    assert_full_delivery(&r);
+    // The server relays signaling only.
+    assert_eq!(f(&r, &["forwarded_packets_per_s"]), 0.0, "{r}");
+}
+
+#[cfg(any())]
+#[test]
+fn sfu_room_delivers_every_track_with_sane_figures() {
+    let r = run(&[
+        "--mode",
+        "sfu",
+        "--publishers",
+        "2",
+        "--subscribers",
+        "2",
+        "--duration",
+        "6s",
+        "--warmup",
+        "3s",
+        "--room",
+        "it",
+    ]);
+    assert_full_delivery(&r);
+    // The server's own figures were read from /metrics.
+    assert!(f(&r, &["forwarded_packets_per_s"]) > 100.0, "{r}");
+    assert!(f(&r, &["server_cpu_us_per_forwarded_packet"]) > 0.0, "{r}");
+    assert!(f(&r, &["server_rss_bytes_per_participant"]) >= 0.0, "{r}");
+}
