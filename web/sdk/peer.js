@@ -53,7 +53,8 @@ export class PeerLink extends Emitter {
   }
 
   async #negotiate() {
-    if (this.#closed) return;
+    // One offer at a time: a change made meanwhile is caught by recheck().
+    if (this.#closed || this.#makingOffer || this.pc.signalingState !== 'stable') return;
     try {
       this.#makingOffer = true;
       await this.pc.setLocalDescription();
@@ -100,6 +101,7 @@ export class PeerLink extends Emitter {
           const d = pc.localDescription;
           if (d && !this.#closed) this.emit('signal', { type: 'answer', sdp: d.sdp });
         }
+        this.#recheck();
       } else if (msg.type === 'ice-candidate') {
         if (!msg.candidate) return; // end of candidates: nothing to do
         try {
@@ -111,6 +113,26 @@ export class PeerLink extends Emitter {
     } catch (error) {
       if (!this.#closed) this.emit('error', { error });
     }
+  }
+
+  /**
+   * Back in "stable", offers again if a local change is still unnegotiated.
+   * After a glare the rolled-back offer's changes (new transceivers, removed
+   * senders) are not always re-announced by negotiationneeded, and the
+   * impolite side dropped that offer, so without this they would never go out.
+   */
+  #recheck() {
+    setTimeout(() => {
+      const pc = this.pc;
+      if (this.#closed || this.#makingOffer || pc.signalingState !== 'stable') return;
+      const pending = pc.getTransceivers().some((t) => {
+        if (/** @type {any} */ (t).stopped || t.currentDirection === 'stopped') return false;
+        if (t.mid === null) return t.direction !== 'inactive';
+        const sends = (/** @type {string|null} */ d) => d === 'sendrecv' || d === 'sendonly';
+        return t.currentDirection !== null && sends(t.direction) !== sends(t.currentDirection);
+      });
+      if (pending) this.#negotiate();
+    }, 0);
   }
 
   close() {

@@ -197,7 +197,8 @@ export async function session(t, opts = {}) {
       cleanups.push(b.close);
       pages.push({ name: o.name ?? urlOrPath, console: b.console });
       const url = /^https?:/.test(urlOrPath) ? urlOrPath : `${server?.url}${urlOrPath}`;
-      await b.page.goto(url);
+      // Not "load": a busy machine may hold that back; the tests wait for what they need.
+      await b.page.goto(url, { waitUntil: 'domcontentloaded' });
       return b.page;
     },
   };
@@ -295,4 +296,61 @@ export async function videoHasPicture(page, selector) {
     for (let i = 0; i < d.length; i += 4) if (d[i] + d[i + 1] + d[i + 2] > 60) bright++;
     return bright > 50;
   }, selector);
+}
+
+/**
+ * Whether the server hosts SFU rooms (has a media plane): a throwaway join
+ * in mode `sfu` from the page, answered by `joined` or `media_unavailable`.
+ * @param {import('playwright-core').Page} page any page served by the server
+ */
+export async function hasMediaPlane(page) {
+  return page.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const ws = new WebSocket(`ws://${location.host}/ws`);
+        ws.onopen = () => ws.send(JSON.stringify({ type: 'join', room: `probe-${Math.random().toString(36).slice(2)}`, mode: 'sfu' }));
+        ws.onmessage = (e) => {
+          const m = JSON.parse(e.data);
+          if (m.type === 'joined' || m.type === 'error') {
+            ws.close();
+            resolve(m.type === 'joined');
+          }
+        };
+        ws.onerror = () => resolve(false);
+      }),
+  );
+}
+
+/**
+ * Whether to run the SFU-room variants of the browser tests: only when
+ * WEB_TEST_SFU=1 (they need a media plane where every participant both
+ * publishes and subscribes).
+ */
+export const RUN_SFU = process.env.WEB_TEST_SFU === '1';
+
+/**
+ * Opens the demo page for each name in one room and waits until everyone
+ * has joined. Skips the test (returns null) for mode `sfu` unless RUN_SFU,
+ * or when the server has no media plane.
+ * @param {import('node:test').TestContext} t
+ * @param {Awaited<ReturnType<typeof session>>} s
+ * @param {{ room: string, mode: 'p2p'|'sfu', names: string[], viewport?: { width: number, height: number } }} o
+ */
+export async function joinDemo(t, s, o) {
+  const pages = [];
+  for (const name of o.names) {
+    const page = await s.participant(`/?room=${o.room}&mode=${o.mode}&name=${name}&autojoin=1`, { name, viewport: o.viewport });
+    if (o.mode === 'sfu' && !RUN_SFU) {
+      t.skip('SFU-room variant: set WEB_TEST_SFU=1 to run it');
+      return null;
+    }
+    if (pages.length === 0 && o.mode === 'sfu' && !(await hasMediaPlane(page))) {
+      t.skip('the server has no SFU media plane');
+      return null;
+    }
+    pages.push(page);
+  }
+  const ids = [];
+  for (const p of pages) ids.push(await waitInPage(p, () => window.demo.client?.room && window.demo.client.id));
+  return { pages, ids };
 }

@@ -103,8 +103,13 @@ test('SFU: publishes with an untargeted offer, answers server offers, polite on 
   await settle();
   assert.equal(pc.rolledBack, 1);
   assert.equal(ws.sentOfType('answer').length, 1);
+  // The server dropped our offer (it is impolite); ours goes out again once stable.
+  assert.equal(ws.sentOfType('offer').length, 2, 'rolled-back publish offered again');
+  assert.equal(pc.signalingState, 'have-local-offer');
+  ws.receive({ type: 'answer', sdp: 'answer 9 m=4' });
+  await settle();
   assert.equal(pc.signalingState, 'stable');
-  // The pending change is offered again afterwards (negotiationneeded).
+  assert.equal(ws.sentOfType('offer').length, 2, 'nothing left to offer');
   ws.receive({ type: 'ice-candidate', candidate: { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', sdpMid: '0' } });
   ws.receive({ type: 'ice-candidate', candidate: null });
   await settle();

@@ -123,7 +123,8 @@ export class FakePeerConnection {
   addTransceiver(trackOrKind, init) {
     const track = typeof trackOrKind === 'string' ? null : trackOrKind;
     const kind = track ? track.kind : trackOrKind;
-    const tr = new FakeTransceiver(kind, track, init?.direction ?? 'sendrecv', String(this.#mids++));
+    // Like a browser: no mid until an offer carries the transceiver.
+    const tr = new FakeTransceiver(kind, track, init?.direction ?? 'sendrecv', null);
     this.transceivers.push(tr);
     this.#needNegotiation();
     return tr;
@@ -144,6 +145,10 @@ export class FakePeerConnection {
     const type = desc?.type ?? (this.signalingState === 'have-remote-offer' ? 'answer' : 'offer');
     if (type === 'offer' && this.signalingState !== 'stable') throw new Error('InvalidStateError: offer in ' + this.signalingState);
     if (type === 'answer' && this.signalingState !== 'have-remote-offer') throw new Error('InvalidStateError: answer in ' + this.signalingState);
+    if (type === 'offer') {
+      this.pendingMids = this.transceivers.filter((t) => t.mid === null);
+      for (const t of this.pendingMids) t.mid = String(this.#mids++);
+    }
     this.localDescription = { type, sdp: `${type} ${++this.#sdpVersion} m=${this.transceivers.length}` };
     this.signalingState = type === 'offer' ? 'have-local-offer' : 'stable';
   }
@@ -151,20 +156,22 @@ export class FakePeerConnection {
     await tick();
     if (desc.type === 'offer') {
       if (this.signalingState === 'have-local-offer') {
-        this.rolledBack = (this.rolledBack ?? 0) + 1; // implicit rollback
+        this.rolledBack = (this.rolledBack ?? 0) + 1; // implicit rollback: the offer's new mids go
+        for (const t of this.pendingMids ?? []) t.mid = null;
         this.signalingState = 'stable';
       }
       if (this.signalingState !== 'stable') throw new Error('InvalidStateError: offer in ' + this.signalingState);
       this.signalingState = 'have-remote-offer';
       // The offer's m-lines: as many as it says, beyond the ones we have.
       const m = Number(/m=(\d+)/.exec(desc.sdp)?.[1] ?? 0);
-      while (this.transceivers.length < m) {
+      while (this.transceivers.filter((t) => t.mid !== null).length < m) {
         const kind = this.transceivers.length % 2 === 0 ? 'audio' : 'video';
         this.transceivers.push(new FakeTransceiver(kind, null, 'recvonly', String(this.#mids++)));
       }
     } else {
       if (this.signalingState !== 'have-local-offer') throw new Error('InvalidStateError: answer in ' + this.signalingState);
       this.signalingState = 'stable';
+      for (const t of this.transceivers) t.currentDirection = t.direction;
     }
     this.remoteDescription = desc;
   }
