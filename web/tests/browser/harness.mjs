@@ -135,13 +135,14 @@ export async function startServer(opts = {}) {
 
 /**
  * Launches one Chromium process with its own profile and returns a page.
- * @param {{ args?: string[], viewport?: { width: number, height: number } }} [opts]
+ * `without` drops default flags (e.g. the fake permission UI, to see a denial).
+ * @param {{ args?: string[], without?: string[], viewport?: { width: number, height: number } }} [opts]
  */
 export async function launchBrowser(opts = {}) {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [...CHROMIUM_FLAGS, ...(opts.args ?? [])],
+    args: [...CHROMIUM_FLAGS.filter((f) => !opts.without?.includes(f)), ...(opts.args ?? [])],
     timeout: 30000,
   });
   const context = await browser.newContext({ viewport: opts.viewport ?? { width: 960, height: 600 } });
@@ -190,7 +191,7 @@ export async function session(t, opts = {}) {
     /**
      * A new Chromium process opened at `urlOrPath` (relative to the server).
      * @param {string} urlOrPath
-     * @param {{ args?: string[], viewport?: { width: number, height: number }, name?: string }} [o]
+     * @param {{ args?: string[], without?: string[], viewport?: { width: number, height: number }, name?: string }} [o]
      */
     async participant(urlOrPath, o = {}) {
       const b = await launchBrowser(o);
