@@ -139,6 +139,9 @@ async fn session(
                     Some(Ok(_)) => continue,
                 };
                 let Ok(msg) = serde_json::from_str::<Value>(&text) else { continue };
+                if debug() {
+                    eprintln!("[{} {}] <- {}", spec.room, spec.name, msg["type"]);
+                }
                 let from = msg["from"].as_str().map(str::to_owned);
                 match msg["type"].as_str().unwrap_or("") {
                     "joined" => {
@@ -223,6 +226,9 @@ async fn session(
                 if mode == RoomMode::P2p {
                     frame["target"] = Value::String(peer);
                 }
+                if debug() {
+                    eprintln!("[{} {}] -> {}", spec.room, spec.name, frame["type"]);
+                }
                 ws_tx.send(Message::text(frame.to_string())).await?;
             }
             _ = tokio::time::sleep_until(next_ping.into()) => {
@@ -268,4 +274,10 @@ fn spawn_peer(
         }
     });
     PeerHandle { tx, task }
+}
+
+/// `LOADTEST_DEBUG=1` traces each bot's signaling on stderr.
+fn debug() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("LOADTEST_DEBUG").is_some_and(|v| v == "1"))
 }

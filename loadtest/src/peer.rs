@@ -237,7 +237,7 @@ async fn drive(
     started: Instant,
     report: &mut PeerReport,
 ) -> anyhow::Result<()> {
-    let socket = UdpSocket::bind("127.0.0.1:0").await?;
+    let socket = bind_socket()?;
     let local_addr = socket.local_addr()?;
     let mut pc = build_connection()?;
 
@@ -298,7 +298,6 @@ async fn drive(
     let mut receivers: HashMap<String, RTCRtpReceiverId> = HashMap::new();
     let mut have_local_offer = false;
     let mut recv_transceivers = false;
-    let mut deferred_offer: Option<String> = None;
     let mut connected = false;
     let mut buf = vec![0u8; 2048];
 
@@ -311,9 +310,9 @@ async fn drive(
             }
         }
         while let Some(msg) = pc.poll_write() {
-            // A send error on loopback (buffer full) is a lost packet, which
-            // the receivers count; it does not end the bot.
-            let _ = socket.send_to(&msg.message, msg.transport.peer_addr).await;
+            // A full send buffer on loopback is a lost packet, which the
+            // receivers count; it does not end the bot.
+            let _ = socket.try_send_to(&msg.message, msg.transport.peer_addr);
         }
         while let Some(event) = pc.poll_event() {
             match event {
@@ -436,8 +435,14 @@ async fn drive(
                 }
                 Some(PeerCommand::RemoteOffer(sdp)) => {
                     if have_local_offer {
-                        // Glare: answer the server's offer once ours is answered.
-                        deferred_offer = Some(sdp);
+                        // Glare. The server is the impolite side and ignores
+                        // our offer, so we roll ours back, answer its offer,
+                        // then offer again (our tracks stay added).
+                        pc.set_local_description(Instant::now(), RTCSessionDescription::rollback(None)?)?;
+                        answer(&mut pc, sdp, signals)?;
+                        let offer = pc.create_offer(None)?;
+                        pc.set_local_description(Instant::now(), offer.clone())?;
+                        let _ = signals.send(PeerSignal::Offer(offer.sdp));
                     } else {
                         answer(&mut pc, sdp, signals)?;
                     }
@@ -445,9 +450,6 @@ async fn drive(
                 Some(PeerCommand::RemoteAnswer(sdp)) => {
                     pc.set_remote_description(Instant::now(), RTCSessionDescription::answer(sdp)?)?;
                     have_local_offer = false;
-                    if let Some(sdp) = deferred_offer.take() {
-                        answer(&mut pc, sdp, signals)?;
-                    }
                 }
                 Some(PeerCommand::RemoteCandidate(c)) => {
                     // A candidate for an m-line we do not have yet is harmless to drop.
@@ -462,16 +464,16 @@ async fn drive(
             },
             res = socket.recv_from(&mut buf) => {
                 let (n, peer_addr): (usize, SocketAddr) = res?;
-                pc.handle_read(TaggedBytesMut {
-                    now: Instant::now(),
-                    transport: TransportContext {
-                        local_addr,
-                        peer_addr,
-                        ecn: None,
-                        transport_protocol: TransportProtocol::UDP,
-                    },
-                    message: BytesMut::from(&buf[..n]),
-                })?;
+                let now = Instant::now();
+                feed(&mut pc, local_addr, peer_addr, &buf[..n], now);
+                // Drain what else is ready in this wake-up (bounded), so a
+                // busy bot pays one wake-up per batch rather than per packet.
+                for _ in 0..RECV_BATCH {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, peer_addr)) => feed(&mut pc, local_addr, peer_addr, &buf[..n], now),
+                        Err(_) => break,
+                    }
+                }
             }
             _ = sleep => {
                 pc.handle_timeout(Instant::now())?;
@@ -486,6 +488,41 @@ async fn drive(
     }
     let _ = pc.close();
     Ok(())
+}
+
+/// Datagrams read per wake-up beyond the first.
+const RECV_BATCH: usize = 64;
+
+/// A UDP socket on loopback with room for bursts: a bot receiving many
+/// tracks gets them in bursts (keyframes), and the default buffer drops them.
+fn bind_socket() -> anyhow::Result<UdpSocket> {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+    let _ = sock.set_recv_buffer_size(4 << 20);
+    let _ = sock.set_send_buffer_size(1 << 20);
+    sock.set_nonblocking(true)?;
+    sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    Ok(UdpSocket::from_std(sock.into())?)
+}
+
+fn feed(
+    pc: &mut RTCPeerConnection,
+    local_addr: SocketAddr,
+    peer_addr: SocketAddr,
+    data: &[u8],
+    now: Instant,
+) {
+    // A datagram the stack refuses (a replayed or undecryptable packet) is
+    // dropped; the receiver's counts show any loss it causes.
+    let _ = pc.handle_read(TaggedBytesMut {
+        now,
+        transport: TransportContext {
+            local_addr,
+            peer_addr,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        },
+        message: BytesMut::from(data),
+    });
 }
 
 fn answer(
