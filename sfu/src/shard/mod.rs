@@ -36,6 +36,13 @@ use crate::stats::{Counts, Drop};
 pub use peer::Peer;
 use peer::Published;
 
+/// How long the server waits, after a join, for the client's own offer
+/// before it offers the room's tracks itself. A publishing client offers at
+/// once, and answering that offer first avoids a glare at the start of
+/// every call (Chromium stalls ICE gathering after rolling back its first
+/// offer); a subscriber-only client never offers and gets ours after this.
+pub const INITIAL_OFFER_GRACE: Duration = Duration::from_millis(400);
+
 /// What every shard is configured with.
 #[derive(Clone, Debug)]
 pub struct ShardConfig {
@@ -203,6 +210,18 @@ impl Shard {
             }
             self.mark(k);
         }
+        let offers: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.first_offer_at.is_some_and(|d| d <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in offers {
+            if let Some(p) = self.peers.get_mut(&k) {
+                p.first_offer_at = None;
+            }
+            self.maybe_offer(k, now);
+        }
         let kf: Vec<TrackNo> = self
             .tracks
             .iter_mut()
@@ -216,7 +235,11 @@ impl Shard {
 
     /// The earliest time [`Self::handle_timeout`] has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let peers = self.peers.values().filter_map(|p| p.deadline);
+        let peers = self
+            .peers
+            .values()
+            .flat_map(|p| [p.deadline, p.first_offer_at])
+            .flatten();
         let kf = self.tracks.values().filter_map(|p| p.keyframe.deadline());
         peers.chain(kf).min()
     }
@@ -303,10 +326,9 @@ impl Shard {
         self.by_ufrag.insert(setup.ufrag.clone(), key);
         self.ufrag_changes
             .push(UfragChange::Added(setup.ufrag.clone()));
-        self.peers.insert(
-            key,
-            Peer::new(key, participant, room.to_owned(), perms, pc, setup.ufrag),
-        );
+        let mut peer = Peer::new(key, participant, room.to_owned(), perms, pc, setup.ufrag);
+        peer.first_offer_at = Some(now + INITIAL_OFFER_GRACE);
+        self.peers.insert(key, peer);
         let changes = self.routing.join(key, room, perms.publish, perms.subscribe);
         self.apply_routes(changes, now);
     }

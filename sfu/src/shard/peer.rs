@@ -11,7 +11,9 @@ use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
 use signaling::ids::ParticipantId;
 use signaling::protocol::Permissions;
 
@@ -74,6 +76,9 @@ pub struct Peer {
     pub connected: bool,
     /// The set of legs changed since the last offer.
     pub needs_offer: bool,
+    /// Before the first round, the server's own offer waits until then for
+    /// the client's offer (see [`super::INITIAL_OFFER_GRACE`]).
+    pub first_offer_at: Option<Instant>,
     pub deadline: Option<Instant>,
     pub dirty: bool,
     pub addrs: Vec<SocketAddr>,
@@ -101,6 +106,7 @@ impl Peer {
             ufrag,
             connected: false,
             needs_offer: false,
+            first_offer_at: None,
             deadline: None,
             dirty: false,
             addrs: Vec::new(),
@@ -136,7 +142,24 @@ impl Peer {
                 ..Default::default()
             }],
         );
-        let sender = match self.pc.add_track(media) {
+        // A transceiver of its own: `add_track` would reuse one the client's
+        // offer created for its own media (same kind, no sender yet), whose
+        // direction the client's answer keeps as sendonly from its side.
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        let added = self
+            .pc
+            .add_transceiver_from_track(media, Some(init))
+            .and_then(|t| {
+                self.pc
+                    .rtp_transceiver(t)
+                    .and_then(|t| t.sender())
+                    .ok_or(rtc::shared::error::Error::ErrRTPSenderNotExisted)
+            });
+        let sender = match added {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(peer = %self.key, %track, "cannot add a forwarded track: {e}");
@@ -159,6 +182,11 @@ impl Peer {
             },
         );
         self.needs_offer = true;
+    }
+
+    /// Still in the grace period before the first round.
+    pub fn remote_description_is_none_and_waiting(&self) -> bool {
+        self.first_offer_at.is_some() && self.pc.remote_description().is_none()
     }
 
     pub fn remove_leg(&mut self, track: TrackNo) {

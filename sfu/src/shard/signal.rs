@@ -36,6 +36,7 @@ impl Shard {
         if let Err(e) = peer.pc.set_remote_description(now, offer) {
             return self.error(participant, format!("offer rejected: {e}"));
         }
+        peer.first_offer_at = None;
         let answer = match peer.pc.create_answer(None) {
             Ok(a) => a,
             Err(e) => return self.error(participant, format!("cannot answer the offer: {e}")),
@@ -130,6 +131,9 @@ impl Shard {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
+        if peer.remote_description_is_none_and_waiting() {
+            return;
+        }
         if !peer.needs_offer
             || peer.pc.pending_local_description().is_some()
             || peer.pc.pending_remote_description().is_some()

@@ -280,6 +280,10 @@ pub struct Net {
 
 impl Net {
     pub fn new(shards: usize) -> Net {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let (plane, events) = start_plane(shards);
         Net {
             plane,
