@@ -397,6 +397,12 @@ impl Net {
         loop {
             match c.socket.recv_from(buf) {
                 Ok((n, from)) => {
+                    // Through a relay the server's packets come from the relay;
+                    // the connection must see them as the server's.
+                    let from = match c.server_override {
+                        Some(relay) if from == relay => server,
+                        _ => from,
+                    };
                     let _ = c.pc.handle_read(TaggedBytesMut {
                         now,
                         transport: TransportContext {
@@ -484,4 +490,74 @@ pub fn payload(seq: u16, size: usize) -> Bytes {
     v.extend(seq.to_be_bytes());
     v.resize(size, 0xab);
     Bytes::from(v)
+}
+
+/// A UDP relay between one client and the server that drops a seeded
+/// fraction of the server's RTP packets on their way to the client.
+pub struct LossyRelay {
+    pub addr: SocketAddr,
+    pub dropped: Arc<std::sync::atomic::AtomicU64>,
+    pub passed: Arc<std::sync::atomic::AtomicU64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LossyRelay {
+    /// `loss_percent` of server-to-client RTP (not RTCP, STUN or DTLS) is dropped.
+    pub fn start(server: SocketAddr, loss_percent: u64, seed: u64) -> LossyRelay {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let dropped = Arc::new(AtomicU64::new(0));
+        let passed = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (d, p, st) = (dropped.clone(), passed.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let mut client: Option<SocketAddr> = None;
+            let mut buf = vec![0u8; 2048];
+            let mut rng = seed | 1;
+            while !st.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    continue;
+                };
+                let data = &buf[..n];
+                if from == server {
+                    let Some(to) = client else { continue };
+                    let is_rtp =
+                        n > 12 && (128..192).contains(&data[0]) && !(192..=223).contains(&data[1]);
+                    // xorshift64: reproducible loss pattern per seed.
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    if is_rtp && rng % 100 < loss_percent {
+                        d.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    p.fetch_add(1, Ordering::Relaxed);
+                    let _ = sock.send_to(data, to);
+                } else {
+                    client = Some(from);
+                    let _ = sock.send_to(data, server);
+                }
+            }
+        });
+        LossyRelay {
+            addr,
+            dropped,
+            passed,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LossyRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
