@@ -302,32 +302,37 @@ export async function videoHasPicture(page, selector) {
 /**
  * Whether the server hosts SFU rooms (has a media plane): a throwaway join
  * in mode `sfu` from the page, answered by `joined` or `media_unavailable`.
+ * With API keys configured, pass a token for `room`.
  * @param {import('playwright-core').Page} page any page served by the server
+ * @param {{ room?: string, token?: string }} [o]
  */
-export async function hasMediaPlane(page) {
-  return page.evaluate(
-    () =>
+export async function hasMediaPlane(page, o = {}) {
+  const answer = await page.evaluate(
+    ({ server, room, token }) =>
       new Promise((resolve) => {
-        const ws = new WebSocket(`ws://${location.host}/ws`);
-        ws.onopen = () => ws.send(JSON.stringify({ type: 'join', room: `probe-${Math.random().toString(36).slice(2)}`, mode: 'sfu' }));
+        const ws = new WebSocket(`ws://${server}/ws`);
+        ws.onopen = () => ws.send(JSON.stringify({ type: 'join', room, mode: 'sfu', token }));
         ws.onmessage = (e) => {
           const m = JSON.parse(e.data);
           if (m.type === 'joined' || m.type === 'error') {
             ws.close();
-            resolve(m.type === 'joined');
+            resolve(m.type === 'joined' ? 'joined' : m.code);
           }
         };
-        ws.onerror = () => resolve(false);
+        ws.onerror = () => resolve('socket_error');
       }),
+    { server: new URL(page.url()).host, room: o.room ?? `probe-${Math.random().toString(36).slice(2)}`, token: o.token },
   );
+  if (answer !== 'joined' && answer !== 'media_unavailable') throw new Error(`media-plane probe failed: ${answer}`);
+  return answer === 'joined';
 }
 
 /**
- * Whether to run the SFU-room variants of the browser tests: only when
- * WEB_TEST_SFU=1 (they need a media plane where every participant both
- * publishes and subscribes).
+ * Whether to run the SFU-room variants of the browser tests (default yes;
+ * WEB_TEST_SFU=0 turns them off, and they skip themselves when the server
+ * has no media plane).
  */
-export const RUN_SFU = process.env.WEB_TEST_SFU === '1';
+export const RUN_SFU = process.env.WEB_TEST_SFU !== '0';
 
 /**
  * Opens the demo page for each name in one room and waits until everyone
@@ -342,7 +347,7 @@ export async function joinDemo(t, s, o) {
   for (const name of o.names) {
     const page = await s.participant(`/?room=${o.room}&mode=${o.mode}&name=${name}&autojoin=1`, { name, viewport: o.viewport });
     if (o.mode === 'sfu' && !RUN_SFU) {
-      t.skip('SFU-room variant: set WEB_TEST_SFU=1 to run it');
+      t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
       return null;
     }
     if (pages.length === 0 && o.mode === 'sfu' && !(await hasMediaPlane(page))) {
