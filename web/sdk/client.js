@@ -381,7 +381,12 @@ export class RoomClient extends Emitter {
     const entry = { key, peerId, link, pc, slots: {}, sdpIds: {}, mode: peerId === null ? 'sfu' : 'p2p' };
     this.#peers.set(key, entry);
     link.on('signal', (s) => this.signaling?.send(peerId ? { ...s, target: peerId } : s));
-    link.on('connection-state', ({ state }) => this.emit('connection-state', { peerId, state }));
+    link.on('connection-state', ({ state }) => {
+      // Between browsers, a failed path gets one more try with fresh ICE
+      // credentials (the renegotiation goes through perfect negotiation).
+      if (state === 'failed' && entry.mode === 'p2p' && !link.closed) pc.restartIce?.();
+      this.emit('connection-state', { peerId, state });
+    });
     link.on('track', (ev) => this.#remote.onTrack(entry, ev));
     link.on('error', ({ error }) =>
       this.emit('error', new SdkError('negotiation_failed', `negotiation with ${peerId ?? 'the server'} failed: ${/** @type {any} */ (error)?.message ?? error}`, { cause: error })),

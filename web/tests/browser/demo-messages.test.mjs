@@ -67,7 +67,7 @@ test('a bad or missing token is explained', async (t) => {
   s.passed();
 });
 
-test('the room fits a phone screen and works from the keyboard', async (t) => {
+test('the room fits a phone screen, works from the keyboard, and switches devices', async (t) => {
   const s = await session(t);
   const page = await s.participant('/?room=phone&mode=p2p&name=Pat&autojoin=1', { viewport: { width: 390, height: 844 } });
   await waitInPage(page, () => window.demo.client?.room === 'phone');
@@ -81,5 +81,15 @@ test('the room fits a phone screen and works from the keyboard', async (t) => {
   await page.keyboard.press('Enter');
   await waitInPage(page, () => !window.demo.client.localState().microphone);
   assert.equal(await page.getAttribute('button.mic', 'aria-pressed'), 'false');
+
+  // The device picker lists the cameras and switching restarts the camera on the chosen one.
+  const before = await page.evaluate(() => window.demo.client.local.tracks.camera.id);
+  await page.click('button[data-panel="devices"]');
+  await waitInPage(page, () => document.querySelectorAll('.cam-select option').length > 0 && document.querySelectorAll('.mic-select option').length > 0);
+  const choice = await page.locator('.cam-select option').last().getAttribute('value');
+  await page.selectOption('.cam-select', choice);
+  await waitInPage(page, (old) => window.demo.client.local.tracks.camera?.id !== old, before);
+  assert.equal(await page.evaluate(() => window.demo.client.local.tracks.camera.getSettings().deviceId), choice);
+  await waitInPage(page, () => document.querySelector('[data-local] video').videoWidth > 0);
   s.passed();
 });

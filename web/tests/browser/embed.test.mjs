@@ -101,6 +101,16 @@ test(`embedded room on another origin: call, host events, frame-ancestors (${mod
   assert.ok(!eveFrame.url().includes('/embed/room.html') || !(await eveFrame.evaluate(() => !!window.demo).catch(() => false)), `refused frame did not load the room (${eveFrame.url()})`);
   assert.equal(await aliceFrame.evaluate(() => window.demo.client.participants.size), 1, 'Eve never joined');
 
+  // A refused join reaches the host page as an `error` with the server's code, then `left`.
+  if (mode === 'p2p') {
+    tokens.mallory = 'not.a.token';
+    const mallory = await s.participant(`${allowed.origin}/mallory`, { name: 'mallory host' });
+    await waitInPage(mallory, () => window.events.some((e) => e.type === 'left'));
+    const error = await mallory.evaluate(() => window.events.find((e) => e.type === 'error'));
+    assert.equal(error?.code, 'token_invalid');
+    assert.match(error.message, /invitation link is not valid/);
+  }
+
   // Hanging up from the host API: Alice's host hears `left`, Bob sees her go.
   await alice.evaluate(() => document.getElementById('room').sfuRoom.leave());
   await waitInPage(alice, () => window.events.some((e) => e.type === 'left'));
