@@ -108,13 +108,22 @@ export class TileGrid {
   }
 
   #layout() {
-    const n = Math.max(1, this.tiles.size);
-    const narrow = (globalThis.innerWidth ?? 1000) < 640;
-    let cols = Math.ceil(Math.sqrt(n));
-    if (narrow) cols = Math.min(cols, n <= 2 ? 1 : 2);
-    const rows = Math.ceil(n / cols);
+    const { cols, rows } = gridShape(this.tiles.size, (globalThis.innerWidth ?? 1000) < 640);
     this.#root.style.setProperty('--cols', String(cols));
     this.#root.style.setProperty('--rows', String(rows));
     this.#root.dataset.count = String(this.tiles.size);
   }
+}
+
+/**
+ * Columns and rows for `n` tiles: near-square, at most 2 columns on a
+ * narrow (phone) screen, where 1 or 2 tiles stack.
+ * @param {number} n
+ * @param {boolean} narrow
+ */
+export function gridShape(n, narrow) {
+  const count = Math.max(1, n);
+  let cols = Math.ceil(Math.sqrt(count));
+  if (narrow) cols = Math.min(cols, count <= 2 ? 1 : 2);
+  return { cols, rows: Math.ceil(count / cols) };
 }
