@@ -65,7 +65,7 @@ export class StatsPoller {
 
 /**
  * @param {HTMLTableSectionElement} body
- * @param {(import('/sdk/stats.js').TrackStats & { participantId: string | null })[]} rows
+ * @param {(import('/sdk/stats.js').TrackStats & { participantId: string | null, peerId: string | null })[]} rows
  * @param {(id: string | null) => string} nameOf
  */
 export function renderStats(body, rows, nameOf) {
@@ -74,7 +74,7 @@ export function renderStats(body, rows, nameOf) {
     const tr = document.createElement('tr');
     const res = r.width ? `${r.width}×${r.height}${r.fps ? ` @${Math.round(r.fps)}` : ''}` : '';
     const cells = [
-      r.direction === 'in' ? `⬇ ${nameOf(r.participantId)}` : '⬆ you',
+      r.direction === 'in' ? `⬇ ${nameOf(r.participantId)}` : r.peerId ? `⬆ to ${nameOf(r.peerId)}` : '⬆ you',
       r.kind,
       r.codec,
       `${r.bitrateKbps} kb/s`,
