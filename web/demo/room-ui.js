@@ -29,8 +29,8 @@ const TEMPLATE = `
     </aside>
   </div>
   <nav class="bar controls" aria-label="Call controls">
-    <button type="button" class="mic" aria-pressed="false">Mic</button>
-    <button type="button" class="cam" aria-pressed="false">Camera</button>
+    <button type="button" class="mic" aria-pressed="false" aria-keyshortcuts="M" title="Microphone (M)">Mic</button>
+    <button type="button" class="cam" aria-pressed="false" aria-keyshortcuts="V" title="Camera (V)">Camera</button>
     <button type="button" class="screen" aria-pressed="false">Share screen</button>
     <button type="button" class="toggle" data-panel="devices" aria-pressed="false">Devices</button>
     <button type="button" class="toggle" data-panel="people" aria-pressed="false">People</button>
@@ -192,6 +192,15 @@ export function mountRoom(root, client, opts) {
       if (!panel.hidden && panel.classList.contains('devices')) fillDevices().catch(() => {});
     });
   }
+  // M and V toggle microphone and camera, except while typing in a field.
+  const onKey = (/** @type {KeyboardEvent} */ e) => {
+    const t = /** @type {HTMLElement} */ (e.target);
+    if (e.ctrlKey || e.metaKey || e.altKey || /^(INPUT|SELECT|TEXTAREA)$/.test(t?.tagName ?? '')) return;
+    if (e.key === 'm' || e.key === 'M') $('.mic').click();
+    else if (e.key === 'v' || e.key === 'V') $('.cam').click();
+  };
+  document.addEventListener('keydown', onKey);
+  offs.push(() => document.removeEventListener('keydown', onKey));
   const fillDevices = async () => {
     const list = await client.local.listDevices();
     for (const [sel, kind] of /** @type {const} */ ([['.mic-select', 'microphone'], ['.cam-select', 'camera']])) {

@@ -81,6 +81,11 @@ test('the room fits a phone screen, works from the keyboard, and switches device
   await page.keyboard.press('Enter');
   await waitInPage(page, () => !window.demo.client.localState().microphone);
   assert.equal(await page.getAttribute('button.mic', 'aria-pressed'), 'false');
+  // Shortcut: V turns the camera off.
+  await page.keyboard.press('v');
+  await waitInPage(page, () => !window.demo.client.localState().camera);
+  await page.keyboard.press('v');
+  await waitInPage(page, () => window.demo.client.localState().camera);
 
   // The device picker lists the cameras and switching restarts the camera on the chosen one.
   const before = await page.evaluate(() => window.demo.client.local.tracks.camera.id);
