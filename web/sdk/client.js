@@ -376,6 +376,7 @@ export class RoomClient extends Emitter {
     // The server is always impolite; between browsers, the smaller id is polite.
     const polite = peerId === null ? true : /** @type {string} */ (this.id) < peerId;
     const link = new PeerLink(pc, { polite });
+    link.passiveFirstAnswer = peerId === null;
     const key = peerId ?? 'server';
     /** @type {PeerEntry} */
     const entry = { key, peerId, link, pc, slots: {}, sdpIds: {}, mode: peerId === null ? 'sfu' : 'p2p' };

@@ -103,6 +103,7 @@ test('SFU: publishes with an untargeted offer, answers server offers, polite on 
   await settle();
   assert.equal(pc.rolledBack, 1);
   assert.equal(ws.sentOfType('answer').length, 1);
+  assert.match(ws.sentOfType('answer')[0].sdp, /a=setup:passive/, 'first answer to the server takes the DTLS server role');
   // The server dropped our offer (it is impolite); ours goes out again once stable.
   assert.equal(ws.sentOfType('offer').length, 2, 'rolled-back publish offered again');
   assert.equal(pc.signalingState, 'have-local-offer');
@@ -156,6 +157,7 @@ test('P2P: the newcomer offers to each participant; the others answer with targe
   const answers = ws2.sentOfType('answer');
   assert.equal(answers.length, 1);
   assert.equal(answers[0].target, 'me');
+  assert.match(answers[0].sdp, /a=setup:active/, 'between browsers the DTLS role is left to the browser');
   const pc = FakePeerConnection.last;
   const video = pc.transceivers.find((t) => t.receiver.track.kind === 'video');
   assert.equal(video?.direction, 'sendrecv');

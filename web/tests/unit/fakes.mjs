@@ -102,6 +102,7 @@ export class FakePeerConnection {
   signalingState = 'stable';
   connectionState = 'new';
   localDescription = null;
+  currentLocalDescription = null;
   remoteDescription = null;
   /** @type {FakeTransceiver[]} */
   transceivers = [];
@@ -140,17 +141,28 @@ export class FakePeerConnection {
   getTransceivers() {
     return this.transceivers;
   }
+  async createAnswer() {
+    await tick();
+    return { type: 'answer', sdp: `answer ${this.#sdpVersion + 1} m=${this.transceivers.length} a=setup:active` };
+  }
   async setLocalDescription(desc) {
     await tick();
     const type = desc?.type ?? (this.signalingState === 'have-remote-offer' ? 'answer' : 'offer');
+    if (type === 'answer' && desc?.sdp) {
+      this.localDescription = { type, sdp: desc.sdp };
+      this.currentLocalDescription = this.localDescription;
+      this.signalingState = 'stable';
+      return;
+    }
     if (type === 'offer' && this.signalingState !== 'stable') throw new Error('InvalidStateError: offer in ' + this.signalingState);
     if (type === 'answer' && this.signalingState !== 'have-remote-offer') throw new Error('InvalidStateError: answer in ' + this.signalingState);
     if (type === 'offer') {
       this.pendingMids = this.transceivers.filter((t) => t.mid === null);
       for (const t of this.pendingMids) t.mid = String(this.#mids++);
     }
-    this.localDescription = { type, sdp: `${type} ${++this.#sdpVersion} m=${this.transceivers.length}` };
+    this.localDescription = { type, sdp: `${type} ${++this.#sdpVersion} m=${this.transceivers.length}${type === 'answer' ? ' a=setup:active' : ' a=setup:actpass'}` };
     this.signalingState = type === 'offer' ? 'have-local-offer' : 'stable';
+    if (type === 'answer') this.currentLocalDescription = this.localDescription;
   }
   async setRemoteDescription(desc) {
     await tick();
@@ -171,6 +183,7 @@ export class FakePeerConnection {
     } else {
       if (this.signalingState !== 'have-local-offer') throw new Error('InvalidStateError: answer in ' + this.signalingState);
       this.signalingState = 'stable';
+      this.currentLocalDescription = this.localDescription;
       for (const t of this.transceivers) t.currentDirection = t.direction;
     }
     this.remoteDescription = desc;
