@@ -101,6 +101,33 @@ pub async fn run(spec: BotSpec, target: Arc<Target>, shared: Arc<Shared>) -> Bot
             report.peers.push(r);
         }
     }
+    if debug() {
+        let tracks: Vec<String> = report
+            .peers
+            .iter()
+            .flat_map(|p| p.tracks.iter())
+            .map(|((stream, video), t)| {
+                format!(
+                    "{}:{}:{}",
+                    &stream[..stream.len().min(6)],
+                    if *video { "v" } else { "a" },
+                    t.packets
+                )
+            })
+            .collect();
+        let connected: Vec<String> = report
+            .peers
+            .iter()
+            .map(|p| format!("{:?}/{:?}", p.connected_after, p.failed))
+            .collect();
+        eprintln!(
+            "[{} {}] connected {} tracks {}",
+            spec.room,
+            spec.name,
+            connected.join(","),
+            tracks.join(" ")
+        );
+    }
     report
 }
 

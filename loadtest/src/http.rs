@@ -64,6 +64,28 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
     found
 }
 
+/// The samples of a metric by the value of one label, e.g. drops by reason.
+pub fn metric_by_label(text: &str, name: &str, label: &str) -> Vec<(String, f64)> {
+    let prefix = format!("{name}{{");
+    let key = format!("{label}=\"");
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with(&prefix)) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some(start) = series.find(&key).map(|i| i + key.len()) else {
+            continue;
+        };
+        let Some(len) = series[start..].find('"') else {
+            continue;
+        };
+        if let Ok(v) = value.parse::<f64>() {
+            out.push((series[start..start + len].to_owned(), v));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +99,9 @@ mod tests {
         assert_eq!(metric(m, "a"), Some(5.0));
         assert_eq!(metric(m, "b"), Some(5.0));
         assert_eq!(metric(m, "c"), None);
+        assert_eq!(
+            metric_by_label(m, "b", "r"),
+            vec![("x".to_owned(), 2.0), ("y".to_owned(), 3.0)]
+        );
     }
 }

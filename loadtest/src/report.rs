@@ -1,7 +1,7 @@
 //! The figures of a run: gathered from the bots and the server's
 //! `/metrics`, printed as a table and written as JSON with stable names.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use crate::scenario::Scenario;
 use crate::stats::{percentiles_of, Histogram, Percentiles};
 
 /// One reading of the server's `/metrics`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerSample {
     pub at: Instant,
     pub cpu_seconds: Option<f64>,
@@ -23,6 +23,7 @@ pub struct ServerSample {
     pub nacks: f64,
     pub keyframe_requests: f64,
     pub dropped: f64,
+    pub dropped_by_reason: Vec<(String, f64)>,
 }
 
 /// The report. Field names are stable: scripts and the sweep read them.
@@ -83,8 +84,15 @@ pub struct Report {
     pub server_nacks_answered: f64,
     pub server_keyframe_requests: f64,
     pub server_packets_dropped: f64,
+    /// Server drops in the window by reason (only reasons that occurred).
+    pub server_packets_dropped_by_reason: BTreeMap<String, f64>,
     /// Participants the server counted at the end of the window.
     pub server_participants: Option<f64>,
+    /// CPU of the load-test process itself over the window, percent of one
+    /// core: when it nears the cores it may use, the bots are the bottleneck.
+    pub loadtest_cpu_percent: Option<f64>,
+    /// Machine load average (1 min) at the end: other work competing for the CPU.
+    pub load_average: Option<f64>,
     /// First few bot errors, for diagnosis.
     pub errors: Vec<String>,
 }
@@ -185,7 +193,19 @@ impl Report {
         let (mut fwd, mut rcv, mut cpu_pct, mut cpu_per, mut rss, mut rss_per) =
             (0.0, 0.0, None, None, None, None);
         let (mut nacks, mut kf, mut dropped) = (0.0, 0.0, 0.0);
+        let mut by_reason = BTreeMap::new();
+        let participants = end.as_ref().map(|e| e.participants);
         if let (Some(s), Some(e)) = (start, end) {
+            for (reason, v) in &e.dropped_by_reason {
+                let before = s
+                    .dropped_by_reason
+                    .iter()
+                    .find(|(r, _)| r == reason)
+                    .map_or(0.0, |(_, v)| *v);
+                if v - before > 0.0 {
+                    by_reason.insert(reason.clone(), v - before);
+                }
+            }
             let server_secs = e.at.duration_since(s.at).as_secs_f64().max(1e-9);
             let out = e.packets_out - s.packets_out;
             fwd = out / server_secs;
@@ -197,7 +217,7 @@ impl Report {
                 }
             }
             rss = e.rss_bytes;
-            if let (Some(r1), Some(r0)) = (e.rss_bytes, idle.and_then(|i| i.rss_bytes)) {
+            if let (Some(r1), Some(r0)) = (e.rss_bytes, idle.as_ref().and_then(|i| i.rss_bytes)) {
                 if !bots.is_empty() {
                     rss_per = Some((r1 - r0).max(0.0) / bots.len() as f64);
                 }
@@ -240,7 +260,12 @@ impl Report {
             server_nacks_answered: nacks,
             server_keyframe_requests: kf,
             server_packets_dropped: dropped,
-            server_participants: end.map(|e| e.participants),
+            server_packets_dropped_by_reason: by_reason,
+            server_participants: participants,
+            loadtest_cpu_percent: None,
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next()?.parse().ok()),
             errors,
         }
     }
@@ -325,6 +350,20 @@ impl Report {
             s,
             "server events   {} NACKs answered, {} keyframe requests, {} packets dropped",
             self.server_nacks_answered, self.server_keyframe_requests, self.server_packets_dropped
+        );
+        if !self.server_packets_dropped_by_reason.is_empty() {
+            let reasons: Vec<String> = self
+                .server_packets_dropped_by_reason
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            let _ = writeln!(s, "server drops    {}", reasons.join(", "));
+        }
+        let _ = writeln!(
+            s,
+            "load generator  {}% CPU (bots), machine load average {}",
+            f(self.loadtest_cpu_percent, 0),
+            f(self.load_average, 2)
         );
         for e in &self.errors {
             let _ = writeln!(s, "error           {e}");

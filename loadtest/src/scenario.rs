@@ -134,6 +134,7 @@ pub async fn sample_server(target: &Target) -> Option<ServerSample> {
         nacks: http::metric(&text, "sfu_nacks_answered_total").unwrap_or(0.0),
         keyframe_requests: http::metric(&text, "sfu_keyframe_requests_sent_total").unwrap_or(0.0),
         dropped: http::metric(&text, "sfu_packets_dropped_total").unwrap_or(0.0),
+        dropped_by_reason: http::metric_by_label(&text, "sfu_packets_dropped_total", "reason"),
     })
 }
 
@@ -224,6 +225,7 @@ pub async fn run(
     }
 
     let start = sample_server(&target).await;
+    let own_cpu_start = own_cpu_seconds();
     shared.measuring.store(true, Ordering::Relaxed);
     let window_start = Instant::now();
     let window_end = window_start + scn.duration;
@@ -243,6 +245,10 @@ pub async fn run(
     }
     shared.measuring.store(false, Ordering::Relaxed);
     let window = window_start.elapsed();
+    let own_cpu = match (own_cpu_start, own_cpu_seconds()) {
+        (Some(a), Some(b)) => Some((b - a) / window.as_secs_f64() * 100.0),
+        _ => None,
+    };
     let end = sample_server(&target).await;
     progress.done();
 
@@ -261,5 +267,18 @@ pub async fn run(
             }),
         }
     }
-    Ok(Report::build(scn, &bots, window, idle, start, end))
+    let mut report = Report::build(scn, &bots, window, idle, start, end);
+    report.loadtest_cpu_percent = own_cpu;
+    Ok(report)
+}
+
+/// User+system CPU seconds of this process (all threads), from procfs.
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime), counted from field 3 after the name;
+    // in USER_HZ, which Linux fixes at 100.
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
