@@ -371,3 +371,130 @@ impl Report {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::PeerReport;
+    use crate::stats::TrackStats;
+    use signaling::protocol::RoomMode;
+
+    fn scenario() -> Scenario {
+        Scenario {
+            rooms: 1,
+            publishers: 1,
+            subscribers: 2,
+            audio_only: true,
+            video_bitrate: 500,
+            duration: Duration::from_secs(10),
+            join_rate: 10.0,
+            mode: RoomMode::Sfu,
+            warmup: Duration::ZERO,
+            room_prefix: "t".into(),
+        }
+    }
+
+    fn sample(at: Instant, cpu: f64, rss: f64, out: f64) -> ServerSample {
+        ServerSample {
+            at,
+            cpu_seconds: Some(cpu),
+            rss_bytes: Some(rss),
+            packets_out: out,
+            packets_in: out / 2.0,
+            participants: 3.0,
+            nacks: 0.0,
+            keyframe_requests: 0.0,
+            dropped: 0.0,
+            dropped_by_reason: vec![],
+        }
+    }
+
+    #[test]
+    fn builds_delivery_and_server_figures() {
+        let t0 = Instant::now();
+        // Subscriber A got the publisher's audio: 100 expected, 98 received.
+        let mut track = TrackStats::new(false);
+        for q in 0..100u16 {
+            if q != 10 && q != 20 {
+                track.on_packet(t0, q, q as u32 * 960, 100);
+            }
+        }
+        let mut latency = Histogram::default();
+        latency.record(Duration::from_millis(3));
+        let a = BotReport {
+            name: "sub0".into(),
+            room: "t-0".into(),
+            joined_after: Some(Duration::from_millis(50)),
+            peers: vec![PeerReport {
+                connected_after: Some(Duration::from_millis(200)),
+                first_media_after: Some(Duration::from_millis(250)),
+                tracks: vec![(("pub".into(), false), track)],
+                latency,
+                failed: None,
+            }],
+            error: None,
+        };
+        // Subscriber B got nothing and failed; the publisher receives nothing.
+        let b = BotReport {
+            name: "sub1".into(),
+            error: Some("peer connection failed".into()),
+            ..Default::default()
+        };
+        let p = BotReport::default();
+        let s = sample(t0, 1.0, 10e6, 1000.0);
+        let e = sample(t0 + Duration::from_secs(10), 1.5, 16e6, 11_000.0);
+        let idle = sample(t0, 0.5, 4e6, 0.0);
+        let r = Report::build(
+            &scenario(),
+            &[p, a, b],
+            Duration::from_secs(10),
+            Some(idle),
+            Some(s),
+            Some(e),
+        );
+        assert_eq!((r.tracks_expected, r.tracks_received), (2, 1));
+        assert_eq!(
+            (r.packets_expected, r.packets_received, r.packets_lost),
+            (100, 98, 2)
+        );
+        assert!(
+            (r.delivery_ratio - 0.98 * 0.5).abs() < 1e-9,
+            "{}",
+            r.delivery_ratio
+        );
+        assert_eq!(r.failed_bots, 1);
+        assert_eq!(r.latency_ms.p50, Some(3.01));
+        assert_eq!(r.join_ms.p50, Some(200.0));
+        assert_eq!(r.first_media_ms.p99, Some(250.0));
+        // 10,000 packets forwarded in 10 s for 0.5 s of CPU: 50 µs each.
+        assert!((r.forwarded_packets_per_s - 1000.0).abs() < 1e-9);
+        assert!((r.server_cpu_us_per_forwarded_packet.unwrap() - 50.0).abs() < 1e-6);
+        assert!((r.server_cpu_percent.unwrap() - 5.0).abs() < 1e-9);
+        // (16 MB - 4 MB idle) over 3 bots.
+        assert_eq!(r.server_rss_bytes_per_participant, Some(4e6));
+        let json = serde_json::to_value(&r).unwrap();
+        for key in [
+            "bots",
+            "rooms",
+            "duration_s",
+            "tracks_expected",
+            "tracks_received",
+            "delivery_ratio",
+            "freezes",
+            "forwarded_packets_per_s",
+            "server_cpu_us_per_forwarded_packet",
+            "server_rss_bytes",
+            "server_rss_bytes_per_participant",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+        for key in ["p50", "p95", "p99"] {
+            assert!(json["latency_ms"].get(key).is_some());
+            assert!(json["join_ms"].get(key).is_some());
+        }
+        assert!(r.table().contains("50.00 us per forwarded packet"));
+        let svg = crate::chart::svg("t", &[r.clone(), r]);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+    }
+}
