@@ -124,6 +124,7 @@ impl Config {
                 .with_list_parse_key("media.advertise")
                 .with_list_parse_key("web.frame_ancestors")
                 .with_list_parse_key("ice.turn.urls")
+                .with_list_parse_key("media.codecs")
                 .source(Some(env)),
         );
         let cfg: Config = b.build()?.try_deserialize()?;
