@@ -80,7 +80,9 @@ export class RoomClient extends Emitter {
    *   MediaStream?: typeof MediaStream,
    *   mediaDevices?: MediaDevices,
    *   backoff?: import('./signaling.js').Backoff,
-   * }} [opts] the constructors are injectable for unit tests only
+   *   offerRetryMs?: number,
+   * }} [opts] the constructors are injectable for unit tests only; offerRetryMs:
+   *   when to re-send an unanswered offer to another browser (default 10000)
    */
   constructor(opts = {}) {
     super();
@@ -377,6 +379,7 @@ export class RoomClient extends Emitter {
     const polite = peerId === null ? true : /** @type {string} */ (this.id) < peerId;
     const link = new PeerLink(pc, { polite });
     link.passiveFirstAnswer = peerId === null;
+    if (peerId !== null) link.offerRetryMs = this.#opts.offerRetryMs ?? 10000;
     const key = peerId ?? 'server';
     /** @type {PeerEntry} */
     const entry = { key, peerId, link, pc, slots: {}, sdpIds: {}, mode: peerId === null ? 'sfu' : 'p2p' };

@@ -25,6 +25,13 @@ export class PeerLink extends Emitter {
   beforeAnswer = null;
   /** Answer a first offer as the DTLS server (see #apply); set for the SFU link. */
   passiveFirstAnswer = false;
+  /**
+   * Offer again when an offer stays unanswered this long (0: never). A peer
+   * whose socket was down when we offered never got it, and if it then offers
+   * to us as the impolite side, each waits for the other's answer. Rolling
+   * back and offering again settles it through the usual glare rules.
+   */
+  offerRetryMs = 0;
   #makingOffer = false;
   #ignoreOffer = false;
   #settingRemoteAnswer = false;
@@ -61,12 +68,32 @@ export class PeerLink extends Emitter {
       this.#makingOffer = true;
       await this.pc.setLocalDescription();
       const d = this.pc.localDescription;
-      if (d && !this.#closed) this.emit('signal', { type: /** @type {'offer'} */ (d.type), sdp: d.sdp });
+      if (d && !this.#closed) {
+        this.emit('signal', { type: /** @type {'offer'} */ (d.type), sdp: d.sdp });
+        if (this.offerRetryMs > 0) this.#retryLater(d.sdp);
+      }
     } catch (error) {
       if (!this.#closed) this.emit('error', { error });
     } finally {
       this.#makingOffer = false;
     }
+  }
+
+  /** @param {string} sdp the offer sent */
+  #retryLater(sdp) {
+    const timer = setTimeout(() => {
+      this.#queue = this.#queue.then(async () => {
+        const pc = this.pc;
+        if (this.#closed || pc.signalingState !== 'have-local-offer' || pc.localDescription?.sdp !== sdp) return;
+        try {
+          await pc.setLocalDescription({ type: 'rollback' });
+        } catch {
+          return;
+        }
+        await this.#negotiate();
+      });
+    }, this.offerRetryMs);
+    /** @type {any} */ (timer).unref?.(); // Node (unit tests): do not hold the process open
   }
 
   /**
@@ -84,6 +111,7 @@ export class PeerLink extends Emitter {
     if (this.#closed) return;
     const pc = this.pc;
     try {
+      if (msg.type === 'answer' && pc.signalingState !== 'have-local-offer') return; // stale: that offer was re-sent
       if (msg.type === 'offer' || msg.type === 'answer') {
         const readyForOffer =
           !this.#makingOffer && (pc.signalingState === 'stable' || this.#settingRemoteAnswer);

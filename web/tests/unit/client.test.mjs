@@ -9,8 +9,9 @@ import { FakeWebSocket, FakePeerConnection, FakeMediaStream, FakeMediaDevices, s
 
 beforeEach(reset);
 
-function makeClient() {
+function makeClient(extra = {}) {
   const client = new RoomClient({
+    ...extra,
     url: 'ws://test/ws',
     WebSocket: /** @type {any} */ (FakeWebSocket),
     RTCPeerConnection: /** @type {any} */ (FakePeerConnection),
@@ -248,4 +249,33 @@ test('a denied camera is reported as media_permission_denied', async () => {
   assert.equal(errors.length, 1);
   await client.setMicrophone(true);
   assert.deepEqual(client.localState(), { microphone: true, camera: false, screen: false });
+});
+
+test('P2P: an offer left unanswered is made again, and a stale answer is ignored', async () => {
+  const { client, events } = makeClient({ offerRetryMs: 30 });
+  const p = client.join({ room: 'r', mode: 'p2p' });
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.receive(joined({ mode: 'p2p', participants: [peer('b')] }));
+  await p;
+  await settle();
+  assert.equal(ws.sentOfType('offer').length, 1);
+  await new Promise((r) => setTimeout(r, 80));
+  await settle();
+  const offers = ws.sentOfType('offer');
+  assert.ok(offers.length >= 2, 'offered again');
+  assert.notEqual(offers[1].sdp, offers[0].sdp);
+  // One answer completes the exchange (the offers differ only in version);
+  // answers to the earlier copies, arriving later, are dropped without an error.
+  const pc = FakePeerConnection.last;
+  ws.receive({ type: 'answer', from: 'b', sdp: 'answer' });
+  await settle();
+  assert.equal(pc.signalingState, 'stable');
+  const offersWhenAnswered = ws.sentOfType('offer').length;
+  ws.receive({ type: 'answer', from: 'b', sdp: 'late answer to an earlier copy' });
+  await settle();
+  assert.equal(pc.signalingState, 'stable');
+  assert.ok(!events.some((e) => e.startsWith('error')), events.join());
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(ws.sentOfType('offer').length, offersWhenAnswered, 'no more offers once answered');
 });

@@ -147,6 +147,13 @@ export class FakePeerConnection {
   }
   async setLocalDescription(desc) {
     await tick();
+    if (desc?.type === 'rollback') {
+      if (this.signalingState !== 'have-local-offer') throw new Error('InvalidStateError: rollback in ' + this.signalingState);
+      for (const t of this.pendingMids ?? []) t.mid = null;
+      this.signalingState = 'stable';
+      this.localDescription = this.currentLocalDescription;
+      return;
+    }
     const type = desc?.type ?? (this.signalingState === 'have-remote-offer' ? 'answer' : 'offer');
     if (type === 'answer' && desc?.sdp) {
       this.localDescription = { type, sdp: desc.sdp };
