@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { session, joinDemo, waitInPage } from './harness.mjs';
+import { session, joinDemo, waitInPage, sleep } from './harness.mjs';
 
 for (const mode of /** @type {const} */ (['p2p', 'sfu'])) {
   test(`screen share reaches the other participant (${mode} room)`, async (t) => {
@@ -31,8 +31,7 @@ for (const mode of /** @type {const} */ (['p2p', 'sfu'])) {
         return decoded;
       }, screenTile);
     const first = await frames();
-    await waitInPage(bob, () => true);
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
     assert.ok((await frames()) > first, 'screen frames keep arriving');
     assert.equal(await bob.evaluate((id) => window.demo.client.participants.get(id).media.screen, aliceId), true);
     // The camera tile is still there, separate from the screen tile.
