@@ -59,6 +59,7 @@ export function mountRoom(root, client, opts) {
     return off;
   });
   let serverState = 'new';
+  let selfName = opts.name;
 
   grid.ensure('local', { name: `${opts.name} (you)`, local: true });
 
@@ -72,7 +73,7 @@ export function mountRoom(root, client, opts) {
   const refresh = () => {
     const n = client.participants.size + 1;
     $('.count').textContent = `${n} ${n === 1 ? 'person' : 'people'}`;
-    renderParticipants(peopleList, client, opts.name);
+    renderParticipants(peopleList, client, selfName);
     const s = client.localState();
     for (const [cls, on] of [['.mic', s.microphone], ['.cam', s.camera], ['.screen', s.screen]]) {
       const b = $(/** @type {string} */ (cls));
@@ -89,6 +90,11 @@ export function mountRoom(root, client, opts) {
   };
 
   on('joined', (j) => {
+    // The server's display name (a token may carry it) is the one others see.
+    if (j.name) {
+      selfName = j.name;
+      grid.setName('local', `${j.name} (you)`);
+    }
     $('.room-name').textContent = j.room;
     const link = opts.shareLink?.(j.room) ?? `${location.origin}/?room=${encodeURIComponent(j.room)}`;
     /** @type {HTMLInputElement} */ ($('.share-link')).value = link;
@@ -132,7 +138,7 @@ export function mountRoom(root, client, opts) {
   on('local-track', ({ source, track }) => {
     if (source === 'screen') {
       if (track) {
-        grid.ensure('screen:local', { name: opts.name, screenOf: 'local' });
+        grid.ensure('screen:local', { name: selfName, screenOf: 'local' });
         grid.addTrack('screen:local', track);
       } else grid.remove('screen:local');
     } else if (source === 'camera') {

@@ -33,7 +33,8 @@ function join(opts = {}) {
   inCall = true;
   idle.hidden = true;
   roomEl.hidden = false;
-  const name = opts.name || nameInput.value.trim() || params.get('name') || 'Guest';
+  // No name: the server uses the token's.
+  const name = opts.name || nameInput.value.trim() || params.get('name') || '';
   startCall(
     roomEl,
     { room: params.get('room') ?? '', name, mode: /** @type {any} */ (params.get('mode') || undefined), token: params.get('token') || undefined },

@@ -81,6 +81,9 @@ test(`embedded room on another origin: call, host events, frame-ancestors (${mod
 
   // The host page mutes Alice through the API; Bob's room shows it, Alice's host hears it.
   const aliceId = await aliceFrame.evaluate(() => window.demo.client.id);
+  // Names come from the tokens.
+  assert.equal(await bobFrame.locator(`[data-participant="${aliceId}"] .name`).textContent(), 'Alice');
+  assert.equal(await aliceFrame.locator('[data-local] .name').textContent(), 'Alice (you)');
   await alice.evaluate(() => document.getElementById('room').sfuRoom.mute(true));
   await waitInPage(/** @type {any} */ (bobFrame), (id) => document.querySelector(`[data-participant="${id}"]`)?.dataset.mic === 'off', aliceId);
   await waitInPage(alice, () => window.events.some((e) => e.type === 'media' && e.microphone === false));
