@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{payload, Net};
+use common::{extmap_id, payload, Net, ABS_CAPTURE_TIME};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use signaling::media::MediaPlane;
 
@@ -26,7 +26,15 @@ fn three_clients_receive_each_others_audio_and_video() {
     let mut ok = |net: &mut Net| {
         seq = seq.wrapping_add(1);
         for c in net.clients.iter_mut() {
-            c.send_rtp(0, seq, seq as u32 * 3000, payload(seq, 600), true);
+            let capture = [0xC0, 0xFF, 0xEE, 0, 0, 0, (seq >> 8) as u8, seq as u8];
+            c.send_rtp_ext(
+                0,
+                seq,
+                seq as u32 * 3000,
+                payload(seq, 600),
+                true,
+                Some(capture),
+            );
             c.send_rtp(1, seq, seq as u32 * 960, payload(seq, 80), true);
         }
     };
@@ -63,6 +71,15 @@ fn three_clients_receive_each_others_audio_and_video() {
                 "stream id of {track} is its publisher's participant id"
             );
             assert!(r.packets >= 50, "{me} got {} packets of {track}", r.packets);
+            if track.ends_with("-video") {
+                // The publisher's abs-capture-time arrives intact, under the
+                // id this subscriber negotiated for it.
+                let sdp = c.pc.remote_description().unwrap().sdp.clone();
+                let id = extmap_id(&sdp, ABS_CAPTURE_TIME).expect("negotiated abs-capture-time");
+                let stamp = r.ext_payloads.get(&id).expect("abs-capture-time forwarded");
+                assert_eq!(&stamp[..3], &[0xC0, 0xFF, 0xEE], "{me}: {track}");
+                assert!(!r.ext_ids.is_empty());
+            }
         }
     }
     let stats = net.plane.stats();

@@ -27,6 +27,9 @@ struct Source {
     /// the switch and is dropped.
     first_seq: u16,
     highest_seq: u16,
+    /// Whether packets older than `first_seq` are still told apart: only
+    /// near the switch, since far from it "older" wraps into "newer".
+    guard: bool,
     seq_offset: u16,
     ts_offset: u32,
 }
@@ -74,11 +77,14 @@ impl SeqRewriter {
         }
         let src = self.source.as_mut()?;
         // Older than the first packet of this source: from before the switch.
-        if seq != src.first_seq && seq_newer(src.first_seq, seq) {
+        if src.guard && seq != src.first_seq && seq_newer(src.first_seq, seq) {
             return None;
         }
         if seq_newer(seq, src.highest_seq) {
             src.highest_seq = seq;
+            if seq.wrapping_sub(src.first_seq) > 0x4000 {
+                src.guard = false;
+            }
         }
         let out = Rewritten {
             seq: seq.wrapping_add(src.seq_offset),
@@ -109,6 +115,7 @@ impl SeqRewriter {
             ssrc,
             first_seq: seq,
             highest_seq: seq,
+            guard: true,
             seq_offset,
             ts_offset,
         });
@@ -178,6 +185,18 @@ mod tests {
         assert_eq!(r.rewrite(2, 502, 0, t0).map(|o| o.seq), Some(13));
         // Older than the switch point: dropped.
         assert_eq!(r.rewrite(2, 499, 0, t0), None);
+    }
+
+    #[test]
+    fn a_long_run_wraps_around_without_drops_or_switches() {
+        let t0 = Instant::now();
+        let mut r = SeqRewriter::new(90_000);
+        let mut seq = 3u16;
+        for i in 0..140_000u32 {
+            let out = r.rewrite(1, seq, i * 3000, t0).expect("never dropped");
+            assert_eq!(out.seq, seq, "numbers kept at {i}");
+            seq = seq.wrapping_add(1);
+        }
     }
 
     #[test]

@@ -80,7 +80,13 @@ impl Shard {
                 };
                 tracing::debug!(peer = %key, %state, "connection state");
                 let was = peer.connected;
-                peer.connected = state == RTCPeerConnectionState::Connected;
+                // `disconnected` is often transient (a missed consent check):
+                // keep sending, as browsers do, until it fails or closes.
+                peer.connected = match state {
+                    RTCPeerConnectionState::Connected => true,
+                    RTCPeerConnectionState::Disconnected => was,
+                    _ => false,
+                };
                 if peer.connected && !was {
                     // Whatever was sent before DTLS finished is lost: every
                     // video leg starts with a fresh keyframe.

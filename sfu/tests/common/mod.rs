@@ -27,7 +27,7 @@ use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
@@ -36,6 +36,16 @@ use sfu::{MediaConfig, SfuPlane};
 use signaling::ids::{ParticipantId, RoomName};
 use signaling::media::{MediaCommand, MediaEvent, MediaEventReceiver, MediaPlane};
 use signaling::protocol::Permissions;
+
+pub const ABS_CAPTURE_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time";
+
+/// The id a session description gives an extension URI.
+pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines()
+        .filter_map(|l| l.strip_prefix("a=extmap:"))
+        .find(|l| l.split_whitespace().nth(1) == Some(uri))
+        .and_then(|l| l.split(|c| c == ' ' || c == '/').next()?.parse().ok())
+}
 
 pub fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
@@ -86,6 +96,8 @@ pub struct Received {
     last_seq: Option<u64>,
     pub payloads: Vec<Bytes>,
     pub ext_ids: BTreeSet<u8>,
+    /// The last payload seen per extension id.
+    pub ext_payloads: BTreeMap<u8, Bytes>,
 }
 
 impl Received {
@@ -117,6 +129,7 @@ impl Received {
         }
         for e in &p.header.extensions {
             self.ext_ids.insert(e.id);
+            self.ext_payloads.insert(e.id, e.payload.clone());
         }
     }
 
@@ -162,6 +175,16 @@ impl Client {
                     ..Default::default()
                 },
                 kind,
+            )
+            .unwrap();
+        }
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            me.register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: ABS_CAPTURE_TIME.to_owned(),
+                },
+                kind,
+                None,
             )
             .unwrap();
         }
@@ -235,6 +258,19 @@ impl Client {
 
     /// Sends one RTP packet on the i-th published track.
     pub fn send_rtp(&mut self, i: usize, seq: u16, ts: u32, payload: Bytes, marker: bool) -> bool {
+        self.send_rtp_ext(i, seq, ts, payload, marker, None)
+    }
+
+    /// Like [`Self::send_rtp`], stamping an abs-capture-time extension.
+    pub fn send_rtp_ext(
+        &mut self,
+        i: usize,
+        seq: u16,
+        ts: u32,
+        payload: Bytes,
+        marker: bool,
+        capture_time: Option<[u8; 8]>,
+    ) -> bool {
         let (sid, ssrc, _) = self.senders[i];
         let Some(mut sender) = self.pc.rtp_sender(sid) else {
             return false;
@@ -248,7 +284,14 @@ impl Client {
         else {
             return false;
         };
-        let pkt = Packet {
+        let ext_id = sender
+            .get_parameters()
+            .rtp_parameters
+            .header_extensions
+            .iter()
+            .find(|h| h.uri == ABS_CAPTURE_TIME)
+            .map(|h| h.id as u8);
+        let mut pkt = Packet {
             header: Header {
                 version: 2,
                 marker,
@@ -260,6 +303,9 @@ impl Client {
             },
             payload,
         };
+        if let (Some(id), Some(t)) = (ext_id, capture_time) {
+            let _ = pkt.header.set_extension(id, Bytes::copy_from_slice(&t));
+        }
         sender.write_rtp(Instant::now(), pkt).is_ok()
     }
 
