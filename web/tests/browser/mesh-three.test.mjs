@@ -50,6 +50,10 @@ test('three participants in a P2P mesh, shown in the demo room', async (t) => {
     return rows.filter((r) => r.startsWith('⬇') && r.includes('video') && /\d+×\d+/.test(r) && / kb\/s/.test(r)).length >= 2;
   });
   assert.equal(await ada.getAttribute('.grid', 'data-count'), '3');
+  // Speaking and connection-quality indicators come from getStats(): the
+  // fake microphone beeps, and loopback is a good connection.
+  await waitInPage(ada, () => document.querySelector('[data-participant][data-speaking="true"]') !== null);
+  await waitInPage(ada, () => [...document.querySelectorAll('[data-participant]')].every((el) => el.dataset.quality === 'good'));
 
   const out = process.env.WRITE_SCREENSHOT === '1' ? path.join(docs, 'demo-room.png') : path.join(os.tmpdir(), 'demo-room.png');
   await ada.screenshot({ path: out });
