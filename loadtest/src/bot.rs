@@ -225,13 +225,9 @@ async fn session(
                             }
                         }
                     }
-                    "participant-left" => {
-                        if mode == RoomMode::P2p {
-                            if let Some(id) = msg["id"].as_str() {
-                                if let Some(p) = peers.get(id) {
-                                    let _ = p.tx.send(PeerCommand::Stop);
-                                }
-                            }
+                    "participant-left" if mode == RoomMode::P2p => {
+                        if let Some(p) = msg["id"].as_str().and_then(|id| peers.get(id)) {
+                            let _ = p.tx.send(PeerCommand::Stop);
                         }
                     }
                     "error" => {

@@ -143,7 +143,6 @@ fn vp8() -> RTCRtpCodecParameters {
             rtcp_feedback: vec![],
         },
         payload_type: 96,
-        ..Default::default()
     }
 }
 
@@ -157,7 +156,6 @@ fn opus() -> RTCRtpCodecParameters {
             rtcp_feedback: vec![],
         },
         payload_type: 111,
-        ..Default::default()
     }
 }
 
