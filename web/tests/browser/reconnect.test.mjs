@@ -45,3 +45,22 @@ for (const mode of /** @type {const} */ (['p2p', 'sfu'])) {
     s.passed();
   });
 }
+
+test('after the grace period the dropped participant comes back as a newcomer (p2p room)', async (t) => {
+  // Grace zero: the room is told at once, so the resume finds no place.
+  const s = await session(t, { env: { SFU_ROOMS__RECONNECT_GRACE: '0s' } });
+  const joined = await joinDemo(t, s, { room: 'no-grace', mode: 'p2p', names: ['Alice', 'Bob'] });
+  assert.ok(joined);
+  const [alice, bob] = joined.pages;
+  const [aliceId] = joined.ids;
+  await waitForMediaFlow(bob);
+  await alice.evaluate(() => window.demo.client.signaling.socket.close());
+
+  // Alice is back under a new id; Bob saw the old one leave and the new one join.
+  const newId = await waitInPage(alice, (old) => window.demo.client.room && window.demo.client.id !== old && window.demo.client.id, aliceId);
+  await waitInPage(bob, (id) => !document.querySelector(`[data-participant="${id}"]`), aliceId);
+  await waitInPage(bob, (id) => document.querySelector(`[data-participant="${id}"] video`)?.videoWidth > 0, newId);
+  assert.equal(await bob.evaluate(() => window.demo.client.peerConnections().length), 1, 'the old connection was replaced');
+  await waitForMediaFlow(alice);
+  s.passed();
+});
