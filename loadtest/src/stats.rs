@@ -2,7 +2,6 @@
 //! times: loss after retransmission, interarrival jitter, end-to-end latency
 //! percentiles and video freezes. No clock is read here; callers pass `now`.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// Unwraps 16-bit RTP sequence numbers into a 64-bit count and tells which
@@ -12,9 +11,16 @@ use std::time::{Duration, Instant};
 pub struct SeqTracker {
     first: Option<u64>,
     highest: u64,
-    received: HashSet<u64>,
+    /// One bit per packet since the first: a bitmap rather than a set, so a
+    /// long run costs a bit per packet and no hashing.
+    seen: Vec<u64>,
+    received: u64,
     duplicates: u64,
 }
+
+/// Packets tracked per track (an hour of 1.5 Mbps video is far below it);
+/// later ones are ignored rather than growing memory without bound.
+const MAX_TRACKED: u64 = 1 << 26;
 
 impl SeqTracker {
     /// Records one packet; returns its extended sequence number and whether
@@ -46,11 +52,21 @@ impl SeqTracker {
             // Older than the first packet measured: outside the window.
             return (ext, false);
         }
-        if !self.received.insert(ext) {
+        let offset = ext - first;
+        if offset >= MAX_TRACKED {
+            return (ext, false);
+        }
+        let (word, bit) = ((offset / 64) as usize, offset % 64);
+        if word >= self.seen.len() {
+            self.seen.resize(word + 1, 0);
+        }
+        if self.seen[word] & (1 << bit) != 0 {
             self.duplicates += 1;
             return (ext, false);
         }
-        let advanced = ext > self.highest || self.received.len() == 1;
+        self.seen[word] |= 1 << bit;
+        self.received += 1;
+        let advanced = ext > self.highest || self.received == 1;
         if ext > self.highest {
             self.highest = ext;
         }
@@ -64,7 +80,7 @@ impl SeqTracker {
 
     /// Distinct packets received.
     pub fn received(&self) -> u64 {
-        self.received.len() as u64
+        self.received
     }
 
     /// Packets never received, retransmissions counted.
