@@ -28,7 +28,7 @@ echo "== JS unit tests"
 node --test web/tests/unit/
 
 echo "== browser tests"
-export SFU_BIN="$PWD/target/release/sfu"
+# The tests run target/release/sfu (built above).
 browser_tests='ip link set lo up && node --test --test-concurrency=1 web/tests/browser/'
 if unshare -n true 2>/dev/null; then
   unshare -n bash -c "$browser_tests"
