@@ -262,6 +262,7 @@ impl Shard {
 
     fn mark(&mut self, key: PeerKey) {
         if let Some(p) = self.peers.get_mut(&key) {
+            p.timers_stale = true;
             if !p.dirty {
                 p.dirty = true;
                 self.dirty.push(key);
@@ -283,7 +284,14 @@ impl Shard {
                     self.counts.bytes_out += w.message.len() as u64;
                     self.out.push((w.transport.peer_addr, w.message));
                 }
-                p.deadline = p.pc.poll_timeout();
+                // Reading the deadline walks every handler of the connection
+                // (about as dear as forwarding a packet), and forwarded media
+                // only ever feeds timers already armed (sender reports), so a
+                // leg touched only by forwarding keeps its deadline.
+                if p.timers_stale || p.deadline.is_none() {
+                    p.timers_stale = false;
+                    p.deadline = p.pc.poll_timeout();
+                }
             }
         }
         self.counts.connections = self.peers.len() as u64;

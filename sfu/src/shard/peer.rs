@@ -81,6 +81,9 @@ pub struct Peer {
     pub first_offer_at: Option<Instant>,
     pub deadline: Option<Instant>,
     pub dirty: bool,
+    /// Something other than forwarded media touched the connection since
+    /// its deadline was read (see `Shard::flush`).
+    pub timers_stale: bool,
     pub addrs: Vec<SocketAddr>,
     /// The publisher's track id to our number.
     pub inbound: HashMap<String, TrackNo>,
@@ -109,6 +112,7 @@ impl Peer {
             first_offer_at: None,
             deadline: None,
             dirty: false,
+            timers_stale: true,
             addrs: Vec::new(),
             inbound: HashMap::new(),
             legs: HashMap::new(),
