@@ -151,6 +151,11 @@ fn loopback_addr(url: &str) -> anyhow::Result<SocketAddr> {
         .strip_prefix("http://")
         .ok_or_else(|| anyhow::anyhow!("--url must start with http:// (got {url})"))?;
     let hostport = rest.split('/').next().unwrap_or(rest);
+    let hostport = if hostport.contains(':') && !hostport.ends_with(']') {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:80")
+    };
     let addr = hostport
         .to_socket_addrs()
         .map_err(|e| anyhow::anyhow!("cannot resolve {hostport}: {e}"))?
@@ -304,5 +309,36 @@ fn main() -> ExitCode {
             eprintln!("loadtest: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_urls_are_accepted() {
+        assert_eq!(
+            loopback_addr("http://127.0.0.1:7880").unwrap(),
+            "127.0.0.1:7880".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(loopback_addr("http://127.0.0.1/x").unwrap().port(), 80);
+        assert!(loopback_addr("http://[::1]:9000")
+            .unwrap()
+            .ip()
+            .is_loopback());
+        assert!(loopback_addr("http://10.1.2.3:7880").is_err());
+        assert!(loopback_addr("https://127.0.0.1:7880").is_err());
+        assert!(loopback_addr("127.0.0.1:7880").is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("2h").is_err());
+        assert!(parse_duration("soon").is_err());
     }
 }

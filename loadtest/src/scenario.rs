@@ -213,8 +213,10 @@ pub async fn run(
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Nobody got in (server down, bad key): report the errors at once.
+    let nobody = shared.joined.load(Ordering::Relaxed) == 0;
     // Let offers, answers and the first keyframes settle.
-    let warm_end = Instant::now() + scn.warmup;
+    let warm_end = Instant::now() + if nobody { Duration::ZERO } else { scn.warmup };
     while Instant::now() < warm_end {
         progress.line(&format!(
             "joined {}/{total}, failed {}, warming up",
@@ -228,7 +230,7 @@ pub async fn run(
     let own_cpu_start = own_cpu_seconds();
     shared.measuring.store(true, Ordering::Relaxed);
     let window_start = Instant::now();
-    let window_end = window_start + scn.duration;
+    let window_end = window_start + if nobody { Duration::ZERO } else { scn.duration };
     let mut last_packets = 0;
     while Instant::now() < window_end {
         tokio::time::sleep(Duration::from_secs(1).min(window_end - Instant::now())).await;
