@@ -133,7 +133,6 @@ pub fn media_engine(codecs: &[String]) -> Result<MediaEngine, Error> {
                         rtcp_feedback: feedback,
                     },
                     payload_type: spec.pt,
-                    ..Default::default()
                 },
                 spec.kind,
             )?;

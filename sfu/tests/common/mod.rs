@@ -44,7 +44,7 @@ pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
     sdp.lines()
         .filter_map(|l| l.strip_prefix("a=extmap:"))
         .find(|l| l.split_whitespace().nth(1) == Some(uri))
-        .and_then(|l| l.split(|c| c == ' ' || c == '/').next()?.parse().ok())
+        .and_then(|l| l.split([' ', '/']).next()?.parse().ok())
 }
 
 pub fn opus() -> RTCRtpCodec {
@@ -172,7 +172,6 @@ impl Client {
                 RTCRtpCodecParameters {
                     rtp_codec: codec,
                     payload_type: pt,
-                    ..Default::default()
                 },
                 kind,
             )
@@ -440,28 +439,23 @@ impl Net {
         let server = self.server_addr();
         let buf = &mut self.buf;
         let c = &mut self.clients[i];
-        loop {
-            match c.socket.recv_from(buf) {
-                Ok((n, from)) => {
-                    // Through a relay the server's packets come from the relay;
-                    // the connection must see them as the server's.
-                    let from = match c.server_override {
-                        Some(relay) if from == relay => server,
-                        _ => from,
-                    };
-                    let _ = c.pc.handle_read(TaggedBytesMut {
-                        now,
-                        transport: TransportContext {
-                            local_addr: c.local,
-                            peer_addr: from,
-                            transport_protocol: TransportProtocol::UDP,
-                            ecn: None,
-                        },
-                        message: BytesMut::from(&buf[..n]),
-                    });
-                }
-                Err(_) => break,
-            }
+        while let Ok((n, from)) = c.socket.recv_from(buf) {
+            // Through a relay the server's packets come from the relay; the
+            // connection must see them as the server's.
+            let from = match c.server_override {
+                Some(relay) if from == relay => server,
+                _ => from,
+            };
+            let _ = c.pc.handle_read(TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: c.local,
+                    peer_addr: from,
+                    transport_protocol: TransportProtocol::UDP,
+                    ecn: None,
+                },
+                message: BytesMut::from(&buf[..n]),
+            });
         }
         if c.pc.poll_timeout().is_some_and(|t| t <= now) {
             let _ = c.pc.handle_timeout(now);
