@@ -50,15 +50,21 @@ async fn tls_request(port: u16, root: CertificateDer<'static>, request: &str) ->
         .with_root_certificates(roots)
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut tls = connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 4096];
     let mut out = Vec::new();
     // Read until the response (and, for the WebSocket, its first frame) is in.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while tokio::time::Instant::now() < deadline {
-        match tokio::time::timeout(std::time::Duration::from_millis(500), tls.read(&mut buf)).await {
+        match tokio::time::timeout(std::time::Duration::from_millis(500), tls.read(&mut buf)).await
+        {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
             Err(_) if !out.is_empty() => break,
@@ -79,7 +85,12 @@ async fn serves_https_and_wss_with_the_configured_certificate() {
     let root = cert.cert.der().clone();
 
     let (_server, port) = start(&cert_path, &key_path);
-    let health = tls_request(port, root.clone(), "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").await;
+    let health = tls_request(
+        port,
+        root.clone(),
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.ends_with("ok"), "{health}");
 

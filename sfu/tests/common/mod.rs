@@ -156,6 +156,8 @@ pub struct Client {
     pub track_streams: HashMap<String, Vec<String>>,
     pub errors: Vec<String>,
     pub offers_received: u32,
+    /// Own offers rolled back because the server's offer collided.
+    pub rollbacks: u32,
 }
 
 impl Client {
@@ -225,6 +227,7 @@ impl Client {
             track_streams: HashMap::new(),
             errors: Vec::new(),
             offers_received: 0,
+            rollbacks: 0,
         }
     }
 
@@ -320,6 +323,9 @@ pub struct Net {
     pub events: MediaEventReceiver,
     pub clients: Vec<Client>,
     pub room: RoomName,
+    /// Signaling events for these participants wait in `held` (to stage a glare).
+    pub hold: Vec<ParticipantId>,
+    pub held: Vec<MediaEvent>,
     buf: Vec<u8>,
 }
 
@@ -335,6 +341,8 @@ impl Net {
             events,
             clients: Vec::new(),
             room: RoomName::parse("room").unwrap(),
+            hold: Vec::new(),
+            held: Vec::new(),
             buf: vec![0; 2048],
         }
     }
@@ -365,8 +373,23 @@ impl Net {
 
     /// One round: signaling events, then every client's I/O and timers.
     pub fn pump(&mut self) {
+        if self.hold.is_empty() && !self.held.is_empty() {
+            for ev in std::mem::take(&mut self.held) {
+                self.on_event(ev);
+            }
+        }
         while let Ok(ev) = self.events.try_recv() {
-            self.on_event(ev);
+            let who = match &ev {
+                MediaEvent::Offer { participant, .. }
+                | MediaEvent::Answer { participant, .. }
+                | MediaEvent::Candidate { participant, .. }
+                | MediaEvent::Error { participant, .. } => participant,
+            };
+            if self.hold.contains(who) {
+                self.held.push(ev);
+            } else {
+                self.on_event(ev);
+            }
         }
         let now = Instant::now();
         for i in 0..self.clients.len() {
@@ -404,6 +427,7 @@ impl Net {
                     c.pc.set_local_description(now, RTCSessionDescription::rollback(None).unwrap())
                         .unwrap();
                     c.want_offer = true;
+                    c.rollbacks += 1;
                 }
                 let offer = RTCSessionDescription::offer(sdp).unwrap();
                 c.pc.set_remote_description(now, offer).unwrap();
