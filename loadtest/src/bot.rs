@@ -68,8 +68,11 @@ async fn token(target: &Target, spec: &BotSpec, identity: &str) -> anyhow::Resul
         let keys = [(key.clone(), secret.clone())].into_iter().collect();
         return Ok(Auth::new(keys).sign(&claims, Some(key))?);
     }
-    let body =
-        json!({"room": spec.room, "identity": identity, "name": spec.name, "mode": spec.mode});
+    // Subscribers ask for no publish grant, like a webinar viewer's token:
+    // the server then offers them the room's tracks at once.
+    let grants = json!({"join": true, "publish": spec.publish.is_some(), "subscribe": true});
+    let body = json!({"room": spec.room, "identity": identity, "name": spec.name,
+        "mode": spec.mode, "grants": grants});
     let (status, text) =
         http::request(target.http, "POST", "/api/token", Some(&body.to_string())).await?;
     if status != 200 {

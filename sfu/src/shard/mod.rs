@@ -41,6 +41,8 @@ use peer::Published;
 /// once, and answering that offer first avoids a glare at the start of
 /// every call (Chromium stalls ICE gathering after rolling back its first
 /// offer); a subscriber-only client never offers and gets ours after this.
+/// A participant without the publish grant cannot offer anything to
+/// publish, so it gets ours at once.
 pub const INITIAL_OFFER_GRACE: Duration = Duration::from_millis(400);
 
 /// What every shard is configured with.
@@ -335,7 +337,12 @@ impl Shard {
         self.ufrag_changes
             .push(UfragChange::Added(setup.ufrag.clone()));
         let mut peer = Peer::new(key, participant, room.to_owned(), perms, pc, setup.ufrag);
-        peer.first_offer_at = Some(now + INITIAL_OFFER_GRACE);
+        let grace = if perms.publish {
+            INITIAL_OFFER_GRACE
+        } else {
+            Duration::ZERO
+        };
+        peer.first_offer_at = Some(now + grace);
         self.peers.insert(key, peer);
         let changes = self.routing.join(key, room, perms.publish, perms.subscribe);
         self.apply_routes(changes, now);
