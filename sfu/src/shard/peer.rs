@@ -79,6 +79,8 @@ pub struct Peer {
     /// Before the first round, the server's own offer waits until then for
     /// the client's offer (see [`super::INITIAL_OFFER_GRACE`]).
     pub first_offer_at: Option<Instant>,
+    /// Whether our host candidates have been trickled to the client.
+    pub candidates_sent: bool,
     pub deadline: Option<Instant>,
     pub dirty: bool,
     /// Something other than forwarded media touched the connection since
@@ -110,6 +112,7 @@ impl Peer {
             connected: false,
             needs_offer: false,
             first_offer_at: None,
+            candidates_sent: false,
             deadline: None,
             dirty: false,
             timers_stale: true,

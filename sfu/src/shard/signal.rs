@@ -18,6 +18,42 @@ use super::Shard;
 use crate::core::ids::PeerKey;
 
 impl Shard {
+    /// Sends our host candidates as `ice-candidate` messages, then the end
+    /// of candidates, once per connection. They are in the SDP as well (an
+    /// ICE-lite server knows them up front); trickling them too serves
+    /// clients that gather from trickled candidates only.
+    fn trickle_candidates(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.candidates_sent {
+            return;
+        }
+        let Some(sdp) = peer.pc.local_description().map(|d| d.sdp) else {
+            return;
+        };
+        peer.candidates_sent = true;
+        let mid = sdp
+            .lines()
+            .find_map(|l| l.strip_prefix("a=mid:"))
+            .map(|m| m.trim().to_owned());
+        for line in sdp.lines().filter_map(|l| l.strip_prefix("a=candidate:")) {
+            self.events.push(MediaEvent::Candidate {
+                participant: peer.participant.clone(),
+                candidate: Some(IceCandidate {
+                    candidate: format!("candidate:{}", line.trim()),
+                    sdp_mid: mid.clone(),
+                    sdp_m_line_index: Some(0),
+                    username_fragment: Some(peer.ufrag.clone()),
+                }),
+            });
+        }
+        self.events.push(MediaEvent::Candidate {
+            participant: peer.participant.clone(),
+            candidate: None,
+        });
+    }
+
     pub(super) fn on_offer(&mut self, participant: &ParticipantId, sdp: String, now: Instant) {
         let Some(&key) = self.by_participant.get(participant) else {
             return;
@@ -53,6 +89,7 @@ impl Shard {
             participant: participant.clone(),
             sdp,
         });
+        self.trickle_candidates(key);
         self.mark(key);
         self.after_negotiation(key, now);
     }
@@ -161,6 +198,7 @@ impl Shard {
             participant: peer.participant.clone(),
             sdp,
         });
+        self.trickle_candidates(key);
         self.mark(key);
     }
 

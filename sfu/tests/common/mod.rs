@@ -158,6 +158,8 @@ pub struct Client {
     pub offers_received: u32,
     /// Own offers rolled back because the server's offer collided.
     pub rollbacks: u32,
+    /// Candidates the server trickled (`None`: end of candidates).
+    pub trickled: Vec<Option<signaling::protocol::IceCandidate>>,
 }
 
 impl Client {
@@ -228,6 +230,7 @@ impl Client {
             errors: Vec::new(),
             offers_received: 0,
             rollbacks: 0,
+            trickled: Vec::new(),
         }
     }
 
@@ -446,7 +449,14 @@ impl Net {
                     c.pc.set_remote_description(now, answer).unwrap();
                 }
             }
-            MediaEvent::Candidate { .. } => {}
+            MediaEvent::Candidate {
+                participant,
+                candidate,
+            } => {
+                if let Some(i) = self.index_of(&participant) {
+                    self.clients[i].trickled.push(candidate);
+                }
+            }
             MediaEvent::Error {
                 participant,
                 message,
