@@ -51,6 +51,14 @@ pub fn parse_listening(line: &str) -> Option<SocketAddr> {
 /// `extra_env` adds or overrides settings.
 pub async fn start(bin: &Path, extra_env: &[(String, String)]) -> anyhow::Result<Server> {
     let mut cmd = Command::new(bin);
+    // Only SFU_<SECTION>__<KEY> variables are server configuration, and the
+    // server refuses unknown keys: drop every inherited SFU_ variable (such
+    // as SFU_BIN, which names the binary) so only what is set here applies.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SFU_") {
+            cmd.env_remove(&k);
+        }
+    }
     cmd.env("SFU_SERVER__LISTEN", "127.0.0.1:0")
         .env("SFU_MEDIA__UDP_PORT", "0")
         .env("SFU_ROOMS__MAX_SFU_PARTICIPANTS", "1000")
@@ -95,20 +103,27 @@ pub async fn start(bin: &Path, extra_env: &[(String, String)]) -> anyhow::Result
             }
         }
     });
-    match tokio::time::timeout(Duration::from_secs(20), rx).await {
-        Ok(Ok(http)) => Ok(Server {
+    let outcome = tokio::time::timeout(Duration::from_secs(20), rx).await;
+    if let Ok(Ok(http)) = outcome {
+        return Ok(Server {
             http,
             _child: child,
             log_tail: tail,
-        }),
-        _ => {
-            let _ = child.kill().await;
-            let log = tail
-                .lock()
-                .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
-                .unwrap_or_default();
-            anyhow::bail!("the server did not report its address within 20 s; its log:\n{log}")
+        });
+    }
+    let exited = child.try_wait().ok().flatten();
+    let _ = child.kill().await;
+    // Let the log reader take the last lines.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = tail
+        .lock()
+        .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default();
+    match exited {
+        Some(status) => {
+            anyhow::bail!("the server exited ({status}) before listening; its log:\n{log}")
         }
+        None => anyhow::bail!("the server did not report its address within 20 s; its log:\n{log}"),
     }
 }
 
