@@ -203,6 +203,12 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
         // a repaired packet arrives late: the default window of 64 would
         // reject it as a replay.
         .with_srtp_replay_protection_window(1024)
+        // Answer as the DTLS server. Browsers answer our offers `active`
+        // (DTLS client), so the server is the DTLS server whoever offered
+        // first, and a later answer of ours never contradicts the role the
+        // first negotiation settled (the library's default, `active`,
+        // would when the server had offered first).
+        .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
         .build();
     let config = RTCConfigurationBuilder::new().build();
     let mut pc = RTCPeerConnectionBuilder::new()

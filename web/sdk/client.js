@@ -378,7 +378,6 @@ export class RoomClient extends Emitter {
     // The server is always impolite; between browsers, the smaller id is polite.
     const polite = peerId === null ? true : /** @type {string} */ (this.id) < peerId;
     const link = new PeerLink(pc, { polite });
-    link.passiveFirstAnswer = peerId === null;
     if (peerId !== null) link.offerRetryMs = this.#opts.offerRetryMs ?? 10000;
     const key = peerId ?? 'server';
     /** @type {PeerEntry} */

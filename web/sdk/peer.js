@@ -23,8 +23,6 @@ export class PeerLink extends Emitter {
   /** Runs after a remote offer is applied and before answering (attach local tracks here). */
   /** @type {(() => void | Promise<void>) | null} */
   beforeAnswer = null;
-  /** Answer a first offer as the DTLS server (see #apply); set for the SFU link. */
-  passiveFirstAnswer = false;
   /**
    * Offer again when an offer stays unanswered this long (0: never). A peer
    * whose socket was down when we offered never got it, and if it then offers
@@ -127,16 +125,7 @@ export class PeerLink extends Emitter {
         }
         if (msg.type === 'offer') {
           if (this.beforeAnswer) await this.beforeAnswer();
-          if (this.passiveFirstAnswer && !pc.currentLocalDescription) {
-            // Answering the very first offer: take the DTLS server role
-            // (`passive`), the same role we end up with when we offer first
-            // and the server answers `active`. Our role then never depends on
-            // who happened to offer first, and re-offers keep it.
-            const answer = await pc.createAnswer();
-            await pc.setLocalDescription({ type: 'answer', sdp: (answer.sdp ?? '').replace(/a=setup:active/g, 'a=setup:passive') });
-          } else {
-            await pc.setLocalDescription();
-          }
+          await pc.setLocalDescription();
           const d = pc.localDescription;
           if (d && !this.#closed) this.emit('signal', { type: 'answer', sdp: d.sdp });
         }

@@ -104,7 +104,6 @@ test('SFU: publishes with an untargeted offer, answers server offers, polite on 
   await settle();
   assert.equal(pc.rolledBack, 1);
   assert.equal(ws.sentOfType('answer').length, 1);
-  assert.match(ws.sentOfType('answer')[0].sdp, /a=setup:passive/, 'first answer to the server takes the DTLS server role');
   // The server dropped our offer (it is impolite); ours goes out again once stable.
   assert.equal(ws.sentOfType('offer').length, 2, 'rolled-back publish offered again');
   assert.equal(pc.signalingState, 'have-local-offer');
