@@ -32,7 +32,7 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
@@ -90,20 +90,7 @@ fn client(i: u16) -> Client {
         .with_interceptor_registry(registry)
         .build(Instant::now())
         .unwrap();
-    let cand = CandidateHostConfig {
-        base_config: CandidateConfig {
-            network: "udp".to_owned(),
-            address: "127.0.0.1".to_owned(),
-            port: addr.port(),
-            component: 1,
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .new_candidate_host()
-    .unwrap();
-    pc.add_local_candidate(RTCIceCandidate::from(&cand).to_json().unwrap())
-        .unwrap();
+    sfu::engine::add_host_candidate(&mut pc, addr).unwrap();
     Client {
         id: ParticipantId::from_string(format!("c{i}")),
         addr,

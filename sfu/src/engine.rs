@@ -218,20 +218,26 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
         .with_interceptor_registry(registry)
         .build(now)?;
     for addr in &setup.advertise {
-        let candidate = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()?;
-        pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+        add_host_candidate(&mut pc, *addr)?;
     }
     Ok(pc)
+}
+
+/// Adds a UDP host candidate at `addr` to a connection's local candidates.
+pub fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) -> Result<(), Error> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()?;
+    pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
+    Ok(())
 }
 
 /// Lets keyframe requests and NACKs from the remote through to the

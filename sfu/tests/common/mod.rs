@@ -21,7 +21,7 @@ use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
@@ -202,20 +202,7 @@ impl Client {
             .with_interceptor_registry(registry)
             .build(Instant::now())
             .unwrap();
-        let cand = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: local.ip().to_string(),
-                port: local.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .unwrap();
-        pc.add_local_candidate(RTCIceCandidate::from(&cand).to_json().unwrap())
-            .unwrap();
+        sfu::engine::add_host_candidate(&mut pc, local).unwrap();
         Client {
             id: ParticipantId::from_string(id),
             pc,
