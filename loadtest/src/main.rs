@@ -273,11 +273,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
                 scenario(&run, 1).mode.as_str(),
                 run.publishers,
                 run.subscribers,
-                if run.audio_only {
-                    "audio only".to_owned()
-                } else {
-                    format!("{} kbps video + audio", run.video_bitrate)
-                }
+                report::media_label(run.audio_only, run.video_bitrate)
             );
             std::fs::write(&svg, chart::svg(&title, &reports))
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", svg.display()))?;

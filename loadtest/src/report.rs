@@ -291,11 +291,7 @@ impl Report {
             self.publishers_per_room,
             self.subscribers_per_room,
             self.bots,
-            if self.audio_only {
-                "audio only".to_owned()
-            } else {
-                format!("{} kbps video + audio", self.video_bitrate_kbps)
-            }
+            media_label(self.audio_only, self.video_bitrate_kbps)
         );
         let _ = writeln!(
             s,
@@ -369,6 +365,15 @@ impl Report {
             let _ = writeln!(s, "error           {e}");
         }
         s
+    }
+}
+
+/// What each publisher sends, for titles: "audio only" or "500 kbps video + audio".
+pub fn media_label(audio_only: bool, video_kbps: u32) -> String {
+    if audio_only {
+        "audio only".to_owned()
+    } else {
+        format!("{video_kbps} kbps video + audio")
     }
 }
 

@@ -307,12 +307,12 @@ impl Hub {
         fx: &mut Effects,
     ) {
         let target = ClientId::from_string(target);
-        let from = self.participant_of(conn).unwrap_or_else(|| conn.clone());
-        let to_conn = match self.participant_of(conn) {
+        let participant = self.participant_of(conn);
+        let to_conn = match &participant {
             Some(pid) => {
-                let room = self.participants.get(&pid).map(|p| &p.room);
+                let room = self.participants.get(pid).map(|p| &p.room);
                 match self.participants.get(&target) {
-                    Some(t) if Some(&t.room) == room && target != pid => t.conn.clone(),
+                    Some(t) if Some(&t.room) == room && &target != pid => t.conn.clone(),
                     _ => None,
                 }
             }
@@ -323,6 +323,7 @@ impl Hub {
         };
         match to_conn {
             Some(to) => {
+                let from = participant.unwrap_or_else(|| conn.clone());
                 raw.insert("from".into(), Value::String(from.to_string()));
                 fx.send(&to, Outgoing::Relay(raw));
             }
