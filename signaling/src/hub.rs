@@ -23,8 +23,8 @@ use crate::error::ErrorCode;
 use crate::ids::{ClientId, ParticipantId, RoomName};
 use crate::media::{MediaCommand, MediaEvent};
 use crate::protocol::{
-    ClientMessage, Incoming, MediaState, Outgoing, ParticipantInfo, Permissions, RoomMode,
-    ServerMessage,
+    sdp_text, ClientMessage, Incoming, MediaState, Outgoing, ParticipantInfo, Permissions,
+    RoomMode, ServerMessage,
 };
 use crate::room::Room;
 
@@ -190,17 +190,27 @@ impl Hub {
         match message {
             ClientMessage::Offer { target, sdp } => match target {
                 Some(t) => self.relay(&conn, &t, raw, "offer", fx),
-                None => self.to_media(&conn, "offer", fx, |p| MediaCommand::Offer {
-                    participant: p,
-                    sdp,
-                }),
+                None => {
+                    let Some(sdp) = sdp_for_server(&conn, &sdp, "offer", fx) else {
+                        return;
+                    };
+                    self.to_media(&conn, "offer", fx, |p| MediaCommand::Offer {
+                        participant: p,
+                        sdp,
+                    })
+                }
             },
             ClientMessage::Answer { target, sdp } => match target {
                 Some(t) => self.relay(&conn, &t, raw, "answer", fx),
-                None => self.to_media(&conn, "answer", fx, |p| MediaCommand::Answer {
-                    participant: p,
-                    sdp,
-                }),
+                None => {
+                    let Some(sdp) = sdp_for_server(&conn, &sdp, "answer", fx) else {
+                        return;
+                    };
+                    self.to_media(&conn, "answer", fx, |p| MediaCommand::Answer {
+                        participant: p,
+                        sdp,
+                    })
+                }
             },
             ClientMessage::IceCandidate { target, candidate } => match target {
                 Some(t) => self.relay(&conn, &t, raw, "ice-candidate", fx),
@@ -739,6 +749,21 @@ impl Hub {
     }
 }
 
+/// The SDP text of an offer or answer for the media plane (text or the
+/// browser's description object); a bad one is answered with an error.
+fn sdp_for_server(conn: &ClientId, sdp: &Value, request: &str, fx: &mut Effects) -> Option<String> {
+    match sdp_text(sdp, request) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            fx.send(
+                conn,
+                ServerMessage::error(ErrorCode::InvalidMessage, e, Some(request)),
+            );
+            None
+        }
+    }
+}
+
 fn not_in_room(request: &str) -> ServerMessage {
     ServerMessage::error(ErrorCode::NotInRoom, "join a room first", Some(request))
 }
@@ -814,6 +839,37 @@ mod tests {
                 sdp: "v=0".into()
             }]
         );
+        // The browser's description object works as well as the text.
+        let fx = msg(
+            &mut h,
+            &a,
+            r#"{"type":"offer","sdp":{"type":"offer","sdp":"v=1"}}"#,
+            0,
+        );
+        assert_eq!(
+            fx.media,
+            vec![MediaCommand::Offer {
+                participant: a.clone(),
+                sdp: "v=1".into()
+            }]
+        );
+        let fx = msg(
+            &mut h,
+            &a,
+            r#"{"type":"answer","sdp":{"type":"offer","sdp":"v=1"}}"#,
+            0,
+        );
+        assert!(fx.media.is_empty());
+        assert!(matches!(
+            &fx.sends[..],
+            [(
+                _,
+                Outgoing::Message(ServerMessage::Error {
+                    code: ErrorCode::InvalidMessage,
+                    ..
+                })
+            )]
+        ));
         let fx = msg(
             &mut h,
             &a,

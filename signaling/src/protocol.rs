@@ -80,17 +80,19 @@ pub struct IceCandidate {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ClientMessage {
-    /// SDP offer: to another client (`target`) or, in an SFU room, to the server.
+    /// SDP offer: to another client (`target`) or, in an SFU room, to the
+    /// server. `sdp` is the SDP text or the browser's description object
+    /// (`{"type":"offer","sdp":"v=0..."}`); relayed as it came.
     Offer {
         #[serde(default)]
         target: Option<String>,
-        sdp: String,
+        sdp: Value,
     },
     /// SDP answer, addressed like an offer.
     Answer {
         #[serde(default)]
         target: Option<String>,
-        sdp: String,
+        sdp: Value,
     },
     /// A trickled ICE candidate, addressed like an offer. `null` ends gathering.
     IceCandidate {
@@ -130,6 +132,31 @@ pub enum ClientMessage {
         #[serde(default)]
         id: Option<Value>,
     },
+}
+
+/// The SDP text of an `offer` or `answer` sent to the server: either the
+/// text itself or the browser's `RTCSessionDescription` object
+/// (`{"type":"offer","sdp":"v=0..."}`, as `pc.localDescription` serializes).
+/// An object's `type`, when present, must be `expected`.
+pub fn sdp_text(sdp: &Value, expected: &str) -> Result<String, String> {
+    match sdp {
+        Value::String(s) => Ok(s.clone()),
+        Value::Object(o) => {
+            match o.get("type") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(t)) if t == expected => {}
+                Some(Value::String(t)) => {
+                    return Err(format!("`sdp.type` is `{t}` in an `{expected}` message"))
+                }
+                Some(_) => return Err("`sdp.type` must be a string".into()),
+            }
+            match o.get("sdp") {
+                Some(Value::String(s)) => Ok(s.clone()),
+                _ => Err("`sdp` must be the SDP text or an object with an `sdp` string".into()),
+            }
+        }
+        _ => Err("`sdp` must be the SDP text or an object with an `sdp` string".into()),
+    }
 }
 
 /// Every `type` a client may send.
@@ -332,10 +359,48 @@ mod tests {
             inc.message,
             ClientMessage::Offer {
                 target: Some("x".into()),
-                sdp: "v=0".into()
+                sdp: Value::from("v=0")
             }
         );
         assert_eq!(inc.raw.get("extra"), Some(&Value::from(1)));
+    }
+
+    #[test]
+    fn sdp_may_be_text_or_the_description_object() {
+        let text = Value::from("v=0\r\n");
+        assert_eq!(sdp_text(&text, "offer").unwrap(), "v=0\r\n");
+        let obj: Value = serde_json::from_str(r#"{"type":"offer","sdp":"v=0\r\n"}"#).unwrap();
+        assert_eq!(sdp_text(&obj, "offer").unwrap(), "v=0\r\n");
+        let untyped: Value = serde_json::from_str(r#"{"sdp":"v=0"}"#).unwrap();
+        assert_eq!(sdp_text(&untyped, "answer").unwrap(), "v=0");
+        for bad in [
+            r#"{"type":"answer","sdp":"v=0"}"#,
+            r#"{"type":"offer"}"#,
+            r#"{"type":"offer","sdp":5}"#,
+            r#"{"type":7,"sdp":"v=0"}"#,
+            r#"42"#,
+            r#"null"#,
+            r#"["v=0"]"#,
+        ] {
+            let v: Value = serde_json::from_str(bad).unwrap();
+            assert!(sdp_text(&v, "offer").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn classic_object_shapes_parse_for_relay() {
+        let offer = r#"{"type":"offer","target":"b","sdp":{"type":"offer","sdp":"v=0\r\n"}}"#;
+        let inc = parse_client_message(offer).unwrap();
+        assert!(matches!(
+            inc.message,
+            ClientMessage::Offer {
+                sdp: Value::Object(_),
+                ..
+            }
+        ));
+        let cand = r#"{"type":"ice-candidate","target":"b","candidate":{"candidate":"candidate:1 1 UDP 2122260223 10.0.0.1 50000 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"abcd"}}"#;
+        let inc = parse_client_message(cand).unwrap();
+        assert_eq!(inc.raw["candidate"]["sdpMLineIndex"], Value::from(0));
     }
 
     #[test]

@@ -37,7 +37,9 @@ async fn malformed_messages_get_errors_and_the_socket_stays_open() {
             Some("offer"),
         ),
         (
-            json!({"type":"answer","target":b.id,"sdp":42}).to_string(),
+            // To the server (no target), `sdp` must be SDP text or a
+            // description object; a relay carries whatever it holds.
+            json!({"type":"answer","sdp":42}).to_string(),
             "invalid_message",
             Some("answer"),
         ),

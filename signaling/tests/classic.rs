@@ -95,3 +95,46 @@ async fn disconnected_client_disappears_from_the_list() {
     }
     panic!("closed client still listed");
 }
+
+/// The classic client of the WebRTC lessons sends the browser's objects as
+/// they are: `sdp` as the description object, `candidate` as the
+/// candidate object. They are relayed unchanged, outside rooms and inside a
+/// P2P room alike.
+#[tokio::test]
+async fn object_shaped_sdp_and_candidate_are_relayed_unchanged() {
+    let s = dev_server().await;
+    for in_room in [false, true] {
+        let mut a = Client::connect(s.addr).await;
+        let mut b = Client::connect(s.addr).await;
+        if in_room {
+            for c in [&mut a, &mut b] {
+                c.send(json!({"type":"join","room":"lesson","mode":"p2p"}))
+                    .await;
+                assert_eq!(c.recv_type("joined").await["mode"], "p2p");
+            }
+            // b's join is announced to a.
+            a.recv_type("participant-joined").await;
+        }
+        let offer = json!({"type":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"});
+        a.send(json!({"type":"offer","target":b.id,"sdp":offer}))
+            .await;
+        assert_eq!(
+            b.recv_type("offer").await,
+            json!({"type":"offer","target":b.id,"sdp":offer,"from":a.id})
+        );
+        let answer = json!({"type":"answer","sdp":"v=0\r\n"});
+        b.send(json!({"type":"answer","target":a.id,"sdp":answer}))
+            .await;
+        assert_eq!(
+            a.recv_type("answer").await,
+            json!({"type":"answer","target":a.id,"sdp":answer,"from":b.id})
+        );
+        let cand = json!({"candidate":"candidate:1 1 UDP 2122260223 127.0.0.1 50000 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"Xy12"});
+        a.send(json!({"type":"ice-candidate","target":b.id,"candidate":cand}))
+            .await;
+        assert_eq!(
+            b.recv_type("ice-candidate").await,
+            json!({"type":"ice-candidate","target":b.id,"candidate":cand,"from":a.id})
+        );
+    }
+}
