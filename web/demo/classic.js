@@ -1,4 +1,7 @@
 // The smallest client of the classic relay: one call at a time, no rooms.
+// Like the classic client of the WebRTC lessons, it sends the description
+// and the candidate as the browser's objects; it accepts the SDP as text
+// too, from clients that send `localDescription.sdp`.
 // `window.classic` exposes the state for tests.
 
 const $ = (/** @type {string} */ id) => /** @type {any} */ (document.getElementById(id));
@@ -18,17 +21,26 @@ async function connection(peer) {
   state.peer = peer;
   const stream = await local.catch(() => null);
   for (const t of stream?.getTracks() ?? []) pc.addTrack(t, stream);
-  pc.onicecandidate = (e) => send({ type: 'ice-candidate', target: peer, candidate: e.candidate });
+  pc.onicecandidate = (e) => e.candidate && send({ type: 'ice-candidate', target: peer, candidate: e.candidate });
   pc.ontrack = (e) => ($('remote').srcObject = e.streams[0]);
   pc.onconnectionstatechange = () => ($('state').textContent = pc.connectionState);
   return pc;
+}
+
+/**
+ * The description object from either shape of `sdp`.
+ * @param {'offer'|'answer'} type
+ * @param {string | RTCSessionDescriptionInit} sdp
+ */
+function description(type, sdp) {
+  return new RTCSessionDescription(typeof sdp === 'string' ? { type, sdp } : sdp);
 }
 
 /** @param {string} target */
 async function call(target) {
   const pc = await connection(target);
   await pc.setLocalDescription(await pc.createOffer());
-  send({ type: 'offer', target, sdp: pc.localDescription?.sdp });
+  send({ type: 'offer', target, sdp: pc.localDescription });
 }
 
 ws.onmessage = async (ev) => {
@@ -42,13 +54,13 @@ ws.onmessage = async (ev) => {
     $('peers').replaceChildren(...m.clients.map((/** @type {string} */ c) => new Option(c, c)));
   } else if (m.type === 'offer') {
     const pc = await connection(m.from);
-    await pc.setRemoteDescription({ type: 'offer', sdp: m.sdp });
+    await pc.setRemoteDescription(description('offer', m.sdp));
     await pc.setLocalDescription(await pc.createAnswer());
-    send({ type: 'answer', target: m.from, sdp: pc.localDescription?.sdp });
+    send({ type: 'answer', target: m.from, sdp: pc.localDescription });
   } else if (m.type === 'answer') {
-    await state.pc?.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+    await state.pc?.setRemoteDescription(description('answer', m.sdp));
   } else if (m.type === 'ice-candidate' && m.candidate) {
-    await state.pc?.addIceCandidate(m.candidate);
+    await state.pc?.addIceCandidate(new RTCIceCandidate(m.candidate));
   } else if (m.type === 'error') {
     $('state').textContent = `error: ${m.message}`;
   }
