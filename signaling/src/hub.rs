@@ -93,6 +93,7 @@ impl Participant {
             id: id.clone(),
             name: self.name.clone(),
             media: self.media.clone(),
+            permissions: self.permissions,
         }
     }
 }

@@ -242,6 +242,9 @@ pub struct ParticipantInfo {
     pub id: ClientId,
     pub name: String,
     pub media: MediaState,
+    /// What the participant's token lets it do: one without `publish` is a
+    /// viewer, and others can show it as one rather than as a silent camera.
+    pub permissions: Permissions,
 }
 
 /// An ICE server handed to clients in `joined` (the browser's `RTCIceServer`),

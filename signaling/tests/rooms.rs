@@ -25,7 +25,8 @@ async fn join_announces_members_and_leave_tells_the_room() {
     let jb = b.join("standup", "Bob").await;
     assert_eq!(
         jb["participants"],
-        json!([{"id":a.id,"name":"Ann","media":{"microphone":false,"camera":false,"screen":false}}])
+        json!([{"id":a.id,"name":"Ann","media":{"microphone":false,"camera":false,"screen":false},
+            "permissions":{"publish":true,"subscribe":true}}])
     );
     let ev = a.recv_type("participant-joined").await;
     assert_eq!(ev["participant"]["id"], b.id.as_str());

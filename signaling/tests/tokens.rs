@@ -97,6 +97,21 @@ async fn each_bad_token_has_its_own_code() {
     let j = c.recv_type("joined").await;
     assert_eq!(j["name"], "Alice", "display name from the token");
     assert_eq!(j["permissions"], json!({"publish":false,"subscribe":true}));
+
+    // The others see it as a viewer, in `joined` and in `participant-joined`.
+    let full = token("secret-main", "r", later, Grants::default());
+    let mut d = Client::connect(s.addr).await;
+    d.send(json!({"type":"join","room":"r","token":full})).await;
+    let jd = d.recv_type("joined").await;
+    assert_eq!(
+        jd["participants"][0]["permissions"],
+        json!({"publish":false,"subscribe":true})
+    );
+    let ev = c.recv_type("participant-joined").await;
+    assert_eq!(
+        ev["participant"]["permissions"],
+        json!({"publish":true,"subscribe":true})
+    );
 }
 
 #[tokio::test]
