@@ -1,5 +1,12 @@
 // The video grid: one tile per participant (and one per screen share), laid
 // out in a near-square grid that adapts from 1 to 25 tiles.
+//
+// A tile's <video> gets its stream only once the stream has a track and the
+// document has finished loading. A media element that is loading but has no
+// data yet delays its document's `load` event (HTML's "delaying the load
+// event" rule), and an embedded room's iframe delays its host page's: a
+// viewer who publishes nothing, or media that never connects, would keep the
+// host page loading for ever.
 
 /**
  * @typedef {{ el: HTMLElement, video: HTMLVideoElement, stream: MediaStream }} Tile
@@ -14,6 +21,9 @@ export class TileGrid {
   constructor(root) {
     this.#root = root;
     globalThis.addEventListener?.('resize', () => this.#layout());
+    if (!documentLoaded()) {
+      globalThis.addEventListener?.('load', () => this.tiles.forEach((t) => this.#attach(t)), { once: true });
+    }
   }
 
   /**
@@ -37,15 +47,14 @@ export class TileGrid {
         <span class="name"></span>
         <span class="badge mic-off" title="Microphone off" aria-label="microphone off">mic off</span>
         <span class="badge cam-off" title="Camera off" aria-label="camera off">cam off</span>
+        <span class="badge viewer" title="Watching only: publishes no camera or microphone">viewer</span>
         <span class="badge speaking" aria-hidden="true">speaking</span>
         <span class="badge conn" title="Connection"></span>
         <span class="badge quality" title="Connection quality"></span>
       </figcaption>`;
     const video = /** @type {HTMLVideoElement} */ (el.querySelector('video'));
     video.muted = !!info.local; // never play our own microphone back
-    const stream = new MediaStream();
-    video.srcObject = stream;
-    tile = { el, video, stream };
+    tile = { el, video, stream: new MediaStream() };
     this.tiles.set(key, tile);
     this.setName(key, info.screenOf ? `${info.name} (screen)` : info.name);
     if (info.screenOf) el.dataset.camera = 'on';
@@ -69,9 +78,7 @@ export class TileGrid {
     if (!t) return;
     for (const old of t.stream.getTracks()) if (old.kind === track.kind) t.stream.removeTrack(old);
     t.stream.addTrack(track);
-    // Re-assigning srcObject makes the element pick up the new track set.
-    t.video.srcObject = t.stream;
-    t.video.play().catch(() => {});
+    this.#attach(t);
   }
 
   /** @param {string} key @param {MediaStreamTrack} track */
@@ -79,7 +86,23 @@ export class TileGrid {
     const t = this.tiles.get(key);
     if (!t) return;
     t.stream.removeTrack(track);
+    this.#attach(t);
+  }
+
+  /**
+   * Points the tile's video at its stream, or at nothing while the stream
+   * is empty or the document is still loading (see the top of this file).
+   * @param {Tile} t
+   */
+  #attach(t) {
+    if (t.stream.getTracks().length === 0) {
+      t.video.srcObject = null;
+      return;
+    }
+    if (!documentLoaded()) return; // the load listener attaches it
+    // Re-assigning srcObject makes the element pick up the new track set.
     t.video.srcObject = t.stream;
+    t.video.play().catch(() => {});
   }
 
   /** @param {string} key @param {Record<string, string>} attrs e.g. { mic: 'off', connection: 'connected' } */
@@ -113,6 +136,10 @@ export class TileGrid {
     this.#root.style.setProperty('--rows', String(rows));
     this.#root.dataset.count = String(this.tiles.size);
   }
+}
+
+function documentLoaded() {
+  return globalThis.document?.readyState === 'complete';
 }
 
 /**

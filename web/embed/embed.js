@@ -90,8 +90,9 @@
     params.set('parent', location.origin);
     // The fragment is not sent to the server, so the token stays out of its logs.
     iframe.src = serverOrigin + '/embed/room.html#' + params.toString();
+    // `fullscreen` in `allow` is all it takes; the old `allowfullscreen`
+    // attribute beside it only earns a console warning.
     iframe.allow = 'camera; microphone; display-capture; autoplay; fullscreen';
-    iframe.allowFullscreen = true;
     iframe.title = 'Video room ' + o.room;
     iframe.style.cssText = 'width:100%;height:' + (o.height || '540px') + ';border:0;border-radius:8px;background:#111418';
     var api = new RoomEmbed(iframe, target);

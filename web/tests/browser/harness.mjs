@@ -54,12 +54,14 @@ function inheritedEnv() {
  * Mints an access token with `$SFU_BIN token create` (the server must be
  * started with the same `SFU_AUTH__KEYS__*` env).
  * @param {Record<string, string>} env
- * @param {{ room: string, identity: string, name?: string, mode?: 'p2p'|'sfu' }} o
+ * @param {{ room: string, identity: string, name?: string, mode?: 'p2p'|'sfu', publish?: boolean }} o
+ *   publish: false for a view-only token (no publish grant)
  */
 export function mintToken(env, o) {
   const args = ['token', 'create', '--room', o.room, '--identity', o.identity];
   if (o.name) args.push('--name', o.name);
   if (o.mode) args.push('--mode', o.mode);
+  if (o.publish === false) args.push('--no-publish');
   return execFileSync(SFU_BIN, args, { env: { ...inheritedEnv(), ...env } }).toString().trim();
 }
 
@@ -359,4 +361,40 @@ export async function joinDemo(t, s, o) {
   const ids = [];
   for (const p of pages) ids.push(await waitInPage(p, () => window.demo.client?.room && window.demo.client.id));
   return { pages, ids };
+}
+
+/**
+ * The host page of an embedded room: the copy-paste snippet, a log of the
+ * `sfu-room:*` events in `window.events`, and `window.loaded` set by the
+ * page's own `load` event.
+ * @param {{ server: string, room: string, token: string, height?: string }} o
+ */
+export function embedHostPage(o) {
+  return `<!doctype html>
+<title>Host</title>
+<h1>Our intranet</h1>
+<div id="room"></div>
+<script>
+  window.events = [];
+  window.loaded = false;
+  addEventListener('load', () => { window.loaded = true; });
+  for (const type of ['ready', 'joined', 'left', 'participants', 'media', 'error']) {
+    document.getElementById('room').addEventListener('sfu-room:' + type, (e) => window.events.push(e.detail));
+  }
+</script>
+<script src="${o.server}/embed.js" data-room="${o.room}" data-token="${o.token}" data-target="#room" data-height="${o.height ?? '400px'}" async></script>`;
+}
+
+/**
+ * The frame of the room a host page embeds, once it exists.
+ * @param {import('playwright-core').Page} page
+ */
+export async function embedFrame(page) {
+  await waitInPage(page, () => document.querySelector('#room iframe') !== null);
+  for (let i = 0; i < 300; i++) {
+    const f = page.frames().find((fr) => fr.url().includes('/embed/room.html'));
+    if (f) return f;
+    await sleep(100);
+  }
+  throw new Error('no room frame');
 }
