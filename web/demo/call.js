@@ -2,7 +2,7 @@
 // and the join (falling back to a P2P room when the server has no SFU and
 // no mode was asked for). Used by the demo page and the embedded room.
 
-import { RoomClient } from '/sdk/index.js';
+import { RoomClient, tokenPermissions } from '/sdk/index.js';
 import { mountRoom } from './room-ui.js';
 import { describeError } from './messages.js';
 
@@ -15,6 +15,10 @@ import { describeError } from './messages.js';
 export async function startCall(root, opts, hooks) {
   const client = new RoomClient();
   hooks.onClient?.(client);
+  // A token without the publish grant makes a viewer: no device is asked
+  // for at all. (Without a token, or one that cannot be read, the server's
+  // `joined.permissions` decides, and the SDK stops what it may not send.)
+  const viewer = tokenPermissions(opts.token)?.publish === false;
   let ended = false;
   const end = (/** @type {string} */ text) => {
     if (ended) return;
@@ -24,6 +28,7 @@ export async function startCall(root, opts, hooks) {
   };
   const ui = mountRoom(root, client, {
     name: opts.name,
+    viewer,
     shareLink: opts.shareLink && ((r) => /** @type {any} */ (opts.shareLink)(r, client)),
     onHangup: () => end('You left the room.'),
   });
@@ -35,7 +40,7 @@ export async function startCall(root, opts, hooks) {
   client.on('left', () => end(refused ? describeError(refused) : 'You left the room.'));
   // Media first, so the first offer carries it; a refusal is reported by the
   // room view and the call goes on without that source.
-  await Promise.allSettled([client.setMicrophone(true), client.setCamera(true)]);
+  if (!viewer) await Promise.allSettled([client.setMicrophone(true), client.setCamera(true)]);
   const join = (/** @type {'p2p'|'sfu'|undefined} */ mode) => client.join({ room: opts.room, name: opts.name, mode, token: opts.token });
   try {
     try {

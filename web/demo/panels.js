@@ -11,14 +11,14 @@ import { summarizeStats, qualityOf } from '/sdk/index.js';
  */
 export function renderParticipants(list, client, selfName) {
   list.replaceChildren();
-  const add = (/** @type {string} */ name, /** @type {any} */ media, /** @type {boolean} */ self) => {
+  const add = (/** @type {string} */ name, /** @type {any} */ media, /** @type {boolean} */ self, /** @type {boolean} */ viewer) => {
     const li = document.createElement('li');
-    const flags = [media?.microphone ? '' : 'muted', media?.camera ? '' : 'camera off', media?.screen ? 'sharing' : ''].filter(Boolean);
+    const flags = viewer ? ['viewer'] : [media?.microphone ? '' : 'muted', media?.camera ? '' : 'camera off', media?.screen ? 'sharing' : ''].filter(Boolean);
     li.textContent = `${name}${self ? ' (you)' : ''}${flags.length ? ` — ${flags.join(', ')}` : ''}`;
     list.append(li);
   };
-  add(selfName, client.localState(), true);
-  for (const p of client.participants.values()) add(p.name, p.media, false);
+  add(selfName, client.localState(), true, client.room !== null && !client.permissions.publish);
+  for (const p of client.participants.values()) add(p.name, p.media, false, p.permissions?.publish === false);
 }
 
 export class StatsPoller {

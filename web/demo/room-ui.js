@@ -41,7 +41,9 @@ const TEMPLATE = `
 /**
  * @param {HTMLElement} root
  * @param {import('/sdk/client.js').RoomClient} client
- * @param {{ name: string, shareLink?: (room: string) => string, onHangup?: () => void }} opts
+ * @param {{ name: string, viewer?: boolean, shareLink?: (room: string) => string, onHangup?: () => void }} opts
+ *   viewer: the participant may only watch (no publish grant): no self-view and
+ *   no microphone, camera or screen buttons; `joined.permissions` settles it
  */
 export function mountRoom(root, client, opts) {
   root.innerHTML = TEMPLATE;
@@ -61,7 +63,20 @@ export function mountRoom(root, client, opts) {
   let serverState = 'new';
   let selfName = opts.name;
 
-  grid.ensure('local', { name: `${opts.name} (you)`, local: true });
+  /** Shows the room as a viewer sees it, or as a publisher does. */
+  const setViewer = (/** @type {boolean} */ viewer) => {
+    root.dataset.role = viewer ? 'viewer' : 'publisher';
+    for (const sel of ['.mic', '.cam', '.screen', '.toggle[data-panel="devices"]']) $(sel).hidden = viewer;
+    if (viewer) {
+      grid.remove('local');
+      $('.devices').hidden = true;
+    } else if (!grid.tiles.has('local')) {
+      grid.ensure('local', { name: `${selfName} (you)`, local: true });
+      const cam = client.local.tracks.camera;
+      if (cam) grid.addTrack('local', cam);
+    }
+  };
+  setViewer(!!opts.viewer);
 
   /** @param {string} text @param {'error'|'info'} [kind] */
   const notify = (text, kind = 'error') => {
@@ -85,7 +100,8 @@ export function mountRoom(root, client, opts) {
     grid.set('local', { mic: s.microphone ? 'on' : 'off', camera: s.camera ? 'on' : 'off' });
   };
   const applyMedia = (/** @type {string} */ id, /** @type {any} */ media) => {
-    grid.set(id, { mic: media?.microphone ? 'on' : 'off', camera: media?.camera ? 'on' : 'off' });
+    const viewer = client.participants.get(id)?.permissions?.publish === false;
+    grid.set(id, { mic: media?.microphone ? 'on' : 'off', camera: media?.camera ? 'on' : 'off', viewer: String(viewer) });
     if (!media?.screen) grid.remove(`screen:${id}`);
   };
 
@@ -99,6 +115,7 @@ export function mountRoom(root, client, opts) {
     const link = opts.shareLink?.(j.room) ?? `${location.origin}/?room=${encodeURIComponent(j.room)}`;
     /** @type {HTMLInputElement} */ ($('.share-link')).value = link;
     root.dataset.mode = j.mode;
+    setViewer(!j.permissions.publish);
     if (j.resumed) notify('');
     refresh();
   });
@@ -121,6 +138,10 @@ export function mountRoom(root, client, opts) {
   const onTrack = (/** @type {string} */ id, /** @type {MediaStreamTrack} */ track, /** @type {string} */ source) => {
     const p = client.participants.get(id);
     if (!p) return; // added when the participant-joined event comes
+    // A viewer sends nothing: in a P2P room its connection still has
+    // receiving slots (sendrecv, in case it could publish), whose tracks
+    // never carry media. Its tile stays the viewer's initial.
+    if (p.permissions?.publish === false) return;
     if (source === 'screen' || source === 'screen-audio') {
       grid.ensure(`screen:${id}`, { name: p.name, screenOf: id });
       grid.addTrack(`screen:${id}`, track);

@@ -44,6 +44,7 @@ function join(opts = {}) {
         const count = () => tell('participants', { count: client.participants.size + 1 });
         client.on('joined', (j) => {
           tell('joined', { room: j.room, id: j.id, mode: j.mode, resumed: j.resumed });
+          tell('media', client.localState());
           count();
         });
         client.on('participant-joined', count);

@@ -15,7 +15,7 @@ import { RemoteTracks } from './remote-tracks.js';
  * @typedef {import('./local-media.js').Source} Source
  * @typedef {'microphone'|'camera'|'screen'|'screen-audio'} TrackSource
  * @typedef {{ microphone: boolean, camera: boolean, screen: boolean, tracks?: { id: string, source: TrackSource }[] }} MediaState
- * @typedef {{ id: string, name: string, media: MediaState }} Participant
+ * @typedef {{ id: string, name: string, media: MediaState, permissions?: { publish: boolean, subscribe: boolean } }} Participant
  * @typedef {{ room: string, token?: string, name?: string, mode?: 'p2p'|'sfu' }} JoinOptions
  * @typedef {{ id: string, room: string, mode: 'p2p'|'sfu', name: string, participants: Participant[], permissions: { publish: boolean, subscribe: boolean }, resumed: boolean }} JoinedInfo
  * @typedef {{
@@ -141,6 +141,7 @@ export class RoomClient extends Emitter {
 
   /** @param {boolean} on */
   async setMicrophone(on) {
+    if (on) this.#mayPublish('microphone');
     const lm = this.local;
     if (on && !lm.tracks.microphone) await this.#startSource('microphone');
     lm.microphoneMuted = !on;
@@ -151,6 +152,7 @@ export class RoomClient extends Emitter {
 
   /** @param {boolean} on */
   async setCamera(on) {
+    if (on) this.#mayPublish('camera');
     if (on && !this.local.isOn('camera')) await this.#startSource('camera');
     if (!on && this.local.tracks.camera) {
       this.local.stop('camera');
@@ -161,6 +163,7 @@ export class RoomClient extends Emitter {
 
   /** @param {boolean} on */
   async setScreenShare(on) {
+    if (on) this.#mayPublish('screen');
     if (on && !this.local.isOn('screen')) {
       const track = await this.#startSource('screen');
       // The browser's own "Stop sharing" button ends the track.
@@ -187,6 +190,18 @@ export class RoomClient extends Emitter {
     const t = this.local.tracks.microphone;
     if (source === 'microphone' && t) t.enabled = !this.local.microphoneMuted;
     await this.#publishChange();
+  }
+
+  /**
+   * In a room without the publish permission no device is asked for: the
+   * track could go nowhere. Throws (and emits) `permission_denied`.
+   * @param {Source} source
+   */
+  #mayPublish(source) {
+    if (!this.room || this.permissions.publish) return;
+    const err = new SdkError('permission_denied', `This participant may only watch: its token has no publish grant (${source}).`, { source });
+    this.emit('error', err);
+    throw err;
   }
 
   /** What the local sources are doing now. */
@@ -287,6 +302,7 @@ export class RoomClient extends Emitter {
     this.room = m.room;
     this.mode = m.mode;
     this.permissions = m.permissions ?? this.permissions;
+    if (!this.permissions.publish) this.#releaseLocal();
     this.#iceServers = m.iceServers ?? [];
     this.#resumeToken = m.resumeToken ?? '';
     /** @type {Participant[]} */
@@ -409,6 +425,15 @@ export class RoomClient extends Emitter {
       syncSenders(entry, tracks, this.#streams).catch((e) => this.emit('error', new SdkError('negotiation_failed', String(e), { cause: e })));
     }
     return entry;
+  }
+
+  /** Stops local sources started before a join that turned out view-only. */
+  #releaseLocal() {
+    const running = SOURCES.filter((s) => this.local.tracks[s]);
+    if (running.length === 0) return;
+    this.local.stopAll();
+    for (const source of running) this.emit('local-track', { source, track: null });
+    this.emit('local-media', this.localState());
   }
 
   #closePeers() {

@@ -2,3 +2,4 @@
 export { RoomClient, defaultUrl } from './client.js';
 export { SdkError } from './errors.js';
 export { summarizeStats, qualityOf } from './stats.js';
+export { tokenPermissions } from './token.js';

@@ -5,6 +5,7 @@
 import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { RoomClient } from '../../sdk/client.js';
+import { tokenPermissions } from '../../sdk/token.js';
 import { FakeWebSocket, FakePeerConnection, FakeMediaStream, FakeMediaDevices, settle, reset } from './fakes.mjs';
 
 beforeEach(reset);
@@ -277,4 +278,45 @@ test('P2P: an offer left unanswered is made again, and a stale answer is ignored
   assert.ok(!events.some((e) => e.startsWith('error')), events.join());
   await new Promise((r) => setTimeout(r, 80));
   assert.equal(ws.sentOfType('offer').length, offersWhenAnswered, 'no more offers once answered');
+});
+
+test('a view-only join releases local media and asks for no device afterwards', async () => {
+  const devices = new FakeMediaDevices();
+  let asked = 0;
+  const gum = devices.getUserMedia.bind(devices);
+  devices.getUserMedia = (c) => {
+    asked++;
+    return gum(c);
+  };
+  const { client, events } = makeClient({ mediaDevices: devices });
+  await client.setCamera(true);
+  const cam = client.local.tracks.camera;
+  const p = client.join({ room: 'r' });
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.receive(joined({ permissions: { publish: false, subscribe: true } }));
+  await p;
+  await settle();
+  assert.equal(cam?.readyState, 'ended', 'the camera started before the join is stopped');
+  assert.deepEqual(client.localState(), { microphone: false, camera: false, screen: false });
+  assert.deepEqual(ws.sentOfType('media-state').at(-1), { type: 'media-state', microphone: false, camera: false, screen: false, tracks: [] });
+  assert.equal(ws.sentOfType('offer').length, 0, 'nothing to offer: the server offers to a viewer');
+  const before = asked;
+  await assert.rejects(client.setCamera(true), (e) => e.code === 'permission_denied');
+  await assert.rejects(client.setMicrophone(true), (e) => e.code === 'permission_denied');
+  assert.equal(asked, before, 'no device asked for');
+  assert.ok(events.includes('error:permission_denied'));
+  // Turning things off is always allowed.
+  await client.setMicrophone(false);
+});
+
+test('tokenPermissions reads the grants of a token without verifying it', () => {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const jwt = (claims) => `${b64({ alg: 'HS256', kid: 'k' })}.${b64(claims)}.sig`;
+  assert.deepEqual(tokenPermissions(jwt({ sub: 'a', grants: { publish: false } })), { publish: false, subscribe: true });
+  assert.deepEqual(tokenPermissions(jwt({ sub: 'a', name: 'Zoë ✓' })), { publish: true, subscribe: true });
+  assert.deepEqual(tokenPermissions(jwt({ sub: 'a', grants: { join: true, publish: true, subscribe: false } })), { publish: true, subscribe: false });
+  assert.equal(tokenPermissions(undefined), null);
+  assert.equal(tokenPermissions('not.a-token'), null);
+  assert.equal(tokenPermissions('garbage'), null);
 });
