@@ -2,7 +2,10 @@
 //! extensions, interceptors, ICE-lite with known credentials, and the one
 //! host candidate on the shared port.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{
@@ -174,7 +177,19 @@ pub struct PeerSetup {
     pub advertise: Vec<SocketAddr>,
     pub ufrag: String,
     pub pwd: String,
+    /// Counts RTP that arrives on no negotiated track (shared by a shard's
+    /// connections; the library drops such packets without a word).
+    pub unknown_ssrc: Arc<AtomicU64>,
 }
+
+/// How long a connection may go without a consent check from the client
+/// before it is `disconnected`. RFC 7675 lets an agent check every 4 to 6
+/// seconds and revokes consent only after 30 seconds without one; the
+/// library's default (5 s) made connections to agents that check every 5
+/// to 6 s (aiortc) flap every few seconds.
+pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// After `disconnected`, how much longer until `failed`.
+pub const FAILED_AFTER_DISCONNECT: Duration = Duration::from_secs(10);
 
 /// Builds a server-side peer connection: ICE-lite with the given
 /// credentials, host candidates on the shared port, NACK generation towards
@@ -187,7 +202,10 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
     let mut me = media_engine(&setup.codecs)?;
     let registry = Registry::new()
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
-        .with(Slot::from(14_000), FeedbackTap::default());
+        .with(
+            Slot::from(14_000),
+            FeedbackTap::new(setup.unknown_ssrc.clone()),
+        );
     let registry = configure_twcc_receiver_only(registry, &mut me)?;
     let registry = configure_rtcp_reports(registry);
 
@@ -195,6 +213,8 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
     let settings = SettingEngineBuilder::new()
         .with_lite(true)
         .with_ice_credentials(setup.ufrag.clone(), setup.pwd.clone())
+        // An ICE-lite agent never sends checks, so no keep-alive interval.
+        .with_ice_timeouts(Some(CONSENT_TIMEOUT), Some(FAILED_AFTER_DISCONNECT), None)
         .with_srtp_protection_profiles(vec![
             P::Srtp_Aead_Aes_128_Gcm,
             P::Srtp_Aes128_Cm_Hmac_Sha1_80,
@@ -244,10 +264,27 @@ pub fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) -> Resul
 /// application. The library's chain ends inbound RTCP before the
 /// application unless a packet is marked; receiver reports and
 /// transport-wide feedback stay with the interceptors that act on them.
-#[derive(Default)]
+///
+/// It also counts RTP that no negotiated track owns. The library binds a
+/// stream to the interceptors before the chain sees its first packet, so a
+/// packet whose SSRC is unbound here is one the library will drop with
+/// only a debug log line.
 struct FeedbackTap {
     read: std::collections::VecDeque<TaggedPacket>,
     write: std::collections::VecDeque<TaggedPacket>,
+    bound: HashSet<u32>,
+    unknown_ssrc: Arc<AtomicU64>,
+}
+
+impl FeedbackTap {
+    fn new(unknown_ssrc: Arc<AtomicU64>) -> Self {
+        FeedbackTap {
+            read: Default::default(),
+            write: Default::default(),
+            bound: HashSet::new(),
+            unknown_ssrc,
+        }
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
@@ -258,16 +295,22 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
-        if let IPacket::Rtcp(pkts) = &msg.message.packet {
-            let wanted = pkts.iter().any(|p| {
-                let a = p.as_any();
-                a.is::<PictureLossIndication>()
-                    || a.is::<FullIntraRequest>()
-                    || a.is::<TransportLayerNack>()
-            });
-            if wanted && !msg.message.has(&Attribute::DeliverToApplication) {
-                msg.message.add(Attribute::DeliverToApplication);
+        match &msg.message.packet {
+            IPacket::Rtcp(pkts) => {
+                let wanted = pkts.iter().any(|p| {
+                    let a = p.as_any();
+                    a.is::<PictureLossIndication>()
+                        || a.is::<FullIntraRequest>()
+                        || a.is::<TransportLayerNack>()
+                });
+                if wanted && !msg.message.has(&Attribute::DeliverToApplication) {
+                    msg.message.add(Attribute::DeliverToApplication);
+                }
             }
+            IPacket::Rtp(p) if !self.bound.contains(&p.header.ssrc) => {
+                self.unknown_ssrc.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
         }
         self.read.push_back(msg);
         Ok(())
@@ -298,8 +341,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
 impl Interceptor for FeedbackTap {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        self.bound.insert(info.ssrc);
+    }
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.bound.remove(&info.ssrc);
+    }
 }
 
 /// How long a peer that never completes ICE is kept.

@@ -30,6 +30,9 @@ pub enum Drop {
     SendFailed,
     /// A datagram for a shard whose queue is gone.
     ShardGone,
+    /// RTP the connection could not attribute to any negotiated track (an
+    /// SSRC no receiver owns, and no mid or rid that names one).
+    UnknownSsrc,
 }
 
 pub const DROP_REASONS: &[(Drop, &str)] = &[
@@ -44,9 +47,10 @@ pub const DROP_REASONS: &[(Drop, &str)] = &[
     (Drop::NackMiss, "nack_miss"),
     (Drop::SendFailed, "send_failed"),
     (Drop::ShardGone, "shard_gone"),
+    (Drop::UnknownSsrc, "unknown_ssrc"),
 ];
 
-const N_DROPS: usize = 11;
+const N_DROPS: usize = 12;
 
 /// One shard's (or the receiver's) running totals.
 #[derive(Clone, Debug, Default)]
@@ -61,6 +65,9 @@ pub struct Counts {
     pub bytes_forwarded: u64,
     pub nacks_answered: u64,
     pub keyframe_requests_sent: u64,
+    /// Connections that lost consent (went disconnected or failed) after
+    /// being connected.
+    pub disconnects: u64,
     pub dropped: [u64; N_DROPS],
 }
 
@@ -74,7 +81,7 @@ impl Counts {
 /// The published copy of a [`Counts`], written only by its owner.
 #[derive(Debug, Default)]
 pub struct SharedCounts {
-    v: [AtomicU64; 10 + N_DROPS],
+    v: [AtomicU64; 11 + N_DROPS],
 }
 
 impl SharedCounts {
@@ -90,6 +97,7 @@ impl SharedCounts {
             c.nacks_answered,
             c.keyframe_requests_sent,
             c.bytes_forwarded,
+            c.disconnects,
         ];
         for (i, v) in vals.iter().chain(c.dropped.iter()).enumerate() {
             self.v[i].store(*v, Relaxed);
@@ -100,7 +108,7 @@ impl SharedCounts {
         let g = |i: usize| self.v[i].load(Relaxed);
         let mut dropped = [0; N_DROPS];
         for (i, d) in dropped.iter_mut().enumerate() {
-            *d = g(10 + i);
+            *d = g(11 + i);
         }
         Counts {
             connections: g(0),
@@ -113,6 +121,7 @@ impl SharedCounts {
             nacks_answered: g(7),
             keyframe_requests_sent: g(8),
             bytes_forwarded: g(9),
+            disconnects: g(10),
             dropped,
         }
     }
@@ -132,6 +141,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         t.bytes_forwarded += c.bytes_forwarded;
         t.nacks_answered += c.nacks_answered;
         t.keyframe_requests_sent += c.keyframe_requests_sent;
+        t.disconnects += c.disconnects;
         for i in 0..N_DROPS {
             t.dropped[i] += c.dropped[i];
         }
@@ -148,6 +158,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         bytes_out: t.bytes_forwarded,
         nacks_answered: t.nacks_answered,
         keyframe_requests_sent: t.keyframe_requests_sent,
+        disconnects: t.disconnects,
         dropped: DROP_REASONS
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))

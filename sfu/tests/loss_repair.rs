@@ -23,7 +23,13 @@ fn server_retransmissions_repair_five_percent_downstream_loss() {
     let mut seq = 1000u16;
     let mut send = |net: &mut Net| {
         seq = seq.wrapping_add(1);
-        net.clients[publisher].send_rtp(0, seq, seq as u32 * 3000, payload(seq, 900), seq % 3 == 0);
+        net.clients[publisher].send_rtp(
+            0,
+            seq,
+            seq as u32 * 3000,
+            payload(seq, 900),
+            seq.is_multiple_of(3),
+        );
     };
     // Media flows from the start so the track opens and the viewer gets an offer.
     let end = std::time::Instant::now() + Duration::from_secs(30);

@@ -97,6 +97,8 @@ pub struct MediaStats {
     pub nacks_answered: u64,
     /// PLI/FIR sent to publishers.
     pub keyframe_requests_sent: u64,
+    /// Media connections that lost ICE consent after being connected.
+    pub disconnects: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
 }

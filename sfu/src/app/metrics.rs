@@ -207,6 +207,13 @@ pub fn render(
         "PLI/FIR sent to publishers.",
         &[("", m.keyframe_requests_sent as f64)],
     );
+    family(
+        &mut out,
+        "sfu_connections_lost_total",
+        "counter",
+        "Media connections that lost ICE consent (disconnected or failed) after being connected.",
+        &[("", m.disconnects as f64)],
+    );
     let dropped: Vec<(String, f64)> = m
         .dropped
         .iter()
@@ -302,6 +309,7 @@ mod tests {
             bytes_out: 3000,
             nacks_answered: 7,
             keyframe_requests_sent: 2,
+            disconnects: 4,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
         };
         let process = ProcessStats {
@@ -320,6 +328,7 @@ mod tests {
         assert_eq!(sample(&text, "sfu_bytes_out_total"), Some(3000.0));
         assert_eq!(sample(&text, "sfu_nacks_answered_total"), Some(7.0));
         assert_eq!(sample(&text, "sfu_keyframe_requests_sent_total"), Some(2.0));
+        assert_eq!(sample(&text, "sfu_connections_lost_total"), Some(4.0));
         assert_eq!(
             sample(&text, "sfu_packets_dropped_total{reason=\"no_route\"}"),
             Some(9.0)

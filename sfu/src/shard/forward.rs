@@ -80,8 +80,17 @@ impl Shard {
                 };
                 tracing::debug!(peer = %key, %state, "connection state");
                 let was = peer.connected;
-                // `disconnected` is often transient (a missed consent check):
-                // keep sending, as browsers do, until it fails or closes.
+                let lost = matches!(
+                    state,
+                    RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed
+                );
+                if lost && peer.state == RTCPeerConnectionState::Connected {
+                    self.counts.disconnects += 1;
+                }
+                peer.state = state;
+                // `disconnected` means no consent check for 30 s, yet the
+                // client may come back: keep sending, as browsers do, until
+                // it fails or closes.
                 peer.connected = match state {
                     RTCPeerConnectionState::Connected => true,
                     RTCPeerConnectionState::Disconnected => was,

@@ -14,6 +14,7 @@ mod signal;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,8 @@ pub struct Shard {
     events: Vec<MediaEvent>,
     out: Vec<(SocketAddr, BytesMut)>,
     ufrag_changes: Vec<UfragChange>,
+    /// RTP no track of its connection owns, counted by the connections.
+    unknown_ssrc: Arc<AtomicU64>,
     pub counts: Counts,
 }
 
@@ -105,6 +108,7 @@ impl Shard {
             events: Vec::new(),
             out: Vec::new(),
             ufrag_changes: Vec::new(),
+            unknown_ssrc: Arc::default(),
             counts: Counts::default(),
         }
     }
@@ -298,6 +302,7 @@ impl Shard {
         }
         self.counts.connections = self.peers.len() as u64;
         self.counts.tracks = self.tracks.len() as u64;
+        self.counts.dropped[Drop::UnknownSsrc as usize] = self.unknown_ssrc.load(Ordering::Relaxed);
     }
 
     fn join(
@@ -316,6 +321,7 @@ impl Shard {
             advertise: self.cfg.advertise.clone(),
             ufrag: Alphanumeric.sample_string(&mut rng, 16),
             pwd: Alphanumeric.sample_string(&mut rng, 32),
+            unknown_ssrc: self.unknown_ssrc.clone(),
         };
         let pc = match build_peer(&setup, now) {
             Ok(pc) => pc,

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -74,6 +75,8 @@ pub struct Peer {
     pub ufrag: String,
     /// DTLS is up: media can be sent.
     pub connected: bool,
+    /// The connection state last reported.
+    pub state: RTCPeerConnectionState,
     /// The set of legs changed since the last offer.
     pub needs_offer: bool,
     /// Before the first round, the server's own offer waits until then for
@@ -110,6 +113,7 @@ impl Peer {
             pc,
             ufrag,
             connected: false,
+            state: RTCPeerConnectionState::New,
             needs_offer: false,
             first_offer_at: None,
             candidates_sent: false,
@@ -152,8 +156,15 @@ impl Peer {
         // A transceiver of its own: `add_track` would reuse one the client's
         // offer created for its own media (same kind, no sender yet), whose
         // direction the client's answer keeps as sendonly from its side.
+        //
+        // Offered `sendrecv`, not `sendonly`: a client that later publishes
+        // with plain `addTrack` reuses this transceiver (browsers do) and
+        // re-offers it `sendrecv`. The library gives a transceiver a
+        // receiver only if it was created able to receive, and without one
+        // every packet the client sends on it would be dropped. A client
+        // with nothing to send answers `recvonly`, so nothing changes for it.
         let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
+            direction: RTCRtpTransceiverDirection::Sendrecv,
             streams: vec![],
             send_encodings: vec![],
         };

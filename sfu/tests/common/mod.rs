@@ -3,6 +3,8 @@
 //! plane's own command/event interface, media is real ICE + DTLS-SRTP.
 #![allow(dead_code)]
 
+pub mod sim;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -142,6 +144,60 @@ impl Received {
     }
 }
 
+/// How a test client's peer connection is set up.
+#[derive(Clone, Debug, Default)]
+pub struct ClientOptions {
+    /// ICE consent-check interval (the library's default when `None`).
+    /// The client then also waits RFC 7675's 30 s without a response before
+    /// calling its own connection disconnected, as agents that check this
+    /// rarely do.
+    pub keepalive: Option<Duration>,
+}
+
+/// A client peer connection as the tests use it: Opus and VP8, the
+/// library's default interceptors, abs-capture-time, a host candidate at
+/// `local`, and an SRTP replay window wide enough for late repairs.
+pub fn client_pc(local: SocketAddr, now: Instant, opts: &ClientOptions) -> RTCPeerConnection {
+    let mut me = MediaEngine::default();
+    for (codec, pt, kind) in [
+        (opus(), 111, RtpCodecKind::Audio),
+        (vp8(), 96, RtpCodecKind::Video),
+    ] {
+        me.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: codec,
+                payload_type: pt,
+            },
+            kind,
+        )
+        .unwrap();
+    }
+    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+        me.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: ABS_CAPTURE_TIME.to_owned(),
+            },
+            kind,
+            None,
+        )
+        .unwrap();
+    }
+    let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
+    let mut settings = SettingEngineBuilder::new().with_srtp_replay_protection_window(1024);
+    if let Some(k) = opts.keepalive {
+        settings = settings.with_ice_timeouts(Some(Duration::from_secs(30)), None, Some(k));
+    }
+    let mut pc = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_setting_engine(settings.build())
+        .with_media_engine(me)
+        .with_interceptor_registry(registry)
+        .build(now)
+        .unwrap();
+    sfu::engine::add_host_candidate(&mut pc, local).unwrap();
+    pc
+}
+
 pub struct Client {
     pub id: ParticipantId,
     pub pc: RTCPeerConnection,
@@ -167,42 +223,7 @@ impl Client {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let local = socket.local_addr().unwrap();
-        let mut me = MediaEngine::default();
-        for (codec, pt, kind) in [
-            (opus(), 111, RtpCodecKind::Audio),
-            (vp8(), 96, RtpCodecKind::Video),
-        ] {
-            me.register_codec(
-                RTCRtpCodecParameters {
-                    rtp_codec: codec,
-                    payload_type: pt,
-                },
-                kind,
-            )
-            .unwrap();
-        }
-        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-            me.register_header_extension(
-                RTCRtpHeaderExtensionCapability {
-                    uri: ABS_CAPTURE_TIME.to_owned(),
-                },
-                kind,
-                None,
-            )
-            .unwrap();
-        }
-        let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
-        let settings = SettingEngineBuilder::new()
-            .with_srtp_replay_protection_window(1024)
-            .build();
-        let mut pc = RTCPeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_setting_engine(settings)
-            .with_media_engine(me)
-            .with_interceptor_registry(registry)
-            .build(Instant::now())
-            .unwrap();
-        sfu::engine::add_host_candidate(&mut pc, local).unwrap();
+        let pc = client_pc(local, Instant::now(), &ClientOptions::default());
         Client {
             id: ParticipantId::from_string(id),
             pc,

@@ -1,0 +1,401 @@
+//! An in-memory network on a virtual clock: one [`Shard`] and `rtc` client
+//! peer connections exchanging datagrams in memory, with seeded loss.
+//!
+//! Nothing here reads the wall clock or sleeps: `now` starts at a fixed
+//! instant and advances only by [`SimNet::step`], so a minute of a call
+//! takes a fraction of a second and every run is the same. The connections
+//! are real (ICE, DTLS, SRTP); only the sockets and the clock are simulated.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::rtp::header::Header;
+use rtc::rtp::packet::Packet;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::RTCRtpSenderId;
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use sfu::shard::{Shard, ShardConfig};
+use signaling::ids::{ParticipantId, RoomName};
+use signaling::media::{MediaCommand, MediaEvent};
+use signaling::protocol::Permissions;
+
+use super::{client_pc, opus, vp8, ClientOptions, Received};
+
+/// The server's address on the simulated network.
+pub const SERVER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7882);
+
+/// A rewrite of a client's SDP before the server sees it (to play another
+/// stack's offer or answer).
+pub type SdpMunge = Box<dyn FnMut(&str) -> String>;
+
+/// One client on the simulated network.
+pub struct SimClient {
+    pub id: ParticipantId,
+    pub addr: SocketAddr,
+    pub pc: RTCPeerConnection,
+    pub senders: Vec<(RTCRtpSenderId, u32, RtpCodecKind)>,
+    pub want_offer: bool,
+    /// Every connection state the client's peer connection went through.
+    pub states: Vec<RTCPeerConnectionState>,
+    pub received: BTreeMap<String, Received>,
+    pub track_streams: HashMap<String, Vec<String>>,
+    pub errors: Vec<String>,
+    /// The SDP of every offer and answer the server sent this client.
+    pub server_sdps: Vec<String>,
+    /// Applied to this client's offers and answers before the server gets them.
+    pub munge: Option<SdpMunge>,
+    /// Datagrams from this client are lost (the client went silent).
+    pub uplink_blocked: bool,
+    /// Share of server-to-client RTP lost (0.0 to 1.0).
+    pub downlink_loss: f64,
+}
+
+impl SimClient {
+    pub fn connected(&self) -> bool {
+        self.states.last() == Some(&RTCPeerConnectionState::Connected)
+    }
+
+    /// Adds a track to publish; the offer goes out on the next step.
+    pub fn add_track(&mut self, track_id: &str, kind: RtpCodecKind) -> u32 {
+        let codec = if kind == RtpCodecKind::Audio {
+            opus()
+        } else {
+            vp8()
+        };
+        let ssrc = 0x1000_0000 | (self.senders.len() as u32) << 8 | self.addr.port() as u32;
+        let track = MediaStreamTrack::new(
+            format!("{}-stream", self.id),
+            track_id.to_owned(),
+            track_id.to_owned(),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec,
+                ..Default::default()
+            }],
+        );
+        let s = self.pc.add_track(track).expect("add_track");
+        self.senders.push((s, ssrc, kind));
+        self.want_offer = true;
+        ssrc
+    }
+
+    /// Sends one RTP packet on the i-th published track; false if the
+    /// sender cannot send yet (not negotiated).
+    pub fn send_rtp(&mut self, i: usize, seq: u16, ts: u32, payload: Bytes, now: Instant) -> bool {
+        let (sid, ssrc, _) = self.senders[i];
+        let Some(mut sender) = self.pc.rtp_sender(sid) else {
+            return false;
+        };
+        let Some(pt) = sender
+            .get_parameters()
+            .rtp_parameters
+            .codecs
+            .first()
+            .map(|c| c.payload_type)
+        else {
+            return false;
+        };
+        let pkt = Packet {
+            header: Header {
+                version: 2,
+                marker: true,
+                payload_type: pt,
+                sequence_number: seq,
+                timestamp: ts,
+                ssrc,
+                ..Default::default()
+            },
+            payload,
+        };
+        sender.write_rtp(now, pkt).is_ok()
+    }
+
+    /// Packets received on a forwarded track, by the publisher's track id.
+    pub fn packets_of(&self, track_id: &str) -> u64 {
+        self.received.get(track_id).map_or(0, |r| r.packets)
+    }
+}
+
+/// A shard and its clients on a virtual clock.
+pub struct SimNet {
+    pub shard: Shard,
+    pub clients: Vec<SimClient>,
+    pub now: Instant,
+    pub room: RoomName,
+    rng: StdRng,
+    next_port: u16,
+}
+
+impl SimNet {
+    /// A shard with the default media configuration, seeded loss.
+    pub fn new(seed: u64) -> SimNet {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let cfg = Arc::new(ShardConfig {
+            codecs: vec!["opus".into(), "vp8".into()],
+            advertise: vec![SERVER],
+            keyframe_min_interval: Duration::from_millis(200),
+            nack_cache_packets: 1024,
+        });
+        SimNet {
+            shard: Shard::new(cfg),
+            clients: Vec::new(),
+            now: Instant::now(),
+            room: RoomName::parse("room").unwrap(),
+            rng: StdRng::seed_from_u64(seed),
+            next_port: 40_000,
+        }
+    }
+
+    /// A client joins the room with these permissions.
+    pub fn join(&mut self, name: &str, publish: bool, subscribe: bool) -> usize {
+        self.join_with(name, publish, subscribe, ClientOptions::default())
+    }
+
+    pub fn join_with(
+        &mut self,
+        name: &str,
+        publish: bool,
+        subscribe: bool,
+        opts: ClientOptions,
+    ) -> usize {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.next_port));
+        self.next_port += 1;
+        let pc = client_pc(addr, self.now, &opts);
+        let c = SimClient {
+            id: ParticipantId::from_string(name),
+            addr,
+            pc,
+            senders: Vec::new(),
+            want_offer: false,
+            states: Vec::new(),
+            received: BTreeMap::new(),
+            track_streams: HashMap::new(),
+            errors: Vec::new(),
+            server_sdps: Vec::new(),
+            munge: None,
+            uplink_blocked: false,
+            downlink_loss: 0.0,
+        };
+        self.shard.handle_command(
+            MediaCommand::Join {
+                room: self.room.clone(),
+                participant: c.id.clone(),
+                permissions: Permissions { publish, subscribe },
+            },
+            self.now,
+        );
+        self.clients.push(c);
+        self.clients.len() - 1
+    }
+
+    pub fn leave(&mut self, i: usize) {
+        let participant = self.clients[i].id.clone();
+        self.shard
+            .handle_command(MediaCommand::Leave { participant }, self.now);
+    }
+
+    /// Advances the clock by `dt` and moves everything that is ready:
+    /// timers, signaling, datagrams, until nothing more moves at this time.
+    pub fn step(&mut self, dt: Duration) {
+        self.now += dt;
+        let now = self.now;
+        if self.shard.next_deadline().is_some_and(|d| d <= now) {
+            self.shard.handle_timeout(now);
+        }
+        for c in self.clients.iter_mut() {
+            if c.pc.poll_timeout().is_some_and(|t| t <= now) {
+                let _ = c.pc.handle_timeout(now);
+            }
+        }
+        for _ in 0..8 {
+            if !self.exchange() {
+                break;
+            }
+        }
+    }
+
+    /// Steps by `dt` until `cond` holds, for at most `max` of virtual time.
+    pub fn step_until(
+        &mut self,
+        dt: Duration,
+        max: Duration,
+        mut cond: impl FnMut(&SimNet) -> bool,
+    ) -> bool {
+        let end = self.now + max;
+        while self.now < end {
+            self.step(dt);
+            if cond(self) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Steps for `dur`, calling `each` every `every` (to send media).
+    pub fn run(&mut self, dur: Duration, every: Duration, mut each: impl FnMut(&mut SimNet)) {
+        let end = self.now + dur;
+        while self.now < end {
+            each(self);
+            self.step(every);
+        }
+    }
+
+    /// One exchange: the shard's output to clients, clients' output to the
+    /// shard. True if anything moved.
+    fn exchange(&mut self) -> bool {
+        let now = self.now;
+        let mut moved = false;
+        let (out, events, _) = self.shard.take_output();
+        let out: Vec<(SocketAddr, BytesMut)> = std::mem::take(out);
+        let events: Vec<MediaEvent> = std::mem::take(events);
+        moved |= !out.is_empty() || !events.is_empty();
+        for e in events {
+            self.on_event(e);
+        }
+        for (to, data) in out {
+            let Some(c) = self.clients.iter_mut().find(|c| c.addr == to) else {
+                continue;
+            };
+            if c.downlink_loss > 0.0 && is_rtp(&data) && self.rng.random_bool(c.downlink_loss) {
+                continue;
+            }
+            let _ = c.pc.handle_read(TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: c.addr,
+                    peer_addr: SERVER,
+                    transport_protocol: TransportProtocol::UDP,
+                    ecn: None,
+                },
+                message: data,
+            });
+        }
+        let mut up = Vec::new();
+        let mut commands = Vec::new();
+        for c in self.clients.iter_mut() {
+            while let Some(ev) = c.pc.poll_event() {
+                match ev {
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => c.states.push(s),
+                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        c.track_streams
+                            .insert(init.track_id.clone(), init.stream_ids.clone());
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(m) = c.pc.poll_read() {
+                if let RTCMessage::RtpPacket(track_id, p) = m.message {
+                    let streams = c.track_streams.get(&track_id).cloned().unwrap_or_default();
+                    let r = c.received.entry(track_id).or_default();
+                    r.stream_ids = streams;
+                    r.push(&p);
+                }
+            }
+            while let Some(w) = c.pc.poll_write() {
+                if !c.uplink_blocked {
+                    up.push((c.addr, w.message));
+                }
+            }
+            let pending = c.pc.pending_local_description().is_some()
+                || c.pc.pending_remote_description().is_some();
+            if c.want_offer && !pending {
+                c.want_offer = false;
+                let offer = c.pc.create_offer(None).expect("create_offer");
+                c.pc.set_local_description(now, offer).expect("own offer");
+                let mut sdp = c.pc.local_description().expect("offer").sdp;
+                if let Some(m) = c.munge.as_mut() {
+                    sdp = m(&sdp);
+                }
+                commands.push(MediaCommand::Offer {
+                    participant: c.id.clone(),
+                    sdp,
+                });
+            }
+        }
+        moved |= !up.is_empty() || !commands.is_empty();
+        for (from, data) in up {
+            self.shard.handle_datagram(from, data, now);
+        }
+        for cmd in commands {
+            self.shard.handle_command(cmd, now);
+        }
+        moved
+    }
+
+    fn on_event(&mut self, ev: MediaEvent) {
+        let now = self.now;
+        match ev {
+            MediaEvent::Offer { participant, sdp } => {
+                let Some(c) = self.clients.iter_mut().find(|c| c.id == participant) else {
+                    return;
+                };
+                c.server_sdps.push(sdp.clone());
+                if c.pc.pending_local_description().is_some() {
+                    // Polite: roll back our own offer, answer, offer again.
+                    c.pc.set_local_description(now, RTCSessionDescription::rollback(None).unwrap())
+                        .expect("rollback");
+                    c.want_offer = true;
+                }
+                c.pc.set_remote_description(now, RTCSessionDescription::offer(sdp).unwrap())
+                    .expect("server offer applies");
+                let answer = c.pc.create_answer(None).expect("answer");
+                c.pc.set_local_description(now, answer).expect("own answer");
+                let mut sdp = c.pc.local_description().expect("answer").sdp;
+                if let Some(m) = c.munge.as_mut() {
+                    sdp = m(&sdp);
+                }
+                self.shard
+                    .handle_command(MediaCommand::Answer { participant, sdp }, now);
+            }
+            MediaEvent::Answer { participant, sdp } => {
+                let Some(c) = self.clients.iter_mut().find(|c| c.id == participant) else {
+                    return;
+                };
+                c.server_sdps.push(sdp.clone());
+                if c.pc.pending_local_description().is_some() {
+                    c.pc.set_remote_description(now, RTCSessionDescription::answer(sdp).unwrap())
+                        .expect("server answer applies");
+                }
+            }
+            MediaEvent::Error {
+                participant,
+                message,
+                ..
+            } => {
+                if let Some(c) = self.clients.iter_mut().find(|c| c.id == participant) {
+                    c.errors.push(message);
+                }
+            }
+            MediaEvent::Candidate { .. } => {}
+        }
+    }
+}
+
+/// RTP (not RTCP, STUN or DTLS), by RFC 7983's first byte and RFC 5761's
+/// payload-type range.
+pub fn is_rtp(d: &[u8]) -> bool {
+    d.len() > 12 && (128..192).contains(&d[0]) && !(192..=223).contains(&d[1])
+}
