@@ -18,6 +18,12 @@ fi
 echo "== npm ci (web/)"
 (cd web && npm ci --no-audit --no-fund --loglevel=error)
 
+echo "== the media plane builds without the signaling service (no axum, no JWT)"
+if cargo tree -p sfu --no-default-features -e normal --prefix none | grep -E '^(axum|jsonwebtoken) '; then
+  echo "the sfu library without its server feature depends on the crates above" >&2
+  exit 1
+fi
+
 echo "== cargo build --release"
 cargo build --release --workspace --bins
 

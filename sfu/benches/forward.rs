@@ -154,6 +154,7 @@ impl Room {
         let sdp = clients[0].pc.local_description().unwrap().sdp;
         shard.handle_command(
             MediaCommand::Offer {
+                room: room.clone(),
                 participant: clients[0].id.clone(),
                 sdp,
             },
@@ -249,7 +250,14 @@ impl Room {
                 let answer = c.pc.create_answer(None).unwrap();
                 c.pc.set_local_description(now, answer).unwrap();
                 let sdp = c.pc.local_description().unwrap().sdp;
-                shard.handle_command(MediaCommand::Answer { participant, sdp }, now);
+                shard.handle_command(
+                    MediaCommand::Answer {
+                        room: RoomName::parse("bench").unwrap(),
+                        participant,
+                        sdp,
+                    },
+                    now,
+                );
             }
             MediaEvent::Answer { participant, sdp } => {
                 let c = self

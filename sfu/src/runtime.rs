@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use signaling::ids::ParticipantId;
 use signaling::media::{
     MediaCommand, MediaEventReceiver, MediaEventSender, MediaPlane, MediaStats,
 };
@@ -43,7 +42,6 @@ enum ShardMsg {
 /// The SFU media plane: N shard threads behind one UDP port.
 pub struct SfuPlane {
     shards: Vec<mpsc::UnboundedSender<ShardMsg>>,
-    placement: Mutex<HashMap<ParticipantId, usize>>,
     counts: Vec<Arc<SharedCounts>>,
     local_addr: SocketAddr,
 }
@@ -119,7 +117,6 @@ impl SfuPlane {
         Ok((
             Arc::new(SfuPlane {
                 shards: txs,
-                placement: Mutex::default(),
                 counts,
                 local_addr,
             }),
@@ -141,23 +138,9 @@ impl SfuPlane {
 
 impl MediaPlane for SfuPlane {
     fn handle(&self, command: MediaCommand) {
-        let idx = {
-            let mut placement = self.placement.lock().unwrap_or_else(|e| e.into_inner());
-            match &command {
-                MediaCommand::Join {
-                    room, participant, ..
-                } => {
-                    let i = self.shard_for_room(room.as_str());
-                    placement.insert(participant.clone(), i);
-                    Some(i)
-                }
-                MediaCommand::Leave { participant } => placement.remove(participant),
-                other => placement.get(other.participant()).copied(),
-            }
-        };
-        if let Some(i) = idx {
-            let _ = self.shards[i].send(ShardMsg::Command(command));
-        }
+        // Every command names its room, and a room lives on one shard.
+        let i = self.shard_for_room(command.room().as_str());
+        let _ = self.shards[i].send(ShardMsg::Command(command));
     }
 
     fn stats(&self) -> MediaStats {

@@ -43,16 +43,19 @@ fn bogus_sdp_and_candidates_are_rejected_without_harm() {
     let cid = net.clients[c].id.clone();
     for sdp in ["", "not sdp at all", "v=0\r\nm=video 9 RTP/AVP 96\r\n"] {
         net.plane.handle(MediaCommand::Offer {
+            room: net.room.clone(),
             participant: cid.clone(),
             sdp: sdp.into(),
         });
     }
     net.plane.handle(MediaCommand::Answer {
+        room: net.room.clone(),
         participant: cid.clone(),
         sdp: "v=0\r\n".into(),
     });
     // A candidate for b's established connection that makes no sense.
     net.plane.handle(MediaCommand::Candidate {
+        room: net.room.clone(),
         participant: net.clients[b].id.clone(),
         candidate: Some(IceCandidate {
             candidate: "candidate:garbage".into(),

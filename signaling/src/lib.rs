@@ -5,21 +5,34 @@
 //! [`media::MediaPlane`] that the server binary plugs in; P2P rooms only
 //! need the relay.
 //!
-//! The core is [`hub::Hub`], a state machine with no I/O: it takes inputs
+//! The core is `hub::Hub`, a state machine with no I/O: it takes inputs
 //! (a socket opened, a message, a socket closed, a media event, a timeout)
-//! and returns effects (frames to send, media commands). [`server`] runs it
-//! on one task and [`http`] serves the sockets.
+//! and returns effects (frames to send, media commands). `server` runs it
+//! on one task and `http` serves the sockets.
+//!
+//! # Features
+//!
+//! - `server` (default): the hub, the WebSocket and HTTP service and access
+//!   tokens (axum, jsonwebtoken). A media plane builds this crate without
+//!   it and gets only the boundary: [`media`] (commands, events, counters,
+//!   the [`media::MediaPlane`] trait and the few wire types they carry),
+//!   [`ids`], [`error`], plus [`protocol`] and [`config`], which need
+//!   nothing but serde.
 
+#[cfg(feature = "server")]
 pub mod auth;
 pub mod config;
 pub mod error;
+#[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
 pub mod hub;
 pub mod ids;
 pub mod media;
 pub mod protocol;
-pub mod room;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 mod session;
 
 pub use error::ErrorCode;

@@ -3,15 +3,41 @@
 //! Signaling knows nothing about RTP. For rooms in SFU mode it hands
 //! [`MediaCommand`]s to a [`MediaPlane`] and routes the [`MediaEvent`]s the
 //! plane sends back to the right socket. P2P rooms need no media plane.
+//!
+//! Everything a media plane needs from signaling is here or re-exported
+//! here, and none of it needs HTTP or JWT: a media plane depends on this
+//! crate with `default-features = false` (no `server` feature), which leaves
+//! out the hub, the WebSocket and HTTP service and access tokens.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::error::ErrorCode;
-use crate::ids::{ParticipantId, RoomName};
-use crate::protocol::{IceCandidate, Permissions};
+pub use crate::error::ErrorCode;
+pub use crate::ids::{ParticipantId, RoomName};
 
-/// A request from signaling to the media plane. Each is about one participant.
+/// A trickled ICE candidate as the browser's `RTCIceCandidate.toJSON()` gives it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// What the token (or development mode) lets a participant do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permissions {
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+/// A request from signaling to the media plane. Each is about one
+/// participant of one room; the room is named in every command so a plane
+/// can route it (to the shard that owns the room) without a lookup table.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MediaCommand {
     /// The participant joined an SFU room: set up its state.
@@ -21,19 +47,25 @@ pub enum MediaCommand {
         permissions: Permissions,
     },
     /// The participant left (or its socket closed): free everything it had.
-    Leave { participant: ParticipantId },
+    Leave {
+        room: RoomName,
+        participant: ParticipantId,
+    },
     /// The client's SDP offer; the plane answers with [`MediaEvent::Answer`].
     Offer {
+        room: RoomName,
         participant: ParticipantId,
         sdp: String,
     },
     /// The client's answer to an offer the plane sent.
     Answer {
+        room: RoomName,
         participant: ParticipantId,
         sdp: String,
     },
     /// A trickled candidate from the client; `None` ends its gathering.
     Candidate {
+        room: RoomName,
         participant: ParticipantId,
         candidate: Option<IceCandidate>,
     },
@@ -43,10 +75,21 @@ impl MediaCommand {
     pub fn participant(&self) -> &ParticipantId {
         match self {
             MediaCommand::Join { participant, .. }
-            | MediaCommand::Leave { participant }
+            | MediaCommand::Leave { participant, .. }
             | MediaCommand::Offer { participant, .. }
             | MediaCommand::Answer { participant, .. }
             | MediaCommand::Candidate { participant, .. } => participant,
+        }
+    }
+
+    /// The room the participant is in.
+    pub fn room(&self) -> &RoomName {
+        match self {
+            MediaCommand::Join { room, .. }
+            | MediaCommand::Leave { room, .. }
+            | MediaCommand::Offer { room, .. }
+            | MediaCommand::Answer { room, .. }
+            | MediaCommand::Candidate { room, .. } => room,
         }
     }
 }

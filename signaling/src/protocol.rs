@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ErrorCode;
 use crate::ids::ClientId;
+pub use crate::media::{IceCandidate, Permissions};
 
 /// How a room carries media.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -61,19 +62,6 @@ pub struct MediaState {
     /// The participant's published tracks and their sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tracks: Vec<TrackInfo>,
-}
-
-/// A trickled ICE candidate as the browser's `RTCIceCandidate.toJSON()` gives it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IceCandidate {
-    pub candidate: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sdp_mid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sdp_m_line_index: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username_fragment: Option<String>,
 }
 
 /// A message from a client, after validation.
@@ -257,13 +245,6 @@ pub struct IceServer {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<String>,
-}
-
-/// What the token (or development mode) lets a participant do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Permissions {
-    pub publish: bool,
-    pub subscribe: bool,
 }
 
 /// A message from the server.

@@ -121,12 +121,17 @@ impl Shard {
                 participant,
                 permissions,
             } => self.join(participant, room.as_str(), permissions, now),
-            MediaCommand::Leave { participant } => self.leave(&participant, now),
-            MediaCommand::Offer { participant, sdp } => self.on_offer(&participant, sdp, now),
-            MediaCommand::Answer { participant, sdp } => self.on_answer(&participant, sdp, now),
+            MediaCommand::Leave { participant, .. } => self.leave(&participant, now),
+            MediaCommand::Offer {
+                participant, sdp, ..
+            } => self.on_offer(&participant, sdp, now),
+            MediaCommand::Answer {
+                participant, sdp, ..
+            } => self.on_answer(&participant, sdp, now),
             MediaCommand::Candidate {
                 participant,
                 candidate,
+                ..
             } => self.on_candidate(&participant, candidate),
         }
         self.flush(now);

@@ -375,7 +375,10 @@ impl Net {
 
     pub fn leave(&mut self, i: usize) {
         let id = self.clients[i].id.clone();
-        self.plane.handle(MediaCommand::Leave { participant: id });
+        self.plane.handle(MediaCommand::Leave {
+            room: self.room.clone(),
+            participant: id,
+        });
     }
 
     fn index_of(&self, id: &ParticipantId) -> Option<usize> {
@@ -417,6 +420,7 @@ impl Net {
                 let sdp = c.pc.local_description().unwrap().sdp;
                 let id = c.id.clone();
                 self.plane.handle(MediaCommand::Offer {
+                    room: self.room.clone(),
                     participant: id,
                     sdp,
                 });
@@ -445,7 +449,11 @@ impl Net {
                 let answer = c.pc.create_answer(None).unwrap();
                 c.pc.set_local_description(now, answer).unwrap();
                 let sdp = c.pc.local_description().unwrap().sdp;
-                self.plane.handle(MediaCommand::Answer { participant, sdp });
+                self.plane.handle(MediaCommand::Answer {
+                    room: self.room.clone(),
+                    participant,
+                    sdp,
+                });
             }
             MediaEvent::Answer { participant, sdp } => {
                 let Some(i) = self.index_of(&participant) else {

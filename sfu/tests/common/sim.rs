@@ -213,8 +213,13 @@ impl SimNet {
 
     pub fn leave(&mut self, i: usize) {
         let participant = self.clients[i].id.clone();
-        self.shard
-            .handle_command(MediaCommand::Leave { participant }, self.now);
+        self.shard.handle_command(
+            MediaCommand::Leave {
+                room: self.room.clone(),
+                participant,
+            },
+            self.now,
+        );
     }
 
     /// Advances the clock by `dt` and moves everything that is ready:
@@ -330,6 +335,7 @@ impl SimNet {
                     sdp = m(&sdp);
                 }
                 commands.push(MediaCommand::Offer {
+                    room: self.room.clone(),
                     participant: c.id.clone(),
                     sdp,
                 });
@@ -367,8 +373,15 @@ impl SimNet {
                 if let Some(m) = c.munge.as_mut() {
                     sdp = m(&sdp);
                 }
-                self.shard
-                    .handle_command(MediaCommand::Answer { participant, sdp }, now);
+                let room = self.room.clone();
+                self.shard.handle_command(
+                    MediaCommand::Answer {
+                        room,
+                        participant,
+                        sdp,
+                    },
+                    now,
+                );
             }
             MediaEvent::Answer { participant, sdp } => {
                 let Some(c) = self.clients.iter_mut().find(|c| c.id == participant) else {

@@ -1,0 +1,147 @@
+//! The bridge to the media plane: a participant's untargeted offers,
+//! answers and candidates in an SFU room become [`MediaCommand`]s, and the
+//! plane's [`MediaEvent`]s go back to that participant's socket.
+
+use serde_json::Value;
+
+use super::{Effects, Hub};
+use crate::error::ErrorCode;
+use crate::ids::{ClientId, ParticipantId, RoomName};
+use crate::media::{MediaCommand, MediaEvent};
+use crate::protocol::{sdp_text, RoomMode, ServerMessage};
+
+impl Hub {
+    pub(super) fn offer_to_media(&mut self, conn: &ClientId, sdp: &Value, fx: &mut Effects) {
+        let Some(sdp) = sdp_for_server(conn, sdp, "offer", fx) else {
+            return;
+        };
+        self.pass_to_media(conn, "offer", fx, |room, participant| MediaCommand::Offer {
+            room,
+            participant,
+            sdp,
+        })
+    }
+
+    pub(super) fn answer_to_media(&mut self, conn: &ClientId, sdp: &Value, fx: &mut Effects) {
+        let Some(sdp) = sdp_for_server(conn, sdp, "answer", fx) else {
+            return;
+        };
+        self.pass_to_media(conn, "answer", fx, |room, participant| {
+            MediaCommand::Answer {
+                room,
+                participant,
+                sdp,
+            }
+        })
+    }
+
+    pub(super) fn candidate_to_media(
+        &mut self,
+        conn: &ClientId,
+        candidate: Value,
+        fx: &mut Effects,
+    ) {
+        let candidate = match candidate {
+            Value::Null => None,
+            v => match serde_json::from_value(v) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    fx.send(
+                        conn,
+                        ServerMessage::error(
+                            ErrorCode::InvalidMessage,
+                            format!("invalid `candidate`: {e}"),
+                            Some("ice-candidate"),
+                        ),
+                    );
+                    return;
+                }
+            },
+        };
+        self.pass_to_media(conn, "ice-candidate", fx, |room, participant| {
+            MediaCommand::Candidate {
+                room,
+                participant,
+                candidate,
+            }
+        })
+    }
+
+    /// Hands an untargeted offer, answer or candidate to the media plane.
+    fn pass_to_media(
+        &mut self,
+        conn: &ClientId,
+        request: &str,
+        fx: &mut Effects,
+        make: impl FnOnce(RoomName, ParticipantId) -> MediaCommand,
+    ) {
+        let Some(pid) = self.participant_of(conn) else {
+            fx.send(
+                conn,
+                ServerMessage::error(
+                    ErrorCode::InvalidMessage,
+                    "`target` is required outside an SFU room",
+                    Some(request),
+                ),
+            );
+            return;
+        };
+        let room = self
+            .participants
+            .get(&pid)
+            .map(|p| p.room.clone())
+            .filter(|r| self.rooms.mode(r) == Some(RoomMode::Sfu));
+        match room {
+            Some(room) => fx.media.push(make(room, pid)),
+            None => fx.send(
+                conn,
+                ServerMessage::error(
+                    ErrorCode::InvalidMessage,
+                    "`target` is required in a P2P room",
+                    Some(request),
+                ),
+            ),
+        }
+    }
+
+    pub(super) fn on_media_event(&mut self, event: MediaEvent, fx: &mut Effects) {
+        let (pid, msg) = match event {
+            MediaEvent::Offer { participant, sdp } => (participant, ServerMessage::Offer { sdp }),
+            MediaEvent::Answer { participant, sdp } => (participant, ServerMessage::Answer { sdp }),
+            MediaEvent::Candidate {
+                participant,
+                candidate,
+            } => (participant, ServerMessage::IceCandidate { candidate }),
+            MediaEvent::Error {
+                participant,
+                code,
+                message,
+            } => (
+                participant,
+                ServerMessage::Error {
+                    code,
+                    message,
+                    request: None,
+                },
+            ),
+        };
+        if let Some(conn) = self.participants.get(&pid).and_then(|p| p.conn.clone()) {
+            fx.send(&conn, msg);
+        }
+    }
+}
+
+/// The SDP text of an offer or answer for the media plane (text or the
+/// browser's description object); a bad one is answered with an error.
+fn sdp_for_server(conn: &ClientId, sdp: &Value, request: &str, fx: &mut Effects) -> Option<String> {
+    match sdp_text(sdp, request) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            fx.send(
+                conn,
+                ServerMessage::error(ErrorCode::InvalidMessage, e, Some(request)),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Offers, answers and candidates between clients, relayed whole with
+//! `from` added: between members of one P2P room, or between clients
+//! outside rooms (the classic protocol).
+
+use serde_json::{Map, Value};
+
+use super::{Effects, Hub};
+use crate::error::ErrorCode;
+use crate::ids::ClientId;
+use crate::protocol::{Outgoing, ServerMessage};
+
+impl Hub {
+    /// Forwards a client's message whole, with `from` added. A target in
+    /// another situation than the sender (another room, or in a room while
+    /// the sender is not) is `unknown_target`.
+    pub(super) fn relay(
+        &mut self,
+        conn: &ClientId,
+        target: &str,
+        mut raw: Map<String, Value>,
+        request: &str,
+        fx: &mut Effects,
+    ) {
+        let target = ClientId::from_string(target);
+        let participant = self.participant_of(conn);
+        let to_conn = match &participant {
+            Some(pid) => {
+                let room = self.participants.get(pid).map(|p| &p.room);
+                match self.participants.get(&target) {
+                    Some(t) if Some(&t.room) == room && &target != pid => t.conn.clone(),
+                    _ => None,
+                }
+            }
+            None => match self.conns.get(&target) {
+                Some(c) if c.participant.is_none() && &target != conn => Some(target.clone()),
+                _ => None,
+            },
+        };
+        match to_conn {
+            Some(to) => {
+                let from = participant.unwrap_or_else(|| conn.clone());
+                raw.insert("from".into(), Value::String(from.to_string()));
+                fx.send(&to, Outgoing::Relay(raw));
+            }
+            None => fx.send(
+                conn,
+                ServerMessage::error(
+                    ErrorCode::UnknownTarget,
+                    format!("no client `{target}` to send to here"),
+                    Some(request),
+                ),
+            ),
+        }
+    }
+}
