@@ -59,7 +59,10 @@ fn token_create_signs_with_the_configured_key() {
             "--ttl",
             "2h",
         ])
-        .env("SFU_AUTH__KEYS__main", "very-secret")
+        .env(
+            "SFU_AUTH__KEYS__main",
+            "very-secret-very-secret-very-secret",
+        )
         .output()
         .unwrap();
     assert!(
@@ -68,7 +71,13 @@ fn token_create_signs_with_the_configured_key() {
         String::from_utf8_lossy(&out.stderr)
     );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let auth = Auth::new([("main".to_string(), "very-secret".to_string())].into());
+    let auth = Auth::new(
+        [(
+            "main".to_string(),
+            "very-secret-very-secret-very-secret".to_string(),
+        )]
+        .into(),
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -17,6 +17,38 @@ pub struct AuthConfig {
     /// API key name to secret. Empty: development mode (no token needed,
     /// `POST /api/token` mints them).
     pub keys: BTreeMap<String, String>,
+    /// Origins (`https://app.example.com`) whose pages may open `/ws`. A
+    /// browser's upgrade request from any other origin gets 403. Empty:
+    /// any origin. Requests without an `Origin` header (not from a browser)
+    /// are not affected.
+    pub allowed_origins: Vec<String>,
+    /// When set, `GET /api/stats` and `GET /metrics` need the header
+    /// `Authorization: Bearer <stats_token>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_token: Option<String>,
+}
+
+/// Shortest API secret accepted: an HS256 key shorter than its hash's
+/// output can be brute-forced offline from any token it signed.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl AuthConfig {
+    /// The first problem with the keys, if any: a secret shorter than
+    /// [`MIN_SECRET_BYTES`].
+    pub fn check(&self) -> Result<(), String> {
+        for (name, secret) in &self.keys {
+            if secret.len() < MIN_SECRET_BYTES {
+                return Err(format!(
+                    "auth.keys.{name}: the secret is {} bytes; at least {MIN_SECRET_BYTES} are needed",
+                    secret.len()
+                ));
+            }
+        }
+        if self.stats_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err("auth.stats_token must be at least 16 bytes".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[rooms]`: room behaviour.
@@ -83,6 +115,23 @@ pub struct LimitsConfig {
     /// Messages allowed in a burst above the sustained rate; past it the
     /// socket is closed (1008).
     pub message_burst: u32,
+    /// How long a client may take to send a request's headers (and, with
+    /// TLS, to finish the handshake) before the connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A WebSocket that sends nothing (not even a pong to the server's
+    /// pings) for this long is closed with code 1001. The server pings
+    /// every third of it; browsers answer pings by themselves.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// A client that does not take a frame off its socket within this long
+    /// is a slow reader: its socket is closed (1008), it leaves its room and
+    /// its queued frames are freed.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// Open connections (HTTP and WebSocket) from one IP address; past it
+    /// new connections are closed at once. 0: no limit.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for LimitsConfig {
@@ -91,6 +140,10 @@ impl Default for LimitsConfig {
             max_message_bytes: 64 * 1024,
             messages_per_second: 50,
             message_burst: 200,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
+            max_connections_per_ip: 256,
         }
     }
 }

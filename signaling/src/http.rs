@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -18,11 +18,22 @@ use crate::{ErrorCode, RoomName};
 
 /// Routes: `GET /ws`, `POST /api/token` (development mode), `GET /api/stats`, `GET /healthz`.
 pub fn router(sig: Signaling) -> Router {
+    public_router(sig.clone()).merge(stats_router(sig))
+}
+
+/// Every route but the statistics: what faces clients.
+pub fn public_router(sig: Signaling) -> Router {
     Router::new()
         .route("/ws", get(ws))
         .route("/api/token", post(mint_token))
-        .route("/api/stats", get(stats))
         .route("/healthz", get(|| async { "ok" }))
+        .with_state(sig)
+}
+
+/// `GET /api/stats` alone, for a listener of its own (`[server] stats_listen`).
+pub fn stats_router(sig: Signaling) -> Router {
+    Router::new()
+        .route("/api/stats", get(stats))
         .with_state(sig)
 }
 
@@ -34,19 +45,65 @@ struct WsQuery {
 async fn ws(
     State(sig): State<Signaling>,
     Query(q): Query<WsQuery>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    // Frames between the configured limit and this hard cap are read and then
-    // refused with close code 1009; larger ones are cut off by the library.
-    let hard_cap = sig
-        .limits()
-        .max_message_bytes
-        .saturating_mul(4)
-        .max(1 << 20);
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if !origin_allowed(&sig.access().allowed_origins, origin.as_bytes()) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::PermissionDenied,
+                "this origin may not open the WebSocket",
+            )
+            .into_response();
+        }
+    }
+    // The library enforces the limit as a message grows, fragment by
+    // fragment, so no more than the limit is ever buffered; the session
+    // turns the error into close code 1009.
+    let limit = sig.limits().max_message_bytes;
     upgrade
-        .max_message_size(hard_cap)
-        .max_frame_size(hard_cap)
+        .max_message_size(limit)
+        .max_frame_size(limit)
         .on_upgrade(move |socket| crate::session::run(socket, sig, q.token))
+}
+
+/// Whether a browser page from `origin` may open the WebSocket: any, when
+/// no origins are configured.
+pub fn origin_allowed(allowed: &[String], origin: &[u8]) -> bool {
+    allowed.is_empty()
+        || allowed.iter().any(|a| {
+            a.trim_end_matches('/')
+                .as_bytes()
+                .eq_ignore_ascii_case(origin)
+        })
+}
+
+/// Whether a request may read the statistics: always when no stats token
+/// is configured, else with `Authorization: Bearer <token>`.
+pub fn stats_allowed(token: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| constant_time_eq(given.trim().as_bytes(), token.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The answer to a statistics request without the right token.
+pub fn stats_denied() -> Response {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::PermissionDenied,
+        "statistics need `Authorization: Bearer <stats_token>`",
+    )
+    .into_response()
 }
 
 /// An HTTP API error as JSON: `{"code": ..., "message": ...}`.
@@ -145,7 +202,10 @@ async fn mint_token(State(sig): State<Signaling>, body: Bytes) -> Result<Respons
     .into_response())
 }
 
-async fn stats(State(sig): State<Signaling>) -> Response {
+async fn stats(State(sig): State<Signaling>, headers: HeaderMap) -> Response {
+    if !stats_allowed(sig.access().stats_token.as_deref(), &headers) {
+        return stats_denied();
+    }
     let hub = sig.stats().await;
     Json(json!({"signaling": hub, "media": sig.media_stats()})).into_response()
 }

@@ -28,6 +28,8 @@ pub mod http;
 #[cfg(feature = "server")]
 pub mod hub;
 pub mod ids;
+#[cfg(feature = "server")]
+pub mod listen;
 pub mod media;
 pub mod protocol;
 #[cfg(feature = "server")]

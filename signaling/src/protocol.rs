@@ -215,13 +215,105 @@ pub fn parse_client_message(text: &str) -> Result<Incoming, ParseError> {
         });
     }
     match serde_json::from_value::<ClientMessage>(Value::Object(raw.clone())) {
-        Ok(message) => Ok(Incoming { message, raw }),
+        Ok(message) => match check_lengths(&message) {
+            Ok(()) => Ok(Incoming { message, raw }),
+            Err(why) => Err(ParseError {
+                code: ErrorCode::InvalidMessage,
+                message: format!("invalid `{ty}` message: {why}"),
+                request: Some(ty),
+            }),
+        },
         Err(e) => Err(ParseError {
             code: ErrorCode::InvalidMessage,
             message: format!("invalid `{ty}` message: {e}"),
             request: Some(ty),
         }),
     }
+}
+
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Longest id a client names: a target, a track id.
+pub const MAX_ID_BYTES: usize = 64;
+/// Most tracks a `media-state` may describe.
+pub const MAX_TRACKS: usize = 16;
+/// Longest access token or resume token.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+/// Longest `ping` id, as JSON.
+pub const MAX_PING_ID_BYTES: usize = 64;
+
+/// Limits on what the server stores and repeats to others: a name is shown
+/// to every member, track ids go into every `joined`, so each is bounded
+/// (a room's `joined` stays small however its members fill them) and holds
+/// no control characters (NUL, line breaks, terminal escapes).
+fn check_lengths(m: &ClientMessage) -> Result<(), String> {
+    fn id(what: &str, v: &str) -> Result<(), String> {
+        if v.len() > MAX_ID_BYTES {
+            return Err(format!("`{what}` is longer than {MAX_ID_BYTES} bytes"));
+        }
+        if v.chars().any(char::is_control) {
+            return Err(format!("`{what}` holds control characters"));
+        }
+        Ok(())
+    }
+    match m {
+        ClientMessage::Offer { target, .. }
+        | ClientMessage::Answer { target, .. }
+        | ClientMessage::IceCandidate { target, .. } => {
+            if let Some(t) = target {
+                id("target", t)?;
+            }
+        }
+        ClientMessage::Join {
+            room,
+            token,
+            name,
+            resume,
+            ..
+        } => {
+            if room.len() > crate::ids::RoomName::MAX_LEN {
+                return Err(format!(
+                    "`room` is longer than {} bytes",
+                    crate::ids::RoomName::MAX_LEN
+                ));
+            }
+            for (what, t) in [("token", token), ("resume", resume)] {
+                if t.as_ref().is_some_and(|t| t.len() > MAX_TOKEN_BYTES) {
+                    return Err(format!("`{what}` is longer than {MAX_TOKEN_BYTES} bytes"));
+                }
+            }
+            if let Some(n) = name {
+                check_name(n)?;
+            }
+        }
+        ClientMessage::MediaState { tracks, .. } => {
+            if tracks.len() > MAX_TRACKS {
+                return Err(format!("at most {MAX_TRACKS} tracks"));
+            }
+            for t in tracks {
+                id("tracks[].id", &t.id)?;
+            }
+        }
+        ClientMessage::Ping { id: Some(v) } => {
+            if v.to_string().len() > MAX_PING_ID_BYTES {
+                return Err(format!("`id` is longer than {MAX_PING_ID_BYTES} bytes"));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A display name: at most [`MAX_NAME_CHARS`] characters, none of them a
+/// control character.
+pub fn check_name(n: &str) -> Result<(), String> {
+    if n.chars().count() > MAX_NAME_CHARS {
+        return Err(format!("`name` is longer than {MAX_NAME_CHARS} characters"));
+    }
+    if n.chars().any(char::is_control) {
+        return Err("`name` holds control characters".into());
+    }
+    Ok(())
 }
 
 /// A participant as other members see it.
@@ -334,6 +426,55 @@ impl From<ServerMessage> for Outgoing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_and_repeated_fields_are_bounded() {
+        let long = "x".repeat(MAX_ID_BYTES + 1);
+        let cases = [
+            format!(
+                r#"{{"type":"join","room":"r","name":"{}"}}"#,
+                "n".repeat(MAX_NAME_CHARS + 1)
+            ),
+            r#"{"type":"join","room":"r","name":"a\u0000b"}"#.to_string(),
+            r#"{"type":"join","room":"r","name":"line\nbreak"}"#.to_string(),
+            r#"{"type":"join","room":"r","name":"esc\u001b[31m"}"#.to_string(),
+            format!(
+                r#"{{"type":"join","room":"r","token":"{}"}}"#,
+                "t".repeat(MAX_TOKEN_BYTES + 1)
+            ),
+            format!(r#"{{"type":"offer","target":"{long}","sdp":"v=0"}}"#),
+            format!(
+                r#"{{"type":"media-state","microphone":true,"camera":true,"tracks":[{{"id":"{long}","source":"camera"}}]}}"#
+            ),
+            format!(
+                r#"{{"type":"media-state","microphone":true,"camera":true,"tracks":[{}]}}"#,
+                vec![r#"{"id":"a","source":"camera"}"#; MAX_TRACKS + 1].join(",")
+            ),
+            format!(
+                r#"{{"type":"ping","id":"{}"}}"#,
+                "p".repeat(MAX_PING_ID_BYTES)
+            ),
+        ];
+        for c in &cases {
+            let e = parse_client_message(c).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidMessage, "{c}");
+        }
+        // At the limits, and names in any script, are fine.
+        let ok = [
+            format!(
+                r#"{{"type":"join","room":"r","name":"{}"}}"#,
+                "é".repeat(MAX_NAME_CHARS)
+            ),
+            r#"{"type":"join","room":"r","name":"Zoë 李"}"#.to_string(),
+            format!(
+                r#"{{"type":"ping","id":"{}"}}"#,
+                "p".repeat(MAX_PING_ID_BYTES - 2)
+            ),
+        ];
+        for c in &ok {
+            assert!(parse_client_message(c).is_ok(), "{c}");
+        }
+    }
 
     #[test]
     fn parses_classic_offer_with_extra_fields() {

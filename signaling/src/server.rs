@@ -5,13 +5,14 @@
 //! (a stalled client) is dropped rather than allowed to hold memory.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Auth;
-use crate::config::{LimitsConfig, SignalingConfig};
+use crate::config::{AuthConfig, LimitsConfig, SignalingConfig};
 use crate::hub::{Effects, Hub, HubStats, Input};
 use crate::ids::ClientId;
 use crate::media::{MediaEventReceiver, MediaPlane, MediaStats};
@@ -48,8 +49,11 @@ pub(crate) enum Command {
 struct Shared {
     tx: mpsc::UnboundedSender<Command>,
     auth: Auth,
+    access: AuthConfig,
     limits: LimitsConfig,
     media: Option<Arc<dyn MediaPlane>>,
+    /// WebSocket sessions whose task is still alive.
+    sessions: AtomicUsize,
 }
 
 /// A handle to the running signaling service. Cheap to clone.
@@ -82,8 +86,10 @@ impl Signaling {
             shared: Arc::new(Shared {
                 tx,
                 auth,
+                access: cfg.auth,
                 limits: cfg.limits,
                 media: plane,
+                sessions: AtomicUsize::new(0),
             }),
         }
     }
@@ -92,8 +98,27 @@ impl Signaling {
         &self.shared.auth
     }
 
+    /// The `[auth]` section: allowed origins, the stats token.
+    pub fn access(&self) -> &AuthConfig {
+        &self.shared.access
+    }
+
     pub fn limits(&self) -> &LimitsConfig {
         &self.shared.limits
+    }
+
+    pub(crate) fn session_started(&self) -> Signaling {
+        self.shared.sessions.fetch_add(1, Ordering::Relaxed);
+        self.clone()
+    }
+
+    pub(crate) fn session_ended(&self) {
+        self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// WebSocket sessions still holding a socket and a queue.
+    pub fn open_sessions(&self) -> usize {
+        self.shared.sessions.load(Ordering::Relaxed)
     }
 
     pub(crate) fn send(&self, cmd: Command) {
@@ -167,8 +192,11 @@ fn apply(
             continue;
         };
         if out.try_send(SessionOut::Frame(msg.to_json())).is_err() {
-            tracing::warn!(%conn, "client is not reading its messages; dropping it");
-            // Dropping the sender ends the session, which reports the disconnect.
+            tracing::warn!(%conn, "client is not reading its messages; closing its socket");
+            // Dropping the sender ends the session (at once, or when its
+            // write in progress times out): it closes the socket with 1008,
+            // frees the queue and reports the disconnect, so the
+            // participant leaves its room.
             outboxes.remove(&conn);
         }
     }

@@ -21,6 +21,10 @@ pub struct ServerConfig {
     /// PEM private key for `tls_cert`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// When set, `/api/stats` and `/metrics` are served only on this
+    /// address (plain HTTP), e.g. `127.0.0.1:9090`, and not on `listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -29,6 +33,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7880)),
             tls_cert: None,
             tls_key: None,
+            stats_listen: None,
         }
     }
 }
@@ -123,6 +128,7 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("media.advertise")
                 .with_list_parse_key("web.frame_ancestors")
+                .with_list_parse_key("auth.allowed_origins")
                 .with_list_parse_key("ice.turn.urls")
                 .with_list_parse_key("media.codecs")
                 .source(Some(env)),
@@ -138,6 +144,7 @@ impl Config {
                 "server.tls_cert and server.tls_key go together: set both or neither".into(),
             ));
         }
+        self.auth.check().map_err(ConfigError::Inconsistent)?;
         if self.rooms.max_p2p_participants < 2 {
             return Err(ConfigError::Inconsistent(
                 "rooms.max_p2p_participants must be at least 2".into(),
@@ -202,7 +209,10 @@ mod tests {
                 "SFU_MEDIA__ADVERTISE".to_string(),
                 "203.0.113.7,198.51.100.2".to_string(),
             ),
-            ("SFU_AUTH__KEYS__main".to_string(), "s3cret".to_string()),
+            (
+                "SFU_AUTH__KEYS__main".to_string(),
+                "s3cret-s3cret-s3cret-s3cret-s3cret".to_string(),
+            ),
             ("OTHER".to_string(), "ignored".to_string()),
         ];
         let c = Config::load(Some(&file), env).unwrap();
@@ -210,7 +220,10 @@ mod tests {
         assert_eq!(c.rooms.max_p2p_participants, 6);
         assert_eq!(c.log.format, LogFormat::Json);
         assert_eq!(c.media.advertise.len(), 2);
-        assert_eq!(c.auth.keys.get("main").map(String::as_str), Some("s3cret"));
+        assert_eq!(
+            c.auth.keys.get("main").map(String::as_str),
+            Some("s3cret-s3cret-s3cret-s3cret-s3cret")
+        );
     }
 
     #[test]
@@ -240,6 +253,21 @@ mod tests {
             Config::load(None, env),
             Err(ConfigError::Inconsistent(_))
         ));
+    }
+
+    #[test]
+    fn short_api_secrets_are_refused() {
+        let env = vec![("SFU_AUTH__KEYS__main".to_string(), "too-short".to_string())];
+        let err = Config::load(None, env).unwrap_err().to_string();
+        assert!(
+            err.contains("auth.keys.main") && err.contains("32"),
+            "{err}"
+        );
+        let env = vec![(
+            "SFU_AUTH__KEYS__main".to_string(),
+            "x".repeat(signaling::config::MIN_SECRET_BYTES),
+        )];
+        assert!(Config::load(None, env).is_ok());
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use std::fmt::Write as _;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -32,7 +32,10 @@ pub fn router(sig: Signaling) -> Router {
         .with_state(sig)
 }
 
-async fn metrics(State(sig): State<Signaling>) -> Response {
+async fn metrics(State(sig): State<Signaling>, headers: HeaderMap) -> Response {
+    if !signaling::http::stats_allowed(sig.access().stats_token.as_deref(), &headers) {
+        return signaling::http::stats_denied();
+    }
     let hub = sig.stats().await;
     let media = sig.media_stats();
     let process = ProcessStats::read();

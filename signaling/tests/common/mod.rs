@@ -22,11 +22,12 @@ pub struct TestServer {
 }
 
 pub async fn server(cfg: SignalingConfig) -> TestServer {
+    let limits = cfg.limits.clone();
     let sig = Signaling::start(cfg, None);
     let app = signaling::http::router(sig.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    tokio::spawn(signaling::listen::serve(listener, app, limits));
     TestServer { addr, sig }
 }
 

@@ -52,7 +52,7 @@ test('a full room and a lost server are explained', async (t) => {
 });
 
 test('a bad or missing token is explained', async (t) => {
-  const env = { SFU_AUTH__KEYS__test: 'secret' };
+  const env = { SFU_AUTH__KEYS__test: 'test-secret-test-secret-test-secret' };
   const s = await session(t, { env });
   const bad = await s.participant('/?room=locked&mode=p2p&name=Max&autojoin=1&token=not.a.token');
   assert.match(await notice(bad, '#join .notice'), /invitation link is not valid/);

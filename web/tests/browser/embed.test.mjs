@@ -31,7 +31,7 @@ test(`embedded room on another origin: call, host events, frame-ancestors (${mod
   const other = await hostPageServer(page);
   t.after(() => Promise.all([allowed.close(), other.close()]));
 
-  const env = { SFU_WEB__FRAME_ANCESTORS: allowed.origin, SFU_AUTH__KEYS__test: 'secret' };
+  const env = { SFU_WEB__FRAME_ANCESTORS: allowed.origin, SFU_AUTH__KEYS__test: 'test-secret-test-secret-test-secret' };
   const s = await session(t, { env });
   serverUrl = s.server.url;
   for (const who of ['alice', 'bob', 'eve']) {
