@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use signaling::auth::{Auth, Claims, Grants};
-use signaling::protocol::{IceCandidate, RoomMode};
+use signaling::protocol::RoomMode;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::http;
 use crate::peer::{self, PeerCommand, PeerReport, PeerSignal, Publish};
 use crate::scenario::{Shared, Target};
+use loadtest::server_msg::{self, ServerMsg};
 
 /// Who the bot is and what it does.
 #[derive(Clone)]
@@ -168,17 +169,16 @@ async fn session(
                     Some(Ok(Message::Close(_))) => anyhow::bail!("the server closed the WebSocket"),
                     Some(Ok(_)) => continue,
                 };
-                let Ok(msg) = serde_json::from_str::<Value>(&text) else { continue };
+                let Some(msg) = server_msg::parse(&text) else { continue };
                 if debug() {
-                    eprintln!("[{} {}] <- {}", spec.room, spec.name, msg["type"]);
+                    eprintln!("[{} {}] <- {msg:?}", spec.room, spec.name);
                 }
-                let from = msg["from"].as_str().map(str::to_owned);
-                match msg["type"].as_str().unwrap_or("") {
-                    "joined" => {
+                match msg {
+                    ServerMsg::Joined { mode: m, participants } => {
                         joined = true;
                         report.joined_after = Some(started.elapsed());
                         shared.joined.fetch_add(1, Ordering::Relaxed);
-                        mode = serde_json::from_value(msg["mode"].clone()).unwrap_or(spec.mode);
+                        mode = m.unwrap_or(spec.mode);
                         if spec.publish.is_some() {
                             let media = json!({"type": "media-state",
                                 "microphone": spec.publish.as_ref().is_some_and(|p| p.audio.is_some()),
@@ -195,11 +195,7 @@ async fn session(
                             }
                             RoomMode::P2p => {
                                 // The newcomer offers to everyone already there.
-                                let others: Vec<String> = msg["participants"]
-                                    .as_array()
-                                    .map(|a| a.iter().filter_map(|p| p["id"].as_str().map(str::to_owned)).collect())
-                                    .unwrap_or_default();
-                                for id in others {
+                                for id in participants {
                                     let p = spawn_peer(&id, spec.publish.clone(), shared, &sig_tx, started);
                                     let _ = p.tx.send(PeerCommand::MakeOffer);
                                     peers.insert(id, p);
@@ -207,38 +203,30 @@ async fn session(
                             }
                         }
                     }
-                    "offer" => {
-                        let sdp = msg["sdp"].as_str().unwrap_or_default().to_owned();
+                    ServerMsg::Offer { from, sdp } => {
                         let key = peer_key(mode, from);
                         let p = peers.entry(key.clone()).or_insert_with(|| {
                             spawn_peer(&key, spec.publish.clone(), shared, &sig_tx, started)
                         });
                         let _ = p.tx.send(PeerCommand::RemoteOffer(sdp));
                     }
-                    "answer" => {
-                        let sdp = msg["sdp"].as_str().unwrap_or_default().to_owned();
+                    ServerMsg::Answer { from, sdp } => {
                         if let Some(p) = peers.get(&peer_key(mode, from)) {
                             let _ = p.tx.send(PeerCommand::RemoteAnswer(sdp));
                         }
                     }
-                    "ice-candidate" => {
-                        if let Ok(c) = serde_json::from_value::<IceCandidate>(msg["candidate"].clone()) {
-                            if let Some(p) = peers.get(&peer_key(mode, from)) {
-                                let _ = p.tx.send(PeerCommand::RemoteCandidate(c));
-                            }
+                    ServerMsg::Candidate { from, candidate } => {
+                        if let Some(p) = peers.get(&peer_key(mode, from)) {
+                            let _ = p.tx.send(PeerCommand::RemoteCandidate(candidate));
                         }
                     }
-                    "participant-left" if mode == RoomMode::P2p => {
-                        if let Some(p) = msg["id"].as_str().and_then(|id| peers.get(id)) {
+                    ServerMsg::ParticipantLeft { id } if mode == RoomMode::P2p => {
+                        if let Some(p) = peers.get(&id) {
                             let _ = p.tx.send(PeerCommand::Stop);
                         }
                     }
-                    "error" => {
-                        let code = msg["code"].as_str().unwrap_or("?");
-                        let message = msg["message"].as_str().unwrap_or("");
-                        if !joined || code == "media_unavailable" {
-                            anyhow::bail!("server error {code}: {message}");
-                        }
+                    ServerMsg::Error { code, message } if !joined || code == "media_unavailable" => {
+                        anyhow::bail!("server error {code}: {message}");
                     }
                     _ => {}
                 }

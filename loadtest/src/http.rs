@@ -33,7 +33,7 @@ pub async fn request(
         .map_err(|_| anyhow::anyhow!("{method} {path} timed out"))?
 }
 
-fn parse_response(resp: &[u8]) -> anyhow::Result<(u16, String)> {
+pub fn parse_response(resp: &[u8]) -> anyhow::Result<(u16, String)> {
     let text = String::from_utf8_lossy(resp);
     let (head, body) = text
         .split_once("\r\n\r\n")

@@ -9,7 +9,7 @@ mod abs_time;
 mod bot;
 mod chart;
 mod clip;
-mod http;
+use loadtest::http;
 mod peer;
 mod report;
 mod scenario;

@@ -5,6 +5,8 @@ pub mod config;
 pub mod core;
 pub mod demux;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod runtime;
 pub mod shard;
 pub mod stats;

@@ -294,10 +294,8 @@ fn check_lengths(m: &ClientMessage) -> Result<(), String> {
                 id("tracks[].id", &t.id)?;
             }
         }
-        ClientMessage::Ping { id: Some(v) } => {
-            if v.to_string().len() > MAX_PING_ID_BYTES {
-                return Err(format!("`id` is longer than {MAX_PING_ID_BYTES} bytes"));
-            }
+        ClientMessage::Ping { id: Some(v) } if v.to_string().len() > MAX_PING_ID_BYTES => {
+            return Err(format!("`id` is longer than {MAX_PING_ID_BYTES} bytes"));
         }
         _ => {}
     }

@@ -1,0 +1,369 @@
+//! Entry points for the fuzz targets in `fuzz/` and for the tests that
+//! replay their corpora and crash reproducers (`sfu/tests/fuzz_corpus.rs`).
+//! Each takes untrusted bytes exactly as they arrive from the network and
+//! must never panic; see docs/testing.md.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp::codec::vp8::Vp8Packet;
+use rtc::rtp::codec::vp9::Vp9Packet;
+use rtc::rtp::packet::Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::marshal::{Marshal, Unmarshal};
+use signaling::ids::{ParticipantId, RoomName};
+use signaling::media::MediaCommand;
+use signaling::protocol::{IceCandidate, Permissions};
+
+use crate::core::extmap::{self, ExtMap};
+use crate::core::seq::SeqRewriter;
+use crate::demux;
+use crate::engine::{build_peer, PeerSetup};
+use crate::shard::{Shard, ShardConfig, UfragChange};
+
+/// One fixed instant per process: targets advance time from it, so a
+/// reproducer runs the same way every time.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn room() -> RoomName {
+    RoomName::parse("fuzz").expect("a valid room name")
+}
+
+fn server_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7882))
+}
+
+/// A datagram on the shared port, as the receive path looks at it before
+/// any connection does: classification and the ufrag lookup, and the
+/// library's STUN decoder.
+pub fn datagram(data: &[u8]) {
+    let kind = demux::classify(data);
+    if let Some(u) = demux::stun_ufrag(data) {
+        assert!(!u.is_empty() && !u.contains(':'));
+        assert_eq!(kind, demux::Kind::Stun);
+    }
+    let mut m = rtc::stun::message::Message::new();
+    let _ = m.unmarshal_binary(data);
+}
+
+/// A datagram reaching a shard with one participant: from an unknown
+/// address, then from one a STUN request bound (ICE, DTLS, SRTP and the
+/// address table behind it). Builds a peer connection per run, so it runs
+/// far slower than the pure targets.
+pub fn shard_datagram(data: &[u8]) {
+    let (mut shard, ufrag) = shard_with_one_participant();
+    let now = epoch();
+    // The input may name the connection: the placeholder stands for the
+    // ufrag the shard chose.
+    let data = replace(data, UFRAG_PLACEHOLDER, ufrag.as_bytes());
+    let stranger = SocketAddr::from(([127, 0, 0, 2], 40_000));
+    let bound = SocketAddr::from(([127, 0, 0, 3], 40_000));
+    shard.handle_datagram(stranger, BytesMut::from(&data[..]), now);
+    shard.handle_datagram(bound, binding_request(&ufrag), now);
+    shard.handle_datagram(bound, BytesMut::from(&data[..]), now);
+    shard.handle_timeout(now + Duration::from_secs(1));
+    let (out, events, changes) = shard.take_output();
+    out.clear();
+    events.clear();
+    changes.clear();
+}
+
+/// SDP text from a client, through the parser every offer and answer meets
+/// first, and the candidate parser on its candidate lines.
+pub fn sdp(data: &[u8]) {
+    let text = String::from_utf8_lossy(data).into_owned();
+    for line in text.lines() {
+        if let Some(c) = line.strip_prefix("a=") {
+            let _ = rtc::ice::candidate::unmarshal_candidate(c);
+        }
+    }
+    let _ = rtc::ice::candidate::unmarshal_candidate(&text);
+    if let Ok(offer) = RTCSessionDescription::offer(text.clone()) {
+        if let Ok(parsed) = offer.unmarshal() {
+            let _ = parsed.marshal();
+        }
+    }
+    let _ = RTCSessionDescription::answer(text);
+}
+
+/// Stands for the server's ufrag in `datagram` inputs (16 bytes, as long
+/// as the real ones).
+pub const UFRAG_PLACEHOLDER: &[u8] = b"FUZZUFRAG0000000";
+
+fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A STUN binding request as a client's ICE agent sends it (USERNAME
+/// "<server ufrag>:<client ufrag>"), without the attributes the server
+/// checks after the lookup.
+pub fn binding_request(ufrag: &str) -> BytesMut {
+    let user = format!("{ufrag}:fuzzclient");
+    let mut attr = vec![0x00, 0x06];
+    attr.extend((user.len() as u16).to_be_bytes());
+    attr.extend(user.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    let mut m = vec![0x00, 0x01];
+    m.extend((attr.len() as u16).to_be_bytes());
+    m.extend([0x21, 0x12, 0xA4, 0x42]);
+    m.extend([7u8; 12]);
+    m.extend(attr);
+    BytesMut::from(&m[..])
+}
+
+/// A shard with one participant (publish and subscribe grants), and the
+/// ufrag the shard chose for it.
+fn shard_with_one_participant() -> (Shard, String) {
+    let mut shard = Shard::new(shard_config());
+    shard.handle_command(
+        MediaCommand::Join {
+            room: room(),
+            participant: ParticipantId::from_string("fuzz"),
+            permissions: Permissions {
+                publish: true,
+                subscribe: true,
+            },
+        },
+        epoch(),
+    );
+    let (_, _, changes) = shard.take_output();
+    let ufrag = changes
+        .drain(..)
+        .find_map(|c| match c {
+            UfragChange::Added(u) => Some(u),
+            UfragChange::Removed(_) => None,
+        })
+        .unwrap_or_default();
+    (shard, ufrag)
+}
+
+/// Packets a publisher or subscriber sends once SRTP is stripped: RTP with
+/// header extensions and codec payload descriptors, and RTCP compounds
+/// (NACK lists, transport-cc feedback). Runs them through what the forward
+/// path does to them: extension translation, sequence rewriting, marshal.
+pub fn rtp_rtcp(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    if selector & 1 == 0 {
+        rtp(rest);
+    } else {
+        rtcp(rest);
+    }
+}
+
+fn rtp(data: &[u8]) {
+    let mut buf = data;
+    let Ok(mut pkt) = Packet::unmarshal(&mut buf) else {
+        return;
+    };
+    // Both depacketizers read the codec's payload descriptor.
+    let _ = Vp8Packet::default().depacketize(&pkt.payload);
+    let _ = Vp9Packet::default().depacketize(&pkt.payload);
+    let _ = Vp8Packet::default().is_partition_head(&pkt.payload);
+    // The publisher's ids as a browser numbers them, forwarded to a leg
+    // with its own numbering.
+    let src: Vec<(u8, String)> = [
+        (1, extmap::AUDIO_LEVEL),
+        (2, extmap::ABS_SEND_TIME),
+        (3, extmap::TRANSPORT_CC),
+        (4, extmap::MID),
+        (13, extmap::VIDEO_ORIENTATION),
+        (14, extmap::ABS_CAPTURE_TIME),
+        (15, extmap::PLAYOUT_DELAY),
+    ]
+    .into_iter()
+    .map(|(i, u)| (i, u.to_owned()))
+    .collect();
+    let dst: Vec<(u8, String)> = src.iter().map(|(i, u)| (15 - *i % 15, u.clone())).collect();
+    ExtMap::new(&src, &dst, Some("7")).apply(&mut pkt.header);
+    let mut seq = SeqRewriter::new(90_000);
+    let now = epoch();
+    let h = &pkt.header;
+    let _ = seq.rewrite(h.ssrc, h.sequence_number, h.timestamp, now);
+    let _ = seq.rewrite(
+        h.ssrc,
+        h.sequence_number.wrapping_add(1),
+        h.timestamp,
+        now + Duration::from_millis(1),
+    );
+    let _ = seq.rewrite(
+        h.ssrc ^ 1,
+        h.sequence_number.wrapping_sub(5000),
+        h.timestamp,
+        now + Duration::from_millis(2),
+    );
+    // What the forwarder sends must still marshal.
+    let _ = pkt.marshal();
+}
+
+fn rtcp(data: &[u8]) {
+    let mut buf = Bytes::copy_from_slice(data);
+    let Ok(pkts) = rtc::rtcp::packet::unmarshal(&mut buf) else {
+        return;
+    };
+    for p in &pkts {
+        if let Some(nack) = p.as_any().downcast_ref::<TransportLayerNack>() {
+            // As `answer_nack` walks it: 17 sequence numbers per pair at most.
+            for pair in &nack.nacks {
+                assert!(pair.packet_list().len() <= 17);
+            }
+        }
+        if let Some(cc) = p.as_any().downcast_ref::<TransportLayerCc>() {
+            let _ = cc.packet_status_count;
+        }
+        let _ = p.marshal();
+    }
+    // The transport-cc parser on its own (it is reached inside compounds
+    // only after a valid header of another packet).
+    let mut raw = Bytes::copy_from_slice(data);
+    let _ = TransportLayerCc::unmarshal(&mut raw);
+    let _ = raw.remaining();
+}
+
+fn shard_config() -> Arc<ShardConfig> {
+    Arc::new(ShardConfig {
+        codecs: ["opus", "vp8", "h264", "vp9", "av1"]
+            .map(str::to_owned)
+            .to_vec(),
+        advertise: vec![server_addr()],
+        keyframe_min_interval: Duration::from_millis(500),
+        nack_cache_packets: 64,
+    })
+}
+
+/// Splits an input into commands: NUL separates them, the first byte of
+/// each picks what it is and the rest is its text.
+fn commands(data: &[u8]) -> impl Iterator<Item = (u8, String)> + '_ {
+    data.split(|b| *b == 0)
+        .filter_map(|c| c.split_first())
+        .map(|(op, rest)| (*op, String::from_utf8_lossy(rest).into_owned()))
+}
+
+/// What a client sends about its connection: offers, answers and trickled
+/// candidates. The first byte picks the side. Even: a shard with one
+/// participant takes offers and candidates through `handle_command`, as
+/// signaling hands them over. Odd: a server connection built as the shard
+/// builds it offers a video and an audio track, and the input's answers
+/// and candidates are applied to it.
+pub fn client_sdp(data: &[u8]) {
+    let Some((&side, rest)) = data.split_first() else {
+        return;
+    };
+    if side & 1 == 0 {
+        sdp_through_shard(rest);
+    } else {
+        sdp_answers(rest);
+    }
+}
+
+fn sdp_through_shard(data: &[u8]) {
+    let (mut shard, _) = shard_with_one_participant();
+    let participant = ParticipantId::from_string("fuzz");
+    let mut now = epoch();
+    for (op, text) in commands(data) {
+        let participant = participant.clone();
+        let room = room();
+        let cmd = match op % 4 {
+            0 => MediaCommand::Offer {
+                room,
+                participant,
+                sdp: text,
+            },
+            1 => MediaCommand::Answer {
+                room,
+                participant,
+                sdp: text,
+            },
+            2 => MediaCommand::Candidate {
+                room,
+                participant,
+                candidate: Some(IceCandidate {
+                    candidate: text,
+                    sdp_mid: Some("0".into()),
+                    sdp_m_line_index: Some(0),
+                    username_fragment: None,
+                }),
+            },
+            _ => {
+                now += Duration::from_millis(500);
+                shard.handle_timeout(now);
+                continue;
+            }
+        };
+        shard.handle_command(cmd, now);
+        let (out, events, changes) = shard.take_output();
+        out.clear();
+        events.clear();
+        changes.clear();
+    }
+}
+
+fn sdp_answers(data: &[u8]) {
+    let now = epoch();
+    let setup = PeerSetup {
+        codecs: shard_config().codecs.clone(),
+        advertise: vec![server_addr()],
+        ufrag: "fuzzServerUfrag0".into(),
+        pwd: "fuzzServerPasswordFuzzServerPwd0".into(),
+        unknown_ssrc: Default::default(),
+    };
+    let Ok(mut pc) = build_peer(&setup, now) else {
+        return;
+    };
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        let _ = pc.add_transceiver_from_kind(kind, Some(init));
+    }
+    let Ok(offer) = pc.create_offer(None) else {
+        return;
+    };
+    if pc.set_local_description(now, offer).is_err() {
+        return;
+    }
+    for (op, text) in commands(data) {
+        if op & 1 == 0 {
+            if let Ok(answer) = RTCSessionDescription::answer(text) {
+                let _ = pc.set_remote_description(now, answer);
+            }
+        } else {
+            let _ = pc.add_remote_candidate(RTCIceCandidateInit {
+                candidate: text,
+                sdp_mid: Some("0".into()),
+                sdp_mline_index: Some(0),
+                ..Default::default()
+            });
+        }
+        while pc.poll_write().is_some() {}
+        while pc.poll_event().is_some() {}
+    }
+}
