@@ -4,6 +4,7 @@
 //! knows the WebRTC library: the shard (see [`crate::shard`]) feeds these
 //! parts and carries out what they decide.
 
+pub mod bwe;
 pub mod extmap;
 pub mod ids;
 pub mod keyframe;

@@ -1,0 +1,387 @@
+//! Allocation of one subscriber's estimate across its tracks.
+//!
+//! Two phases, as in LiveKit's stream allocator:
+//!
+//! 1. **Provisional** ([`Allocator::provisional`]): what the estimate allows
+//!    now, from scratch. Audio is always kept and counted first. Video
+//!    tracks are ranked: screen shares, then the active speaker, then the
+//!    others (in input order). Every visible, unpaused video gets its lowest
+//!    layer, in rank order; the first that does not fit is paused with all
+//!    ranked below it (the least important go first). Then layers step up
+//!    one at a time, round-robin within a rank, higher ranks first, while
+//!    the budget allows.
+//! 2. **Commit** ([`Allocator::commit`]): the provisional result against
+//!    what is committed, with hysteresis. Changes the subscriber asked for
+//!    (hidden, paused, lower max quality) and a layer that disappeared apply
+//!    at once. When the committed set no longer fits the estimate, tracks
+//!    move down at once, least important first, and the layer they left is
+//!    blocked for a while (longer each time the same track is pushed down
+//!    again after moving up). A move up must fit `up_headroom` of the
+//!    estimate and needs either a probe that just proved the rate, or the
+//!    provisional result asking for it continuously for `up_hold` to a
+//!    total the path has already delivered lately; none happens while the
+//!    leg is congested.
+//!
+//! The output says, per track, the target layer or why it is paused, the
+//! layer the subscriber would want the publisher to send (for dynacast, see
+//! [`DynacastNeeds`]), the events to forward to the subscriber, and the
+//! rate to probe for before the next move up.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::Bitrate;
+use crate::core::ids::TrackNo;
+
+mod dynacast;
+mod select;
+mod types;
+
+pub use dynacast::DynacastNeeds;
+pub use types::*;
+
+#[derive(Clone, Copy, Debug)]
+struct TrackState {
+    target: Target,
+    up_since: Option<Instant>,
+    /// This layer and above are blocked until then.
+    block: Option<(Layer, Instant)>,
+    backoff: Duration,
+    moved_up_since_shed: bool,
+    last_shed: Option<Instant>,
+    /// Not allocated before: starts at the provisional target, no event
+    /// but a pause.
+    fresh: bool,
+}
+
+/// Allocates for one subscriber. Holds the committed state between calls.
+#[derive(Debug)]
+pub struct Allocator {
+    cfg: AllocatorConfig,
+    state: HashMap<TrackNo, TrackState>,
+}
+
+impl Allocator {
+    pub fn new(cfg: AllocatorConfig) -> Self {
+        Allocator {
+            cfg,
+            state: HashMap::new(),
+        }
+    }
+
+    /// The committed target of a track.
+    pub fn target(&self, track: TrackNo) -> Option<Target> {
+        self.state.get(&track).map(|s| s.target)
+    }
+
+    /// Phase 1: what `estimate` allows at `now`, ignoring hysteresis (but
+    /// not the layers blocked after congestion).
+    pub fn provisional(
+        &self,
+        tracks: &[TrackInput],
+        estimate: Bitrate,
+        now: Instant,
+    ) -> Provisional {
+        let blocks = self.blocks(tracks, now);
+        let sel = select::select(tracks, estimate, select::Layers::Available, Some(&blocks));
+        let up = select::select(
+            tracks,
+            estimate.scale(self.cfg.up_headroom),
+            select::Layers::Available,
+            Some(&blocks),
+        );
+        Provisional {
+            estimate,
+            total: sel.iter().map(|a| a.bitrate).sum(),
+            tracks: sel,
+            up_tracks: up,
+        }
+    }
+
+    /// Both phases in one call.
+    pub fn allocate(
+        &mut self,
+        tracks: &[TrackInput],
+        estimate: Bitrate,
+        signal: Signal,
+        now: Instant,
+    ) -> Allocation {
+        let p = self.provisional(tracks, estimate, now);
+        self.commit(tracks, &p, signal, now)
+    }
+
+    /// Phase 2: commits `provisional` with hysteresis.
+    pub fn commit(
+        &mut self,
+        tracks: &[TrackInput],
+        provisional: &Provisional,
+        signal: Signal,
+        now: Instant,
+    ) -> Allocation {
+        self.state
+            .retain(|k, _| tracks.iter().any(|t| t.track == *k));
+        let budget = provisional.estimate;
+        let cfg = self.cfg.clone();
+        // Start from what is committed, with the subscriber's own changes
+        // and vanished layers applied at once.
+        let mut next: Vec<Target> = tracks
+            .iter()
+            .zip(&provisional.tracks)
+            .map(|(t, p)| {
+                let st = self.state.entry(t.track).or_insert(TrackState {
+                    target: Target::Paused(PauseReason::Bandwidth),
+                    up_since: None,
+                    block: None,
+                    backoff: cfg.block_initial,
+                    moved_up_since_shed: false,
+                    last_shed: None,
+                    fresh: true,
+                });
+                if st
+                    .last_shed
+                    .is_some_and(|s| now.saturating_duration_since(s) >= cfg.block_reset)
+                {
+                    st.backoff = cfg.block_initial;
+                    st.last_shed = None;
+                }
+                if st.block.is_some_and(|(_, until)| now >= until) {
+                    st.block = None;
+                }
+                if st.fresh {
+                    p.target
+                } else {
+                    forced(t, st.target, p.target)
+                }
+            })
+            .collect();
+
+        // Moves up, most important first: proven by a probe, or held long
+        // enough to a total the path has already delivered; never while
+        // congested, and never past the headroom of the estimate.
+        let up_total: Bitrate = provisional.up_tracks.iter().map(|a| a.bitrate).sum();
+        let up_budget = budget.scale(cfg.up_headroom);
+        let probe_ok = signal
+            .probe_success
+            .is_some_and(|r| r.scale(cfg.up_headroom) >= up_total);
+        for &i in &select::rank_order(tracks) {
+            let (t, p) = (&tracks[i], &provisional.up_tracks[i]);
+            let st = self.state.get_mut(&t.track).expect("inserted above");
+            let want = cap_below_block(t, p.target, st.block);
+            if rank(want) <= rank(next[i]) {
+                st.up_since = None;
+                continue;
+            }
+            let since = *st.up_since.get_or_insert(now);
+            let held = now.saturating_duration_since(since) >= cfg.up_hold;
+            let before = next[i];
+            next[i] = want;
+            let new_total = total(tracks, &next);
+            let known = signal.delivered.is_some_and(|d| new_total <= d);
+            if signal.congested || new_total > up_budget || !(probe_ok || (held && known)) {
+                next[i] = before;
+                continue;
+            }
+            st.up_since = None;
+            st.moved_up_since_shed = true;
+        }
+
+        // Over budget: down at once, least important first.
+        let base_total = total(tracks, &self.committed_targets(tracks));
+        let shortfall = base_total > budget;
+        let order = select::rank_order(tracks);
+        let mut sum = total(tracks, &next);
+        for &i in order.iter().rev() {
+            if sum <= budget {
+                break;
+            }
+            let p = provisional.tracks[i].target;
+            if rank(p) < rank(next[i]) {
+                let from = next[i];
+                next[i] = p;
+                sum = total(tracks, &next);
+                if shortfall {
+                    self.block(tracks[i].track, from, now);
+                }
+            }
+        }
+
+        self.finish(tracks, next, provisional, now)
+    }
+
+    /// Per track, the layer blocked at `now` after congestion.
+    fn blocks(&self, tracks: &[TrackInput], now: Instant) -> Vec<Option<Layer>> {
+        tracks
+            .iter()
+            .map(|t| {
+                self.state
+                    .get(&t.track)
+                    .and_then(|s| s.block)
+                    .filter(|(_, until)| now < *until)
+                    .map(|(l, _)| l)
+            })
+            .collect()
+    }
+
+    fn committed_targets(&self, tracks: &[TrackInput]) -> Vec<Target> {
+        tracks
+            .iter()
+            .map(|t| {
+                self.state
+                    .get(&t.track)
+                    .map_or(Target::Paused(PauseReason::Bandwidth), |s| s.target)
+            })
+            .collect()
+    }
+
+    fn block(&mut self, track: TrackNo, left: Target, now: Instant) {
+        let Some(st) = self.state.get_mut(&track) else {
+            return;
+        };
+        let Target::Layer(layer) = left else { return };
+        if st.moved_up_since_shed && st.last_shed.is_some() {
+            st.backoff = (st.backoff * 2).min(self.cfg.block_max);
+        }
+        st.block = Some((layer, now + st.backoff));
+        st.moved_up_since_shed = false;
+        st.last_shed = Some(now);
+    }
+
+    fn finish(
+        &mut self,
+        tracks: &[TrackInput],
+        next: Vec<Target>,
+        provisional: &Provisional,
+        now: Instant,
+    ) -> Allocation {
+        let mut events = Vec::new();
+        let mut out = Vec::with_capacity(tracks.len());
+        for ((t, target), p) in tracks.iter().zip(next).zip(&provisional.tracks) {
+            let st = self.state.get_mut(&t.track).expect("inserted in commit");
+            let prev = (!st.fresh).then_some(st.target);
+            st.fresh = false;
+            if let Some(e) = event(t.track, prev, target) {
+                events.push(e);
+            }
+            st.target = target;
+            out.push(TrackAllocation {
+                track: t.track,
+                target,
+                bitrate: select::bitrate_of(t, target),
+                wanted: wanted(t, target, p.wanted),
+            });
+        }
+        let total: Bitrate = out.iter().map(|a| a.bitrate).sum();
+        let best = select::select(tracks, Bitrate::MAX, select::Layers::All, None);
+        let desired: Bitrate = best.iter().map(|a| a.bitrate).sum();
+        let targets: Vec<Target> = out.iter().map(|a| a.target).collect();
+        let blocks = self.blocks(tracks, now);
+        let next = select::next_step(tracks, &targets, &blocks);
+        Allocation {
+            tracks: out,
+            total,
+            events,
+            probe_target: next.map(|n| n.scale(1.0 / self.cfg.up_headroom)),
+            desired,
+        }
+    }
+}
+
+/// The event for a change of target (`prev` is `None` for a new track:
+/// only a pause is worth telling).
+fn event(track: TrackNo, prev: Option<Target>, next: Target) -> Option<AllocationEvent> {
+    match (prev, next) {
+        (None, Target::Paused(reason @ PauseReason::Bandwidth)) => {
+            Some(AllocationEvent::Paused { track, reason })
+        }
+        (Some(Target::Layer(from)), Target::Layer(to)) if from != to => {
+            Some(AllocationEvent::LayerChanged { track, from, to })
+        }
+        (Some(Target::Layer(_)), Target::Paused(reason)) => {
+            Some(AllocationEvent::Paused { track, reason })
+        }
+        (Some(Target::Paused(a)), Target::Paused(b)) if a != b => {
+            Some(AllocationEvent::Paused { track, reason: b })
+        }
+        (Some(Target::Paused(_)), Target::Layer(layer)) => {
+            Some(AllocationEvent::Resumed { track, layer })
+        }
+        _ => None,
+    }
+}
+
+/// Ordering of targets by how much they take: paused < any layer.
+fn rank(t: Target) -> (u8, Option<Layer>) {
+    match t {
+        Target::Paused(_) => (0, None),
+        Target::Audio => (1, None),
+        Target::Layer(l) => (2, Some(l)),
+    }
+}
+
+fn total(tracks: &[TrackInput], targets: &[Target]) -> Bitrate {
+    tracks
+        .iter()
+        .zip(targets)
+        .map(|(t, g)| select::bitrate_of(t, *g))
+        .sum()
+}
+
+/// The committed target with the subscriber's own choices and vanished
+/// layers applied.
+fn forced(t: &TrackInput, committed: Target, provisional: Target) -> Target {
+    match (&t.kind, provisional) {
+        (TrackKind::Audio { .. }, _) => Target::Audio,
+        // Not the estimate's doing: follow at once.
+        (
+            _,
+            Target::Paused(
+                r @ (PauseReason::NotVisible
+                | PauseReason::PausedBySubscriber
+                | PauseReason::NoLayers),
+            ),
+        ) => Target::Paused(r),
+        (_, _) => match committed {
+            Target::Layer(l) => {
+                let allowed = t
+                    .max_layer
+                    .is_none_or(|m| l.spatial <= m.spatial && l.temporal <= m.temporal);
+                if allowed && select::is_available(t, l) {
+                    committed
+                } else {
+                    // Down to the best allowed layer not above it.
+                    select::best_at_most(t, l)
+                        .map_or(Target::Paused(PauseReason::NoLayers), Target::Layer)
+                }
+            }
+            // Paused for reasons now gone: stays paused (for bandwidth)
+            // until a move up is allowed.
+            _ => Target::Paused(PauseReason::Bandwidth),
+        },
+    }
+}
+
+/// `want` lowered below a blocked layer.
+fn cap_below_block(t: &TrackInput, want: Target, block: Option<(Layer, Instant)>) -> Target {
+    match (want, block) {
+        (Target::Layer(l), Some((b, _))) if l >= b => {
+            select::best_below(t, b).map_or(Target::Paused(PauseReason::Bandwidth), Target::Layer)
+        }
+        _ => want,
+    }
+}
+
+/// The layer to ask the publisher for: one spatial step above the target
+/// when bandwidth limits it (so the next step is encoded once the estimate
+/// allows it), never above what the subscriber wants.
+fn wanted(t: &TrackInput, target: Target, best: Option<Layer>) -> Option<Layer> {
+    let best = best?;
+    match target {
+        Target::Layer(l) if l < best => Some(select::next_spatial(t, l).unwrap_or(best).min(best)),
+        Target::Layer(_) => Some(best),
+        Target::Paused(PauseReason::Bandwidth) => select::lowest(t),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,455 @@
+use super::*;
+use crate::core::ids::PeerKey;
+
+const S: Duration = Duration::from_secs(1);
+const MS: Duration = Duration::from_millis(1);
+
+fn kbps(k: u64) -> Bitrate {
+    Bitrate::kbps(k)
+}
+
+fn l(s: u8) -> Layer {
+    Layer::new(s, 0)
+}
+
+/// A camera with three simulcast layers of 150/500/1500 kbit/s.
+fn camera(id: u64) -> TrackInput {
+    TrackInput {
+        track: TrackNo(id),
+        kind: TrackKind::Video {
+            layers: [150, 500, 1500]
+                .iter()
+                .enumerate()
+                .map(|(s, k)| LayerRate {
+                    layer: l(s as u8),
+                    bitrate: kbps(*k),
+                    available: true,
+                })
+                .collect(),
+        },
+        screen_share: false,
+        active_speaker: false,
+        visible: true,
+        paused_by_subscriber: false,
+        max_layer: None,
+    }
+}
+
+fn audio(id: u64) -> TrackInput {
+    TrackInput {
+        track: TrackNo(id),
+        kind: TrackKind::Audio { bitrate: kbps(40) },
+        screen_share: false,
+        active_speaker: false,
+        visible: true,
+        paused_by_subscriber: false,
+        max_layer: None,
+    }
+}
+
+fn targets(a: &Allocation) -> Vec<Target> {
+    a.tracks.iter().map(|t| t.target).collect()
+}
+
+#[test]
+fn audio_is_always_kept_and_video_that_does_not_fit_is_paused_with_an_event() {
+    let now = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let tracks = [audio(1), camera(2)];
+    let out = a.allocate(&tracks, kbps(100), Signal::default(), now);
+    assert_eq!(
+        targets(&out),
+        vec![Target::Audio, Target::Paused(PauseReason::Bandwidth)]
+    );
+    assert_eq!(out.total, kbps(40));
+    assert_eq!(
+        out.events,
+        vec![AllocationEvent::Paused {
+            track: TrackNo(2),
+            reason: PauseReason::Bandwidth
+        }]
+    );
+    // Even with no bandwidth at all, audio stays.
+    let out = a.allocate(&tracks, Bitrate::ZERO, Signal::default(), now);
+    assert_eq!(out.tracks[0].target, Target::Audio);
+    assert!(out.events.is_empty(), "nothing changed");
+}
+
+#[test]
+fn every_visible_video_gets_its_lowest_layer_before_any_steps_up() {
+    let now = Instant::now();
+    let a = Allocator::new(AllocatorConfig::default());
+    let tracks = [camera(1), camera(2), camera(3)];
+    let p = a.provisional(&tracks, kbps(800), Instant::now());
+    // 450 for three lowest layers, then 350 left: one step of 350 to 500.
+    let t: Vec<_> = p.tracks.iter().map(|t| t.target).collect();
+    assert_eq!(
+        t,
+        vec![
+            Target::Layer(l(1)),
+            Target::Layer(l(0)),
+            Target::Layer(l(0))
+        ]
+    );
+    assert_eq!(p.total, kbps(800));
+    let _ = now;
+}
+
+#[test]
+fn screen_share_and_active_speaker_come_first_and_the_least_important_is_paused() {
+    let a = Allocator::new(AllocatorConfig::default());
+    let mut share = camera(3);
+    share.screen_share = true;
+    let mut speaker = camera(2);
+    speaker.active_speaker = true;
+    let tracks = [camera(1), speaker, share];
+    // Room for two lowest layers only: the plain camera is paused.
+    let p = a.provisional(&tracks, kbps(350), Instant::now());
+    let t: Vec<_> = p.tracks.iter().map(|t| t.target).collect();
+    assert_eq!(
+        t,
+        vec![
+            Target::Paused(PauseReason::Bandwidth),
+            Target::Layer(l(0)),
+            Target::Layer(l(0))
+        ]
+    );
+    // With more, the screen share climbs to its top before the speaker moves.
+    let p = a.provisional(&tracks, kbps(2000), Instant::now());
+    let t: Vec<_> = p.tracks.iter().map(|t| t.target).collect();
+    assert_eq!(
+        t,
+        vec![
+            Target::Layer(l(0)),
+            Target::Layer(l(0)),
+            Target::Layer(l(2))
+        ]
+    );
+}
+
+#[test]
+fn hidden_paused_and_capped_tracks_follow_the_subscriber() {
+    let now = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let mut hidden = camera(1);
+    hidden.visible = false;
+    let mut paused = camera(2);
+    paused.paused_by_subscriber = true;
+    let mut small = camera(3);
+    small.max_layer = Some(l(1));
+    let out = a.allocate(
+        &[hidden, paused, small],
+        kbps(10_000),
+        Signal::default(),
+        now,
+    );
+    assert_eq!(
+        targets(&out),
+        vec![
+            Target::Paused(PauseReason::NotVisible),
+            Target::Paused(PauseReason::PausedBySubscriber),
+            Target::Layer(l(1))
+        ]
+    );
+    assert_eq!(out.total, kbps(500));
+    assert_eq!(out.tracks[0].wanted, None);
+    assert_eq!(out.tracks[2].wanted, Some(l(1)));
+    assert_eq!(out.probe_target, None, "nothing more is wanted");
+}
+
+#[test]
+fn up_only_after_holding_down_at_once() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let tracks = [audio(1), camera(2)];
+    let out = a.allocate(&tracks, kbps(600), Signal::default(), t0);
+    assert_eq!(
+        out.tracks[1].target,
+        Target::Layer(l(1)),
+        "a new track starts at once"
+    );
+    assert_eq!(
+        out.probe_target,
+        Some(kbps(1540).scale(1.0 / 0.9)),
+        "the next step, with 10% headroom"
+    );
+    assert_eq!(out.desired, kbps(1540));
+    // The estimate allows the top layer for a long time, but the path never
+    // delivered that much: no move without a probe.
+    let mut t = t0;
+    for _ in 0..100 {
+        t += 100 * MS;
+        let out = a.allocate(&tracks, kbps(2000), Signal::default(), t);
+        assert_eq!(out.tracks[1].target, Target::Layer(l(1)));
+    }
+    // It did deliver that much lately (before a dip, say): the estimate
+    // has allowed the move for longer than `up_hold` already, so it comes
+    // at once.
+    let known = Signal {
+        delivered: Some(kbps(1600)),
+        ..Default::default()
+    };
+    let start = t;
+    let mut moved = None;
+    for _ in 0..40 {
+        t += 100 * MS;
+        let out = a.allocate(&tracks, kbps(2000), known, t);
+        if out.tracks[1].target == Target::Layer(l(2)) {
+            moved = Some((t - start, out.events));
+            break;
+        }
+    }
+    let (after, events) = moved.expect("moved up");
+    assert_eq!(after, 100 * MS);
+    assert_eq!(
+        events,
+        vec![AllocationEvent::LayerChanged {
+            track: TrackNo(2),
+            from: l(1),
+            to: l(2)
+        }]
+    );
+    // Congestion: down in the same call.
+    let out = a.allocate(
+        &tracks,
+        kbps(700),
+        Signal {
+            congested: true,
+            ..Default::default()
+        },
+        t + 100 * MS,
+    );
+    assert_eq!(out.tracks[1].target, Target::Layer(l(1)));
+}
+
+#[test]
+fn a_move_up_without_a_probe_waits_for_the_hold_time() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let tracks = [camera(1)];
+    a.allocate(&tracks, kbps(600), Signal::default(), t0);
+    let known = Signal {
+        delivered: Some(kbps(1600)),
+        ..Default::default()
+    };
+    let mut t = t0;
+    let mut moved = None;
+    while t < t0 + 10 * S {
+        t += 100 * MS;
+        if a.allocate(&tracks, kbps(1800), known, t).tracks[0].target == Target::Layer(l(2)) {
+            moved = Some(t - t0);
+            break;
+        }
+    }
+    // Asked for from the first step at +100 ms; allowed 3 s later.
+    assert_eq!(moved, Some(3100 * MS));
+}
+
+#[test]
+fn moves_up_together_never_pass_the_headroom() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let tracks = [camera(1), camera(2)];
+    // 500 + 1500 committed (2000).
+    a.allocate(&tracks, kbps(2300), Signal::default(), t0);
+    let out = a.allocate(&tracks, kbps(2300), Signal::default(), t0);
+    assert_eq!(out.total, kbps(2000));
+    // The estimate grows to 3.2 Mbit/s: the whole of it would take both
+    // top layers (3000), 90% of it only one; moving the first camera up
+    // while the second keeps its top layer would pass the headroom.
+    let known = Signal {
+        delivered: Some(kbps(5000)),
+        ..Default::default()
+    };
+    let mut t = t0;
+    for _ in 0..60 {
+        t += 100 * MS;
+        let out = a.allocate(&tracks, kbps(3200), known, t);
+        assert!(out.total <= kbps(2880), "{:?}", targets(&out));
+    }
+}
+
+#[test]
+fn a_dip_that_still_fits_moves_nothing() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let tracks = [camera(1), camera(2)];
+    a.allocate(&tracks, kbps(1000), Signal::default(), t0);
+    // 500 + 500 fits 1000 exactly; at 990 it no longer fits and the less
+    // important camera goes down.
+    let out = a.allocate(&tracks, kbps(1000), Signal::default(), t0 + S);
+    assert!(out.events.is_empty());
+    let out = a.allocate(&tracks, kbps(990), Signal::default(), t0 + 2 * S);
+    assert_eq!(
+        targets(&out),
+        vec![Target::Layer(l(1)), Target::Layer(l(0))]
+    );
+}
+
+#[test]
+fn a_probe_success_moves_up_at_once_but_congestion_never_does() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let tracks = [camera(1)];
+    a.allocate(&tracks, kbps(600), Signal::default(), t0);
+    let out = a.allocate(
+        &tracks,
+        kbps(1700),
+        Signal {
+            probe_success: Some(kbps(1700)),
+            ..Default::default()
+        },
+        t0 + 100 * MS,
+    );
+    assert_eq!(out.tracks[0].target, Target::Layer(l(2)));
+
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.allocate(&tracks, kbps(600), Signal::default(), t0);
+    let congested = Signal {
+        congested: true,
+        ..Default::default()
+    };
+    for i in 1..100 {
+        let out = a.allocate(&tracks, kbps(1700), congested, t0 + i * 100 * MS);
+        assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
+    }
+}
+
+#[test]
+fn a_layer_left_for_lack_of_bandwidth_is_blocked_longer_each_time() {
+    let t0 = Instant::now();
+    let cfg = AllocatorConfig::default();
+    let mut a = Allocator::new(cfg.clone());
+    let tracks = [camera(1)];
+    let probe = |r| Signal {
+        probe_success: Some(kbps(r)),
+        ..Default::default()
+    };
+    a.allocate(&tracks, kbps(1600), Signal::default(), t0);
+    // Pushed down from the top layer.
+    let out = a.allocate(&tracks, kbps(1000), Signal::default(), t0 + S);
+    assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
+    // Even a probe cannot take it back up during the block...
+    let out = a.allocate(
+        &tracks,
+        kbps(1700),
+        probe(1700),
+        t0 + S + cfg.block_initial - MS,
+    );
+    assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
+    // ...but can after it.
+    let t1 = t0 + S + cfg.block_initial;
+    let out = a.allocate(&tracks, kbps(1700), probe(1700), t1);
+    assert_eq!(out.tracks[0].target, Target::Layer(l(2)));
+    // Pushed down again after moving up: blocked twice as long.
+    a.allocate(&tracks, kbps(1000), Signal::default(), t1 + S);
+    let out = a.allocate(
+        &tracks,
+        kbps(1700),
+        probe(1700),
+        t1 + S + cfg.block_initial * 2 - MS,
+    );
+    assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
+    let out = a.allocate(
+        &tracks,
+        kbps(1700),
+        probe(1700),
+        t1 + S + cfg.block_initial * 2,
+    );
+    assert_eq!(out.tracks[0].target, Target::Layer(l(2)));
+}
+
+#[test]
+fn the_provisional_phase_commits_nothing() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let tracks = [camera(1)];
+    a.allocate(&tracks, kbps(200), Signal::default(), t0);
+    let p = a.provisional(&tracks, kbps(5000), Instant::now());
+    assert_eq!(p.tracks[0].target, Target::Layer(l(2)));
+    assert_eq!(a.target(TrackNo(1)), Some(Target::Layer(l(0))));
+}
+
+#[test]
+fn a_vanished_layer_moves_the_track_down_at_once() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let mut cam = camera(1);
+    a.allocate(&[cam.clone()], kbps(2000), Signal::default(), t0);
+    if let TrackKind::Video { layers } = &mut cam.kind {
+        layers[2].available = false;
+    }
+    let out = a.allocate(&[cam.clone()], kbps(2000), Signal::default(), t0 + MS);
+    assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
+    // Dynacast: it still wants the top layer sent.
+    assert_eq!(out.tracks[0].wanted, Some(l(2)));
+    assert_eq!(out.desired, kbps(1500));
+    assert_eq!(out.probe_target, None, "no layer to move up to is sent now");
+}
+
+#[test]
+fn temporal_layers_step_before_the_next_resolution() {
+    let a = Allocator::new(AllocatorConfig::default());
+    let mut cam = camera(1);
+    cam.kind = TrackKind::Video {
+        layers: [
+            (0, 0, 60),
+            (0, 1, 100),
+            (0, 2, 150),
+            (1, 0, 250),
+            (1, 1, 380),
+            (1, 2, 500),
+        ]
+        .iter()
+        .map(|&(s, t, k)| LayerRate {
+            layer: Layer::new(s, t),
+            bitrate: kbps(k),
+            available: true,
+        })
+        .collect(),
+    };
+    let p = a.provisional(&[cam.clone()], kbps(120), Instant::now());
+    assert_eq!(p.tracks[0].target, Target::Layer(Layer::new(0, 1)));
+    cam.max_layer = Some(Layer::new(1, 1));
+    let p = a.provisional(&[cam], kbps(5000), Instant::now());
+    assert_eq!(p.tracks[0].target, Target::Layer(Layer::new(1, 1)));
+}
+
+#[test]
+fn dynacast_needs_the_highest_layer_any_subscriber_wants() {
+    let t0 = Instant::now();
+    let mut needs = DynacastNeeds::new();
+    let mut big = Allocator::new(AllocatorConfig::default());
+    let mut small = Allocator::new(AllocatorConfig::default());
+    let mut thumb = camera(7);
+    thumb.max_layer = Some(l(0));
+    let a_big = big.allocate(&[camera(7)], kbps(3000), Signal::default(), t0);
+    let a_small = small.allocate(&[thumb], kbps(3000), Signal::default(), t0);
+    assert_eq!(
+        needs.update(PeerKey(1), &a_small),
+        vec![(TrackNo(7), Some(l(0)))]
+    );
+    assert_eq!(
+        needs.update(PeerKey(2), &a_big),
+        vec![(TrackNo(7), Some(l(2)))]
+    );
+    assert_eq!(
+        needs.update(PeerKey(2), &a_big),
+        vec![],
+        "no change, nothing to tell"
+    );
+    assert_eq!(
+        needs.remove_subscriber(PeerKey(2)),
+        vec![(TrackNo(7), Some(l(0)))]
+    );
+    assert_eq!(
+        needs.remove_subscriber(PeerKey(1)),
+        vec![(TrackNo(7), None)]
+    );
+    assert_eq!(needs.needed(TrackNo(7)), None);
+    // A bandwidth-limited subscriber asks for one spatial step above what it gets.
+    let mut weak = Allocator::new(AllocatorConfig::default());
+    let a_weak = weak.allocate(&[camera(7)], kbps(200), Signal::default(), t0);
+    assert_eq!(a_weak.tracks[0].target, Target::Layer(l(0)));
+    assert_eq!(a_weak.tracks[0].wanted, Some(l(1)));
+}

@@ -1,0 +1,122 @@
+use super::*;
+use crate::core::bwe::history::{PacketKind, SentPacket, TransportSeq};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// A sender at `rate` through a path of capacity `capacity` (a queue
+/// that grows when the rate is above it), with feedback every 100 ms.
+struct Path {
+    t0: Instant,
+    seq: u64,
+    queue_free_us: i64,
+    pending: Vec<PacketResult>,
+}
+
+impl Path {
+    fn new() -> Self {
+        Path {
+            t0: Instant::now(),
+            seq: 0,
+            queue_free_us: 0,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Sends for `ms` at `rate` over `capacity`; returns the time reached.
+    fn run(&mut self, e: &mut Estimator, from_ms: u64, ms: u64, rate: Bitrate, capacity: Bitrate) {
+        let size = 1000u32;
+        let gap = rate.time_for(size as u64);
+        let mut t = self.t0 + Duration::from_millis(from_ms);
+        let end = t + Duration::from_millis(ms);
+        let mut next_fb = t + 100 * MS;
+        while t < end {
+            let send_us = (t - self.t0).as_micros() as i64;
+            let start = self.queue_free_us.max(send_us);
+            self.queue_free_us = start + capacity.time_for(size as u64).as_micros() as i64;
+            let sent = SentPacket {
+                seq: TransportSeq(self.seq),
+                sent_at: t,
+                size,
+                kind: PacketKind::Video,
+                probe: None,
+            };
+            self.seq += 1;
+            e.on_packet_sent(size as usize, t);
+            self.pending.push(PacketResult {
+                sent,
+                arrival_us: Some(self.queue_free_us + 20_000),
+            });
+            t += gap;
+            if t >= next_fb {
+                let now_us = (t - self.t0).as_micros() as i64;
+                let (ready, rest): (Vec<_>, Vec<_>) = self
+                    .pending
+                    .drain(..)
+                    .partition(|r| r.arrival_us.unwrap() <= now_us);
+                self.pending = rest;
+                e.on_feedback(&ready, t + 20 * MS);
+                next_fb += 100 * MS;
+            }
+        }
+    }
+}
+
+#[test]
+fn sending_above_capacity_brings_the_estimate_down_to_it() {
+    let mut e = Estimator::new(EstimatorConfig {
+        initial: Bitrate::kbps(2000),
+        ..Default::default()
+    });
+    let mut p = Path::new();
+    p.run(&mut e, 0, 3000, Bitrate::kbps(2000), Bitrate::kbps(1000));
+    let now = p.t0 + 3000 * MS;
+    let est = e.estimate(now);
+    assert!(est <= Bitrate::kbps(1100), "{est}");
+    assert!(est >= Bitrate::kbps(500), "{est}");
+    assert!(e.is_congested(now));
+}
+
+#[test]
+fn the_estimate_never_runs_away_above_what_is_sent() {
+    let mut e = Estimator::new(EstimatorConfig::default());
+    let mut p = Path::new();
+    // 200 kbit/s on a 10 Mbit/s path for 30 s: no congestion at all.
+    p.run(&mut e, 0, 30_000, Bitrate::kbps(200), Bitrate::kbps(10_000));
+    let est = e.estimate(p.t0 + 30_000 * MS);
+    assert!(est <= Bitrate::kbps(301), "{est}");
+    assert!(est >= Bitrate::kbps(250), "{est}");
+}
+
+#[test]
+fn a_probe_result_lifts_the_estimate_for_the_grace_period_only() {
+    let mut e = Estimator::new(EstimatorConfig::default());
+    let mut p = Path::new();
+    p.run(&mut e, 0, 5_000, Bitrate::kbps(200), Bitrate::kbps(10_000));
+    let t = p.t0 + 5_000 * MS;
+    e.on_probe_started();
+    e.on_probe_ended(Some(Bitrate::kbps(2000)), true, t);
+    assert_eq!(e.estimate(t), Bitrate::kbps(2000));
+    p.run(
+        &mut e,
+        5_000,
+        4_000,
+        Bitrate::kbps(200),
+        Bitrate::kbps(10_000),
+    );
+    let est = e.estimate(p.t0 + 9_000 * MS);
+    assert!(est <= Bitrate::kbps(301), "{est}");
+}
+
+#[test]
+fn silence_of_feedback_halves_the_estimate() {
+    let mut e = Estimator::new(EstimatorConfig::default());
+    let t0 = Instant::now();
+    // 800 kbit/s for 2.5 s and not one feedback.
+    for i in 0..250 {
+        e.on_packet_sent(1000, t0 + i * 10 * MS);
+    }
+    assert_eq!(e.estimate(t0 + 1_990 * MS), Bitrate::kbps(300));
+    assert_eq!(e.estimate(t0 + 2_490 * MS), Bitrate::kbps(150));
+    // Once per timeout, not once per call.
+    assert_eq!(e.estimate(t0 + 2_495 * MS), Bitrate::kbps(150));
+}

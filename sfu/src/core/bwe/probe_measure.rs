@@ -1,0 +1,233 @@
+//! What the feedback says about one probe cluster.
+//!
+//! Every packet sent while a cluster runs (padding and media alike) carries
+//! the cluster's id. The send rate is measured over the cluster's send
+//! times, the receive rate over its arrival times; a receive rate well
+//! below the send rate means the path saturated and the receive rate is its
+//! capacity.
+
+use std::time::{Duration, Instant};
+
+use super::history::{PacketResult, ProbeClusterId};
+use super::Bitrate;
+
+/// Received below this fraction of the send rate: the path saturated.
+const SATURATED_RATIO: f64 = 0.9;
+/// A saturated result is taken at this fraction of the receive rate.
+const SATURATED_USE: f64 = 0.95;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Still waiting for feedback.
+    Pending,
+    /// A packet of the cluster was lost.
+    Loss,
+    /// The one-way delay of the cluster's packets grew past the limit.
+    DelayGrowth,
+}
+
+#[derive(Debug)]
+pub(crate) struct ClusterMeasure {
+    pub id: ProbeClusterId,
+    pub rate: Bitrate,
+    pub started: Instant,
+    pub sent_packets: u32,
+    pub ended: Option<Instant>,
+    reported: u32,
+    received: u32,
+    lost: u32,
+    first_send: Option<Instant>,
+    last_send: Option<Instant>,
+    last_send_size: u32,
+    send_bytes: u64,
+    first_arrival: Option<(i64, u32)>,
+    last_arrival: Option<i64>,
+    recv_bytes: u64,
+    min_owd_us: Option<i64>,
+    max_growth_us: i64,
+}
+
+impl ClusterMeasure {
+    pub(crate) fn new(id: ProbeClusterId, rate: Bitrate, started: Instant) -> Self {
+        ClusterMeasure {
+            id,
+            rate,
+            started,
+            sent_packets: 0,
+            ended: None,
+            reported: 0,
+            received: 0,
+            lost: 0,
+            first_send: None,
+            last_send: None,
+            last_send_size: 0,
+            send_bytes: 0,
+            first_arrival: None,
+            last_arrival: None,
+            recv_bytes: 0,
+            min_owd_us: None,
+            max_growth_us: 0,
+        }
+    }
+
+    /// Takes this cluster's packets from one feedback.
+    pub(crate) fn on_results(&mut self, results: &[PacketResult]) {
+        for r in results.iter().filter(|r| r.sent.probe == Some(self.id)) {
+            self.reported += 1;
+            let s = r.sent.sent_at;
+            if self.first_send.is_none_or(|f| s < f) {
+                self.first_send = Some(s);
+            }
+            if self.last_send.is_none_or(|l| s >= l) {
+                self.last_send = Some(s);
+                self.last_send_size = r.sent.size;
+            }
+            self.send_bytes += r.sent.size as u64;
+            let Some(arrival) = r.arrival_us else {
+                self.lost += 1;
+                continue;
+            };
+            self.received += 1;
+            self.recv_bytes += r.sent.size as u64;
+            if self.first_arrival.is_none_or(|(f, _)| arrival < f) {
+                self.first_arrival = Some((arrival, r.sent.size));
+            }
+            self.last_arrival = Some(self.last_arrival.map_or(arrival, |l| l.max(arrival)));
+            // One-way delay up to an unknown clock offset: only its growth counts.
+            let owd = arrival - s.saturating_duration_since(self.started).as_micros() as i64;
+            let min = *self.min_owd_us.get_or_insert(owd);
+            self.min_owd_us = Some(min.min(owd));
+            self.max_growth_us = self.max_growth_us.max(owd - min.min(owd));
+        }
+    }
+
+    /// Loss or delay growth seen so far. `tolerated` is the fraction of
+    /// packets the path loses anyway (random loss, not congestion): losses
+    /// up to that count are not the probe's doing.
+    pub(crate) fn verdict(&self, abort_delay: Duration, tolerated: f64) -> Verdict {
+        if self.lost as f64 > tolerated * self.reported as f64 + 0.5 {
+            Verdict::Loss
+        } else if self.max_growth_us > abort_delay.as_micros() as i64 {
+            Verdict::DelayGrowth
+        } else {
+            Verdict::Pending
+        }
+    }
+
+    /// Every packet sent in the cluster has been reported.
+    pub(crate) fn complete(&self) -> bool {
+        self.ended.is_some() && self.reported >= self.sent_packets
+    }
+
+    #[cfg(test)]
+    pub(crate) fn received(&self) -> u32 {
+        self.received
+    }
+
+    /// The measured deliverable rate and whether the path kept up with the
+    /// send rate; `None` without enough received packets.
+    pub(crate) fn result(&self, min_packets: u32) -> Option<(Bitrate, bool)> {
+        if self.received < min_packets.max(2) {
+            return None;
+        }
+        let send_span = self.last_send?.saturating_duration_since(self.first_send?);
+        let (first_arrival, first_size) = self.first_arrival?;
+        let recv_span_us = self.last_arrival? - first_arrival;
+        if send_span.is_zero() || recv_span_us <= 0 {
+            return None;
+        }
+        // Each span covers all packets but one: the last sent, the first received.
+        let send = Bitrate::from_bytes(self.send_bytes - self.last_send_size as u64, send_span);
+        let recv = Bitrate::from_bytes(
+            self.recv_bytes - first_size as u64,
+            Duration::from_micros(recv_span_us as u64),
+        );
+        if recv.as_f64() < SATURATED_RATIO * send.as_f64() {
+            Some((recv.scale(SATURATED_USE), false))
+        } else {
+            Some((send.min(recv), true))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::bwe::history::{PacketKind, SentPacket, TransportSeq};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// `n` packets of 1000 bytes sent every `send_gap_us`, arriving every
+    /// `recv_gap_us` (a bottleneck spaces them), some lost.
+    fn results(
+        t0: Instant,
+        n: u64,
+        send_gap_us: u64,
+        recv_gap_us: i64,
+        lost: &[u64],
+    ) -> Vec<PacketResult> {
+        (0..n)
+            .map(|i| PacketResult {
+                sent: SentPacket {
+                    seq: TransportSeq(i),
+                    sent_at: t0 + Duration::from_micros(i * send_gap_us),
+                    size: 1000,
+                    kind: PacketKind::Padding,
+                    probe: Some(ProbeClusterId(1)),
+                },
+                arrival_us: (!lost.contains(&i)).then_some(50_000 + i as i64 * recv_gap_us),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_probe_the_path_keeps_up_with_measures_the_send_rate() {
+        let t0 = Instant::now();
+        let mut m = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
+        m.sent_packets = 10;
+        m.ended = Some(t0 + 40 * MS);
+        // 1000 bytes every 4 ms = 2 Mbit/s, arriving just as spaced.
+        m.on_results(&results(t0, 10, 4000, 4000, &[]));
+        assert!(m.complete());
+        assert_eq!(m.verdict(20 * MS, 0.0), Verdict::Pending);
+        assert_eq!(m.result(5), Some((Bitrate::kbps(2000), true)));
+    }
+
+    #[test]
+    fn a_saturated_probe_measures_the_bottleneck() {
+        let t0 = Instant::now();
+        let mut m = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
+        m.sent_packets = 10;
+        m.ended = Some(t0 + 40 * MS);
+        // Sent at 2 Mbit/s, arriving at 1 Mbit/s: the queue grows 4 ms a packet.
+        m.on_results(&results(t0, 10, 4000, 8000, &[]));
+        let (rate, ok) = m.result(5).unwrap();
+        assert!(!ok);
+        assert_eq!(rate, Bitrate::kbps(950));
+        assert_eq!(
+            m.verdict(20 * MS, 0.0),
+            Verdict::DelayGrowth,
+            "36 ms of growth"
+        );
+    }
+
+    #[test]
+    fn loss_or_too_few_packets_are_seen() {
+        let t0 = Instant::now();
+        let mut m = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
+        m.sent_packets = 10;
+        m.on_results(&results(t0, 3, 4000, 4000, &[1]));
+        assert_eq!(m.verdict(20 * MS, 0.0), Verdict::Loss);
+        // On a path that loses 40% anyway, one loss in three is no verdict.
+        assert_eq!(m.verdict(20 * MS, 0.4), Verdict::Pending);
+        assert!(!m.complete());
+        assert_eq!(m.result(5), None, "two received packets say nothing");
+        // Packets of other clusters are not counted.
+        let mut other = results(t0, 3, 4000, 4000, &[]);
+        other
+            .iter_mut()
+            .for_each(|r| r.sent.probe = Some(ProbeClusterId(2)));
+        m.on_results(&other);
+        assert_eq!(m.received(), 2);
+    }
+}
