@@ -201,7 +201,7 @@ export async function session(t, opts = {}) {
       pages.push({ name: o.name ?? urlOrPath, console: b.console });
       const url = /^https?:/.test(urlOrPath) ? urlOrPath : `${server?.url}${urlOrPath}`;
       // Not "load": a busy machine may hold that back; the tests wait for what they need.
-      await b.page.goto(url, { waitUntil: 'domcontentloaded' });
+      await b.page.goto(url, { waitUntil: 'domcontentloaded', timeout: 60000 });
       return b.page;
     },
   };
@@ -215,7 +215,7 @@ export async function session(t, opts = {}) {
  * @param {T} [arg]
  * @param {number} [timeout]
  */
-export async function waitInPage(page, fn, arg, timeout = 30000) {
+export async function waitInPage(page, fn, arg, timeout = 60000) {
   const handle = await page.waitForFunction(fn, arg, { timeout, polling: 250 });
   return handle.jsonValue();
 }
@@ -253,7 +253,7 @@ export async function inbound(page, clientExpr = 'window.demo.client') {
  * @param {{ audio?: boolean, clientExpr?: string, timeout?: number }} [opts]
  */
 export async function waitForMediaFlow(page, opts = {}) {
-  const { audio = true, clientExpr, timeout = 30000 } = opts;
+  const { audio = true, clientExpr, timeout = 60000 } = opts;
   const deadline = Date.now() + timeout;
   let first = null;
   let last = null;

@@ -25,7 +25,7 @@ test('a browser in a load-test room decodes the bot publisher\'s video and audio
   const bots = spawn(
     LOADTEST_BIN,
     ['run', '--url', s.server.url, '--room', prefix, '--rooms', '1', '--publishers', '1', '--subscribers', '0',
-      '--duration', '25s', '--warmup', '1s', '--quiet'],
+      '--duration', '120s', '--warmup', '1s', '--quiet'],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   bots.stdout.on('data', (b) => { out += b; });
@@ -37,24 +37,24 @@ test('a browser in a load-test room decodes the bot publisher\'s video and audio
   });
 
   // Wait for the bot to be in the room, so the viewer joins an SFU room it made.
-  const deadline = Date.now() + 30000;
+  const deadline = Date.now() + 60000;
   for (;;) {
     const stats = await (await fetch(`${s.server.url}/api/stats`)).json();
     if (stats.signaling.participants >= 1) break;
-    assert.ok(Date.now() < deadline, `the bot did not join within 30 s:\n${out}`);
+    assert.ok(Date.now() < deadline, `the bot did not join:\n${out}`);
     assert.equal(bots.exitCode, null, `loadtest exited early:\n${out}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 
   const page = await s.participant(`/?room=${room}&name=viewer&autojoin=1`, { name: 'viewer' });
   await waitInPage(page, () => window.demo.client?.room && window.demo.client.id);
-  const flow = await waitForMediaFlow(page, { timeout: 30000 });
+  const flow = await waitForMediaFlow(page, { timeout: 60000 });
   assert.ok(flow.video.framesDecoded > 5, JSON.stringify(flow));
   assert.equal(flow.video.frameWidth, 640, 'the 500 kbps clip is 640x360');
   // The tile shows the test pattern, not a black frame.
   await waitInPage(page, () => [...document.querySelectorAll('[data-participant] video')].some((v) => v.videoWidth > 0));
   let picture = false;
-  for (let i = 0; i < 40 && !picture; i++) {
+  for (const deadline = Date.now() + 30000; !picture && Date.now() < deadline; ) {
     picture = await videoHasPicture(page, '[data-participant] video');
     if (!picture) await new Promise((r) => setTimeout(r, 250));
   }

@@ -90,7 +90,8 @@ function relayCall(spoil) {
         };
       }
       const done = (result) => resolve({ iceServers: msg.iceServers, relay, errors, ...result });
-      setTimeout(() => done({ opened: false }), 15000);
+      // A generous bound for a loaded machine; spoiled credentials end sooner (no relay candidate).
+      setTimeout(() => done({ opened: false }), 60000);
       b.ondatachannel = (e) => { e.channel.onmessage = (m) => done({ opened: true, echoed: m.data, pair: null }); };
       const dc = a.createDataChannel('relay');
       dc.onopen = () => dc.send('through the relay');
