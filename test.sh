@@ -35,10 +35,12 @@ node --test web/tests/unit/
 
 echo "== browser tests"
 # The tests run target/release/sfu (built above).
-browser_tests='ip link set lo up && node --test --test-concurrency=1 web/tests/browser/'
+# Then the join stress test, two rounds (JOIN_STRESS_ROUNDS, README: 20 for the full run).
+browser_tests='ip link set lo up && node --test --test-concurrency=1 web/tests/browser/ && JOIN_STRESS_ROUNDS=${JOIN_STRESS_ROUNDS:-2} node --test web/tests/stress/'
 if unshare -n true 2>/dev/null; then
   unshare -n bash -c "$browser_tests"
 else
   echo "unshare -n is not permitted here: running browser tests on the host network (they bind and dial loopback only)"
   node --test --test-concurrency=1 web/tests/browser/
+  JOIN_STRESS_ROUNDS=${JOIN_STRESS_ROUNDS:-2} node --test web/tests/stress/
 fi

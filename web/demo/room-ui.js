@@ -170,7 +170,19 @@ export function mountRoom(root, client, opts) {
     refresh();
   });
   on('local-media', refresh);
+  // The SDK repairs a media connection that does not come up (docs/sdk.md,
+  // Recovery); the slow repairs are shown until the connection is up again.
+  let repairing = false;
+  on('connection-recovery', ({ action }) => {
+    if (action !== 'restart-ice' && action !== 'rejoin') return;
+    repairing = true;
+    notify('Repairing the media connection…', 'info');
+  });
   on('connection-state', ({ peerId, state }) => {
+    if (repairing && state === 'connected') {
+      repairing = false;
+      notify('');
+    }
     if (peerId === null) {
       serverState = state;
       grid.set('local', { connection: state });

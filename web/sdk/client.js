@@ -8,7 +8,7 @@ import { SignalingSocket } from './signaling.js';
 import { PeerLink } from './peer.js';
 import { LocalMedia } from './local-media.js';
 import { SdkError } from './errors.js';
-import { createMeshSlots, adoptMeshSlots, syncSenders, SOURCES } from './senders.js';
+import { createMeshSlots, adoptMeshSlots, syncSenders, renewUnnegotiated, SOURCES } from './senders.js';
 import { RemoteTracks } from './remote-tracks.js';
 
 /**
@@ -30,6 +30,7 @@ import { RemoteTracks } from './remote-tracks.js';
  *   'track-added': { participantId: string, track: MediaStreamTrack, source: TrackSource },
  *   'track-removed': { participantId: string, track: MediaStreamTrack, source: TrackSource },
  *   'connection-state': { peerId: string | null, state: RTCPeerConnectionState },
+ *   'connection-recovery': { peerId: string | null, action: 'new-connection' | 'renew-transceivers' | 'renegotiate' | 'restart-ice' | 'rejoin' },
  *   error: SdkError,
  * }} ClientEvents
  * @typedef {{ key: string, peerId: string | null, link: PeerLink } & import('./senders.js').SenderSet} PeerEntry
@@ -71,6 +72,8 @@ export class RoomClient extends Emitter {
   #streams;
   /** @type {ReturnType<typeof setInterval> | null} */
   #ping = null;
+  /** A re-join is under way (see #rejoin). */
+  #rejoining = false;
 
   /**
    * @param {{
@@ -81,8 +84,11 @@ export class RoomClient extends Emitter {
    *   mediaDevices?: MediaDevices,
    *   backoff?: import('./signaling.js').Backoff,
    *   offerRetryMs?: number,
+   *   recovery?: { checkMs?: number, settleMs?: number, connectMs?: number },
    * }} [opts] the constructors are injectable for unit tests only; offerRetryMs:
-   *   when to re-send an unanswered offer to another browser (default 10000)
+   *   when to re-send an unanswered offer (default 10000); recovery: when to
+   *   renegotiate a track that was never negotiated (settleMs, default 3000)
+   *   and restart ICE on a connection that is not up (connectMs, default 6000)
    */
   constructor(opts = {}) {
     super();
@@ -113,6 +119,7 @@ export class RoomClient extends Emitter {
     const sig = this.signaling;
     const room = this.room;
     this.#joinOpts = null;
+    this.#rejoining = false;
     this.#closePeers();
     this.local.stopAll();
     this.#pendingJoin?.reject(new SdkError('left', 'left before the join completed'));
@@ -280,6 +287,12 @@ export class RoomClient extends Emitter {
         return;
       }
       case 'left':
+        if (this.#rejoining) {
+          this.#rejoining = false;
+          this.#resumeToken = '';
+          this.#sendJoin();
+          return;
+        }
         this.#leftWaiter?.();
         return;
       case 'offer':
@@ -319,9 +332,14 @@ export class RoomClient extends Emitter {
         else if (JSON.stringify(known.media) !== JSON.stringify(p.media)) this.#onMessage({ type: 'media-state', from: p.id, media: p.media });
       }
     } else {
+      // The server waits only briefly for our first offer before offering
+      // itself (and a crossing of the two costs a rollback), so the
+      // connection and its offer are under way before the page handles
+      // the events below.
+      const sfu = this.mode === 'sfu' ? this.#createPeer(null, true, false) : null;
       this.emit('joined', info);
       for (const p of list) this.#addParticipant(p, true);
-      if (this.mode === 'sfu') this.#createPeer(null, true);
+      if (sfu) this.emit('connection-state', { peerId: null, state: sfu.link.pc.connectionState });
     }
     this.#sendMediaState();
     this.#pendingJoin?.resolve(info);
@@ -387,30 +405,51 @@ export class RoomClient extends Emitter {
   /**
    * @param {string | null} peerId null: the server (SFU)
    * @param {boolean} offerer
+   * @param {boolean} [announce] emit `connection-state: new` now
    */
-  #createPeer(peerId, offerer) {
+  #createPeer(peerId, offerer, announce = true) {
     const PC = this.#opts.RTCPeerConnection ?? globalThis.RTCPeerConnection;
     const pc = new PC({ iceServers: this.#iceServers });
     // The server is always impolite; between browsers, the smaller id is polite.
     const polite = peerId === null ? true : /** @type {string} */ (this.id) < peerId;
     const link = new PeerLink(pc, { polite });
-    if (peerId !== null) link.offerRetryMs = this.#opts.offerRetryMs ?? 10000;
+    link.offerRetryMs = this.#opts.offerRetryMs ?? 10000;
     const key = peerId ?? 'server';
     /** @type {PeerEntry} */
     const entry = { key, peerId, link, pc, slots: {}, sdpIds: {}, mode: peerId === null ? 'sfu' : 'p2p' };
     this.#peers.set(key, entry);
+    if (entry.mode === 'sfu') {
+      // A join can cross the server's first offer; recover from what that
+      // leaves behind in the browser (see renewUnnegotiated), and from a
+      // connection or a track that does not come up for any other reason.
+      link.repair = () => {
+        if (renewUnnegotiated(entry, this.#streams) > 0) this.emit('connection-recovery', { peerId, action: 'renew-transceivers' });
+      };
+      link.fresh = () => {
+        // The old transceivers go with the old connection; the local tracks
+        // are added to the new one once it has answered the server.
+        entry.slots = {};
+        entry.pc = new PC({ iceServers: this.#iceServers });
+        this.emit('connection-recovery', { peerId, action: 'new-connection' });
+        return entry.pc;
+      };
+      link.afterFresh = () => syncSenders(entry, this.#publishable(), this.#streams);
+      link.on('recovery', ({ action }) => this.emit('connection-recovery', { peerId, action }));
+      link.on('stuck', () => this.#rejoin());
+      link.watch(this.#opts.recovery);
+    }
     link.on('signal', (s) => this.signaling?.send(peerId ? { ...s, target: peerId } : s));
     link.on('connection-state', ({ state }) => {
       // Between browsers, a failed path gets one more try with fresh ICE
       // credentials (the renegotiation goes through perfect negotiation).
-      if (state === 'failed' && entry.mode === 'p2p' && !link.closed) pc.restartIce?.();
+      if (state === 'failed' && entry.mode === 'p2p' && !link.closed) link.restartIce();
       this.emit('connection-state', { peerId, state });
     });
     link.on('track', (ev) => this.#remote.onTrack(entry, ev));
     link.on('error', ({ error }) =>
       this.emit('error', new SdkError('negotiation_failed', `negotiation with ${peerId ?? 'the server'} failed: ${/** @type {any} */ (error)?.message ?? error}`, { cause: error })),
     );
-    this.emit('connection-state', { peerId, state: 'new' });
+    if (announce) this.emit('connection-state', { peerId, state: 'new' });
     const tracks = this.#publishable();
     if (entry.mode === 'p2p') {
       if (offerer) createMeshSlots(entry, tracks, this.#streams.camera);
@@ -422,7 +461,10 @@ export class RoomClient extends Emitter {
     // A P2P answerer attaches its tracks only once the offer is in (beforeAnswer),
     // so that the newcomer's offer is the only one.
     if (entry.mode === 'sfu' || offerer) {
-      syncSenders(entry, tracks, this.#streams).catch((e) => this.emit('error', new SdkError('negotiation_failed', String(e), { cause: e })));
+      syncSenders(entry, tracks, this.#streams)
+        // Offer at once rather than on the negotiationneeded task.
+        .then(() => entry.mode === 'sfu' && Object.keys(entry.slots).length > 0 && link.negotiate())
+        .catch((e) => this.emit('error', new SdkError('negotiation_failed', String(e), { cause: e })));
     }
     return entry;
   }
@@ -434,6 +476,20 @@ export class RoomClient extends Emitter {
     this.local.stopAll();
     for (const source of running) this.emit('local-track', { source, track: null });
     this.emit('local-media', this.localState());
+  }
+
+  /**
+   * Last resort in an SFU room, when the connection to the server cannot be
+   * repaired in place (the browser refuses every offer, or the server's
+   * offer, or the connection never comes up through ICE restarts): leave
+   * and join again as a newcomer. Local sources stay on; the others see
+   * this participant leave and come back under a new id.
+   */
+  #rejoin() {
+    if (this.#rejoining || !this.room || !this.#joinOpts || this.signaling?.state !== 'open') return;
+    this.#rejoining = true;
+    this.emit('connection-recovery', { peerId: null, action: 'rejoin' });
+    this.signaling.send({ type: 'leave' });
   }
 
   #closePeers() {

@@ -83,7 +83,37 @@ export async function syncSenders(set, tracks, streams) {
   }
 }
 
+/**
+ * Replaces every slot whose transceiver was never negotiated (no mid) by a
+ * new transceiver with the same track, direction and stream, and stops the
+ * old one. Chromium keeps the header-extension ids it gave a transceiver in
+ * an offer that was then rolled back; when the server's offer, answered
+ * meanwhile, numbered the extensions differently, every later offer fails
+ * ("A BUNDLE group contains a codec collision for header extension id=N")
+ * and the slot is never published. A new transceiver takes the ids the
+ * connection has agreed on.
+ * @param {SenderSet} set
+ * @param {{ camera: MediaStream, screen: MediaStream }} streams
+ * @returns {number} how many slots were renewed
+ */
+export function renewUnnegotiated(set, streams) {
+  let renewed = 0;
+  for (const source of SOURCES) {
+    const tr = set.slots[source];
+    if (!tr || tr.mid !== null || isStopped(tr)) continue;
+    const track = tr.sender.track;
+    const kind = source === 'microphone' ? 'audio' : 'video';
+    const direction = tr.direction;
+    tr.stop();
+    const stream = source === 'screen' ? streams.screen : streams.camera;
+    set.slots[source] = set.pc.addTransceiver(track ?? kind, { direction, streams: [stream] });
+    renewed++;
+  }
+  return renewed;
+}
+
 /** @param {RTCRtpTransceiver} tr */
 function isStopped(tr) {
-  return tr.currentDirection === 'stopped' || /** @type {any} */ (tr).stopped === true;
+  // `direction` is 'stopped' from stop() on; `currentDirection` once that is negotiated.
+  return tr.direction === 'stopped' || tr.currentDirection === 'stopped' || /** @type {any} */ (tr).stopped === true;
 }

@@ -22,9 +22,9 @@ function makeClient(extra = {}) {
   });
   /** @type {string[]} */
   const events = [];
-  for (const type of ['signaling-state', 'joined', 'left', 'participant-joined', 'participant-left', 'media-state', 'track-added', 'track-removed', 'connection-state', 'error']) {
+  for (const type of ['signaling-state', 'joined', 'left', 'participant-joined', 'participant-left', 'media-state', 'track-added', 'track-removed', 'connection-state', 'connection-recovery', 'error']) {
     client.on(/** @type {any} */ (type), (d) => {
-      const detail = type === 'signaling-state' ? d.state : type === 'participant-joined' ? d.participant.id : type === 'participant-left' ? d.id : type === 'error' ? d.code : type === 'connection-state' ? `${d.peerId}:${d.state}` : '';
+      const detail = type === 'signaling-state' ? d.state : type === 'participant-joined' ? d.participant.id : type === 'participant-left' ? d.id : type === 'error' ? d.code : type === 'connection-state' ? `${d.peerId}:${d.state}` : type === 'connection-recovery' ? d.action : '';
       events.push(detail ? `${type}:${detail}` : type);
     });
   }
@@ -83,7 +83,7 @@ test('join errors reject with the server code', async () => {
 });
 
 test('SFU: publishes with an untargeted offer, answers server offers, polite on glare', async () => {
-  const { client } = makeClient();
+  const { client, events } = makeClient();
   await client.setCamera(true);
   const p = client.join({ room: 'r' });
   const ws = FakeWebSocket.last;
@@ -100,27 +100,48 @@ test('SFU: publishes with an untargeted offer, answers server offers, polite on 
   const cam = client.local.tracks.camera;
   assert.deepEqual(ws.sentOfType('media-state').at(-1).tracks, [{ id: cam?.id, source: 'camera' }]);
 
-  // Glare: the server offers while ours is pending; we roll back and answer.
+  // Glare on the very first offer: the server offers while ours is pending
+  // (and drops ours). Rather than roll its first offer back, the client
+  // answers on a new connection and offers its tracks from there.
   ws.receive({ type: 'offer', sdp: 'offer 1 m=3' });
   await settle();
-  assert.equal(pc.rolledBack, 1);
+  assert.equal(pc.rolledBack, undefined, 'no rollback');
+  assert.equal(pc.signalingState, 'closed', 'the first connection is gone');
+  const pc2 = FakePeerConnection.last;
+  assert.notEqual(pc2, pc);
+  assert.deepEqual(client.peerConnections(), [pc2]);
+  assert.ok(events.includes('connection-recovery:new-connection'));
   assert.equal(ws.sentOfType('answer').length, 1);
-  // The server dropped our offer (it is impolite); ours goes out again once stable.
-  assert.equal(ws.sentOfType('offer').length, 2, 'rolled-back publish offered again');
-  assert.equal(pc.signalingState, 'have-local-offer');
+  assert.equal(ws.sentOfType('offer').length, 2, 'the publish offered again, from the new connection');
+  assert.equal(pc2.signalingState, 'have-local-offer');
+  assert.deepEqual(pc2.transceivers.filter((t) => t.direction === 'sendonly').map((t) => t.sender.track), [cam]);
   ws.receive({ type: 'answer', sdp: 'answer 9 m=4' });
   await settle();
-  assert.equal(pc.signalingState, 'stable');
+  assert.equal(pc2.signalingState, 'stable');
   assert.equal(ws.sentOfType('offer').length, 2, 'nothing left to offer');
   ws.receive({ type: 'ice-candidate', candidate: { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', sdpMid: '0' } });
   ws.receive({ type: 'ice-candidate', candidate: null });
   await settle();
-  assert.equal(pc.candidates.length, 1, 'end-of-candidates is not passed on');
+  assert.equal(pc2.candidates.length, 1, 'end-of-candidates is not passed on');
+
+  // A later glare (a screen share offered while the server offers) rolls back as usual.
+  await client.setScreenShare(true);
+  ws.receive({ type: 'offer', sdp: 'offer 2 m=5' });
+  await settle();
+  assert.equal(pc2.rolledBack, 1);
+  assert.equal(FakePeerConnection.last, pc2, 'same connection');
+  assert.equal(ws.sentOfType('answer').length, 2);
+  assert.equal(pc2.signalingState, 'have-local-offer', 'the share offered again');
+  ws.receive({ type: 'answer', sdp: 'answer 10 m=6' });
+  await settle();
+  await client.setScreenShare(false);
+  ws.receive({ type: 'answer', sdp: 'answer 11 m=6' });
+  await settle();
 
   // Camera off keeps the transceiver and sends nothing; on again, no new offer needed.
   const sentOffers = ws.sentOfType('offer').length;
   await client.setCamera(false);
-  assert.equal(pc.transceivers.find((t) => t.direction === 'sendonly')?.sender.track, null);
+  assert.equal(pc2.transceivers.find((t) => t.direction === 'sendonly')?.sender.track, null);
   assert.equal(ws.sentOfType('media-state').at(-1).camera, false);
   await client.setCamera(true);
   await settle();
@@ -318,6 +339,108 @@ test('tokenPermissions reads the grants of a token without verifying it', () => 
   assert.equal(tokenPermissions(undefined), null);
   assert.equal(tokenPermissions('not.a-token'), null);
   assert.equal(tokenPermissions('garbage'), null);
+});
+
+/** Joins an SFU room with camera and microphone on; resolves once the first offer is out. */
+async function joinPublishing(extra = {}) {
+  const made = makeClient(extra);
+  await made.client.setCamera(true);
+  await made.client.setMicrophone(true);
+  const p = made.client.join({ room: 'r' });
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.receive(joined());
+  await p;
+  await settle();
+  return { ...made, ws, pc: FakePeerConnection.last };
+}
+
+test('SFU: after a later glare, a rolled-back transceiver is renewed and offered again', async () => {
+  const { client, events, ws, pc } = await joinPublishing();
+  ws.receive({ type: 'answer', sdp: 'answer 1 m=2' }); // the first round completes
+  await settle();
+  await client.setScreenShare(true);
+  await settle();
+  const share = pc.transceivers.at(-1);
+  assert.equal(share.mid, '2');
+  ws.receive({ type: 'offer', sdp: 'offer 1 m=3' }); // the server's, crossing ours
+  await settle();
+  assert.equal(pc.rolledBack, 1);
+  assert.equal(ws.sentOfType('answer').length, 1);
+  // Chromium may refuse to offer the old one again (header-extension ids): it is replaced.
+  assert.equal(share.direction, 'stopped');
+  const renewed = pc.transceivers.filter((t) => t.direction === 'sendonly' && t.sender.track === client.local.tracks.screen);
+  assert.equal(renewed.length, 1);
+  assert.equal(ws.sentOfType('offer').length, 3, 'offered again');
+  assert.ok(events.includes('connection-recovery:renew-transceivers'));
+  ws.receive({ type: 'answer', sdp: 'answer 2 m=5' });
+  await settle();
+  assert.ok(renewed[0].mid !== null && renewed[0].currentDirection === 'sendonly');
+  assert.ok(!events.some((e) => e.startsWith('error')), events.join());
+});
+
+test('SFU: an offer the browser refuses is made again once with renewed transceivers', async () => {
+  FakePeerConnection.refuseOffers = 1;
+  const { events, ws, pc } = await joinPublishing();
+  assert.equal(ws.sentOfType('offer').length, 1, 'the second try went out');
+  assert.equal(pc.transceivers.filter((t) => t.direction === 'stopped').length, 2);
+  assert.ok(!events.some((e) => e.startsWith('error')), events.join());
+});
+
+test('SFU: a track that never got negotiated is offered again, and a connection that does not come up restarts ICE', async () => {
+  FakePeerConnection.refuseOffers = 2; // the first offer and its immediate retry
+  const { events, ws, pc } = await joinPublishing({ recovery: { checkMs: 5, settleMs: 30, connectMs: 300 } });
+  assert.ok(events.includes('error:negotiation_failed'), 'the first offer and its retry were refused');
+  // The watchdog sees sendonly transceivers without a mid and offers again.
+  await waitFor(() => ws.sentOfType('offer').length === 1);
+  ws.receive({ type: 'answer', sdp: 'answer 1 m=2' });
+  await settle();
+  assert.equal(pc.signalingState, 'stable');
+  // The connection stays `new` (nothing connects in this fake): ICE is restarted.
+  await waitFor(() => (pc.iceRestarts ?? 0) >= 1);
+  await waitFor(() => ws.sentOfType('offer').length === 2);
+  // (More ICE restarts may follow on a very slow machine, each twice as late.)
+  assert.deepEqual(events.filter((e) => e.startsWith('connection-recovery')).slice(0, 4), [
+    'connection-recovery:renew-transceivers', // the immediate retry of the refused offer
+    'connection-recovery:renegotiate', // the watchdog, which renews them again
+    'connection-recovery:renew-transceivers',
+    'connection-recovery:restart-ice',
+  ]);
+  // Once connected, nothing more happens.
+  ws.receive({ type: 'answer', sdp: 'answer 2 m=2' });
+  pc.setConnectionState('connected');
+  await settle();
+  const restarts = pc.iceRestarts;
+  const offers = ws.sentOfType('offer').length;
+  await new Promise((r) => setTimeout(r, 700)); // past connectMs
+  assert.equal(pc.iceRestarts, restarts);
+  assert.equal(ws.sentOfType('offer').length, offers);
+});
+
+test('SFU: when the server\'s offer cannot be applied, the client leaves and joins again as a newcomer', async () => {
+  const { client, events, ws, pc } = await joinPublishing();
+  ws.receive({ type: 'answer', sdp: 'answer 1 m=2' });
+  await settle();
+  ws.receive({ type: 'participant-joined', participant: peer('b') });
+  ws.receive({ type: 'offer', sdp: 'offer 1 m=4 unusable' });
+  await settle();
+  assert.ok(events.includes('error:negotiation_failed'));
+  assert.ok(events.includes('connection-recovery:rejoin'));
+  assert.deepEqual(ws.sentOfType('leave'), [{ type: 'leave' }]);
+  ws.receive({ type: 'left', room: 'r' });
+  await settle();
+  assert.deepEqual(ws.sentOfType('join').at(-1), { type: 'join', room: 'r' }, 'a plain join, no resume');
+  assert.ok(!events.includes('left'), 'the page is not told the call ended');
+  ws.receive(joined({ clientId: 'me2', participants: [peer('b')], resumeToken: 'other' }));
+  await settle();
+  assert.equal(client.id, 'me2');
+  assert.equal(pc.connectionState, 'closed', 'the old connection is closed');
+  const pc2 = FakePeerConnection.last;
+  assert.notEqual(pc2, pc);
+  assert.deepEqual(client.peerConnections(), [pc2]);
+  assert.equal(pc2.signalingState, 'have-local-offer', 'the tracks are offered on the new connection');
+  assert.ok(client.local.tracks.camera && client.local.tracks.camera.readyState === 'live', 'local media stays on');
+  assert.deepEqual(events.filter((e) => /participant-(left|joined):b/.test(e)), ['participant-joined:b', 'participant-left:b', 'participant-joined:b']);
 });
 
 /** Waits until `fn()` is true, up to `ms` (a generous bound, not a measure). */

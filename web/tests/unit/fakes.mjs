@@ -94,16 +94,23 @@ class FakeTransceiver {
       setStreams: () => {},
     };
   }
+  stop() {
+    this.direction = 'stopped';
+    if (this.mid !== null) this.currentDirection = 'stopped';
+  }
 }
 
 export class FakePeerConnection {
   /** @type {FakePeerConnection[]} */
   static all = [];
+  /** How many of the newest connection's next offers setLocalDescription refuses (as Chromium can after a rollback). */
+  static refuseOffers = 0;
   signalingState = 'stable';
   connectionState = 'new';
   localDescription = null;
   currentLocalDescription = null;
   remoteDescription = null;
+  currentRemoteDescription = null;
   /** @type {FakeTransceiver[]} */
   transceivers = [];
   candidates = [];
@@ -158,21 +165,30 @@ export class FakePeerConnection {
     if (type === 'answer' && desc?.sdp) {
       this.localDescription = { type, sdp: desc.sdp };
       this.currentLocalDescription = this.localDescription;
+      this.currentRemoteDescription = this.remoteDescription;
       this.signalingState = 'stable';
       return;
     }
     if (type === 'offer' && this.signalingState !== 'stable') throw new Error('InvalidStateError: offer in ' + this.signalingState);
     if (type === 'answer' && this.signalingState !== 'have-remote-offer') throw new Error('InvalidStateError: answer in ' + this.signalingState);
+    if (type === 'offer' && FakePeerConnection.refuseOffers > 0 && this === FakePeerConnection.last) {
+      FakePeerConnection.refuseOffers--;
+      throw new Error('OperationError: Failed to set local offer sdp: A BUNDLE group contains a codec collision for header extension id=5');
+    }
     if (type === 'offer') {
       this.pendingMids = this.transceivers.filter((t) => t.mid === null);
       for (const t of this.pendingMids) t.mid = String(this.#mids++);
     }
     this.localDescription = { type, sdp: `${type} ${++this.#sdpVersion} m=${this.transceivers.length}${type === 'answer' ? ' a=setup:active' : ' a=setup:actpass'}` };
     this.signalingState = type === 'offer' ? 'have-local-offer' : 'stable';
-    if (type === 'answer') this.currentLocalDescription = this.localDescription;
+    if (type === 'answer') {
+      this.currentLocalDescription = this.localDescription;
+      this.currentRemoteDescription = this.remoteDescription;
+    }
   }
   async setRemoteDescription(desc) {
     await tick();
+    if (/unusable/.test(desc.sdp)) throw new Error('OperationError: Failed to set remote offer sdp: RTP extension ID reassignment not supported');
     if (desc.type === 'offer') {
       if (this.signalingState === 'have-local-offer') {
         this.rolledBack = (this.rolledBack ?? 0) + 1; // implicit rollback: the offer's new mids go
@@ -194,6 +210,11 @@ export class FakePeerConnection {
       for (const t of this.transceivers) t.currentDirection = t.direction;
     }
     this.remoteDescription = desc;
+    if (desc.type === 'answer') this.currentRemoteDescription = desc;
+  }
+  restartIce() {
+    this.iceRestarts = (this.iceRestarts ?? 0) + 1;
+    this.#needNegotiation();
   }
   async addIceCandidate(c) {
     if (!this.remoteDescription) throw new Error('InvalidStateError: no remote description');
@@ -252,4 +273,5 @@ export async function settle() {
 export function reset() {
   FakeWebSocket.all = [];
   FakePeerConnection.all = [];
+  FakePeerConnection.refuseOffers = 0;
 }
