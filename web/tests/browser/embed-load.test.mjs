@@ -22,7 +22,7 @@ async function hosts(t) {
 test('a host page embedding a room with a view-only participant in it finishes loading', async (t) => {
   if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
   const { host, tokens, state } = await hosts(t);
-  const env = { SFU_WEB__FRAME_ANCESTORS: host.origin, SFU_AUTH__KEYS__test: 'secret' };
+  const env = { SFU_WEB__FRAME_ANCESTORS: host.origin, SFU_AUTH__KEYS__test: 'test-secret-test-secret-test-secret' };
   const s = await session(t, { env });
   state.server = s.server.url;
   tokens.ann = mintToken(env, { room: 'lobby', identity: 'ann', name: 'Ann' });
@@ -56,7 +56,7 @@ test('a host page embedding a room with a view-only participant in it finishes l
 test('a host page whose embedded room cannot connect its media finishes loading', async (t) => {
   if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
   const { host, tokens, state } = await hosts(t);
-  const env = { SFU_WEB__FRAME_ANCESTORS: host.origin, SFU_AUTH__KEYS__test: 'secret' };
+  const env = { SFU_WEB__FRAME_ANCESTORS: host.origin, SFU_AUTH__KEYS__test: 'test-secret-test-secret-test-secret' };
   const s = await session(t, { env });
   state.server = s.server.url;
   tokens.ann = mintToken(env, { room: 'lobby', identity: 'ann', name: 'Ann' });

@@ -30,7 +30,7 @@ for (const mode of /** @type {const} */ (['sfu', 'p2p'])) {
     let server = '';
     const host = await hostPageServer((path) => embedHostPage({ server, room: 'town-hall', token: tokens[path.slice(1)] ?? '' }));
     t.after(host.close);
-    const env = { SFU_WEB__FRAME_ANCESTORS: host.origin, SFU_AUTH__KEYS__test: 'secret' };
+    const env = { SFU_WEB__FRAME_ANCESTORS: host.origin, SFU_AUTH__KEYS__test: 'test-secret-test-secret-test-secret' };
     const s = await session(t, { env });
     server = s.server.url;
     tokens.vic = mintToken(env, { room: 'town-hall', identity: 'vic', name: 'Vic', mode, publish: false });
