@@ -26,6 +26,36 @@ pub struct AuthConfig {
     /// `Authorization: Bearer <stats_token>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats_token: Option<String>,
+    /// Who may use the classic protocol (relaying `offer`/`answer`/
+    /// `ice-candidate` by `target` and `list-clients` without joining a
+    /// room).
+    pub classic_protocol: ClassicProtocol,
+}
+
+/// `[auth] classic_protocol`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassicProtocol {
+    /// `open` in development mode, `token` when keys are configured.
+    #[default]
+    Auto,
+    /// Any socket.
+    Open,
+    /// Sockets opened with a valid access token (`/ws?token=`), any room.
+    Token,
+    /// Nobody: sockets must join a room.
+    Off,
+}
+
+impl ClassicProtocol {
+    /// `Auto` resolved for a server with or without keys.
+    pub fn resolve(self, development: bool) -> ClassicProtocol {
+        match self {
+            ClassicProtocol::Auto if development => ClassicProtocol::Open,
+            ClassicProtocol::Auto => ClassicProtocol::Token,
+            other => other,
+        }
+    }
 }
 
 /// Shortest API secret accepted: an HS256 key shorter than its hash's

@@ -80,7 +80,8 @@ impl Signaling {
             cfg.rooms.clone(),
             cfg.ice.clone(),
             plane.is_some(),
-        );
+        )
+        .with_classic_protocol(cfg.auth.classic_protocol);
         tokio::spawn(drive(hub, rx, events, plane.clone()));
         Signaling {
             shared: Arc::new(Shared {

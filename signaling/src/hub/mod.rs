@@ -32,7 +32,7 @@ mod tests;
 use std::collections::HashMap;
 
 use crate::auth::Auth;
-use crate::config::{IceConfig, RoomsConfig};
+use crate::config::{ClassicProtocol, IceConfig, RoomsConfig};
 use crate::error::ErrorCode;
 use crate::ids::{ClientId, ParticipantId};
 use crate::media::{MediaCommand, MediaEvent};
@@ -97,6 +97,8 @@ pub struct Hub {
     rooms_cfg: RoomsConfig,
     ice: IceConfig,
     media_available: bool,
+    /// Who may relay and list without joining (resolved, never `Auto`).
+    classic: ClassicProtocol,
     conns: HashMap<ClientId, Conn>,
     participants: HashMap<ParticipantId, Participant>,
     rooms: Box<dyn RoomDirectory>,
@@ -122,7 +124,9 @@ impl Hub {
         media_available: bool,
         rooms: Box<dyn RoomDirectory>,
     ) -> Self {
+        let classic = ClassicProtocol::Auto.resolve(auth.is_development());
         Hub {
+            classic,
             auth,
             rooms_cfg,
             ice,
@@ -131,6 +135,12 @@ impl Hub {
             participants: HashMap::new(),
             rooms,
         }
+    }
+
+    /// Sets `[auth] classic_protocol` (default: `auto`).
+    pub fn with_classic_protocol(mut self, mode: ClassicProtocol) -> Self {
+        self.classic = mode.resolve(self.auth.is_development());
+        self
     }
 
     pub fn stats(&self) -> HubStats {
@@ -147,7 +157,7 @@ impl Hub {
     pub fn handle(&mut self, input: Input, now: Millis) -> Effects {
         let mut fx = Effects::default();
         match input {
-            Input::Connected { conn, token } => self.on_connect(conn, token, &mut fx),
+            Input::Connected { conn, token } => self.on_connect(conn, token, now, &mut fx),
             Input::Message { conn, incoming } => self.on_message(conn, incoming, now, &mut fx),
             Input::Disconnected { conn, hold } => self.on_disconnect(&conn, hold, now, &mut fx),
             Input::Media(event) => self.on_media_event(event, &mut fx),
@@ -175,6 +185,9 @@ impl Hub {
                 None => self.candidate_to_media(&conn, candidate, fx),
             },
             ClientMessage::ListClients {} => {
+                if !self.classic_allowed(&conn, "list-clients", fx) {
+                    return;
+                }
                 let clients = self.visible_peers(&conn);
                 fx.send(&conn, ServerMessage::ClientsList { clients });
             }

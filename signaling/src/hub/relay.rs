@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::{Effects, Hub};
+use crate::config::ClassicProtocol;
 use crate::error::ErrorCode;
 use crate::ids::ClientId;
 use crate::protocol::{Outgoing, ServerMessage};
@@ -21,8 +22,11 @@ impl Hub {
         request: &str,
         fx: &mut Effects,
     ) {
-        let target = ClientId::from_string(target);
         let participant = self.participant_of(conn);
+        if participant.is_none() && !self.classic_allowed(conn, request, fx) {
+            return;
+        }
+        let target = ClientId::from_string(target);
         let to_conn = match &participant {
             Some(pid) => {
                 let room = self.participants.get(pid).map(|p| &p.room);
@@ -32,7 +36,9 @@ impl Hub {
                 }
             }
             None => match self.conns.get(&target) {
-                Some(c) if c.participant.is_none() && &target != conn => Some(target.clone()),
+                Some(c) if c.participant.is_none() && c.classic && &target != conn => {
+                    Some(target.clone())
+                }
                 _ => None,
             },
         };
@@ -51,5 +57,22 @@ impl Hub {
                 ),
             ),
         }
+    }
+
+    /// Whether this unjoined socket may use the classic protocol; if not,
+    /// tells it why.
+    pub(super) fn classic_allowed(&self, conn: &ClientId, request: &str, fx: &mut Effects) -> bool {
+        if self.participant_of(conn).is_some() || self.conns.get(conn).is_some_and(|c| c.classic) {
+            return true;
+        }
+        let message = match self.classic {
+            ClassicProtocol::Off => "this server does not relay outside rooms: join a room",
+            _ => "relaying outside rooms needs an access token: open the socket with /ws?token=",
+        };
+        fx.send(
+            conn,
+            ServerMessage::error(ErrorCode::PermissionDenied, message, Some(request)),
+        );
+        false
     }
 }

@@ -289,7 +289,7 @@ impl Hub {
                 let mut ids: Vec<ClientId> = self
                     .conns
                     .iter()
-                    .filter(|(id, c)| *id != conn && c.participant.is_none())
+                    .filter(|(id, c)| *id != conn && c.participant.is_none() && c.classic)
                     .map(|(id, _)| id.clone())
                     .collect();
                 ids.sort();

@@ -11,6 +11,7 @@ use rand::Rng;
 
 use super::{Effects, Hub, Millis};
 use crate::auth::ice_servers_for;
+use crate::config::ClassicProtocol;
 use crate::ids::{ClientId, ParticipantId, RoomName};
 use crate::protocol::ServerMessage;
 
@@ -20,6 +21,8 @@ pub(super) struct Conn {
     pub url_token: Option<String>,
     /// The participant this connection speaks for, once joined.
     pub participant: Option<ParticipantId>,
+    /// May use the classic protocol (see `[auth] classic_protocol`).
+    pub classic: bool,
 }
 
 impl Hub {
@@ -31,7 +34,20 @@ impl Hub {
             .min()
     }
 
-    pub(super) fn on_connect(&mut self, conn: ClientId, token: Option<String>, fx: &mut Effects) {
+    pub(super) fn on_connect(
+        &mut self,
+        conn: ClientId,
+        token: Option<String>,
+        now: Millis,
+        fx: &mut Effects,
+    ) {
+        let classic = match self.classic {
+            ClassicProtocol::Off => false,
+            ClassicProtocol::Token => token
+                .as_deref()
+                .is_some_and(|t| self.auth.verify(t, now / 1000).is_ok()),
+            ClassicProtocol::Open | ClassicProtocol::Auto => true,
+        };
         fx.send(
             &conn,
             ServerMessage::Registered {
@@ -43,6 +59,7 @@ impl Hub {
             Conn {
                 url_token: token,
                 participant: None,
+                classic,
             },
         );
     }
