@@ -108,7 +108,7 @@ export async function startServer(opts = {}) {
   proc.stderr.on('data', collect);
   const exited = new Promise((resolve) => proc.once('exit', resolve));
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not report its port in 20 s:\n${log}`)), 20000);
+    const timer = setTimeout(() => reject(new Error(`server did not report its port in 60 s:\n${log}`)), 60000);
     const check = () => {
       const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
       if (m) {
@@ -145,7 +145,7 @@ export async function launchBrowser(opts = {}) {
     executablePath: CHROMIUM,
     headless: true,
     args: [...CHROMIUM_FLAGS.filter((f) => !opts.without?.includes(f)), ...(opts.args ?? [])],
-    timeout: 30000,
+    timeout: 60000,
   });
   const context = await browser.newContext({ viewport: opts.viewport ?? { width: 960, height: 600 } });
   const page = await context.newPage();

@@ -54,7 +54,7 @@ test('a browser in a load-test room decodes the bot publisher\'s video and audio
   // The tile shows the test pattern, not a black frame.
   await waitInPage(page, () => [...document.querySelectorAll('[data-participant] video')].some((v) => v.videoWidth > 0));
   let picture = false;
-  for (const deadline = Date.now() + 30000; !picture && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 60000; !picture && Date.now() < deadline; ) {
     picture = await videoHasPicture(page, '[data-participant] video');
     if (!picture) await new Promise((r) => setTimeout(r, 250));
   }

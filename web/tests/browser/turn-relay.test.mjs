@@ -50,7 +50,7 @@ async function startCoturn(t, port) {
   proc.stdout.on('data', (b) => { log += b; });
   proc.stderr.on('data', (b) => { log += b; });
   t.after(() => proc.kill('SIGKILL'));
-  const deadline = Date.now() + 15000;
+  const deadline = Date.now() + 60000;
   while (!(await stunAnswers(port))) {
     if (proc.exitCode !== null) throw new Error(`coturn exited:\n${log}`);
     if (Date.now() > deadline) throw new Error(`coturn did not answer STUN:\n${log}`);
