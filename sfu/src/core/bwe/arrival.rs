@@ -82,12 +82,12 @@ impl ArrivalGroups {
             // Sent before the current group began (reordered): no use.
             return None;
         }
-        let in_span = send_us - cur.first_send <= GROUP_SPAN_US;
-        let arrival_gap = arrival_us - cur.last_arrival;
-        let propagation = arrival_gap - (send_us - cur.last_send);
+        let in_span = send_us.saturating_sub(cur.first_send) <= GROUP_SPAN_US;
+        let arrival_gap = arrival_us.saturating_sub(cur.last_arrival);
+        let propagation = arrival_gap.saturating_sub(send_us.saturating_sub(cur.last_send));
         let burst = propagation < 0
             && arrival_gap <= BURST_DELTA_US
-            && arrival_us - cur.first_arrival < MAX_BURST_US;
+            && arrival_us.saturating_sub(cur.first_arrival) < MAX_BURST_US;
         if in_span || burst {
             cur.last_send = cur.last_send.max(send_us);
             cur.last_arrival = cur.last_arrival.max(arrival_us);
@@ -95,8 +95,8 @@ impl ArrivalGroups {
         }
         let closed = *cur;
         let delta = self.previous.map(|prev| GroupDelta {
-            send_delta_us: closed.last_send - prev.last_send,
-            arrival_delta_us: closed.last_arrival - prev.last_arrival,
+            send_delta_us: closed.last_send.saturating_sub(prev.last_send),
+            arrival_delta_us: closed.last_arrival.saturating_sub(prev.last_arrival),
             arrival_us: closed.last_arrival,
         });
         self.previous = Some(closed);
@@ -164,10 +164,10 @@ impl Trendline {
     }
 
     pub(crate) fn update(&mut self, d: GroupDelta) -> Usage {
-        let delta_ms = (d.arrival_delta_us - d.send_delta_us) as f64 / 1000.0;
+        let delta_ms = d.arrival_delta_us.saturating_sub(d.send_delta_us) as f64 / 1000.0;
         let send_delta_ms = d.send_delta_us as f64 / 1000.0;
         let first = *self.first_arrival_us.get_or_insert(d.arrival_us);
-        let x = (d.arrival_us - first) as f64 / 1000.0;
+        let x = d.arrival_us.saturating_sub(first) as f64 / 1000.0;
 
         self.deltas = (self.deltas + 1.0).min(1000.0);
         self.accumulated_ms += delta_ms;

@@ -56,7 +56,7 @@ impl Bitrate {
         if self.0 == 0 {
             return Duration::MAX;
         }
-        Duration::from_secs_f64(bytes as f64 * 8.0 / self.0 as f64)
+        Duration::try_from_secs_f64(bytes as f64 * 8.0 / self.0 as f64).unwrap_or(Duration::MAX)
     }
 
     /// How many bytes this rate carries in `over`.

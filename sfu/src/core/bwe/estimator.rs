@@ -199,7 +199,7 @@ impl Estimator {
             self.last_arrival_us = Some(self.last_arrival_us.map_or(arrival, |l| l.max(arrival)));
             let send_us = self.local_us(r.sent.sent_at);
             self.scratch.push((arrival, send_us));
-            let owd = arrival - send_us;
+            let owd = arrival.saturating_sub(send_us);
             min_owd = Some(min_owd.map_or(owd, |m| m.min(owd)));
         }
         if let Some(owd) = min_owd {

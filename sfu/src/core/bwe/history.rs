@@ -8,7 +8,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::feedback::{TransportFeedback, REFERENCE_UNIT_US};
+use super::feedback::{TransportFeedback, DELTA_UNIT_US, REFERENCE_UNIT_US};
+
+/// The largest receive delta the wire format carries (16 bits signed of
+/// 250 us).
+const MAX_DELTA_US: i64 = 32_768 * DELTA_UNIT_US;
 
 /// A transport-wide sequence number, extended to 64 bits (never wraps).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,6 +88,8 @@ pub struct HistoryStats {
     pub unknown: u64,
     /// Packets reported again after a report that they arrived.
     pub duplicate: u64,
+    /// Reports cut short at a receive delta the wire format cannot carry.
+    pub malformed: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,10 +176,18 @@ impl SendHistory {
             self.stats.unknown += fb.packets.len() as u64;
             return 0;
         };
-        let mut arrival = self.unwrap_reference(fb.reference_time) * REFERENCE_UNIT_US;
+        let mut arrival = self
+            .unwrap_reference(fb.reference_time)
+            .saturating_mul(REFERENCE_UNIT_US);
         let before = out.len();
         for (i, status) in fb.packets.iter().enumerate() {
             if let Some(delta) = status {
+                if delta.abs() > MAX_DELTA_US {
+                    // Beyond what the wire format can say: a malformed
+                    // report; what follows cannot be trusted.
+                    self.stats.malformed += 1;
+                    break;
+                }
                 arrival = arrival.saturating_add(*delta);
             }
             let seq = base + i as u64;

@@ -307,6 +307,36 @@ mod tests {
     }
 
     #[test]
+    fn absurd_feedback_is_counted_not_a_panic() {
+        let t0 = Instant::now();
+        let mut leg = LegBwe::new(LegConfig::default(), 0);
+        for i in 0..50u32 {
+            leg.on_packet_sent(1000, PacketKind::Video, None, t0 + i * MS);
+        }
+        let mut t = t0;
+        for k in 0..200u32 {
+            t += 50 * MS;
+            let mut fb =
+                TransportFeedback::new((k * 7919) as u16, k.wrapping_mul(0x0080_0001), k as u8);
+            for j in 0..40 {
+                match (k + j) % 4 {
+                    0 => fb.push_received(i64::MAX),
+                    1 => fb.push_received(i64::MIN),
+                    2 => fb.push_lost(),
+                    _ => fb.push_received(-8_000_000),
+                };
+            }
+            leg.on_feedback(&fb, t);
+            leg.on_packet_sent(1000, PacketKind::Video, None, t);
+        }
+        let st = leg.stats();
+        assert!(st.history.malformed > 0);
+        assert!(st.history.unknown > 0);
+        let e = leg.estimate(t);
+        assert!(e >= Bitrate::kbps(30) && e <= Bitrate::kbps(20_000));
+    }
+
+    #[test]
     fn a_probe_is_refused_when_not_needed_or_congested_and_runs_otherwise() {
         let t0 = Instant::now();
         let mut leg = LegBwe::new(LegConfig::default(), 0);

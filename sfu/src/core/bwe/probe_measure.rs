@@ -94,7 +94,8 @@ impl ClusterMeasure {
             }
             self.last_arrival = Some(self.last_arrival.map_or(arrival, |l| l.max(arrival)));
             // One-way delay up to an unknown clock offset: only its growth counts.
-            let owd = arrival - s.saturating_duration_since(self.started).as_micros() as i64;
+            let owd = arrival
+                .saturating_sub(s.saturating_duration_since(self.started).as_micros() as i64);
             let min = *self.min_owd_us.get_or_insert(owd);
             self.min_owd_us = Some(min.min(owd));
             self.max_growth_us = self.max_growth_us.max(owd - min.min(owd));

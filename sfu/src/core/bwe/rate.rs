@@ -44,7 +44,7 @@ impl RateWindow {
     /// `min_span_us` of history exist. With less than a full window of
     /// history, the bytes are spread over the history there is.
     pub(crate) fn rate(&mut self, now_us: i64) -> Option<Bitrate> {
-        let start = now_us - self.window_us;
+        let start = now_us.saturating_sub(self.window_us);
         while let Some(&(t, b)) = self.samples.front() {
             if t > start {
                 break;
@@ -52,7 +52,7 @@ impl RateWindow {
             self.samples.pop_front();
             self.bytes -= b as u64;
         }
-        let span = now_us - self.first_us?;
+        let span = now_us.saturating_sub(self.first_us?);
         if span < self.min_span_us {
             return None;
         }
@@ -62,7 +62,8 @@ impl RateWindow {
 
     /// Whether a full window of history exists at `now_us`.
     pub(crate) fn is_full(&self, now_us: i64) -> bool {
-        self.first_us.is_some_and(|f| now_us - f >= self.window_us)
+        self.first_us
+            .is_some_and(|f| now_us.saturating_sub(f) >= self.window_us)
     }
 }
 
@@ -95,7 +96,7 @@ impl QueueDelay {
         while self
             .floor
             .front()
-            .is_some_and(|&(t, _)| t < at_us - self.window_us)
+            .is_some_and(|&(t, _)| t < at_us.saturating_sub(self.window_us))
         {
             self.floor.pop_front();
         }
@@ -105,7 +106,7 @@ impl QueueDelay {
     /// Queueing delay of the last feedback's least delayed packet.
     pub(crate) fn queueing_us(&self) -> i64 {
         match (self.last, self.floor.front()) {
-            (Some(l), Some(&(_, f))) => (l - f).max(0),
+            (Some(l), Some(&(_, f))) => l.saturating_sub(f).max(0),
             _ => 0,
         }
     }
