@@ -31,7 +31,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-use crate::core::extmap;
+use crate::core::{extmap, sdp};
 
 /// One codec the server can forward.
 struct CodecSpec {
@@ -100,6 +100,32 @@ const CODECS: &[CodecSpec] = &[
         pt: 45,
     },
 ];
+
+/// The library's codec description of a codec as an SDP section numbers it.
+pub fn rtp_codec(c: &sdp::Codec, kind: RtpCodecKind) -> RTCRtpCodec {
+    let mime = match c.name.as_str() {
+        "opus" => MIME_TYPE_OPUS.to_owned(),
+        "vp8" => MIME_TYPE_VP8.to_owned(),
+        "vp9" => MIME_TYPE_VP9.to_owned(),
+        "h264" => MIME_TYPE_H264.to_owned(),
+        "av1" => MIME_TYPE_AV1.to_owned(),
+        other => format!(
+            "{}/{other}",
+            if kind == RtpCodecKind::Audio {
+                "audio"
+            } else {
+                "video"
+            }
+        ),
+    };
+    RTCRtpCodec {
+        mime_type: mime,
+        clock_rate: c.clock_rate,
+        channels: c.channels,
+        sdp_fmtp_line: c.fmtp.clone(),
+        rtcp_feedback: Vec::new(),
+    }
+}
 
 /// The codec names `[media] codecs` accepts.
 pub const CODEC_NAMES: &[&str] = &["opus", "vp8", "h264", "vp9", "av1"];

@@ -10,4 +10,5 @@ pub mod ids;
 pub mod keyframe;
 pub mod nack_cache;
 pub mod routing;
+pub mod sdp;
 pub mod seq;

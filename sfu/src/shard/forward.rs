@@ -23,6 +23,19 @@ use super::Shard;
 use crate::core::ids::{PeerKey, TrackNo};
 use crate::stats::Drop;
 
+/// Hands a forwarded packet to a connection's send path (interceptors,
+/// SRTP). The track id is not used on the way out.
+fn write_rtp(
+    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    now: Instant,
+    p: Packet,
+) -> Result<(), rtc::shared::error::Error> {
+    pc.handle_write(rtc::peer_connection::message::TaggedRTCMessage {
+        now,
+        message: RTCMessage::RtpPacket(String::new(), p),
+    })
+}
+
 impl Shard {
     /// Drains what one connection produced: media to forward, feedback to
     /// act on, and state events.
@@ -162,10 +175,13 @@ impl Shard {
             if let Some(cache) = leg.cache.as_mut() {
                 cache.insert(out.seq, p.clone());
             }
-            let sender = leg.sender;
             let size = (p.header.marshal_size() + p.payload.len()) as u64;
-            match peer.pc.rtp_sender(sender).map(|mut s| s.write_rtp(now, p)) {
-                Some(Ok(())) => {
+            // Straight to the connection's write path: the numbering is the
+            // leg's own (from the SDP both sides use now), which the
+            // library's per-sender checks would hold against its single,
+            // first-negotiated set of numbers.
+            match write_rtp(&mut peer.pc, now, p) {
+                Ok(()) => {
                     counts.packets_forwarded += 1;
                     counts.bytes_forwarded += size;
                 }
@@ -213,7 +229,6 @@ impl Shard {
         let Some(leg) = peer.legs.get(&track) else {
             return;
         };
-        let sender = leg.sender;
         let mut resend = Vec::new();
         for pair in &nack.nacks {
             for seq in pair.packet_list() {
@@ -224,8 +239,8 @@ impl Shard {
             }
         }
         for p in resend {
-            match peer.pc.rtp_sender(sender).map(|mut s| s.write_rtp(now, p)) {
-                Some(Ok(())) => self.counts.nacks_answered += 1,
+            match write_rtp(&mut peer.pc, now, p) {
+                Ok(()) => self.counts.nacks_answered += 1,
                 _ => self.counts.drop(Drop::WriteFailed),
             }
         }

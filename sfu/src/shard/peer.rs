@@ -10,7 +10,7 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
@@ -22,6 +22,7 @@ use crate::core::extmap::ExtMap;
 use crate::core::ids::{PeerKey, TrackNo};
 use crate::core::keyframe::KeyframeThrottle;
 use crate::core::nack_cache::NackCache;
+use crate::core::sdp;
 use crate::core::seq::SeqRewriter;
 
 /// A track a participant publishes, as the shard knows it.
@@ -33,9 +34,11 @@ pub struct Published {
     /// The id in the publisher's own msid: the forwarded track id.
     pub track_id: String,
     pub kind: RtpCodecKind,
-    /// Negotiated on the publisher's connection, preferred first.
-    pub codecs: Vec<RTCRtpCodecParameters>,
-    /// Negotiated `(id, uri)` header extensions of the publisher's leg.
+    /// The publisher's media section for this track.
+    pub mid: String,
+    /// As the publisher's latest SDP numbers them, preferred first.
+    pub codecs: Vec<sdp::Codec>,
+    /// `(id, uri)` header extensions of the publisher's latest SDP.
     pub exts: Vec<(u8, String)>,
     /// The SSRC media currently arrives on (target of keyframe requests).
     pub ssrc: u32,
@@ -149,7 +152,7 @@ impl Peer {
                     ssrc: Some(ssrc),
                     ..Default::default()
                 },
-                codec: codec.rtp_codec.clone(),
+                codec: crate::engine::rtp_codec(codec, src.kind),
                 ..Default::default()
             }],
         );
@@ -184,7 +187,7 @@ impl Peer {
                 return;
             }
         };
-        let clock_rate = codec.rtp_codec.clock_rate;
+        let clock_rate = codec.clock_rate;
         self.leg_by_ssrc.insert(ssrc, track);
         self.legs.insert(
             track,
@@ -217,12 +220,19 @@ impl Peer {
         }
     }
 
-    /// After a completed offer/answer round: works out each new leg's
-    /// payload-type and extension translations from what both sides
-    /// negotiated. Returns the tracks whose legs just became ready (each
-    /// wants a keyframe).
+    /// After a completed offer/answer round: works out every leg's
+    /// payload-type and extension translations from the numbers both sides
+    /// use now (the publisher's SDP and this subscriber's, section by
+    /// section, as JSEP has the answer follow the offer). Returns the
+    /// tracks whose legs just became ready (each wants a keyframe).
     pub fn refresh_legs(&mut self, tracks: &HashMap<TrackNo, Published>) -> Vec<TrackNo> {
-        let mut ready = Vec::new();
+        let Some(remote) = self
+            .pc
+            .remote_description()
+            .map(|d| sdp::media_sections(&d.sdp))
+        else {
+            return Vec::new();
+        };
         let mids: Vec<(RTCRtpSenderId, Option<String>)> = self
             .pc
             .get_transceivers()
@@ -233,7 +243,8 @@ impl Peer {
                 Some((tr.sender()?, tr.mid().clone()))
             })
             .collect();
-        for (track, leg) in self.legs.iter_mut().filter(|(_, l)| !l.ready) {
+        let mut ready = Vec::new();
+        for (track, leg) in self.legs.iter_mut() {
             let Some(src) = tracks.get(track) else {
                 continue;
             };
@@ -244,39 +255,32 @@ impl Peer {
             else {
                 continue;
             };
-            let Some(mut sender) = self.pc.rtp_sender(leg.sender) else {
+            let Some(dst) = remote
+                .iter()
+                .find(|m| m.mid.as_deref() == Some(mid.as_str()))
+            else {
                 continue;
             };
-            let params = sender.get_parameters().rtp_parameters.clone();
-            if params.codecs.is_empty() {
-                continue;
-            }
             leg.pts = src
                 .codecs
                 .iter()
+                .filter(|c| c.name != "rtx")
                 .filter_map(|c| {
-                    let same_mime = |d: &&RTCRtpCodecParameters| {
-                        d.rtp_codec
-                            .mime_type
-                            .eq_ignore_ascii_case(&c.rtp_codec.mime_type)
-                    };
-                    params
-                        .codecs
+                    dst.codecs
                         .iter()
-                        .filter(same_mime)
-                        .find(|d| d.rtp_codec.sdp_fmtp_line == c.rtp_codec.sdp_fmtp_line)
-                        .or_else(|| params.codecs.iter().find(same_mime))
-                        .map(|d| (c.payload_type, d.payload_type))
+                        .find(|d| d.same_format(c) && d.fmtp == c.fmtp)
+                        .or_else(|| dst.codecs.iter().find(|d| d.same_format(c)))
+                        .map(|d| (c.pt, d.pt))
                 })
                 .collect();
-            let dst: Vec<(u8, String)> = params
-                .header_extensions
-                .iter()
-                .map(|h| (h.id as u8, h.uri.clone()))
-                .collect();
-            leg.ext = ExtMap::new(&src.exts, &dst, Some(&mid));
-            leg.ready = true;
-            ready.push(*track);
+            if leg.pts.is_empty() {
+                continue;
+            }
+            leg.ext = ExtMap::new(&src.exts, &dst.extmaps, Some(&mid));
+            if !leg.ready {
+                leg.ready = true;
+                ready.push(*track);
+            }
         }
         ready
     }

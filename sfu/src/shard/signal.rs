@@ -16,6 +16,30 @@ use signaling::protocol::IceCandidate;
 use super::peer::Published;
 use super::Shard;
 use crate::core::ids::PeerKey;
+use crate::core::sdp;
+
+/// The client's media section of the transceiver a receiver belongs to.
+fn receiver_section(
+    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    receiver: rtc::rtp_transceiver::RTCRtpReceiverId,
+) -> Option<sdp::Media> {
+    let ids: Vec<_> = pc.get_transceivers().collect();
+    let mid = ids.into_iter().find_map(|t| {
+        let tr = pc.rtp_transceiver(t)?;
+        (tr.receiver()? == receiver).then(|| tr.mid().clone())?
+    })?;
+    let remote = pc.remote_description()?;
+    sdp::media_sections(&remote.sdp)
+        .into_iter()
+        .find(|m| m.mid.as_deref() == Some(mid.as_str()))
+}
+
+/// The local description as the client gets it.
+fn outgoing_sdp(pc: &rtc::peer_connection::RTCPeerConnection) -> String {
+    pc.local_description()
+        .map(|d| sdp::drop_rtcp_candidates(&d.sdp))
+        .unwrap_or_default()
+}
 
 impl Shard {
     /// Sends our host candidates as `ice-candidate` messages, then the end
@@ -58,6 +82,7 @@ impl Shard {
         let Some(&key) = self.by_participant.get(participant) else {
             return;
         };
+        let offer_text = sdp.clone();
         let offer = match RTCSessionDescription::offer(sdp) {
             Ok(o) => o,
             Err(e) => return self.error(participant, format!("invalid offer: {e}")),
@@ -80,11 +105,7 @@ impl Shard {
         if let Err(e) = peer.pc.set_local_description(now, answer) {
             return self.error(participant, format!("cannot answer the offer: {e}"));
         }
-        let sdp = peer
-            .pc
-            .local_description()
-            .map(|d| d.sdp)
-            .unwrap_or_default();
+        let sdp = sdp::follow_offer(&outgoing_sdp(&peer.pc), &offer_text);
         self.events.push(MediaEvent::Answer {
             participant: participant.clone(),
             sdp,
@@ -152,12 +173,48 @@ impl Shard {
     /// change that waited for the round is offered now.
     fn after_negotiation(&mut self, key: PeerKey, now: Instant) {
         self.process_peer(key, now);
-        let Some(peer) = self.peers.get_mut(&key) else {
+        let Some(peer) = self.peers.get(&key) else {
             return;
         };
-        let ready = peer.refresh_legs(&self.tracks);
-        for t in ready {
-            self.request_keyframe(t, now);
+        // The publisher may have renumbered its own tracks' sections.
+        let mut renumbered = Vec::new();
+        if let Some(remote) = peer
+            .pc
+            .remote_description()
+            .map(|d| sdp::media_sections(&d.sdp))
+        {
+            for t in peer.inbound.values() {
+                let Some(p) = self.tracks.get_mut(t) else {
+                    continue;
+                };
+                let Some(m) = remote
+                    .iter()
+                    .find(|m| m.mid.as_deref() == Some(p.mid.as_str()))
+                else {
+                    continue;
+                };
+                if p.codecs != m.codecs || p.exts != m.extmaps {
+                    p.codecs = m.codecs.clone();
+                    p.exts = m.extmaps.clone();
+                    renumbered.push(*t);
+                }
+            }
+        }
+        let mut subscribers: Vec<PeerKey> = renumbered
+            .iter()
+            .flat_map(|t| self.routing.subscribers(*t).iter().copied())
+            .collect();
+        subscribers.push(key);
+        subscribers.sort();
+        subscribers.dedup();
+        for k in subscribers {
+            let Some(peer) = self.peers.get_mut(&k) else {
+                continue;
+            };
+            let ready = peer.refresh_legs(&self.tracks);
+            for t in ready {
+                self.request_keyframe(t, now);
+            }
         }
         self.maybe_offer(key, now);
     }
@@ -189,11 +246,7 @@ impl Shard {
             return;
         }
         peer.needs_offer = false;
-        let sdp = peer
-            .pc
-            .local_description()
-            .map(|d| d.sdp)
-            .unwrap_or_default();
+        let sdp = outgoing_sdp(&peer.pc);
         self.events.push(MediaEvent::Offer {
             participant: peer.participant.clone(),
             sdp,
@@ -213,22 +266,20 @@ impl Shard {
             }
             return;
         }
-        let Some(mut receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
+        let Some(receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
             return;
         };
         let kind = receiver.track().kind();
-        let params = receiver.get_parameters().rtp_parameters.clone();
+        let Some(section) = receiver_section(&mut peer.pc, init.receiver_id) else {
+            tracing::debug!(peer = %key, track = %init.track_id, "a track with no media section: ignored");
+            return;
+        };
         let stream_id = peer.participant.to_string();
         let track_no = self.new_track_no();
         let Some(changes) = self.routing.publish(key, track_no) else {
             tracing::debug!(peer = %key, track = %init.track_id, "not allowed to publish: ignored");
             return;
         };
-        let exts = params
-            .header_extensions
-            .iter()
-            .map(|h| (h.id as u8, h.uri.clone()))
-            .collect();
         self.tracks.insert(
             track_no,
             Published {
@@ -237,8 +288,9 @@ impl Shard {
                 stream_id,
                 track_id: init.track_id.clone(),
                 kind,
-                codecs: params.codecs,
-                exts,
+                mid: section.mid.clone().unwrap_or_default(),
+                codecs: section.codecs,
+                exts: section.extmaps,
                 ssrc: init.ssrc,
                 keyframe: self.keyframe_throttle(),
             },
