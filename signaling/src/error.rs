@@ -39,6 +39,10 @@ pub enum ErrorCode {
     MediaUnavailable,
     /// The SDP or ICE candidate was refused by the media plane.
     MediaRejected,
+    /// The client's offer crossed the server's own pending offer and was
+    /// ignored (the server is the impolite side of perfect negotiation):
+    /// answer the server's offer, then offer again.
+    OfferIgnored,
     /// Something failed inside the server; nothing about it is leaked.
     Internal,
 }
@@ -62,6 +66,7 @@ impl ErrorCode {
             ErrorCode::PermissionDenied => "permission_denied",
             ErrorCode::MediaUnavailable => "media_unavailable",
             ErrorCode::MediaRejected => "media_rejected",
+            ErrorCode::OfferIgnored => "offer_ignored",
             ErrorCode::Internal => "internal",
         }
     }

@@ -348,6 +348,9 @@ export class RoomClient extends Emitter {
 
   /** @param {Record<string, any>} m */
   #onError(m) {
+    // Our offer crossed the server's: we are the polite side and roll back
+    // when the server's offer arrives, then offer again. Nothing to report.
+    if (m.code === 'offer_ignored') return;
     const err = new SdkError(m.code, m.message, { request: m.request });
     if (m.request === 'join' && this.#pendingJoin) {
       this.#pendingJoin.reject(err);

@@ -9,6 +9,7 @@ use std::time::Instant;
 use rtc::peer_connection::event::RTCTrackEventInit;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
+use signaling::error::ErrorCode;
 use signaling::ids::ParticipantId;
 use signaling::media::MediaEvent;
 use signaling::protocol::IceCandidate;
@@ -91,7 +92,16 @@ impl Shard {
             return;
         };
         if peer.pc.pending_local_description().is_some() {
-            tracing::debug!(%participant, "offer collides with ours: ignored (client rolls back)");
+            // A polite client rolls its offer back when ours arrives; one that
+            // cannot roll back learns here that it must answer ours first.
+            tracing::debug!(%participant, "offer collides with ours: ignored");
+            self.events.push(MediaEvent::Error {
+                participant: participant.clone(),
+                code: ErrorCode::OfferIgnored,
+                message: "your offer crossed the server's pending offer and was ignored: \
+                          answer the server's offer, then offer again"
+                    .into(),
+            });
             return;
         }
         if let Err(e) = peer.pc.set_remote_description(now, offer) {

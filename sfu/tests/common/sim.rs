@@ -55,6 +55,7 @@ pub struct SimClient {
     pub states: Vec<RTCPeerConnectionState>,
     pub received: BTreeMap<String, Received>,
     pub track_streams: HashMap<String, Vec<String>>,
+    /// `error` events the server sent, as `code: message`.
     pub errors: Vec<String>,
     /// The SDP of every offer and answer the server sent this client.
     pub server_sdps: Vec<String>,
@@ -64,6 +65,10 @@ pub struct SimClient {
     pub uplink_blocked: bool,
     /// Share of server-to-client RTP lost (0.0 to 1.0).
     pub downlink_loss: f64,
+    /// While set, the server's signaling for this client waits in `held`
+    /// (to stage crossing offers).
+    pub hold_signaling: bool,
+    pub held: Vec<MediaEvent>,
 }
 
 impl SimClient {
@@ -144,6 +149,7 @@ pub struct SimNet {
     pub room: RoomName,
     rng: StdRng,
     next_port: u16,
+    pending_events: Vec<MediaEvent>,
 }
 
 impl SimNet {
@@ -166,6 +172,7 @@ impl SimNet {
             room: RoomName::parse("room").unwrap(),
             rng: StdRng::seed_from_u64(seed),
             next_port: 40_000,
+            pending_events: Vec::new(),
         }
     }
 
@@ -198,6 +205,8 @@ impl SimNet {
             munge: None,
             uplink_blocked: false,
             downlink_loss: 0.0,
+            hold_signaling: false,
+            held: Vec::new(),
         };
         self.shard.handle_command(
             MediaCommand::Join {
@@ -277,7 +286,27 @@ impl SimNet {
         let out: Vec<(SocketAddr, BytesMut)> = std::mem::take(out);
         let events: Vec<MediaEvent> = std::mem::take(events);
         moved |= !out.is_empty() || !events.is_empty();
+        for c in self.clients.iter_mut().filter(|c| !c.hold_signaling) {
+            for e in std::mem::take(&mut c.held) {
+                self.pending_events.push(e);
+            }
+        }
+        let events: Vec<MediaEvent> = self.pending_events.drain(..).chain(events).collect();
         for e in events {
+            let who = match &e {
+                MediaEvent::Offer { participant, .. }
+                | MediaEvent::Answer { participant, .. }
+                | MediaEvent::Candidate { participant, .. }
+                | MediaEvent::Error { participant, .. } => participant,
+            };
+            if let Some(c) = self
+                .clients
+                .iter_mut()
+                .find(|c| &c.id == who && c.hold_signaling)
+            {
+                c.held.push(e);
+                continue;
+            }
             self.on_event(e);
         }
         for (to, data) in out {
@@ -395,11 +424,11 @@ impl SimNet {
             }
             MediaEvent::Error {
                 participant,
+                code,
                 message,
-                ..
             } => {
                 if let Some(c) = self.clients.iter_mut().find(|c| c.id == participant) {
-                    c.errors.push(message);
+                    c.errors.push(format!("{}: {message}", code.as_str()));
                 }
             }
             MediaEvent::Candidate { .. } => {}

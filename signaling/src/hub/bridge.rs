@@ -121,7 +121,7 @@ impl Hub {
                 ServerMessage::Error {
                     code,
                     message,
-                    request: None,
+                    request: (code == ErrorCode::OfferIgnored).then(|| "offer".to_owned()),
                 },
             ),
         };
