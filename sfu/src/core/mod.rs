@@ -5,10 +5,14 @@
 //! parts and carries out what they decide.
 
 pub mod bwe;
+pub mod codec;
 pub mod extmap;
+pub mod forwarder;
 pub mod ids;
 pub mod keyframe;
+pub mod layer;
 pub mod nack_cache;
+pub mod numbering;
 pub mod routing;
 pub mod sdp;
 pub mod seq;

@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+use super::numbering::DropMap;
+
 /// A jump of more than this many sequence numbers within one SSRC is taken
 /// as a restart of the source rather than loss or reordering.
 const MAX_SEQ_JUMP: u16 = 3000;
@@ -20,7 +22,7 @@ pub struct Rewritten {
     pub ts: u32,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Source {
     ssrc: u32,
     /// First input sequence number of this source: anything older predates
@@ -30,7 +32,9 @@ struct Source {
     /// Whether packets older than `first_seq` are still told apart: only
     /// near the switch, since far from it "older" wraps into "newer".
     guard: bool,
-    seq_offset: u16,
+    /// Input to output sequence numbers, without the packets dropped on
+    /// purpose.
+    seq: DropMap,
     ts_offset: u32,
 }
 
@@ -87,7 +91,7 @@ impl SeqRewriter {
             }
         }
         let out = Rewritten {
-            seq: seq.wrapping_add(src.seq_offset),
+            seq: src.seq.map(seq as u32)? as u16,
             ts: ts.wrapping_add(src.ts_offset),
         };
         if self.last_at.is_none() || seq_newer(out.seq, self.last_seq) {
@@ -96,6 +100,23 @@ impl SeqRewriter {
             self.last_at = Some(now);
         }
         Some(out)
+    }
+
+    /// Leaves a packet of the current source out on purpose (a layer the
+    /// subscriber does not get): later packets close the gap, so the
+    /// subscriber sees no loss. A repair of it later is dropped too.
+    pub fn drop_packet(&mut self, ssrc: u32, seq: u16) {
+        if let Some(src) = self.source.as_mut().filter(|s| s.ssrc == ssrc) {
+            if seq_newer(seq, src.highest_seq) {
+                src.highest_seq = seq;
+            }
+            src.seq.drop_input(seq as u32);
+        }
+    }
+
+    /// The source whose packets are forwarded now.
+    pub fn current_ssrc(&self) -> Option<u32> {
+        self.source.as_ref().map(|s| s.ssrc)
     }
 
     fn switch_to(&mut self, ssrc: u32, seq: u16, ts: u32, now: Instant) {
@@ -116,7 +137,7 @@ impl SeqRewriter {
             first_seq: seq,
             highest_seq: seq,
             guard: true,
-            seq_offset,
+            seq: DropMap::new(1 << 16, seq_offset as u32),
             ts_offset,
         });
     }
@@ -197,6 +218,23 @@ mod tests {
             assert_eq!(out.seq, seq, "numbers kept at {i}");
             seq = seq.wrapping_add(1);
         }
+    }
+
+    #[test]
+    fn dropped_packets_leave_no_gap_and_stay_dropped() {
+        let t0 = Instant::now();
+        let mut r = SeqRewriter::new(90_000);
+        assert_eq!(r.rewrite(1, 10, 0, t0).map(|o| o.seq), Some(10));
+        r.drop_packet(1, 11);
+        r.drop_packet(1, 12);
+        assert_eq!(r.rewrite(1, 13, 3000, t0).map(|o| o.seq), Some(11));
+        assert_eq!(r.rewrite(1, 12, 0, t0), None, "a repaired dropped packet");
+        // Another source's drop does not count.
+        r.drop_packet(2, 14);
+        assert_eq!(r.rewrite(1, 14, 6000, t0).map(|o| o.seq), Some(12));
+        // A switch continues from the last sent number.
+        let out = r.rewrite(3, 500, 0, t0 + std::time::Duration::from_millis(33)).unwrap();
+        assert_eq!(out.seq, 13);
     }
 
     #[test]
