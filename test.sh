@@ -3,12 +3,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# System packages: headless Chromium for the browser tests, coturn for the TURN test.
+# System packages: headless Chromium for the browser tests, coturn for the
+# TURN test, redis-server for the cluster tests.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]})); then
   echo "== installing ${missing[*]}"
   apt-get update -qq

@@ -178,6 +178,75 @@ impl Default for LimitsConfig {
     }
 }
 
+/// `[cluster]`: many nodes run as one service, coordinated by Redis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Redis URL (`redis://127.0.0.1:6379/0`, `rediss://...` is not
+    /// supported). Empty: this server runs alone, with no cluster.
+    pub redis: String,
+    /// This node's id, unique among the nodes sharing the Redis. Empty: a
+    /// random id at every start.
+    pub node_id: String,
+    /// Region label. New rooms go to the least-loaded node of the region of
+    /// the node the client reached, when one has headroom.
+    pub region: String,
+    /// The WebSocket URL at which clients reach this node, sent to clients
+    /// of other nodes in `redirect` and `move`. Empty: `ws://` (or `wss://`
+    /// with TLS) and `[server] listen`, then `/ws`.
+    pub url: String,
+    /// Prefix of every Redis key and channel, so clusters can share a Redis.
+    pub prefix: String,
+    /// How often the node refreshes its entry (with its load) in Redis.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// How long an entry lives without a refresh: a node that stops (or is
+    /// killed) is gone from the cluster after this, and its participants
+    /// are removed from their rooms.
+    #[serde(with = "humantime_serde")]
+    pub node_ttl: Duration,
+    /// Participants a node takes before new ones go to other nodes. 0: no limit.
+    pub max_participants: u32,
+    /// Published tracks a node holds before new participants go to other
+    /// nodes. 0: no limit.
+    pub max_tracks: u32,
+    /// CPU use (percent of all cores) above which new participants go to
+    /// other nodes. 0: no limit.
+    pub max_cpu_percent: u32,
+    /// On SIGTERM, how long the node waits for its participants to move to
+    /// other nodes before it exits.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Secret shared by the nodes; authenticates node-to-node media relays.
+    pub secret: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis: String::new(),
+            node_id: String::new(),
+            region: String::new(),
+            url: String::new(),
+            prefix: "sfu:".into(),
+            heartbeat: Duration::from_secs(1),
+            node_ttl: Duration::from_secs(3),
+            max_participants: 0,
+            max_tracks: 0,
+            max_cpu_percent: 0,
+            drain_timeout: Duration::from_secs(30),
+            secret: String::new(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether a Redis is configured (a cluster), or the server runs alone.
+    pub fn enabled(&self) -> bool {
+        !self.redis.trim().is_empty()
+    }
+}
+
 /// Everything signaling needs, gathered by the server binary.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SignalingConfig {
@@ -185,4 +254,5 @@ pub struct SignalingConfig {
     pub rooms: RoomsConfig,
     pub ice: IceConfig,
     pub limits: LimitsConfig,
+    pub cluster: ClusterConfig,
 }

@@ -21,6 +21,8 @@
 
 #[cfg(feature = "server")]
 pub mod auth;
+#[cfg(feature = "server")]
+pub mod cluster;
 pub mod config;
 pub mod error;
 #[doc(hidden)]
@@ -40,4 +42,4 @@ pub mod server;
 mod session;
 
 pub use error::ErrorCode;
-pub use ids::{ClientId, ParticipantId, RoomName};
+pub use ids::{ClientId, NodeId, ParticipantId, RoomName};

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::ErrorCode;
-use crate::ids::ClientId;
+use crate::ids::{ClientId, NodeId};
 pub use crate::media::{IceCandidate, Permissions};
 
 /// How a room carries media.
@@ -103,6 +103,10 @@ pub enum ClientMessage {
         /// while the reconnect grace period lasts.
         #[serde(default)]
         resume: Option<String>,
+        /// The client follows `redirect` and `move` (a cluster may then
+        /// send it to another node).
+        #[serde(default)]
+        redirect: bool,
     },
     /// Leaves the current room; the socket stays open.
     Leave {},
@@ -360,6 +364,31 @@ pub enum ServerMessage {
         resume_token: String,
         /// True when this join took back an earlier place.
         resumed: bool,
+        /// True when the place was taken back from another node of the
+        /// cluster: the media connection with that node is gone, so the
+        /// client opens a new one (as after a fresh join).
+        #[serde(default, skip_serializing_if = "is_false")]
+        moved: bool,
+        /// The node serving this participant, in a cluster.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<NodeId>,
+    },
+    /// Answer to a `join` with `redirect: true` that another node of the
+    /// cluster should serve: join there instead (this socket stays open
+    /// and out of any room; close it).
+    Redirect {
+        url: String,
+        node: NodeId,
+        room: String,
+    },
+    /// This node is shutting down: join `url` with `resume` (the place,
+    /// media state and id are kept), then close this socket once the new
+    /// connection carries media. Sent only to clients that joined with
+    /// `redirect: true`.
+    Move {
+        url: String,
+        node: NodeId,
+        room: String,
     },
     /// Someone joined your room.
     ParticipantJoined { participant: ParticipantInfo },
@@ -387,6 +416,10 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request: Option<String>,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl ServerMessage {

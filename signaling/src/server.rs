@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::Auth;
+use crate::cluster::{ClusterError, ClusterHandle, ClusterNode};
 use crate::config::{AuthConfig, LimitsConfig, SignalingConfig};
-use crate::hub::{Effects, Hub, HubStats, Input};
+use crate::hub::{ClusterIn, ClusterOut, Effects, Hub, HubStats, Input};
 use crate::ids::ClientId;
 use crate::media::{MediaEventReceiver, MediaPlane, MediaStats};
 use crate::protocol::Incoming;
@@ -54,6 +55,13 @@ struct Shared {
     media: Option<Arc<dyn MediaPlane>>,
     /// WebSocket sessions whose task is still alive.
     sessions: AtomicUsize,
+    cluster: Option<ClusterHandle>,
+}
+
+/// The hub task's link with the cluster task.
+struct ClusterLink {
+    from: mpsc::UnboundedReceiver<ClusterIn>,
+    to: mpsc::UnboundedSender<ClusterOut>,
 }
 
 /// A handle to the running signaling service. Cheap to clone.
@@ -69,20 +77,70 @@ impl Signaling {
         cfg: SignalingConfig,
         media: Option<(Arc<dyn MediaPlane>, MediaEventReceiver)>,
     ) -> Self {
-        let auth = Auth::new(cfg.auth.keys.clone());
-        let (tx, rx) = mpsc::unbounded_channel();
         let (plane, events) = match media {
             Some((p, e)) => (Some(p), Some(e)),
             None => (None, None),
         };
-        let hub = Hub::new(
+        let auth = Auth::new(cfg.auth.keys.clone());
+        let hub = Self::hub(&cfg, &auth, plane.is_some());
+        Self::spawn(cfg, auth, hub, plane, events, None)
+    }
+
+    /// Starts the hub task as a node of a cluster (see [`crate::cluster`]).
+    pub async fn start_clustered(
+        cfg: SignalingConfig,
+        media: Option<(Arc<dyn MediaPlane>, MediaEventReceiver)>,
+        node: ClusterNode,
+    ) -> Result<Self, ClusterError> {
+        let (plane, events) = match media {
+            Some((p, e)) => (Some(p), Some(e)),
+            None => (None, None),
+        };
+        let auth = Auth::new(cfg.auth.keys.clone());
+        let hub = Self::hub(&cfg, &auth, plane.is_some()).in_cluster(node.id().clone());
+        let (in_tx, in_rx) = mpsc::unbounded_channel();
+        let (out_tx, handle) = node.start(in_tx, plane.clone()).await?;
+        let link = ClusterLink {
+            from: in_rx,
+            to: out_tx,
+        };
+        Ok(Self::spawn(
+            cfg,
+            auth,
+            hub,
+            plane,
+            events,
+            Some((link, handle)),
+        ))
+    }
+
+    /// One `Auth` for the hub and the HTTP side: in development mode its
+    /// secret is made at start-up, and tokens minted over HTTP must verify
+    /// in the hub.
+    fn hub(cfg: &SignalingConfig, auth: &Auth, media_available: bool) -> Hub {
+        Hub::new(
             auth.clone(),
             cfg.rooms.clone(),
             cfg.ice.clone(),
-            plane.is_some(),
+            media_available,
         )
-        .with_classic_protocol(cfg.auth.classic_protocol);
-        tokio::spawn(drive(hub, rx, events, plane.clone()));
+        .with_classic_protocol(cfg.auth.classic_protocol)
+    }
+
+    fn spawn(
+        cfg: SignalingConfig,
+        auth: Auth,
+        hub: Hub,
+        plane: Option<Arc<dyn MediaPlane>>,
+        events: Option<MediaEventReceiver>,
+        cluster: Option<(ClusterLink, ClusterHandle)>,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (link, handle) = match cluster {
+            Some((l, h)) => (Some(l), Some(h)),
+            None => (None, None),
+        };
+        tokio::spawn(drive(hub, rx, events, plane.clone(), link));
         Signaling {
             shared: Arc::new(Shared {
                 tx,
@@ -91,8 +149,14 @@ impl Signaling {
                 limits: cfg.limits,
                 media: plane,
                 sessions: AtomicUsize::new(0),
+                cluster: handle,
             }),
         }
+    }
+
+    /// The cluster this node belongs to, when `[cluster] redis` is set.
+    pub fn cluster(&self) -> Option<&ClusterHandle> {
+        self.shared.cluster.as_ref()
     }
 
     pub fn auth(&self) -> &Auth {
@@ -151,6 +215,7 @@ async fn drive(
     mut rx: mpsc::UnboundedReceiver<Command>,
     mut events: Option<MediaEventReceiver>,
     media: Option<Arc<dyn MediaPlane>>,
+    mut cluster: Option<ClusterLink>,
 ) {
     let mut outboxes: HashMap<ClientId, mpsc::Sender<SessionOut>> = HashMap::new();
     loop {
@@ -176,9 +241,15 @@ async fn drive(
                 }
             },
             Some(ev) = async { match events.as_mut() { Some(e) => e.recv().await, None => None } } => Input::Media(ev),
+            Some(c) = async { match cluster.as_mut() { Some(l) => l.from.recv().await, None => None } } => Input::Cluster(c),
             _ = tokio::time::sleep(wait) => Input::Timeout,
         };
-        let fx = hub.handle(input, now_ms());
+        let mut fx = hub.handle(input, now_ms());
+        if let Some(link) = &cluster {
+            for c in fx.cluster.drain(..) {
+                let _ = link.to.send(c);
+            }
+        }
         apply(fx, &mut outboxes, media.as_deref());
     }
 }

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use signaling::config::{AuthConfig, IceConfig, LimitsConfig, RoomsConfig, SignalingConfig};
+use signaling::config::{
+    AuthConfig, ClusterConfig, IceConfig, LimitsConfig, RoomsConfig, SignalingConfig,
+};
 
 use sfu::MediaConfig;
 
@@ -86,6 +88,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub media: MediaConfig,
     pub web: WebConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// Why the configuration could not be loaded.
@@ -145,6 +148,12 @@ impl Config {
             ));
         }
         self.auth.check().map_err(ConfigError::Inconsistent)?;
+        if self.cluster.enabled() && self.cluster.node_ttl <= self.cluster.heartbeat {
+            return Err(ConfigError::Inconsistent(
+                "cluster.node_ttl must be longer than cluster.heartbeat (three heartbeats or more)"
+                    .into(),
+            ));
+        }
         if self.rooms.max_p2p_participants < 2 {
             return Err(ConfigError::Inconsistent(
                 "rooms.max_p2p_participants must be at least 2".into(),
@@ -165,6 +174,7 @@ impl Config {
             rooms: self.rooms.clone(),
             ice: self.ice.clone(),
             limits: self.limits.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Starts everything: the media plane, signaling, and the HTTP(S) listener.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
+use signaling::cluster::ClusterNode;
 use signaling::listen::{self, ConnCounter};
 use signaling::media::{MediaEventReceiver, MediaPlane};
 use signaling::server::Signaling;
@@ -12,10 +14,19 @@ use tokio_rustls::TlsAcceptor;
 use super::config::Config;
 use super::web::{self, FramePolicy};
 
-/// The SFU media plane for SFU rooms, or `None` when it cannot start.
-fn media_plane(cfg: &Config) -> Option<(Arc<dyn MediaPlane>, MediaEventReceiver)> {
+/// The SFU media plane for SFU rooms and its media address, or `None`
+/// when it cannot start.
+fn media_plane(cfg: &Config) -> Option<(Arc<dyn MediaPlane>, MediaEventReceiver, SocketAddr)> {
     match sfu::SfuPlane::start(&cfg.media) {
-        Ok((plane, events)) => Some((plane as Arc<dyn MediaPlane>, events)),
+        Ok((plane, events)) => {
+            let addr = plane.local_addr();
+            let ip = cfg.media.advertise.first().copied().unwrap_or(addr.ip());
+            Some((
+                plane as Arc<dyn MediaPlane>,
+                events,
+                SocketAddr::new(ip, addr.port()),
+            ))
+        }
         Err(e) => {
             tracing::error!(
                 "media plane unavailable (cannot bind UDP {}:{}): {e}; serving P2P rooms only",
@@ -40,15 +51,92 @@ pub fn app(cfg: &Config, sig: Signaling) -> Router {
     }
 }
 
-/// `/api/stats` and `/metrics`.
+/// `/api/stats`, `/api/cluster` and `/metrics`.
 pub fn stats_app(sig: Signaling) -> Router {
-    signaling::http::stats_router(sig.clone()).merge(super::metrics::router(sig))
+    signaling::http::stats_router(sig.clone())
+        .merge(signaling::cluster::view::router(sig.clone()))
+        .merge(super::metrics::router(sig))
+}
+
+/// The URL clients of other nodes are sent to: `[cluster] url`, or this
+/// server's listen address.
+fn node_url(cfg: &Config, listen: SocketAddr) -> String {
+    if !cfg.cluster.url.trim().is_empty() {
+        return cfg.cluster.url.trim().to_owned();
+    }
+    let scheme = if cfg.server.tls_cert.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
+    format!("{scheme}://{listen}/ws")
+}
+
+/// Signaling, joined to the cluster when `[cluster] redis` is set.
+async fn signaling(
+    cfg: &Config,
+    media: Option<(Arc<dyn MediaPlane>, MediaEventReceiver)>,
+    media_addr: String,
+    listen: SocketAddr,
+) -> anyhow::Result<Signaling> {
+    if !cfg.cluster.enabled() {
+        return Ok(Signaling::start(cfg.signaling(), media));
+    }
+    let cpu: signaling::cluster::CpuProbe =
+        Box::new(|| super::metrics::ProcessStats::read().map(|p| p.cpu_seconds));
+    let url = node_url(cfg, listen);
+    let node = ClusterNode::connect(&cfg.cluster, &cfg.rooms, url.clone(), media_addr, Some(cpu))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot join the cluster at {}: {e}", cfg.cluster.redis))?;
+    tracing::info!(node = %node.id(), %url, "joined the cluster");
+    Ok(Signaling::start_clustered(cfg.signaling(), media, node).await?)
+}
+
+/// In a cluster, SIGTERM drains the node: no new participants, the ones
+/// here are told to move, and the node leaves once they have (or after
+/// `[cluster] drain_timeout`). Pending forever without a cluster, where
+/// SIGTERM ends the process as it always did.
+async fn drained(sig: Signaling, timeout: std::time::Duration) {
+    let Some(cluster) = sig.cluster().cloned() else {
+        return std::future::pending().await;
+    };
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot catch SIGTERM ({e}); the node will not drain");
+            return std::future::pending().await;
+        }
+    };
+    term.recv().await;
+    tracing::info!("SIGTERM: draining (moving participants to other nodes)");
+    cluster.drain();
+    let end = tokio::time::Instant::now() + timeout;
+    loop {
+        let left = sig.stats().await.participants;
+        if left == 0 {
+            tracing::info!("drained: every participant moved");
+            break;
+        }
+        if tokio::time::Instant::now() >= end {
+            tracing::warn!(
+                participants = left,
+                "drain timeout: leaving with participants still here"
+            );
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    cluster.stop().await;
 }
 
 /// Runs the server until it is stopped.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
-    let media = media_plane(&cfg);
-    let sig = Signaling::start(cfg.signaling(), media);
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
+    let (media, media_addr) = match media_plane(&cfg) {
+        Some((plane, events, addr)) => (Some((plane, events)), addr.to_string()),
+        None => (None, String::new()),
+    };
+    let sig = signaling(&cfg, media, media_addr, listener.local_addr()?).await?;
     if sig.auth().is_development() {
         tracing::warn!("DEVELOPMENT MODE: no API keys configured, so anyone may join any room without a token and POST /api/token mints tokens. Configure [auth] keys before exposing this server.");
     }
@@ -67,8 +155,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             }
         });
     }
-    let app = app(&cfg, sig);
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
+    let app = app(&cfg, sig.clone());
+    let drain = drained(sig, cfg.cluster.drain_timeout);
+    tokio::select! {
+        r = serve(&cfg, listener, app, limits, counter) => r,
+        () = drain => Ok(()),
+    }
+}
+
+async fn serve(
+    cfg: &Config,
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: signaling::config::LimitsConfig,
+    counter: ConnCounter,
+) -> anyhow::Result<()> {
     match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(cert), Some(key)) => {
             let acceptor = tls_acceptor(cert, key)?;

@@ -11,9 +11,11 @@ use crate::auth::{ice_servers_for, Claims, Grants, TokenError};
 use crate::error::ErrorCode;
 use crate::ids::{ClientId, RoomName};
 use crate::media::Permissions;
-use crate::protocol::{MediaState, RoomMode, ServerMessage};
+use crate::protocol::{MediaState, ParticipantInfo, RoomMode, ServerMessage};
 
 impl Hub {
+    /// `join`, after a failed (or no) local `resume`. In a cluster,
+    /// `resume` may still take back a place another node holds.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn join(
         &mut self,
@@ -22,11 +24,13 @@ impl Hub {
         token: Option<String>,
         name: Option<String>,
         mode: Option<RoomMode>,
+        can_move: bool,
+        resume: Option<String>,
         now: Millis,
         fx: &mut Effects,
     ) {
         let err = |code, msg: String| ServerMessage::error(code, msg, Some("join"));
-        if self.participant_of(conn).is_some() {
+        if self.participant_of(conn).is_some() || self.pending.contains_key(conn) {
             fx.send(
                 conn,
                 err(
@@ -62,6 +66,39 @@ impl Hub {
             None => (None, None, Grants::default(), None),
         };
         let wanted = mode.or(token_mode);
+        let pid = conn.clone();
+        let display = name
+            .or(token_name)
+            .map(|n| n.chars().take(64).collect::<String>())
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| "Guest".to_owned());
+        let permissions = Permissions {
+            publish: grants.publish,
+            subscribe: grants.subscribe,
+        };
+        let identity = identity.unwrap_or_else(|| pid.to_string());
+        let info = ParticipantInfo {
+            id: pid.clone(),
+            name: display,
+            media: MediaState::default(),
+            permissions,
+        };
+        let participant = Participant {
+            room: room_name.clone(),
+            mode: wanted.unwrap_or(self.rooms_cfg.default_mode),
+            identity: identity.clone(),
+            permissions,
+            resume_token: random_token(),
+            conn: Some(conn.clone()),
+            detached_until: None,
+            can_move,
+            moved: false,
+        };
+        if self.node.is_some() {
+            // The room's mode and size are the cluster's to check.
+            self.enter_cluster(conn, wanted, participant, info, identity, resume, fx);
+            return;
+        }
         let existing = self.rooms.mode(&room_name);
         let room_mode = match (existing, wanted) {
             (Some(m), Some(w)) if m != w => {
@@ -81,30 +118,10 @@ impl Hub {
             fx.send(conn, refusal);
             return;
         }
-
-        let pid = conn.clone();
-        let display = name
-            .or(token_name)
-            .map(|n| n.chars().take(64).collect::<String>())
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| "Guest".to_owned());
-        let permissions = Permissions {
-            publish: grants.publish,
-            subscribe: grants.subscribe,
-        };
-        let identity = identity.unwrap_or_else(|| pid.to_string());
+        let mut participant = participant;
+        participant.mode = room_mode;
         let ice_servers = ice_servers_for(&self.ice, &identity, now / 1000);
-        let participant = Participant {
-            room: room_name.clone(),
-            identity,
-            name: display,
-            media: MediaState::default(),
-            permissions,
-            resume_token: random_token(),
-            conn: Some(conn.clone()),
-            detached_until: None,
-        };
-        self.enter(conn, room_name, room_mode, participant, ice_servers, fx);
+        self.enter(conn, room_mode, pid, participant, info, ice_servers, fx);
     }
 
     /// Why the room cannot take one more member in `mode`, if it cannot.

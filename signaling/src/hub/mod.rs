@@ -20,9 +20,12 @@
 //! - [`relay`]: offers, answers and candidates between clients (P2P rooms
 //!   and the classic protocol).
 //! - [`bridge`]: the media plane: commands out, events back to sockets.
+//! - [`cluster`]: in a cluster, joins placed by the cluster shell, and the
+//!   other nodes' members and relayed messages.
 
 mod admission;
 mod bridge;
+mod cluster;
 mod relay;
 mod rooms;
 mod sessions;
@@ -34,11 +37,12 @@ use std::collections::HashMap;
 use crate::auth::Auth;
 use crate::config::{ClassicProtocol, IceConfig, RoomsConfig};
 use crate::error::ErrorCode;
-use crate::ids::{ClientId, ParticipantId};
+use crate::ids::{ClientId, NodeId, ParticipantId};
 use crate::media::{MediaCommand, MediaEvent};
 use crate::protocol::{ClientMessage, Incoming, Outgoing, ServerMessage};
 
-pub use rooms::{LocalRooms, RoomCounts, RoomDirectory};
+pub use cluster::{ClusterIn, ClusterOut, EnterRequest, TakenPlace};
+pub use rooms::{LocalRooms, Member, RoomCounts, RoomDirectory};
 
 use rooms::Participant;
 use sessions::Conn;
@@ -61,6 +65,8 @@ pub enum Input {
     Disconnected { conn: ClientId, hold: bool },
     /// The media plane has something for a participant.
     Media(MediaEvent),
+    /// The cluster answered a request or has news from other nodes.
+    Cluster(ClusterIn),
     /// Time passed: expire reconnect grace periods.
     Timeout,
 }
@@ -72,6 +78,8 @@ pub struct Effects {
     pub media: Vec<MediaCommand>,
     /// Connections to close (replaced by a resumed one).
     pub closes: Vec<ClientId>,
+    /// Requests for the cluster shell (always empty without a cluster).
+    pub cluster: Vec<ClusterOut>,
 }
 
 impl Effects {
@@ -102,6 +110,9 @@ pub struct Hub {
     conns: HashMap<ClientId, Conn>,
     participants: HashMap<ParticipantId, Participant>,
     rooms: Box<dyn RoomDirectory>,
+    /// This node's id, in a cluster.
+    node: Option<NodeId>,
+    pending: cluster::Pending,
 }
 
 impl Hub {
@@ -134,6 +145,8 @@ impl Hub {
             conns: HashMap::new(),
             participants: HashMap::new(),
             rooms,
+            node: None,
+            pending: HashMap::new(),
         }
     }
 
@@ -141,6 +154,18 @@ impl Hub {
     pub fn with_classic_protocol(mut self, mode: ClassicProtocol) -> Self {
         self.classic = mode.resolve(self.auth.is_development());
         self
+    }
+
+    /// Makes this hub node `node` of a cluster: joins are then placed by
+    /// the cluster ([`ClusterOut::Enter`]) and rooms span nodes.
+    pub fn in_cluster(mut self, node: NodeId) -> Self {
+        self.node = Some(node);
+        self
+    }
+
+    /// This node's id, in a cluster.
+    pub fn node(&self) -> Option<&NodeId> {
+        self.node.as_ref()
     }
 
     pub fn stats(&self) -> HubStats {
@@ -161,6 +186,7 @@ impl Hub {
             Input::Message { conn, incoming } => self.on_message(conn, incoming, now, &mut fx),
             Input::Disconnected { conn, hold } => self.on_disconnect(&conn, hold, now, &mut fx),
             Input::Media(event) => self.on_media_event(event, &mut fx),
+            Input::Cluster(c) => self.on_cluster(c, now, &mut fx),
             Input::Timeout => self.expire_holds(now, &mut fx),
         }
         fx
@@ -197,13 +223,14 @@ impl Hub {
                 name,
                 mode,
                 resume,
+                redirect,
             } => {
-                if let Some(resume) = resume {
-                    if self.resume(&conn, &room, &resume, now, fx) {
+                if let Some(resume) = &resume {
+                    if self.resume(&conn, &room, resume, now, fx) {
                         return;
                     }
                 }
-                self.join(&conn, &room, token, name, mode, now, fx)
+                self.join(&conn, &room, token, name, mode, redirect, resume, now, fx)
             }
             ClientMessage::Leave {} => self.leave(&conn, fx),
             ClientMessage::MediaState {

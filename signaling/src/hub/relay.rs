@@ -29,9 +29,20 @@ impl Hub {
         let target = ClientId::from_string(target);
         let to_conn = match &participant {
             Some(pid) => {
-                let room = self.participants.get(pid).map(|p| &p.room);
+                let room = self.participants.get(pid).map(|p| p.room.clone());
                 match self.participants.get(&target) {
-                    Some(t) if Some(&t.room) == room && &target != pid => t.conn.clone(),
+                    Some(t) if Some(&t.room) == room.as_ref() && &target != pid && !t.moved => {
+                        t.conn.clone()
+                    }
+                    None if &target != pid => {
+                        // In a cluster the target may be served by another node.
+                        let Some(room) = room else { return };
+                        raw.insert("from".into(), Value::String(pid.to_string()));
+                        if self.relay_remote(&room, &target, &raw, fx) {
+                            return;
+                        }
+                        None
+                    }
                     _ => None,
                 }
             }

@@ -82,7 +82,10 @@ impl Hub {
             return false;
         };
         let found = self.participants.iter().find(|(_, p)| {
-            p.room == room_name && !token.is_empty() && constant_time_eq(&p.resume_token, token)
+            p.room == room_name
+                && !p.moved
+                && !token.is_empty()
+                && constant_time_eq(&p.resume_token, token)
         });
         let Some((pid, _)) = found else { return false };
         let pid = pid.clone();
@@ -90,6 +93,11 @@ impl Hub {
             return false;
         };
         let others = self.others_info(&room_name, &pid);
+        let name = self
+            .rooms
+            .member(&room_name, &pid)
+            .map(|m| m.info.name.clone())
+            .unwrap_or_default();
         let Some(p) = self.participants.get_mut(&pid) else {
             return false;
         };
@@ -104,12 +112,14 @@ impl Hub {
             client_id: pid.clone(),
             room: room.to_owned(),
             mode,
-            name: p.name.clone(),
+            name,
             participants: others,
             ice_servers: ice_servers_for(&self.ice, &p.identity, now / 1000),
             permissions: p.permissions,
             resume_token: p.resume_token.clone(),
             resumed: true,
+            moved: false,
+            node: self.node.clone(),
         };
         if let Some(c) = self.conns.get_mut(conn) {
             c.participant = Some(pid);
@@ -130,7 +140,8 @@ impl Hub {
         };
         let Some(pid) = c.participant else { return };
         let grace = self.rooms_cfg.reconnect_grace;
-        if hold && grace > Duration::ZERO {
+        let moved = self.participants.get(&pid).is_some_and(|p| p.moved);
+        if hold && grace > Duration::ZERO && !moved {
             if let Some(p) = self.participants.get_mut(&pid) {
                 p.conn = None;
                 p.detached_until = Some(now + grace.as_millis() as u64);

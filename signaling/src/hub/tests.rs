@@ -250,3 +250,233 @@ fn resume_takes_over_a_still_attached_participant() {
     assert!(fx.media.is_empty());
     assert_eq!(h.stats().participants, 1);
 }
+
+mod cluster {
+    use super::*;
+    use crate::hub::{ClusterIn, ClusterOut, Member};
+    use crate::ids::NodeId;
+    use crate::protocol::{ParticipantInfo, RoomMode};
+
+    fn node_hub() -> Hub {
+        hub(Duration::from_secs(10)).in_cluster(NodeId::new("n1"))
+    }
+
+    fn remote(id: &str, name: &str) -> Member {
+        Member {
+            info: ParticipantInfo {
+                id: ClientId::from_string(id),
+                name: name.into(),
+                media: Default::default(),
+                permissions: crate::media::Permissions {
+                    publish: true,
+                    subscribe: true,
+                },
+            },
+            node: Some(NodeId::new("n2")),
+        }
+    }
+
+    /// Joins `conn` through the cluster with `members` already in the room.
+    fn join_via_cluster(h: &mut Hub, conn: &ClientId, members: Vec<Member>) -> Effects {
+        let fx = msg(h, conn, r#"{"type":"join","room":"r","redirect":true}"#, 0);
+        let [ClusterOut::Enter(req)] = &fx.cluster[..] else {
+            panic!("{fx:?}")
+        };
+        assert!(
+            fx.sends.is_empty() && fx.media.is_empty(),
+            "nothing until placed"
+        );
+        assert!(req.redirect);
+        assert_eq!(&req.member.id, conn);
+        h.handle(
+            Input::Cluster(ClusterIn::Entered {
+                conn: conn.clone(),
+                room: room(),
+                mode: RoomMode::Sfu,
+                members,
+                taken: None,
+            }),
+            0,
+        )
+    }
+
+    #[test]
+    fn a_join_waits_for_placement_then_sees_the_other_nodes_members() {
+        let mut h = node_hub();
+        let a = connect(&mut h);
+        let fx = join_via_cluster(&mut h, &a, vec![remote("b", "Bob")]);
+        let Outgoing::Message(ServerMessage::Joined {
+            participants, node, ..
+        }) = &fx.sends[0].1
+        else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(participants[0].name, "Bob");
+        assert_eq!(node.as_ref().map(NodeId::as_str), Some("n1"));
+        assert!(matches!(&fx.media[..], [MediaCommand::Join { .. }]));
+
+        // Events from the other node reach the local member.
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Joined {
+                room: room(),
+                member: remote("c", "Cy"),
+            }),
+            0,
+        );
+        assert!(
+            matches!(&fx.sends[..], [(to, Outgoing::Message(ServerMessage::ParticipantJoined { participant }))] if to == &a && participant.name == "Cy")
+        );
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Left {
+                room: room(),
+                id: ClientId::from_string("b"),
+            }),
+            0,
+        );
+        assert!(
+            matches!(&fx.sends[..], [(_, Outgoing::Message(ServerMessage::ParticipantLeft { id }))] if id.as_str() == "b")
+        );
+
+        // A P2P-style relay to the remote member goes to its node.
+        let fx = msg(
+            &mut h,
+            &a,
+            r#"{"type":"offer","target":"c","sdp":"v=0"}"#,
+            0,
+        );
+        assert!(
+            matches!(&fx.cluster[..], [ClusterOut::Relay { node, to, message }]
+            if node.as_str() == "n2" && to.as_str() == "c" && message["from"] == a.as_str())
+        );
+
+        // Local changes go out to the cluster.
+        let fx = msg(
+            &mut h,
+            &a,
+            r#"{"type":"media-state","microphone":true,"camera":false}"#,
+            0,
+        );
+        assert!(matches!(&fx.cluster[..], [ClusterOut::Media { media, .. }] if media.microphone));
+        let fx = msg(&mut h, &a, r#"{"type":"leave"}"#, 0);
+        assert!(matches!(&fx.cluster[..], [ClusterOut::Left { id, .. }] if id == &a));
+    }
+
+    #[test]
+    fn redirects_refusals_and_joins_of_gone_sockets() {
+        let mut h = node_hub();
+        let a = connect(&mut h);
+        msg(
+            &mut h,
+            &a,
+            r#"{"type":"join","room":"r","redirect":true}"#,
+            0,
+        );
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Redirect {
+                conn: a.clone(),
+                room: room(),
+                url: "ws://n2/ws".into(),
+                node: NodeId::new("n2"),
+            }),
+            0,
+        );
+        assert!(
+            matches!(&fx.sends[..], [(_, Outgoing::Message(ServerMessage::Redirect { url, .. }))] if url == "ws://n2/ws")
+        );
+        assert_eq!(h.stats().participants, 0);
+        msg(&mut h, &a, r#"{"type":"join","room":"r"}"#, 0);
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Refused {
+                conn: a.clone(),
+                code: ErrorCode::RoomFull,
+                message: "full".into(),
+            }),
+            0,
+        );
+        assert!(matches!(
+            &fx.sends[..],
+            [(
+                _,
+                Outgoing::Message(ServerMessage::Error {
+                    code: ErrorCode::RoomFull,
+                    ..
+                })
+            )]
+        ));
+
+        // Placed after its socket went: the cluster is told to undo it.
+        let b = connect(&mut h);
+        msg(&mut h, &b, r#"{"type":"join","room":"r"}"#, 0);
+        h.handle(
+            Input::Disconnected {
+                conn: b.clone(),
+                hold: false,
+            },
+            0,
+        );
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Entered {
+                conn: b.clone(),
+                room: room(),
+                mode: RoomMode::Sfu,
+                members: vec![],
+                taken: None,
+            }),
+            0,
+        );
+        assert!(matches!(&fx.cluster[..], [ClusterOut::Left { id, .. }] if id == &b));
+        assert!(fx.sends.is_empty() && fx.media.is_empty());
+    }
+
+    #[test]
+    fn a_member_taken_over_elsewhere_leaves_here_without_a_word_to_the_room() {
+        let mut h = node_hub();
+        let a = connect(&mut h);
+        let b = connect(&mut h);
+        join_via_cluster(&mut h, &a, vec![]);
+        join_via_cluster(&mut h, &b, vec![]);
+        // a's client moved to n2 (it still has its old socket here).
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Moved {
+                room: room(),
+                id: a.clone(),
+                node: NodeId::new("n2"),
+            }),
+            1000,
+        );
+        assert!(fx.sends.is_empty(), "{fx:?}");
+        assert!(
+            fx.media.is_empty(),
+            "its media stays until it switches over"
+        );
+        // Its old socket closes: it goes, silently, media and all.
+        let fx = h.handle(
+            Input::Disconnected {
+                conn: a.clone(),
+                hold: true,
+            },
+            1000,
+        );
+        assert!(fx.sends.is_empty(), "{fx:?}");
+        assert!(
+            matches!(&fx.media[..], [MediaCommand::Leave { participant, .. }] if participant == &a)
+        );
+        // The room still lists it, on n2, and messages for it go there.
+        let fx = msg(&mut h, &b, r#"{"type":"list-clients"}"#, 1000);
+        assert_eq!(
+            fx.sends[0].1,
+            Outgoing::Message(ServerMessage::ClientsList {
+                clients: vec![a.clone()]
+            })
+        );
+        let fx = msg(
+            &mut h,
+            &b,
+            &format!(r#"{{"type":"answer","target":"{a}","sdp":"x"}}"#),
+            1000,
+        );
+        assert!(
+            matches!(&fx.cluster[..], [ClusterOut::Relay { node, .. }] if node.as_str() == "n2")
+        );
+    }
+}

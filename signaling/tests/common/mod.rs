@@ -1,6 +1,8 @@
 //! A signaling server on loopback and a WebSocket test client.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,6 +30,34 @@ pub async fn server(cfg: SignalingConfig) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(signaling::listen::serve(listener, app, limits));
+    TestServer { addr, sig }
+}
+
+/// A node of a cluster on the Redis at `redis_url`: a P2P-only
+/// development server (no media plane) named `node`.
+pub async fn cluster_node(redis_url: &str, node: &str, mut cfg: SignalingConfig) -> TestServer {
+    use signaling::cluster::ClusterNode;
+    cfg.rooms.default_mode = signaling::protocol::RoomMode::P2p;
+    cfg.cluster.redis = redis_url.to_string();
+    cfg.cluster.node_id = node.to_string();
+    cfg.cluster.prefix = "test:".into();
+    cfg.cluster.heartbeat = Duration::from_millis(200);
+    cfg.cluster.node_ttl = Duration::from_millis(1000);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cn = ClusterNode::connect(
+        &cfg.cluster,
+        &cfg.rooms,
+        format!("ws://{addr}/ws"),
+        String::new(),
+        None,
+    )
+    .await
+    .expect("joins the cluster");
+    let sig = Signaling::start_clustered(cfg, None, cn).await.unwrap();
+    let app =
+        signaling::http::router(sig.clone()).merge(signaling::cluster::view::router(sig.clone()));
+    tokio::spawn(async move { axum::serve(listener, app).await });
     TestServer { addr, sig }
 }
 

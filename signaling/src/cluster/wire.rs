@@ -1,0 +1,114 @@
+//! What the nodes write to Redis and to each other, as JSON.
+//!
+//! The Lua scripts build room events by concatenation (so a member record
+//! passes through byte for byte), with these exact field names.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ids::{NodeId, ParticipantId};
+use crate::protocol::{MediaState, ParticipantInfo};
+
+/// A member as the room directory in Redis holds it: what the others see,
+/// and the identity its token gave it (kept for a node that takes the
+/// place over). The node serving it is kept beside, not in, the record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    #[serde(flatten)]
+    pub info: ParticipantInfo,
+    pub identity: String,
+}
+
+/// An event on a room's channel. `ver` is the room's version after the
+/// change, `node` the node that made it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum RoomEvent {
+    Joined {
+        room: String,
+        ver: u64,
+        node: NodeId,
+        member: MemberRecord,
+    },
+    Left {
+        room: String,
+        ver: u64,
+        node: NodeId,
+        id: ParticipantId,
+    },
+    Media {
+        room: String,
+        ver: u64,
+        node: NodeId,
+        id: ParticipantId,
+        media: MediaState,
+    },
+    /// The member is now served by `node`.
+    Moved {
+        room: String,
+        ver: u64,
+        node: NodeId,
+        id: ParticipantId,
+    },
+}
+
+impl RoomEvent {
+    pub fn ver(&self) -> u64 {
+        match self {
+            RoomEvent::Joined { ver, .. }
+            | RoomEvent::Left { ver, .. }
+            | RoomEvent::Media { ver, .. }
+            | RoomEvent::Moved { ver, .. } => *ver,
+        }
+    }
+
+    pub fn node(&self) -> &NodeId {
+        match self {
+            RoomEvent::Joined { node, .. }
+            | RoomEvent::Left { node, .. }
+            | RoomEvent::Media { node, .. }
+            | RoomEvent::Moved { node, .. } => node,
+        }
+    }
+}
+
+/// A message on a node's own channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum NodeMessage {
+    /// A client's offer, answer or candidate for a member served there,
+    /// whole, `from` included.
+    Relay {
+        to: ParticipantId,
+        message: Map<String, Value>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_as_the_scripts_write_them_parse() {
+        let member = r#"{"id":"p1","name":"Ann","media":{"microphone":true,"camera":false,"screen":false},"permissions":{"publish":true,"subscribe":true},"identity":"ann"}"#;
+        let joined =
+            format!(r#"{{"t":"joined","room":"r","ver":3,"node":"n1","member":{member}}}"#);
+        let e: RoomEvent = serde_json::from_str(&joined).unwrap();
+        assert_eq!(e.ver(), 3);
+        let RoomEvent::Joined { member, .. } = e else {
+            panic!()
+        };
+        assert_eq!(member.info.name, "Ann");
+        assert_eq!(member.identity, "ann");
+        // Written flat, as the scripts and other nodes read it.
+        let back = serde_json::to_value(&member).unwrap();
+        assert_eq!(back["id"], "p1");
+        assert_eq!(back["identity"], "ann");
+        assert_eq!(back["media"]["microphone"], true);
+        let left: RoomEvent =
+            serde_json::from_str(r#"{"t":"left","room":"r","ver":4,"node":"n2","id":"p1"}"#)
+                .unwrap();
+        assert_eq!(left.node().as_str(), "n2");
+        assert!(serde_json::from_str::<RoomEvent>(r#"{"t":"nope"}"#).is_err());
+    }
+}

@@ -1,0 +1,445 @@
+//! The hub's side of a cluster: what it asks of the cluster shell
+//! ([`ClusterOut`], in [`super::Effects::cluster`]) and what comes back
+//! ([`ClusterIn`], as [`super::Input::Cluster`]).
+//!
+//! In a cluster a `join` that passes admission (token, room name) is
+//! placed by the shell, which owns the room directory in Redis: it answers
+//! with the room's members on every node ([`ClusterIn::Entered`]), a node
+//! to send the client to ([`ClusterIn::Redirect`]), or a refusal (room
+//! full, mode mismatch). Other nodes' members then arrive as events, and
+//! this hub's own changes go out as [`ClusterOut`]s. The hub stays free of
+//! I/O: without a cluster none of this is used.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::rooms::{Member, Participant};
+use super::{Effects, Hub, Millis};
+use crate::auth::ice_servers_for;
+use crate::error::ErrorCode;
+use crate::ids::{ClientId, NodeId, ParticipantId, RoomName};
+use crate::media::Permissions;
+use crate::protocol::{MediaState, Outgoing, ParticipantInfo, RoomMode, ServerMessage};
+
+/// A join that passed admission, for the cluster to place.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EnterRequest {
+    pub conn: ClientId,
+    pub room: RoomName,
+    /// The mode the client (or its token) asked for.
+    pub mode: Option<RoomMode>,
+    /// The mode of a room this join creates without asking for one.
+    pub default_mode: RoomMode,
+    /// The new member, as the others will see it (its id is `conn`).
+    pub member: ParticipantInfo,
+    pub identity: String,
+    pub resume_token: String,
+    /// The client follows `redirect`: it may be sent to another node.
+    pub redirect: bool,
+    /// A resume token from `join`: take back a place another node holds.
+    pub resume: Option<String>,
+}
+
+/// What the hub asks of the cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClusterOut {
+    /// Place a join and enter it in its room.
+    Enter(Box<EnterRequest>),
+    /// A member served here left its room.
+    Left {
+        room: RoomName,
+        id: ParticipantId,
+        resume_token: String,
+    },
+    /// A member served here changed its media state.
+    Media {
+        room: RoomName,
+        id: ParticipantId,
+        media: MediaState,
+    },
+    /// Relay a client's message to a member another node serves.
+    Relay {
+        node: NodeId,
+        to: ParticipantId,
+        message: Map<String, Value>,
+    },
+}
+
+/// A place taken back from another node by a `join` with `resume`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TakenPlace {
+    pub info: ParticipantInfo,
+    pub identity: String,
+    pub resume_token: String,
+}
+
+/// What the cluster tells the hub.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClusterIn {
+    /// A join was entered in its room here. `members`: everyone in the
+    /// room, on every node (this node's members with `node: None`).
+    Entered {
+        conn: ClientId,
+        room: RoomName,
+        mode: RoomMode,
+        members: Vec<Member>,
+        taken: Option<TakenPlace>,
+    },
+    /// The join goes to another node.
+    Redirect {
+        conn: ClientId,
+        room: RoomName,
+        url: String,
+        node: NodeId,
+    },
+    /// The join was refused (room full, mode mismatch, no cluster state).
+    Refused {
+        conn: ClientId,
+        code: ErrorCode,
+        message: String,
+    },
+    /// Someone joined on another node.
+    Joined { room: RoomName, member: Member },
+    /// A member of another node left.
+    Left { room: RoomName, id: ParticipantId },
+    /// A member of another node changed its media state.
+    Media {
+        room: RoomName,
+        id: ParticipantId,
+        media: MediaState,
+    },
+    /// A member is now served by `node` (it moved or reconnected there).
+    Moved {
+        room: RoomName,
+        id: ParticipantId,
+        node: NodeId,
+    },
+    /// A message relayed from another node for a member served here.
+    Relayed {
+        to: ParticipantId,
+        message: Map<String, Value>,
+    },
+    /// This node is draining: tell the room's members here to move.
+    Move {
+        room: RoomName,
+        url: String,
+        node: NodeId,
+    },
+}
+
+/// A join waiting for the cluster's answer.
+#[derive(Debug)]
+pub(super) struct PendingJoin {
+    pub participant: Participant,
+    pub info: ParticipantInfo,
+}
+
+pub(super) type Pending = HashMap<ClientId, PendingJoin>;
+
+impl Hub {
+    /// Hands an admitted join to the cluster; the answer completes it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn enter_cluster(
+        &mut self,
+        conn: &ClientId,
+        mode: Option<RoomMode>,
+        participant: Participant,
+        info: ParticipantInfo,
+        identity: String,
+        resume: Option<String>,
+        fx: &mut Effects,
+    ) {
+        fx.cluster.push(ClusterOut::Enter(Box::new(EnterRequest {
+            conn: conn.clone(),
+            room: participant.room.clone(),
+            mode,
+            default_mode: self.rooms_cfg.default_mode,
+            member: info.clone(),
+            identity,
+            resume_token: participant.resume_token.clone(),
+            redirect: participant.can_move,
+            resume,
+        })));
+        self.pending
+            .insert(conn.clone(), PendingJoin { participant, info });
+    }
+
+    pub(super) fn on_cluster(&mut self, input: ClusterIn, now: Millis, fx: &mut Effects) {
+        match input {
+            ClusterIn::Entered {
+                conn,
+                room,
+                mode,
+                members,
+                taken,
+            } => self.entered(conn, room, mode, members, taken, now, fx),
+            ClusterIn::Redirect {
+                conn,
+                room,
+                url,
+                node,
+            } => {
+                if self.pending.remove(&conn).is_some() {
+                    let room = room.to_string();
+                    fx.send(&conn, ServerMessage::Redirect { url, node, room });
+                }
+            }
+            ClusterIn::Refused {
+                conn,
+                code,
+                message,
+            } => {
+                if self.pending.remove(&conn).is_some() {
+                    fx.send(&conn, ServerMessage::error(code, message, Some("join")));
+                }
+            }
+            ClusterIn::Joined { room, member } => {
+                let Some(mode) = self.rooms.mode(&room) else {
+                    return;
+                };
+                if self.participants.contains_key(member.id()) {
+                    return;
+                }
+                let known = self.rooms.member(&room, member.id()).is_some();
+                let (id, info) = (member.id().clone(), member.info.clone());
+                self.rooms.add(&room, mode, member);
+                if !known {
+                    let msg = ServerMessage::ParticipantJoined { participant: info };
+                    self.broadcast(&room, &id, msg, fx);
+                }
+            }
+            ClusterIn::Left { room, id } => {
+                if self.participants.get(&id).is_some_and(|p| !p.moved) {
+                    return;
+                }
+                if self.rooms.remove(&room, &id).is_some() {
+                    let msg = ServerMessage::ParticipantLeft { id: id.clone() };
+                    self.broadcast(&room, &id, msg, fx);
+                }
+            }
+            ClusterIn::Media { room, id, media } => {
+                if self.participants.get(&id).is_some_and(|p| !p.moved) {
+                    return;
+                }
+                if self.rooms.set_media(&room, &id, media.clone()) {
+                    let msg = ServerMessage::MediaState {
+                        from: id.clone(),
+                        media,
+                    };
+                    self.broadcast(&room, &id, msg, fx);
+                }
+            }
+            ClusterIn::Moved { room, id, node } => self.moved_away(room, id, node, now, fx),
+            ClusterIn::Relayed { to, message } => {
+                let Some(conn) = self
+                    .participants
+                    .get(&to)
+                    .filter(|p| !p.moved)
+                    .and_then(|p| p.conn.clone())
+                else {
+                    return;
+                };
+                fx.send(&conn, Outgoing::Relay(message));
+            }
+            ClusterIn::Move { room, url, node } => {
+                for (_, p) in self.participants.iter() {
+                    if p.room != room || p.moved || !p.can_move {
+                        continue;
+                    }
+                    if let Some(conn) = &p.conn {
+                        let msg = ServerMessage::Move {
+                            url: url.clone(),
+                            node: node.clone(),
+                            room: room.to_string(),
+                        };
+                        fx.send(conn, msg);
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn entered(
+        &mut self,
+        conn: ClientId,
+        room: RoomName,
+        mode: RoomMode,
+        members: Vec<Member>,
+        taken: Option<TakenPlace>,
+        now: Millis,
+        fx: &mut Effects,
+    ) {
+        let pending = self.pending.remove(&conn);
+        let live = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| c.participant.is_none());
+        let (
+            Some(PendingJoin {
+                mut participant,
+                info,
+            }),
+            true,
+        ) = (pending, live)
+        else {
+            // The socket went (or joined elsewhere) meanwhile: undo.
+            let (id, resume_token) = match &taken {
+                Some(t) => (t.info.id.clone(), t.resume_token.clone()),
+                None => (conn.clone(), String::new()),
+            };
+            fx.cluster.push(ClusterOut::Left {
+                room,
+                id,
+                resume_token,
+            });
+            return;
+        };
+        if mode == RoomMode::Sfu && !self.media_available {
+            fx.cluster.push(ClusterOut::Left {
+                room,
+                id: taken.as_ref().map_or(conn.clone(), |t| t.info.id.clone()),
+                resume_token: participant.resume_token.clone(),
+            });
+            fx.send(
+                &conn,
+                ServerMessage::error(
+                    ErrorCode::MediaUnavailable,
+                    "this server has no media plane for SFU rooms; join with mode `p2p`",
+                    Some("join"),
+                ),
+            );
+            return;
+        }
+        for m in members {
+            if self.participants.contains_key(m.id()) || m.id() == &conn {
+                continue;
+            }
+            if taken.as_ref().is_some_and(|t| &t.info.id == m.id()) {
+                continue;
+            }
+            self.rooms.add(&room, mode, m);
+        }
+        participant.mode = mode;
+        match taken {
+            None => {
+                let ice = ice_servers_for(&self.ice, &participant.identity, now / 1000);
+                self.enter(&conn, mode, conn.clone(), participant, info, ice, fx);
+            }
+            Some(t) => self.take_back(&conn, mode, participant, t, now, fx),
+        }
+    }
+
+    /// Serves here a place another node held: same id, name and media
+    /// state; the room is not told (it never saw the member leave).
+    fn take_back(
+        &mut self,
+        conn: &ClientId,
+        mode: RoomMode,
+        mut participant: Participant,
+        t: TakenPlace,
+        now: Millis,
+        fx: &mut Effects,
+    ) {
+        let pid = t.info.id.clone();
+        participant.identity = t.identity;
+        participant.resume_token = t.resume_token;
+        participant.permissions = Permissions {
+            publish: t.info.permissions.publish,
+            subscribe: t.info.permissions.subscribe,
+        };
+        let room = participant.room.clone();
+        let others = self.others_info(&room, &pid);
+        self.rooms.add(
+            &room,
+            mode,
+            Member {
+                info: t.info.clone(),
+                node: None,
+            },
+        );
+        let joined = ServerMessage::Joined {
+            client_id: pid.clone(),
+            room: room.to_string(),
+            mode,
+            name: t.info.name.clone(),
+            participants: others,
+            ice_servers: ice_servers_for(&self.ice, &participant.identity, now / 1000),
+            permissions: participant.permissions,
+            resume_token: participant.resume_token.clone(),
+            resumed: true,
+            moved: true,
+            node: self.node.clone(),
+        };
+        let permissions = participant.permissions;
+        self.participants.insert(pid.clone(), participant);
+        if let Some(c) = self.conns.get_mut(conn) {
+            c.participant = Some(pid.clone());
+        }
+        fx.send(conn, joined);
+        if mode == RoomMode::Sfu {
+            fx.media.push(crate::media::MediaCommand::Join {
+                room,
+                participant: pid,
+                permissions,
+            });
+        }
+    }
+
+    /// Another node now serves `id`. When it was ours, the client moved (or
+    /// reconnected) there: it leaves here without the room being told.
+    fn moved_away(
+        &mut self,
+        room: RoomName,
+        id: ParticipantId,
+        node: NodeId,
+        now: Millis,
+        fx: &mut Effects,
+    ) {
+        if Some(&node) == self.node.as_ref() {
+            return;
+        }
+        let grace = self.rooms_cfg.reconnect_grace.as_millis() as u64;
+        match self.participants.get_mut(&id) {
+            Some(p) if !p.moved => {
+                p.moved = true;
+                // The old socket and media stay while the client switches
+                // over; it closes them itself, and they go after the grace
+                // period at the latest.
+                p.detached_until = Some(now + grace.max(1000));
+                let attached = p.conn.is_some();
+                self.rooms.set_node(&room, &id, Some(node));
+                if !attached {
+                    self.remove_participant(&id, fx);
+                }
+            }
+            Some(_) => {}
+            None => {
+                self.rooms.set_node(&room, &id, Some(node));
+            }
+        }
+    }
+
+    /// Relays to a member another node serves; false when `target` is not
+    /// such a member of `room`.
+    pub(super) fn relay_remote(
+        &self,
+        room: &RoomName,
+        target: &ParticipantId,
+        message: &Map<String, Value>,
+        fx: &mut Effects,
+    ) -> bool {
+        match self.rooms.member(room, target).and_then(|m| m.node.clone()) {
+            Some(node) => {
+                fx.cluster.push(ClusterOut::Relay {
+                    node,
+                    to: target.clone(),
+                    message: message.clone(),
+                });
+                true
+            }
+            None => false,
+        }
+    }
+}
