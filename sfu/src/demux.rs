@@ -25,7 +25,9 @@ const USERNAME: u16 = 0x0006;
 
 /// The local (server) ufrag named by a STUN message's USERNAME attribute.
 pub fn stun_ufrag(b: &[u8]) -> Option<&str> {
-    if b.len() < 20 || b[4..8] != MAGIC {
+    // Only what `classify` calls STUN (first byte 0 to 3, RFC 7983) can
+    // name a connection.
+    if classify(b) != Kind::Stun || b[4..8] != MAGIC {
         return None;
     }
     let len = u16::from_be_bytes([b[2], b[3]]) as usize;
@@ -42,6 +44,72 @@ pub fn stun_ufrag(b: &[u8]) -> Option<&str> {
         i += 4 + alen.div_ceil(4) * 4;
     }
     None
+}
+
+const MESSAGE_INTEGRITY: u16 = 0x0008;
+/// Binding request: method 0x001, class request.
+const BINDING_REQUEST: u16 = 0x0001;
+
+/// Why a STUN request does not prove it comes from the connection it names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StunAuthError {
+    #[error("not a STUN binding request")]
+    NotABindingRequest,
+    #[error("malformed STUN message")]
+    Malformed,
+    #[error("no MESSAGE-INTEGRITY attribute")]
+    NoIntegrity,
+    #[error("MESSAGE-INTEGRITY does not match the connection's password")]
+    BadIntegrity,
+}
+
+/// Checks that a STUN binding request carries a MESSAGE-INTEGRITY made with
+/// `pwd`, the server's ICE password of the connection its USERNAME names
+/// (RFC 8445 section 7.2.2, short-term credentials: the key is the password
+/// itself; RFC 5389 section 15.4 for what the HMAC covers). Only a request
+/// that passes may bind or move a client's address: anyone can write a
+/// USERNAME, only the client knows the password.
+///
+/// Pure and allocation-free, so any receive path can call it before it
+/// keeps any state for the source.
+pub fn verify_binding_request(b: &[u8], pwd: &[u8]) -> Result<(), StunAuthError> {
+    use hmac::{Hmac, Mac};
+    if b.len() < 20 || b[4..8] != MAGIC {
+        return Err(StunAuthError::Malformed);
+    }
+    if u16::from_be_bytes([b[0], b[1]]) != BINDING_REQUEST {
+        return Err(StunAuthError::NotABindingRequest);
+    }
+    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
+    let body = b.get(20..20 + len).ok_or(StunAuthError::Malformed)?;
+    let mut i = 0;
+    while i + 4 <= body.len() {
+        let typ = u16::from_be_bytes([body[i], body[i + 1]]);
+        let alen = u16::from_be_bytes([body[i + 2], body[i + 3]]) as usize;
+        let val = body
+            .get(i + 4..i + 4 + alen)
+            .ok_or(StunAuthError::Malformed)?;
+        if typ == MESSAGE_INTEGRITY {
+            if alen != 20 {
+                return Err(StunAuthError::Malformed);
+            }
+            // The HMAC covers the header and every attribute before this
+            // one, with the header's length set as if this attribute were
+            // the last.
+            let covered = 20 + i;
+            let fake_len = (i + 24) as u16;
+            let mut mac =
+                Hmac::<sha1::Sha1>::new_from_slice(pwd).map_err(|_| StunAuthError::BadIntegrity)?;
+            mac.update(&b[..2]);
+            mac.update(&fake_len.to_be_bytes());
+            mac.update(&b[4..covered]);
+            return mac
+                .verify_slice(val)
+                .map_err(|_| StunAuthError::BadIntegrity);
+        }
+        i += 4 + alen.div_ceil(4) * 4;
+    }
+    Err(StunAuthError::NoIntegrity)
 }
 
 #[cfg(test)]
@@ -70,6 +138,51 @@ mod tests {
         assert_eq!(stun_ufrag(&m), Some("srvUfrag"));
     }
 
+    /// `m` with a MESSAGE-INTEGRITY made with `key` appended.
+    fn sign(mut m: Vec<u8>, key: &[u8]) -> Vec<u8> {
+        use hmac::{Hmac, Mac};
+        let len = (m.len() - 20 + 24) as u16;
+        m[2..4].copy_from_slice(&len.to_be_bytes());
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
+        mac.update(&m);
+        m.extend([0x00, 0x08, 0x00, 20]);
+        m.extend(mac.finalize().into_bytes());
+        m
+    }
+
+    #[test]
+    fn only_the_connection_password_authenticates_a_request() {
+        let pwd = b"serverPasswordServerPassword0123";
+        let good = sign(stun_with_username("srvUfrag:cli"), pwd);
+        assert_eq!(verify_binding_request(&good, pwd), Ok(()));
+        // What an attacker who knows the ufrag format can send.
+        let forged = sign(stun_with_username("srvUfrag:cli"), b"guess");
+        assert_eq!(
+            verify_binding_request(&forged, pwd),
+            Err(StunAuthError::BadIntegrity)
+        );
+        assert_eq!(
+            verify_binding_request(&stun_with_username("srvUfrag:cli"), pwd),
+            Err(StunAuthError::NoIntegrity)
+        );
+        // A changed byte anywhere before the HMAC breaks it.
+        for at in [0usize, 8, 20, 25] {
+            let mut m = good.clone();
+            m[at] ^= 0x01;
+            assert!(verify_binding_request(&m, pwd).is_err(), "byte {at}");
+        }
+        // A response or indication binds nothing.
+        let mut resp = good.clone();
+        resp[0..2].copy_from_slice(&[0x01, 0x01]);
+        assert_eq!(
+            verify_binding_request(&resp, pwd),
+            Err(StunAuthError::NotABindingRequest)
+        );
+        for n in 0..good.len() {
+            let _ = verify_binding_request(&good[..n], pwd); // never panics
+        }
+    }
+
     #[test]
     fn truncated_or_foreign_input_finds_nothing() {
         let m = stun_with_username("abc:def");
@@ -78,6 +191,10 @@ mod tests {
         }
         assert_eq!(stun_ufrag(&m[..m.len() - 4]), None);
         assert_eq!(stun_ufrag(&[0u8; 20]), None);
+        // A first byte outside STUN's range (found by fuzzing).
+        let mut odd = m.clone();
+        odd[0] = 0x0b;
+        assert_eq!(stun_ufrag(&odd), None);
         assert_eq!(classify(&[200, 1]), Kind::Other);
         assert_eq!(classify(&[22, 254, 253]), Kind::Dtls);
         assert_eq!(classify(&[]), Kind::Other);

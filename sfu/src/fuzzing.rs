@@ -56,7 +56,12 @@ pub fn datagram(data: &[u8]) {
     }
     let mut m = rtc::stun::message::Message::new();
     let _ = m.unmarshal_binary(data);
+    // The seeds' requests are signed with this password.
+    let _ = demux::verify_binding_request(data, FUZZ_PWD);
 }
+
+/// The ICE password the `datagram` seeds sign their requests with.
+pub const FUZZ_PWD: &[u8] = b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 
 /// A datagram reaching a shard with one participant: from an unknown
 /// address, then from one a STUN request bound (ICE, DTLS, SRTP and the
