@@ -46,8 +46,12 @@ export RUSTFLAGS="${flags[*]}"
 bin() { echo "$CARGO_TARGET_DIR/$TRIPLE/release/$1"; }
 
 build() {
-  # --target keeps build scripts and proc macros uninstrumented.
-  cargo build --release ${FUZZ_LOCKED---locked} --target "$TRIPLE" --bins
+  # The workspace's lock file, so the targets build the versions the
+  # server ships; cargo adds only what the fuzz crate needs on top
+  # (libfuzzer-sys). --target keeps build scripts and proc macros
+  # uninstrumented.
+  cp ../Cargo.lock Cargo.lock
+  cargo build --release --target "$TRIPLE" --bins
 }
 
 run() {
