@@ -27,6 +27,8 @@ pub struct BotSpec {
     pub name: String,
     pub mode: RoomMode,
     pub publish: Option<Publish>,
+    /// The node to connect to (several nodes of a cluster); `None`: the target's.
+    pub node: Option<std::net::SocketAddr>,
 }
 
 /// What one bot saw.
@@ -36,6 +38,8 @@ pub struct BotReport {
     pub room: String,
     /// WebSocket open to `joined`.
     pub joined_after: Option<Duration>,
+    /// The node a cluster's `redirect` sent the bot to.
+    pub redirected_to: Option<std::net::SocketAddr>,
     pub peers: Vec<PeerReport>,
     pub error: Option<String>,
 }
@@ -144,12 +148,13 @@ async fn session(
 ) -> anyhow::Result<()> {
     let identity = format!("{}-{:08x}", spec.name, rand::random::<u32>());
     let token = token(target, spec, &identity).await?;
-    let url = format!("ws://{}/ws", target.http);
-    // Join time counts from the WebSocket opening.
+    let url = format!("ws://{}/ws", spec.node.unwrap_or(target.http));
+    // Join time counts from the WebSocket opening (through any redirect).
     let started = Instant::now();
     let (ws, _) = tokio_tungstenite::connect_async(url.as_str()).await?;
     let (mut ws_tx, mut ws_rx) = ws.split();
-    let join = json!({"type": "join", "room": spec.room, "token": token, "name": spec.name, "mode": spec.mode});
+    let mut join = json!({"type": "join", "room": spec.room, "token": token, "name": spec.name,
+        "mode": spec.mode, "redirect": target.follow_redirects});
     ws_tx.send(Message::text(join.to_string())).await?;
 
     let (sig_tx, mut sig_rx) = mpsc::unbounded_channel::<(String, PeerSignal)>();
@@ -219,6 +224,18 @@ async fn session(
                         if let Some(p) = peers.get(&peer_key(mode, from)) {
                             let _ = p.tx.send(PeerCommand::RemoteCandidate(candidate));
                         }
+                    }
+                    ServerMsg::Redirect { addr } if !joined => {
+                        // Loopback only, like every address the bots use.
+                        if !addr.ip().is_loopback() {
+                            anyhow::bail!("redirected to {addr}, which is not a loopback address");
+                        }
+                        let _ = ws_tx.close().await;
+                        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+                        (ws_tx, ws_rx) = ws.split();
+                        report.redirected_to = Some(addr);
+                        join["redirect"] = Value::Bool(false);
+                        ws_tx.send(Message::text(join.to_string())).await?;
                     }
                     ServerMsg::ParticipantLeft { id } if mode == RoomMode::P2p => {
                         if let Some(p) = peers.get(&id) {

@@ -81,6 +81,10 @@ struct RunArgs {
     /// development-mode endpoint mints them).
     #[arg(long)]
     api_key: Option<String>,
+    /// Join with `redirect: true`: a cluster may send a bot to the node
+    /// serving its room, and the bot follows (its join time includes it).
+    #[arg(long)]
+    redirect: bool,
     /// Rooms to fill.
     #[arg(long, default_value_t = 1)]
     rooms: usize,
@@ -228,7 +232,11 @@ async fn run_one(a: &RunArgs, rooms: usize, clips: &Clips) -> anyhow::Result<Rep
         _server = None;
         loopback_addr(&a.url)?
     };
-    let target = Arc::new(Target { http, api_key: key });
+    let target = Arc::new(Target {
+        http,
+        api_key: key,
+        follow_redirects: a.redirect,
+    });
     let report = scenario::run(&scn, target, clips, !a.quiet).await?;
     if report.failed_bots > 0 {
         if let Some(s) = &_server {

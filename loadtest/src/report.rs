@@ -430,6 +430,7 @@ mod tests {
             name: "sub0".into(),
             room: "t-0".into(),
             joined_after: Some(Duration::from_millis(50)),
+            redirected_to: None,
             peers: vec![PeerReport {
                 connected_after: Some(Duration::from_millis(200)),
                 first_media_after: Some(Duration::from_millis(250)),

@@ -24,6 +24,8 @@ pub struct Target {
     pub http: SocketAddr,
     /// `name:secret` to sign tokens with; `None`: the development-mode endpoint.
     pub api_key: Option<(String, String)>,
+    /// Bots join with `redirect: true` and follow a cluster's `redirect`.
+    pub follow_redirects: bool,
 }
 
 /// State every bot and peer task shares with the run.
@@ -189,6 +191,7 @@ pub async fn run(
                 name: format!("{}{i}", if publisher { "pub" } else { "sub" }),
                 mode: scn.mode,
                 publish,
+                node: None,
             });
         }
     }

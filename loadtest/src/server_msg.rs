@@ -29,6 +29,11 @@ pub enum ServerMsg {
     ParticipantLeft {
         id: String,
     },
+    /// A cluster sends the bot to the node serving its room: the node's
+    /// WebSocket address, `host:port` of a `ws://` URL.
+    Redirect {
+        addr: std::net::SocketAddr,
+    },
     Error {
         code: String,
         message: String,
@@ -75,6 +80,9 @@ pub fn parse(text: &str) -> Option<ServerMsg> {
         "participant-left" => ServerMsg::ParticipantLeft {
             id: msg.get("id")?.as_str()?.to_owned(),
         },
+        "redirect" => ServerMsg::Redirect {
+            addr: ws_addr(msg.get("url")?.as_str()?)?,
+        },
         "error" => ServerMsg::Error {
             code: msg
                 .get("code")
@@ -89,6 +97,13 @@ pub fn parse(text: &str) -> Option<ServerMsg> {
         },
         _ => ServerMsg::Other,
     })
+}
+
+/// `host:port` of a `ws://host:port/ws` URL with a numeric host.
+fn ws_addr(url: &str) -> Option<std::net::SocketAddr> {
+    let rest = url.strip_prefix("ws://")?;
+    let hostport = rest.split('/').next()?;
+    hostport.parse().ok()
 }
 
 #[cfg(test)]
@@ -117,6 +132,14 @@ mod tests {
         );
         let c = parse(r#"{"type":"ice-candidate","candidate":{"candidate":"c","sdpMid":"0"}}"#);
         assert!(matches!(c, Some(ServerMsg::Candidate { from: None, .. })));
+        let r =
+            parse(r#"{"type":"redirect","url":"ws://127.0.0.1:7990/ws","node":"n2","room":"r"}"#);
+        assert_eq!(
+            r,
+            Some(ServerMsg::Redirect {
+                addr: "127.0.0.1:7990".parse().unwrap()
+            })
+        );
     }
 
     #[test]
@@ -130,6 +153,9 @@ mod tests {
             r#"{"type":"offer","sdp":7}"#,
             r#"{"type":"ice-candidate","candidate":"x"}"#,
             r#"{"type":"participant-left","id":null}"#,
+            r#"{"type":"redirect","url":"wss://example.com/ws"}"#,
+            r#"{"type":"redirect","url":"ws://example.com/ws"}"#,
+            r#"{"type":"redirect"}"#,
         ] {
             assert_eq!(parse(t), None, "{t}");
         }

@@ -17,7 +17,7 @@ import { RemoteTracks } from './remote-tracks.js';
  * @typedef {{ microphone: boolean, camera: boolean, screen: boolean, tracks?: { id: string, source: TrackSource }[] }} MediaState
  * @typedef {{ id: string, name: string, media: MediaState, permissions?: { publish: boolean, subscribe: boolean } }} Participant
  * @typedef {{ room: string, token?: string, name?: string, mode?: 'p2p'|'sfu' }} JoinOptions
- * @typedef {{ id: string, room: string, mode: 'p2p'|'sfu', name: string, participants: Participant[], permissions: { publish: boolean, subscribe: boolean }, resumed: boolean }} JoinedInfo
+ * @typedef {{ id: string, room: string, mode: 'p2p'|'sfu', name: string, participants: Participant[], permissions: { publish: boolean, subscribe: boolean }, resumed: boolean, node?: string }} JoinedInfo
  * @typedef {{
  *   'signaling-state': { state: import('./signaling.js').SocketState },
  *   joined: JoinedInfo,
@@ -31,9 +31,10 @@ import { RemoteTracks } from './remote-tracks.js';
  *   'track-removed': { participantId: string, track: MediaStreamTrack, source: TrackSource },
  *   'connection-state': { peerId: string | null, state: RTCPeerConnectionState },
  *   'connection-recovery': { peerId: string | null, action: 'new-connection' | 'renew-transceivers' | 'renegotiate' | 'restart-ice' | 'rejoin' },
+ *   'node-changed': { node: string | null, url: string, reason: 'redirect' | 'move' | 'reconnect' },
  *   error: SdkError,
  * }} ClientEvents
- * @typedef {{ key: string, peerId: string | null, link: PeerLink } & import('./senders.js').SenderSet} PeerEntry
+ * @typedef {{ key: string, peerId: string | null, link: PeerLink, sig?: SignalingSocket | null } & import('./senders.js').SenderSet} PeerEntry
  */
 
 /** The `/ws` address of the server that served this page. */
@@ -74,10 +75,16 @@ export class RoomClient extends Emitter {
   #ping = null;
   /** A re-join is under way (see #rejoin). */
   #rejoining = false;
+  /** The join in progress follows a cluster's `redirect` or `move`: it asks for no other. */
+  #followed = false;
+  /** @type {SignalingSocket | null} the socket to the node we are moving away from */
+  #movingFrom = null;
+  /** @type {PeerEntry | null} the connection to that node, kept until the new one is up */
+  #retiring = null;
 
   /**
    * @param {{
-   *   url?: string,
+   *   url?: string | string[],
    *   WebSocket?: typeof WebSocket,
    *   RTCPeerConnection?: typeof RTCPeerConnection,
    *   MediaStream?: typeof MediaStream,
@@ -85,7 +92,9 @@ export class RoomClient extends Emitter {
    *   backoff?: import('./signaling.js').Backoff,
    *   offerRetryMs?: number,
    *   recovery?: { checkMs?: number, settleMs?: number, connectMs?: number },
-   * }} [opts] the constructors are injectable for unit tests only; offerRetryMs:
+   * }} [opts] url: the server's `/ws` (default: the page's server), or the
+   *   nodes of a cluster, tried in turn when one cannot be reached; the
+   *   constructors are injectable for unit tests only; offerRetryMs:
    *   when to re-send an unanswered offer (default 10000); recovery: when to
    *   renegotiate a track that was never negotiated (settleMs, default 3000)
    *   and restart ICE on a connection that is not up (connectMs, default 6000)
@@ -239,14 +248,22 @@ export class RoomClient extends Emitter {
 
   // ---- signaling ----
 
-  #openSignaling() {
-    const sig = new SignalingSocket(this.#opts.url ?? defaultUrl(), { WebSocket: this.#opts.WebSocket, backoff: this.#opts.backoff });
+  /** @param {string | string[]} [url] */
+  #openSignaling(url) {
+    const sig = new SignalingSocket(url ?? this.#opts.url ?? defaultUrl(), { WebSocket: this.#opts.WebSocket, backoff: this.#opts.backoff });
     this.signaling = sig;
-    sig.on('state', ({ state }) => this.emit('signaling-state', { state }));
-    sig.on('open', () => {
-      if (this.#joinOpts) this.#sendJoin();
+    sig.on('state', ({ state }) => {
+      if (sig === this.signaling) this.emit('signaling-state', { state });
     });
-    sig.on('message', (m) => this.#onMessage(m));
+    sig.on('open', ({ reconnected }) => {
+      if (sig !== this.signaling || !this.#joinOpts) return;
+      if (reconnected && this.room && !this.#followed) this.#reconnectedTo = sig.url;
+      this.#sendJoin();
+    });
+    sig.on('message', (m) => {
+      if (sig === this.signaling) this.#onMessage(m);
+      else this.#onOldNodeMessage(sig, m);
+    });
     sig.connect();
     if (!this.#ping) {
       // Keeps idle sockets alive through proxies that drop quiet connections.
@@ -264,8 +281,14 @@ export class RoomClient extends Emitter {
     if (o.name) msg.name = o.name;
     if (o.mode) msg.mode = o.mode;
     if (this.#resumeToken && this.room === o.room) msg.resume = this.#resumeToken;
+    // In a cluster the server may send us to the node serving the room;
+    // a join that already followed such a message asks for no other.
+    msg.redirect = !this.#followed;
     this.signaling?.send(msg);
   }
+
+  /** The URL a dropped socket reconnected to (for `node-changed`). */
+  #reconnectedTo = '';
 
   /** @param {Record<string, any>} m */
   #onMessage(m) {
@@ -299,6 +322,10 @@ export class RoomClient extends Emitter {
       case 'answer':
       case 'ice-candidate':
         return this.#onPeerSignal(m);
+      case 'redirect':
+        return this.#onRedirect(m);
+      case 'move':
+        return this.#onMove(m);
       default:
     }
   }
@@ -322,6 +349,12 @@ export class RoomClient extends Emitter {
     const list = m.participants ?? [];
     /** @type {JoinedInfo} */
     const info = { id: m.clientId, room: m.room, mode: m.mode, name: m.name, participants: list, permissions: this.permissions, resumed };
+    if (typeof m.node === 'string') info.node = m.node;
+    const reason = this.#movingFrom ? 'move' : this.#followed ? 'redirect' : this.#reconnectedTo ? 'reconnect' : null;
+    this.#followed = false;
+    this.#reconnectedTo = '';
+    if (reason && (resumed ? m.moved === true : true)) this.emit('node-changed', { node: info.node ?? null, url: this.signaling?.url ?? '', reason });
+    if (resumed && m.moved === true) this.#serverMoved();
     if (resumed) {
       const present = new Set(list.map((p) => p.id));
       for (const id of [...this.participants.keys()]) if (!present.has(id)) this.#removeParticipant(id);
@@ -419,7 +452,9 @@ export class RoomClient extends Emitter {
     link.offerRetryMs = this.#opts.offerRetryMs ?? 10000;
     const key = peerId ?? 'server';
     /** @type {PeerEntry} */
-    const entry = { key, peerId, link, pc, slots: {}, sdpIds: {}, mode: peerId === null ? 'sfu' : 'p2p' };
+    // The server's connection signals through the socket it was made on:
+    // while moving between nodes, the old one still negotiates with the old node.
+    const entry = { key, peerId, link, pc, slots: {}, sdpIds: {}, mode: peerId === null ? 'sfu' : 'p2p', sig: peerId === null ? this.signaling : null };
     this.#peers.set(key, entry);
     if (entry.mode === 'sfu') {
       // A join can cross the server's first offer; recover from what that
@@ -441,7 +476,7 @@ export class RoomClient extends Emitter {
       link.on('stuck', () => this.#rejoin());
       link.watch(this.#opts.recovery);
     }
-    link.on('signal', (s) => this.signaling?.send(peerId ? { ...s, target: peerId } : s));
+    link.on('signal', (s) => (entry.sig ?? this.signaling)?.send(peerId ? { ...s, target: peerId } : s));
     link.on('connection-state', ({ state }) => {
       // Between browsers, a failed path gets one more try with fresh ICE
       // credentials (the renegotiation goes through perfect negotiation).
@@ -498,6 +533,101 @@ export class RoomClient extends Emitter {
   #closePeers() {
     for (const entry of this.#peers.values()) entry.link.close();
     this.#peers.clear();
+    this.#finishMove();
+  }
+
+  // ---- clusters ----
+
+  /**
+   * `redirect`: another node of the cluster serves this room; join there.
+   * @param {Record<string, any>} m
+   */
+  #onRedirect(m) {
+    if (typeof m.url !== 'string' || !this.#joinOpts || !this.signaling) return;
+    this.#followed = true;
+    this.signaling.switchTo(m.url);
+  }
+
+  /**
+   * `move`: this node is shutting down. Join the new node with our resume
+   * token on a second socket; the old socket and connection keep carrying
+   * media until the new connection is up (see #serverMoved).
+   * @param {Record<string, any>} m
+   */
+  #onMove(m) {
+    const old = this.signaling;
+    if (typeof m.url !== 'string' || !this.room || !old || this.#movingFrom) return;
+    old.retire();
+    this.#movingFrom = old;
+    this.#followed = true;
+    this.#openSignaling(m.url);
+  }
+
+  /**
+   * A message on the socket to the node we are moving away from: only the
+   * old connection's negotiation still goes through it.
+   * @param {SignalingSocket} sig
+   * @param {Record<string, any>} m
+   */
+  #onOldNodeMessage(sig, m) {
+    const old = this.#retiring;
+    if (!old || old.sig !== sig) return;
+    if (m.type === 'offer' || m.type === 'answer') old.link.handle({ type: m.type, sdp: m.sdp });
+    else if (m.type === 'ice-candidate') old.link.handle({ type: m.type, candidate: m.candidate });
+  }
+
+  /**
+   * Our place now lives on another node: in an SFU room, a new connection
+   * to that node's media plane. After a `move` the old connection keeps
+   * flowing until the new one is connected (make before break); after a
+   * lost socket it is gone anyway and is closed at once.
+   */
+  #serverMoved() {
+    const from = this.#movingFrom;
+    this.#movingFrom = null;
+    if (this.mode !== 'sfu') {
+      from?.close();
+      return;
+    }
+    const old = this.#peers.get('server') ?? null;
+    this.#peers.delete('server');
+    const entry = this.#createPeer(null, true);
+    if (!old) {
+      from?.close();
+      return;
+    }
+    if (!from) {
+      this.#dropPeer(old);
+      return;
+    }
+    this.#finishMove();
+    this.#retiring = old;
+    const done = () => {
+      if (this.#retiring === old) this.#finishMove();
+    };
+    entry.link.on('connection-state', ({ state }) => {
+      if (state === 'connected') done();
+    });
+    const timer = setTimeout(done, 15000);
+    /** @type {any} */ (timer).unref?.();
+  }
+
+  /** Closes the connection and socket left on the node we moved from. */
+  #finishMove() {
+    const old = this.#retiring;
+    this.#retiring = null;
+    if (!old) return;
+    const sig = old.sig;
+    this.#dropPeer(old);
+    // Closing with 1000 lets the old node free the place at once.
+    if (sig && sig !== this.signaling) sig.close();
+  }
+
+  /** @param {PeerEntry} entry */
+  #dropPeer(entry) {
+    const transceivers = entry.link.pc.getTransceivers?.() ?? [];
+    entry.link.close();
+    this.#remote.dropTransceivers(transceivers);
   }
 
   /** Local tracks that may go out (none without the publish permission). */

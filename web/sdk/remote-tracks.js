@@ -69,6 +69,15 @@ export class RemoteTracks {
     for (const [tr, rt] of [...this.#byTransceiver]) if (rt.participantId === participantId) this.#remove(tr);
   }
 
+  /**
+   * Forgets the tracks of a closed connection (one to a node the client
+   * moved away from): their copies arrive on the new connection.
+   * @param {RTCRtpTransceiver[]} transceivers
+   */
+  dropTransceivers(transceivers) {
+    for (const tr of transceivers) this.#remove(tr);
+  }
+
   /** @param {RTCRtpTransceiver} tr */
   #remove(tr) {
     const rt = this.#byTransceiver.get(tr);

@@ -1,6 +1,8 @@
 // The signaling WebSocket: JSON frames in and out, and reconnection with
 // exponential backoff when the socket drops without `close()` being called.
 // It knows nothing about rooms; the client re-joins (with `resume`) on "open".
+// Given several server URLs (the nodes of a cluster), each reconnection tries
+// the next one, so a dead node is left for a live one.
 
 import { Emitter } from './emitter.js';
 
@@ -20,7 +22,10 @@ export class SignalingSocket extends Emitter {
   state = 'idle';
   /** @type {WebSocket | null} the live socket (tests may close it to simulate a drop) */
   socket = null;
-  #url;
+  /** @type {string[]} */
+  #urls;
+  #index = 0;
+  #retired = false;
   #WS;
   #backoff;
   #attempt = 0;
@@ -29,12 +34,14 @@ export class SignalingSocket extends Emitter {
   #timer = null;
 
   /**
-   * @param {string} url ws:// or wss:// address of `/ws`
+   * @param {string | string[]} url ws:// or wss:// address of `/ws`, or
+   *   several (nodes of one cluster), tried in turn
    * @param {{ WebSocket?: typeof WebSocket, backoff?: Backoff }} [opts]
    */
   constructor(url, opts = {}) {
     super();
-    this.#url = url;
+    this.#urls = (Array.isArray(url) ? url : [url]).filter(Boolean);
+    if (this.#urls.length === 0) throw new TypeError('SignalingSocket needs a URL');
     this.#WS = opts.WebSocket ?? globalThis.WebSocket;
     this.#backoff = { initialMs: 250, maxMs: 5000, factor: 2, ...opts.backoff };
   }
@@ -54,6 +61,41 @@ export class SignalingSocket extends Emitter {
     if (!this.socket || this.state !== 'open') return false;
     this.socket.send(JSON.stringify(msg));
     return true;
+  }
+
+  /** The URL of the socket now open or opening. */
+  get url() {
+    return this.#urls[this.#index];
+  }
+
+  /**
+   * Goes to another server now (a cluster's `redirect`): closes this
+   * socket and opens one to `url`, which is tried first from then on.
+   * @param {string} url
+   */
+  switchTo(url) {
+    this.#urls = [url, ...this.#urls.filter((u) => u !== url)];
+    this.#index = 0;
+    this.#attempt = 0;
+    const ws = this.socket;
+    this.socket = null;
+    if (ws) {
+      ws.onopen = ws.onclose = ws.onerror = ws.onmessage = null;
+      try {
+        ws.close(1000, 'redirected');
+      } catch {
+        // already closing
+      }
+    }
+    this.#open();
+  }
+
+  /**
+   * Keeps this socket until `close()` but never reconnects it: it carries
+   * an old connection while the client moves to another node.
+   */
+  retire() {
+    this.#retired = true;
   }
 
   /** Closes for good: no reconnection. */
@@ -77,7 +119,7 @@ export class SignalingSocket extends Emitter {
     this.#setState(this.#everOpened ? 'reconnecting' : 'connecting');
     let ws;
     try {
-      ws = new this.#WS(this.#url);
+      ws = new this.#WS(this.url);
     } catch (e) {
       this.#scheduleReconnect();
       return;
@@ -111,6 +153,12 @@ export class SignalingSocket extends Emitter {
 
   #scheduleReconnect() {
     if (this.state === 'closed') return;
+    if (this.#retired) {
+      this.#setState('closed');
+      return;
+    }
+    // The next server, if there are several: this one may be gone.
+    this.#index = (this.#index + 1) % this.#urls.length;
     const { initialMs = 250, maxMs = 5000, factor = 2 } = this.#backoff;
     const delay = Math.min(maxMs, initialMs * factor ** this.#attempt);
     this.#attempt += 1;

@@ -87,7 +87,11 @@ mod tests {
         assert_eq!(m.map(1), Some(101));
         m.drop_input(2);
         m.drop_input(3);
-        assert_eq!(m.map(2), None, "a dropped input stays dropped (a repair of it too)");
+        assert_eq!(
+            m.map(2),
+            None,
+            "a dropped input stays dropped (a repair of it too)"
+        );
         assert_eq!(m.map(4), Some(102));
         assert_eq!(m.map(5), Some(103));
         // A late packet from before the drops keeps its number.

@@ -233,7 +233,9 @@ mod tests {
         r.drop_packet(2, 14);
         assert_eq!(r.rewrite(1, 14, 6000, t0).map(|o| o.seq), Some(12));
         // A switch continues from the last sent number.
-        let out = r.rewrite(3, 500, 0, t0 + std::time::Duration::from_millis(33)).unwrap();
+        let out = r
+            .rewrite(3, 500, 0, t0 + std::time::Duration::from_millis(33))
+            .unwrap();
         assert_eq!(out.seq, 13);
     }
 

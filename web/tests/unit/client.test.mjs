@@ -52,7 +52,7 @@ test('join sends the request and emits events in order', async () => {
   const ws = FakeWebSocket.last;
   ws.open();
   ws.receive({ type: 'registered', clientId: 'c1' });
-  assert.deepEqual(ws.sentOfType('join'), [{ type: 'join', room: 'r', name: 'Me', token: 'tok' }]);
+  assert.deepEqual(ws.sentOfType('join'), [{ type: 'join', room: 'r', name: 'Me', token: 'tok', redirect: true }]);
   ws.receive(joined({ participants: [peer('b'), peer('c')] }));
   const info = await p;
   assert.equal(info.mode, 'sfu');
@@ -207,7 +207,7 @@ test('reconnects after a drop and resumes its place without anyone leaving', asy
   assert.notEqual(ws2, ws, 'a new socket after the backoff');
   ws2.open();
   const rejoin = ws2.sentOfType('join')[0];
-  assert.deepEqual(rejoin, { type: 'join', room: 'r', name: 'Me', mode: 'p2p', resume: 'secret' });
+  assert.deepEqual(rejoin, { type: 'join', room: 'r', name: 'Me', mode: 'p2p', resume: 'secret', redirect: true });
   ws2.receive(joined({ mode: 'p2p', participants: [peer('b')], resumed: true }));
   assert.equal(client.id, 'me');
   assert.equal(client.peerConnections()[0], pc, 'peer connection kept');
@@ -429,7 +429,7 @@ test('SFU: when the server\'s offer cannot be applied, the client leaves and joi
   assert.deepEqual(ws.sentOfType('leave'), [{ type: 'leave' }]);
   ws.receive({ type: 'left', room: 'r' });
   await settle();
-  assert.deepEqual(ws.sentOfType('join').at(-1), { type: 'join', room: 'r' }, 'a plain join, no resume');
+  assert.deepEqual(ws.sentOfType('join').at(-1), { type: 'join', room: 'r', redirect: true }, 'a plain join, no resume');
   assert.ok(!events.includes('left'), 'the page is not told the call ended');
   ws.receive(joined({ clientId: 'me2', participants: [peer('b')], resumeToken: 'other' }));
   await settle();

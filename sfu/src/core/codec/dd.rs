@@ -176,7 +176,8 @@ fn read_structure(b: &mut Bits) -> Option<DdStructure> {
         for _ in 0..=s.max_spatial {
             let w = b.f(16)? as u16;
             let h = b.f(16)? as u16;
-            s.resolutions.push((w.saturating_add(1), h.saturating_add(1)));
+            s.resolutions
+                .push((w.saturating_add(1), h.saturating_add(1)));
         }
     }
     Some(s)
@@ -222,7 +223,7 @@ pub(crate) mod tests {
         w.put(0, 1);
         w.put(0, 6); // offset
         w.put(3, 5); // 4 decode targets
-        // layers: t0 key, t0 (same), t1 (next temporal), s1 t0 (next spatial), s1 t1, end
+                     // layers: t0 key, t0 (same), t1 (next temporal), s1 t0 (next spatial), s1 t1, end
         for idc in [0, 1, 2, 1, 3] {
             w.put(idc, 2);
         }
@@ -247,7 +248,12 @@ pub(crate) mod tests {
         w.bytes
     }
 
-    pub(crate) fn short_descriptor(template: u8, frame_number: u16, start: bool, end: bool) -> Vec<u8> {
+    pub(crate) fn short_descriptor(
+        template: u8,
+        frame_number: u16,
+        start: bool,
+        end: bool,
+    ) -> Vec<u8> {
         let mut w = BitWriter::default();
         w.put(start as u32, 1);
         w.put(end as u32, 1);
@@ -268,7 +274,10 @@ pub(crate) mod tests {
         assert_eq!(s.resolutions, vec![(320, 180), (640, 360)]);
         let g = r.read(&short_descriptor(4, 8, true, false)).unwrap();
         assert_eq!((g.spatial, g.temporal, g.independent), (1, 1, false));
-        assert!(r.read(&short_descriptor(9, 9, true, true)).is_none(), "no such template");
+        assert!(
+            r.read(&short_descriptor(9, 9, true, true)).is_none(),
+            "no such template"
+        );
     }
 
     #[test]
@@ -280,7 +289,9 @@ pub(crate) mod tests {
             let _ = DdReader::default().read(&full[..n]);
         }
         for seed in 0..500u32 {
-            let junk: Vec<u8> = (0..(seed % 40)).map(|i| (seed.wrapping_mul(2654435761) >> (i % 24)) as u8).collect();
+            let junk: Vec<u8> = (0..(seed % 40))
+                .map(|i| (seed.wrapping_mul(2654435761) >> (i % 24)) as u8)
+                .collect();
             let _ = DdReader::default().read(&junk);
         }
     }

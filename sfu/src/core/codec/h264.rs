@@ -25,7 +25,9 @@ pub fn keyframe(p: &[u8]) -> bool {
             false
         }
         // FU-A: the start bit and the fragmented unit's type.
-        28 => p.get(1).is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
+        28 => p
+            .get(1)
+            .is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
         t => is_key(t),
     }
 }
@@ -39,11 +41,11 @@ mod tests {
         assert!(keyframe(&[0x65, 1, 2])); // IDR slice
         assert!(keyframe(&[0x67, 1])); // SPS
         assert!(!keyframe(&[0x41, 1])); // non-IDR slice
-        // STAP-A with SPS and PPS.
+                                        // STAP-A with SPS and PPS.
         assert!(keyframe(&[0x78, 0, 2, 0x67, 1, 0, 2, 0x68, 1]));
         assert!(!keyframe(&[0x78, 0, 2, 0x68, 1, 0, 2, 0x41, 1]));
         assert!(!keyframe(&[0x78, 0, 9])); // truncated
-        // FU-A start of an IDR, and a middle fragment.
+                                           // FU-A start of an IDR, and a middle fragment.
         assert!(keyframe(&[0x7c, 0x85, 1]));
         assert!(!keyframe(&[0x7c, 0x05, 1]));
         assert!(!keyframe(&[]));

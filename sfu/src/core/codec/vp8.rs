@@ -115,7 +115,14 @@ pub(crate) mod tests {
 
     /// A VP8 payload with every optional field: 15-bit PictureID, TL0PICIDX,
     /// TID/Y, then a VP8 payload header (`key`: P bit 0).
-    pub(crate) fn vp8_payload(start: bool, pid: u16, tl0: u8, tid: u8, sync: bool, key: bool) -> Vec<u8> {
+    pub(crate) fn vp8_payload(
+        start: bool,
+        pid: u16,
+        tl0: u8,
+        tid: u8,
+        sync: bool,
+        key: bool,
+    ) -> Vec<u8> {
         let mut v = vec![0x80 | if start { 0x10 } else { 0 }, 0xe0];
         v.push(0x80 | (pid >> 8) as u8);
         v.push(pid as u8);

@@ -190,7 +190,9 @@ pub(crate) mod tests {
     #[test]
     fn scalability_structure_gives_resolutions() {
         // I, V set; 7-bit PID; SS: N_S=1 (two layers), Y=1, G=0.
-        let p = [0x82, 0x05, 0x30, 0x01, 0x40, 0x00, 0xb4, 0x02, 0x80, 0x01, 0x68, 0xff];
+        let p = [
+            0x82, 0x05, 0x30, 0x01, 0x40, 0x00, 0xb4, 0x02, 0x80, 0x01, 0x68, 0xff,
+        ];
         let d = Vp9Desc::parse(&p).unwrap();
         assert_eq!(d.resolutions, vec![(320, 180), (640, 360)]);
         for n in 0..p.len() - 1 {

@@ -82,7 +82,10 @@ impl Got {
         for w in self.pkts.windows(2) {
             let (a, b) = (w[0], w[1]);
             assert_eq!(b.0, a.0.wrapping_add(1), "sequence gap {a:?} -> {b:?}");
-            assert!(b.1.wrapping_sub(a.1) < 1 << 31, "timestamp went back {a:?} -> {b:?}");
+            assert!(
+                b.1.wrapping_sub(a.1) < 1 << 31,
+                "timestamp went back {a:?} -> {b:?}"
+            );
             if b.5 {
                 assert_eq!(b.2, (a.2 + 1) & 0x7fff, "picture id gap {a:?} -> {b:?}");
                 let want_tl0 = if b.4 == 0 { a.3.wrapping_add(1) } else { a.3 };
@@ -105,7 +108,14 @@ fn vp8_forwarder(target: Layer) -> Forwarder {
     f
 }
 
-fn feed(f: &mut Forwarder, streams: &mut [Stream], got: &mut Got, frames: usize, key: Option<usize>, now: &mut Instant) -> Vec<Decision> {
+fn feed(
+    f: &mut Forwarder,
+    streams: &mut [Stream],
+    got: &mut Got,
+    frames: usize,
+    key: Option<usize>,
+    now: &mut Instant,
+) -> Vec<Decision> {
     let mut all = Vec::new();
     for _ in 0..frames {
         *now += Duration::from_millis(33);
@@ -179,10 +189,16 @@ fn temporal_layers_are_dropped_without_gaps() {
     f.set_target(Some(Layer::new(0, 0)));
     let d = feed(&mut f, &mut streams, &mut got, 40, None, &mut now);
     assert!(d.contains(&Decision::Drop(DropReason::LayerFiltered)));
-    assert!(got.pkts[8 * 2..].iter().all(|p| p.4 == 0), "only TL0 after the change");
+    assert!(
+        got.pkts[8 * 2..].iter().all(|p| p.4 == 0),
+        "only TL0 after the change"
+    );
     f.set_target(Some(Layer::new(0, 2)));
     feed(&mut f, &mut streams, &mut got, 40, None, &mut now);
-    assert!(got.pkts.iter().rev().take(8).any(|p| p.4 == 2), "back to 30 fps");
+    assert!(
+        got.pkts.iter().rev().take(8).any(|p| p.4 == 2),
+        "back to 30 fps"
+    );
     got.assert_continuous();
 }
 
@@ -203,7 +219,10 @@ fn no_switch_on_a_retransmitted_keyframe() {
         info: &info,
         payload: &payload,
     };
-    assert_eq!(f.on_packet(&p, now), Decision::Drop(DropReason::WaitingKeyframe(1)));
+    assert_eq!(
+        f.on_packet(&p, now),
+        Decision::Drop(DropReason::WaitingKeyframe(1))
+    );
     assert_eq!(f.current(), None);
     let fresh = InPacket {
         retransmission: false,
@@ -235,16 +254,36 @@ fn nacks_are_answered_with_what_was_sent_and_unknown_codecs_are_refused() {
     };
     assert_eq!(f.retransmit(out.seq), Some(&out));
     assert_eq!(f.retransmit(out.seq.wrapping_add(1)), None);
-    let other_pt = InPacket { pt: 97, seq: 6, ..p };
-    assert_eq!(f.on_packet(&other_pt, now), Decision::Drop(DropReason::CodecMismatch));
-    let mut unready = Forwarder::new(1, 90_000, Selector::Simulcast(Simulcast::new(Some(Layer::LOWEST))), 0);
-    assert_eq!(unready.on_packet(&p, now), Decision::Drop(DropReason::NotReady));
+    let other_pt = InPacket {
+        pt: 97,
+        seq: 6,
+        ..p
+    };
+    assert_eq!(
+        f.on_packet(&other_pt, now),
+        Decision::Drop(DropReason::CodecMismatch)
+    );
+    let mut unready = Forwarder::new(
+        1,
+        90_000,
+        Selector::Simulcast(Simulcast::new(Some(Layer::LOWEST))),
+        0,
+    );
+    assert_eq!(
+        unready.on_packet(&p, now),
+        Decision::Drop(DropReason::NotReady)
+    );
 }
 
 #[test]
 fn svc_layer_dropping_keeps_pictures_decodable() {
     let mut now = Instant::now();
-    let mut f = Forwarder::new(9, 90_000, Selector::Svc(Svc::new(Some(Layer::new(1, 2)))), 1024);
+    let mut f = Forwarder::new(
+        9,
+        90_000,
+        Selector::Svc(Svc::new(Some(Layer::new(1, 2)))),
+        1024,
+    );
     f.negotiated(PtMap::new(&[(98, 98)]), ExtMap::new(&[], &[], None));
     let (mut seq, mut pid) = (65_000u16, 32_760u16);
     // (seq, picture id, spatial, marker) of what the subscriber got.
@@ -252,7 +291,11 @@ fn svc_layer_dropping_keeps_pictures_decodable() {
     for pic in 0..60u32 {
         now += Duration::from_millis(33);
         let key = pic == 0;
-        let tid = if key { 0 } else { [0u8, 2, 1, 2][(pic % 4) as usize] };
+        let tid = if key {
+            0
+        } else {
+            [0u8, 2, 1, 2][(pic % 4) as usize]
+        };
         if pic == 30 {
             f.set_target(Some(Layer::new(0, 1)));
         }
@@ -287,7 +330,10 @@ fn svc_layer_dropping_keeps_pictures_decodable() {
     }
     // Until the change: S0 and S1, the picture ending on S1; after it: S0
     // only and no TL2, each picture ending on S0, PictureIDs without holes.
-    let split = got.iter().position(|g| g.1 == (32_760 + 30) & 0x7fff).unwrap();
+    let split = got
+        .iter()
+        .position(|g| g.1 == (32_760 + 30) & 0x7fff)
+        .unwrap();
     let (before, after) = got.split_at(split);
     assert!(before.iter().all(|g| g.2 <= 1));
     assert!(before.iter().filter(|g| g.3).all(|g| g.2 == 1));

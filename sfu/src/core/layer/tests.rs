@@ -18,7 +18,16 @@ struct Row {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn row(stream: u8, spatial: u8, temporal: u8, start: bool, key: bool, sync: bool, end: bool, want: Verdict) -> Row {
+fn row(
+    stream: u8,
+    spatial: u8,
+    temporal: u8,
+    start: bool,
+    key: bool,
+    sync: bool,
+    end: bool,
+    want: Verdict,
+) -> Row {
     Row {
         stream,
         spatial,
@@ -111,13 +120,31 @@ fn simulcast_switches_only_at_a_keyframe_of_the_target_stream() {
 #[test]
 fn a_retransmitted_keyframe_is_never_a_switch_point() {
     let mut s = Selector::Simulcast(Simulcast::new(Some(Layer::new(1, 0))));
-    let mut rows = vec![row(1, 0, 0, true, true, false, false, Verdict::WaitingKeyframe(1))];
+    let mut rows = vec![row(
+        1,
+        0,
+        0,
+        true,
+        true,
+        false,
+        false,
+        Verdict::WaitingKeyframe(1),
+    )];
     rows[0].retx = true;
     rows.push(row(1, 0, 0, true, true, false, false, SWITCH));
     run(&mut s, &rows);
     // SVC too.
     let mut v = Selector::Svc(Svc::new(Some(Layer::new(1, 0))));
-    let mut rows = vec![row(0, 0, 0, true, true, false, false, Verdict::WaitingKeyframe(0))];
+    let mut rows = vec![row(
+        0,
+        0,
+        0,
+        true,
+        true,
+        false,
+        false,
+        Verdict::WaitingKeyframe(0),
+    )];
     rows[0].retx = true;
     run(&mut v, &rows);
 }
@@ -169,7 +196,19 @@ fn svc_drops_higher_spatial_layers_and_ends_pictures_where_the_subscriber_stops(
         &mut v,
         &[
             // Keyframe picture: S0, S1, S2.
-            row(0, 0, 0, true, true, false, true, Verdict::Forward { switched: true, marker: false }),
+            row(
+                0,
+                0,
+                0,
+                true,
+                true,
+                false,
+                true,
+                Verdict::Forward {
+                    switched: true,
+                    marker: false,
+                },
+            ),
             row(0, 1, 0, false, false, false, true, END),
             row(0, 2, 0, false, false, false, true, Filtered),
             // Delta picture.
