@@ -96,5 +96,18 @@ fn concurrent_changes_converge() {
         net.clients[a].rollbacks >= 1,
         "a rolled its colliding offer back"
     );
-    assert!(net.clients.iter().all(|c| c.errors.is_empty()));
+    // The only word from the server: a's crossed offer was ignored.
+    assert!(
+        net.clients[a]
+            .errors
+            .iter()
+            .any(|e| e.contains("offer crossed")),
+        "{:?}",
+        net.clients[a].errors
+    );
+    assert!(net
+        .clients
+        .iter()
+        .flat_map(|c| &c.errors)
+        .all(|e| e.contains("offer crossed")));
 }
