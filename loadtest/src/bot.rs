@@ -2,7 +2,7 @@
 //! peer connections (one to the server in an SFU room, one per other member
 //! in a P2P room).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,8 +16,10 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::http;
-use crate::peer::{self, PeerCommand, PeerReport, PeerSignal, Publish};
-use crate::scenario::{Shared, Target};
+use crate::outcome::{BotReport, PeerReport};
+use crate::peer::{self, PeerCommand, PeerSetup, PeerSignal, Publish};
+use crate::plan::{Shared, Target, ViewSize};
+use crate::shaper::LinkSpec;
 use loadtest::server_msg::{self, ServerMsg};
 
 /// Who the bot is and what it does.
@@ -29,20 +31,15 @@ pub struct BotSpec {
     pub publish: Option<Publish>,
     /// The node to connect to (several nodes of a cluster); `None`: the target's.
     pub node: Option<std::net::SocketAddr>,
+    /// The size it shows remote video at: sent as `track-settings` for
+    /// every video track the server offers it (SFU rooms).
+    pub view: Option<ViewSize>,
+    /// Its downlink cap.
+    pub downlink: Option<LinkSpec>,
 }
 
-/// What one bot saw.
-#[derive(Debug, Default)]
-pub struct BotReport {
-    pub name: String,
-    pub room: String,
-    /// WebSocket open to `joined`.
-    pub joined_after: Option<Duration>,
-    /// The node a cluster's `redirect` sent the bot to.
-    pub redirected_to: Option<std::net::SocketAddr>,
-    pub peers: Vec<PeerReport>,
-    pub error: Option<String>,
-}
+/// Server errors kept per bot for the report.
+const MAX_SERVER_ERRORS: usize = 3;
 
 struct PeerHandle {
     tx: mpsc::UnboundedSender<PeerCommand>,
@@ -95,6 +92,9 @@ pub async fn run(spec: BotSpec, target: Arc<Target>, shared: Arc<Shared>) -> Bot
     let mut report = BotReport {
         name: spec.name.clone(),
         room: spec.room.clone(),
+        publisher: spec.publish.is_some(),
+        capped: spec.downlink.is_some(),
+        view: spec.view,
         ..Default::default()
     };
     let mut peers: HashMap<String, PeerHandle> = HashMap::new();
@@ -114,12 +114,13 @@ pub async fn run(spec: BotSpec, target: Arc<Target>, shared: Arc<Shared>) -> Bot
             .peers
             .iter()
             .flat_map(|p| p.tracks.iter())
-            .map(|((stream, video), t)| {
+            .map(|t| {
                 format!(
-                    "{}:{}:{}",
-                    &stream[..stream.len().min(6)],
-                    if *video { "v" } else { "a" },
-                    t.packets
+                    "{}:{}:{}{}",
+                    &t.stream[..t.stream.len().min(6)],
+                    if t.video { "v" } else { "a" },
+                    t.stats.packets,
+                    t.layer.current.map(|l| format!("@{l}")).unwrap_or_default()
                 )
             })
             .collect();
@@ -161,6 +162,12 @@ async fn session(
     let mut mode = spec.mode;
     let mut joined = false;
     let mut stop = shared.stop_rx();
+    // Tracks `track-settings` went out for: (publisher, track).
+    let mut settings_sent: HashSet<(String, String)> = HashSet::new();
+    let setup = PeerSetup {
+        publish: spec.publish.clone(),
+        downlink: spec.downlink,
+    };
     let ping_every = Duration::from_secs(15);
     let mut next_ping = Instant::now() + ping_every;
 
@@ -179,20 +186,21 @@ async fn session(
                     eprintln!("[{} {}] <- {msg:?}", spec.room, spec.name);
                 }
                 match msg {
-                    ServerMsg::Joined { mode: m, participants } => {
+                    ServerMsg::Joined { client_id, mode: m, participants } => {
                         joined = true;
+                        report.participant = client_id;
                         report.joined_after = Some(started.elapsed());
                         shared.joined.fetch_add(1, Ordering::Relaxed);
                         mode = m.unwrap_or(spec.mode);
                         if spec.publish.is_some() {
                             let media = json!({"type": "media-state",
                                 "microphone": spec.publish.as_ref().is_some_and(|p| p.audio.is_some()),
-                                "camera": spec.publish.as_ref().is_some_and(|p| p.video.is_some())});
+                                "camera": spec.publish.as_ref().is_some_and(|p| !p.video.is_empty())});
                             ws_tx.send(Message::text(media.to_string())).await?;
                         }
                         match mode {
                             RoomMode::Sfu => {
-                                let p = spawn_peer("server", spec.publish.clone(), shared, &sig_tx, started);
+                                let p = spawn_peer("server", &setup, shared, &sig_tx, started);
                                 if spec.publish.is_some() {
                                     let _ = p.tx.send(PeerCommand::MakeOffer);
                                 }
@@ -201,7 +209,7 @@ async fn session(
                             RoomMode::P2p => {
                                 // The newcomer offers to everyone already there.
                                 for id in participants {
-                                    let p = spawn_peer(&id, spec.publish.clone(), shared, &sig_tx, started);
+                                    let p = spawn_peer(&id, &setup, shared, &sig_tx, started);
                                     let _ = p.tx.send(PeerCommand::MakeOffer);
                                     peers.insert(id, p);
                                 }
@@ -209,12 +217,31 @@ async fn session(
                         }
                     }
                     ServerMsg::Offer { from, sdp } => {
+                        if let (RoomMode::Sfu, Some(view)) = (mode, spec.view) {
+                            // As the SDK does on `ontrack`: say how each
+                            // offered video is shown before any of it arrives.
+                            for (publisher, track) in server_msg::offered_video_tracks(&sdp) {
+                                if settings_sent.insert((publisher.clone(), track.clone())) {
+                                    let m = json!({"type": "track-settings",
+                                        "participant": publisher, "track": track,
+                                        "visible": true, "width": view.width, "height": view.height});
+                                    ws_tx.send(Message::text(m.to_string())).await?;
+                                    report.track_settings_sent += 1;
+                                }
+                            }
+                        }
                         let key = peer_key(mode, from);
                         let p = peers.entry(key.clone()).or_insert_with(|| {
-                            spawn_peer(&key, spec.publish.clone(), shared, &sig_tx, started)
+                            spawn_peer(&key, &setup, shared, &sig_tx, started)
                         });
                         let _ = p.tx.send(PeerCommand::RemoteOffer(sdp));
                     }
+                    ServerMsg::PublisherEncodings { track, encodings } => {
+                        if let Some(p) = peers.get("server") {
+                            let _ = p.tx.send(PeerCommand::Encodings { track, states: encodings });
+                        }
+                    }
+                    ServerMsg::ActiveSpeakers { .. } => report.active_speaker_events += 1,
                     ServerMsg::Answer { from, sdp } => {
                         if let Some(p) = peers.get(&peer_key(mode, from)) {
                             let _ = p.tx.send(PeerCommand::RemoteAnswer(sdp));
@@ -242,8 +269,14 @@ async fn session(
                             let _ = p.tx.send(PeerCommand::Stop);
                         }
                     }
-                    ServerMsg::Error { code, message } if !joined || code == "media_unavailable" => {
+                    ServerMsg::Error { code, message, .. } if !joined || code == "media_unavailable" => {
                         anyhow::bail!("server error {code}: {message}");
+                    }
+                    ServerMsg::Error { code, message, request }
+                        if report.server_errors.len() < MAX_SERVER_ERRORS =>
+                    {
+                        let on = request.map(|r| format!(" (to {r})")).unwrap_or_default();
+                        report.server_errors.push(format!("{code}{on}: {message}"));
                     }
                     _ => {}
                 }
@@ -286,14 +319,14 @@ fn peer_key(mode: RoomMode, from: Option<String>) -> String {
 
 fn spawn_peer(
     key: &str,
-    publish: Option<Publish>,
+    setup: &PeerSetup,
     shared: &Arc<Shared>,
     sig_tx: &mpsc::UnboundedSender<(String, PeerSignal)>,
     started: Instant,
 ) -> PeerHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let (ptx, mut prx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(peer::run(publish, shared.clone(), rx, ptx, started));
+    let task = tokio::spawn(peer::run(setup.clone(), shared.clone(), rx, ptx, started));
     // Tag the peer's signals with its key for the session loop.
     let key = key.to_owned();
     let out = sig_tx.clone();

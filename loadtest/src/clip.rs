@@ -177,6 +177,9 @@ pub struct Player {
     next_at: Instant,
     /// Frames to skip ahead to the next keyframe (a keyframe was requested).
     keyframe_wanted: bool,
+    /// The next frame must be a keyframe, however near the next one is
+    /// (an encoding resumed after a pause).
+    keyframe_forced: bool,
 }
 
 impl Player {
@@ -187,6 +190,7 @@ impl Player {
             next: 0,
             next_at: start,
             keyframe_wanted: false,
+            keyframe_forced: false,
         }
     }
 
@@ -199,6 +203,12 @@ impl Player {
     /// keyframe (the clips have one every second).
     pub fn request_keyframe(&mut self) {
         self.keyframe_wanted = true;
+    }
+
+    /// The next frame sent is a keyframe: the encoding was paused and its
+    /// receivers need one to start decoding again.
+    pub fn restart_at_keyframe(&mut self) {
+        self.keyframe_forced = true;
     }
 
     /// The frame due at `now`, if any. Frames that fell more than a second
@@ -216,20 +226,23 @@ impl Player {
         }
         let n = self.clip.frames.len();
         let mut frame = self.clip.frames[self.next].clone();
-        if self.keyframe_wanted {
-            // Jump to the next keyframe when it is near; the time stamp still
-            // advances by the normal frame duration, so playback stays smooth.
+        if self.keyframe_wanted || self.keyframe_forced {
+            // Jump to the next keyframe unless it is near (a forced one is
+            // never waited for); the time stamp still advances by the
+            // normal frame duration, so playback stays smooth.
             if let Some(k) = (0..n)
                 .map(|i| (self.next + i) % n)
                 .find(|&i| self.clip.frames[i].keyframe)
             {
                 let jump = (k + n - self.next) % n;
-                if jump > 0 && jump as f64 * interval.as_secs_f64() > 0.2 {
+                let far = jump as f64 * interval.as_secs_f64() > 0.2;
+                if jump > 0 && (far || self.keyframe_forced) {
                     self.next = k;
                     frame = self.clip.frames[k].clone();
                 }
             }
             self.keyframe_wanted = false;
+            self.keyframe_forced = false;
         }
         self.next = (self.next + 1) % n;
         self.next_at += interval;
@@ -331,5 +344,18 @@ mod tests {
         let f = p.poll_frame(ms(2600)).unwrap();
         assert_eq!(f.data[0], (1 + 20) % 8);
         assert!(p.poll_frame(ms(2600)).is_none());
+        // At frame 6 a plain request waits for frame 0 (200 ms away) ...
+        p.request_keyframe();
+        assert_eq!(p.poll_frame(ms(2700)).unwrap().data[0], 6);
+        // ... a forced one jumps even to a near keyframe, and once.
+        p.restart_at_keyframe();
+        let f = p.poll_frame(ms(2800)).unwrap();
+        assert_eq!((f.data[0], f.keyframe), (0, true));
+        assert_eq!(p.poll_frame(ms(2900)).unwrap().data[0], 1);
+        // Already at a keyframe: nothing to skip.
+        let mut p = Player::new(clip(&[true, false]), t0);
+        p.restart_at_keyframe();
+        assert_eq!(p.poll_frame(t0).unwrap().data[0], 0);
+        assert_eq!(p.poll_frame(ms(100)).unwrap().data[0], 1);
     }
 }

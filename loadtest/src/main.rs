@@ -10,11 +10,16 @@ mod bot;
 mod chart;
 mod clip;
 use loadtest::http;
+mod outcome;
 mod peer;
+mod plan;
+mod playout;
 mod report;
 mod scenario;
+mod shaper;
 mod spawn;
 mod stats;
+mod video_layer;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -25,8 +30,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use signaling::protocol::RoomMode;
 
+use plan::{Scenario, Target, ViewSize};
 use report::Report;
-use scenario::{Clips, Scenario, Target};
+use scenario::Clips;
+use shaper::LinkSpec;
 
 #[derive(Parser)]
 #[command(
@@ -100,6 +107,29 @@ struct RunArgs {
     /// Video bitrate in kbps: 150, 500 or 1500 (picks the clip).
     #[arg(long, default_value_t = 500)]
     video_bitrate: u32,
+    /// Publish three simulcast encodings (rids q, h, f: 320x180 at 150
+    /// kbps, 640x360 at 500, 1280x720 at 1500) instead of one.
+    #[arg(long)]
+    simulcast: bool,
+    /// Sizes subscribers show remote video at (`track-settings`), e.g.
+    /// `320x180` or `320x180,320x180,1280x720` (subscribers of each room
+    /// take them in turn).
+    #[arg(long, value_delimiter = ',')]
+    subscriber_size: Vec<ViewSize>,
+    /// The size publishers show the others' video at.
+    #[arg(long)]
+    publisher_view_size: Option<ViewSize>,
+    /// Cap subscribers' downlink at this many kbit/s (a token bucket with a
+    /// tail-drop queue in the bot's receive path).
+    #[arg(long)]
+    downlink_kbps: Option<u32>,
+    /// Length of the capped downlink's queue.
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    downlink_queue: Duration,
+    /// Share of each room's subscribers that is capped (the first ones),
+    /// 0 to 1.
+    #[arg(long, default_value_t = 1.0)]
+    capped_share: f64,
     /// Length of the measured window, e.g. `30s`, `2m`.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     duration: Duration,
@@ -191,6 +221,7 @@ fn scenario(a: &RunArgs, rooms: usize) -> Scenario {
         subscribers: a.subscribers,
         audio_only: a.audio_only,
         video_bitrate: a.video_bitrate,
+        simulcast: a.simulcast,
         duration: a.duration,
         join_rate: a.join_rate,
         mode: match a.mode {
@@ -199,6 +230,13 @@ fn scenario(a: &RunArgs, rooms: usize) -> Scenario {
         },
         warmup: a.warmup,
         room_prefix: a.room.clone(),
+        subscriber_sizes: a.subscriber_size.clone(),
+        publisher_view: a.publisher_view_size,
+        downlink: a.downlink_kbps.map(|kbps| LinkSpec {
+            rate_bps: u64::from(kbps) * 1000,
+            queue: a.downlink_queue,
+        }),
+        capped_share: a.capped_share,
     }
 }
 
@@ -210,6 +248,18 @@ async fn run_one(a: &RunArgs, rooms: usize, clips: &Clips) -> anyhow::Result<Rep
         "no bots: give --publishers or --subscribers"
     );
     anyhow::ensure!(scn.bots() <= 2000, "at most 2000 bots per run");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.capped_share),
+        "--capped-share runs from 0 to 1"
+    );
+    anyhow::ensure!(
+        a.downlink_kbps.is_none_or(|k| k >= 8),
+        "--downlink-kbps must be at least 8"
+    );
+    anyhow::ensure!(
+        !(a.simulcast && a.audio_only),
+        "--simulcast needs video: drop --audio-only"
+    );
     let key = api_key(&a.api_key)?;
     let _server;
     let http = if a.spawn_server {
@@ -259,7 +309,7 @@ fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> anyhow::Result<(
 async fn main_async(cli: Cli) -> anyhow::Result<bool> {
     match cli.command {
         Command::Run(a) => {
-            let clips = Clips::load(&a.media, a.video_bitrate)?;
+            let clips = Clips::load(&a.media, a.video_bitrate, a.simulcast)?;
             let report = run_one(&a, a.rooms, &clips).await?;
             print!("{}", report.table());
             if let Some(p) = &a.json {
@@ -268,7 +318,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
             Ok(report.failed_bots == 0)
         }
         Command::Sweep { run, sizes, svg } => {
-            let clips = Clips::load(&run.media, run.video_bitrate)?;
+            let clips = Clips::load(&run.media, run.video_bitrate, run.simulcast)?;
             let mut reports = Vec::new();
             for &rooms in &sizes {
                 let r = run_one(&run, rooms, &clips).await?;
@@ -281,7 +331,7 @@ async fn main_async(cli: Cli) -> anyhow::Result<bool> {
                 scenario(&run, 1).mode.as_str(),
                 run.publishers,
                 run.subscribers,
-                report::media_label(run.audio_only, run.video_bitrate)
+                report::media_label(run.audio_only, run.video_bitrate, run.simulcast)
             );
             std::fs::write(&svg, chart::svg(&title, &reports))
                 .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", svg.display()))?;

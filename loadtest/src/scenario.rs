@@ -2,117 +2,61 @@
 //! measure for the configured duration, stop them, and gather the figures.
 
 use std::io::{IsTerminal, Write};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signaling::protocol::RoomMode;
-use tokio::sync::watch;
-
-use crate::bot::{self, BotReport, BotSpec};
+use crate::bot::{self, BotSpec};
 use crate::clip::Clip;
 use crate::http;
-use crate::peer::Publish;
-use crate::report::{Report, ServerSample};
-
-/// The server the bots talk to.
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// HTTP address (loopback).
-    pub http: SocketAddr,
-    /// `name:secret` to sign tokens with; `None`: the development-mode endpoint.
-    pub api_key: Option<(String, String)>,
-    /// Bots join with `redirect: true` and follow a cluster's `redirect`.
-    pub follow_redirects: bool,
-}
-
-/// State every bot and peer task shares with the run.
-#[derive(Debug)]
-pub struct Shared {
-    /// Packets count toward the figures only while this is set.
-    pub measuring: AtomicBool,
-    pub joined: AtomicU64,
-    pub failed: AtomicU64,
-    pub packets_received: AtomicU64,
-    stop: watch::Sender<bool>,
-}
-
-impl Default for Shared {
-    fn default() -> Self {
-        Shared {
-            measuring: AtomicBool::new(false),
-            joined: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            packets_received: AtomicU64::new(0),
-            stop: watch::channel(false).0,
-        }
-    }
-}
-
-impl Shared {
-    pub fn deadline_passed(&self) -> bool {
-        *self.stop.borrow()
-    }
-    pub fn stop_rx(&self) -> watch::Receiver<bool> {
-        self.stop.subscribe()
-    }
-    pub fn stop(&self) {
-        self.stop.send_replace(true);
-    }
-}
-
-/// The shape of a run.
-#[derive(Debug, Clone)]
-pub struct Scenario {
-    pub rooms: usize,
-    pub publishers: usize,
-    pub subscribers: usize,
-    pub audio_only: bool,
-    /// 150, 500 or 1500 (kbps): picks the clip.
-    pub video_bitrate: u32,
-    pub duration: Duration,
-    /// Bots started per second.
-    pub join_rate: f64,
-    pub mode: RoomMode,
-    /// Settling time between the last join and the measured window.
-    pub warmup: Duration,
-    /// Room names are `<prefix>-<n>`.
-    pub room_prefix: String,
-}
-
-impl Scenario {
-    pub fn bots(&self) -> usize {
-        self.rooms * (self.publishers + self.subscribers)
-    }
-
-    /// Tracks each bot should receive, summed: every receiver gets every
-    /// other publisher's tracks in its room.
-    pub fn tracks_expected(&self) -> u64 {
-        let per_pub = if self.audio_only { 1 } else { 2 };
-        let per_room = self.publishers * self.publishers.saturating_sub(1)
-            + self.subscribers * self.publishers;
-        (self.rooms * per_room * per_pub) as u64
-    }
-}
+use crate::outcome::BotReport;
+use crate::peer::{Encoding, Publish};
+use crate::plan::{Scenario, Shared, Target};
+use crate::report::{Adaptive, Report, ServerSample};
+use loadtest::api_stats::{self, SubscriberFigures};
 
 /// The clips, loaded once and shared by every publisher.
 pub struct Clips {
-    pub video: Arc<Clip>,
+    /// One encoding, or the three simulcast encodings lowest first.
+    pub video: Vec<Encoding>,
     pub audio: Arc<Clip>,
 }
 
+/// The simulcast encodings: rid, clip (size, bitrate).
+const SIMULCAST: [(&str, &str); 3] = [
+    ("q", "vp8-150k.ivf"),  // 320x180, 150 kbps
+    ("h", "vp8-500k.ivf"),  // 640x360, 500 kbps
+    ("f", "vp8-1500k.ivf"), // 1280x720, 1500 kbps
+];
+
 impl Clips {
-    /// Loads the clips from `dir` (the repository's `loadtest/media`).
-    pub fn load(dir: &Path, video_bitrate: u32) -> anyhow::Result<Clips> {
-        let file = match video_bitrate {
-            0..=300 => "vp8-150k.ivf",
-            301..=1000 => "vp8-500k.ivf",
-            _ => "vp8-1500k.ivf",
+    /// Loads the clips from `dir` (the repository's `loadtest/media`): the
+    /// one `video_bitrate` picks, or all three for simulcast.
+    pub fn load(dir: &Path, video_bitrate: u32, simulcast: bool) -> anyhow::Result<Clips> {
+        let video = if simulcast {
+            SIMULCAST
+                .iter()
+                .map(|(rid, file)| {
+                    Ok(Encoding {
+                        rid: Some((*rid).to_owned()),
+                        clip: Arc::new(Clip::read_ivf(&dir.join(file))?),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?
+        } else {
+            let file = match video_bitrate {
+                0..=300 => "vp8-150k.ivf",
+                301..=1000 => "vp8-500k.ivf",
+                _ => "vp8-1500k.ivf",
+            };
+            vec![Encoding {
+                rid: None,
+                clip: Arc::new(Clip::read_ivf(&dir.join(file))?),
+            }]
         };
         Ok(Clips {
-            video: Arc::new(Clip::read_ivf(&dir.join(file))?),
+            video,
             audio: Arc::new(Clip::read_ogg_opus(&dir.join("opus-32k.ogg"))?),
         })
     }
@@ -138,6 +82,18 @@ pub async fn sample_server(target: &Target) -> Option<ServerSample> {
         dropped: http::metric(&text, "sfu_packets_dropped_total").unwrap_or(0.0),
         dropped_by_reason: http::metric_by_label(&text, "sfu_packets_dropped_total", "reason"),
     })
+}
+
+/// Reads the server's per-subscriber figures from `/api/stats`; `None`
+/// when the server does not expose them.
+pub async fn sample_subscribers(target: &Target) -> Option<Vec<SubscriberFigures>> {
+    let (status, text) = http::request(target.http, "GET", "/api/stats", None)
+        .await
+        .ok()?;
+    if status != 200 {
+        return None;
+    }
+    api_stats::subscribers(&text)
 }
 
 /// Live progress on stderr when it is a terminal; silent otherwise.
@@ -183,15 +139,27 @@ pub async fn run(
         for r in 0..scn.rooms {
             let publisher = i < scn.publishers;
             let publish = publisher.then(|| Publish {
-                video: (!scn.audio_only).then(|| clips.video.clone()),
+                video: if scn.audio_only {
+                    vec![]
+                } else {
+                    clips.video.clone()
+                },
                 audio: Some(clips.audio.clone()),
             });
+            let (view, downlink) = if publisher {
+                (scn.publisher_view, None)
+            } else {
+                let s = i - scn.publishers;
+                (scn.subscriber_size(s), scn.subscriber_downlink(s))
+            };
             specs.push(BotSpec {
                 room: format!("{}-{r}", scn.room_prefix),
                 name: format!("{}{i}", if publisher { "pub" } else { "sub" }),
                 mode: scn.mode,
                 publish,
                 node: None,
+                view,
+                downlink,
             });
         }
     }
@@ -230,6 +198,7 @@ pub async fn run(
     }
 
     let start = sample_server(&target).await;
+    let subscribers_start = sample_subscribers(&target).await;
     let own_cpu_start = own_cpu_seconds();
     shared.measuring.store(true, Ordering::Relaxed);
     let window_start = Instant::now();
@@ -255,6 +224,7 @@ pub async fn run(
         _ => None,
     };
     let end = sample_server(&target).await;
+    let subscribers_end = sample_subscribers(&target).await;
     progress.done();
 
     shared.stop();
@@ -273,6 +243,13 @@ pub async fn run(
         }
     }
     let mut report = Report::build(scn, &bots, window, idle, start, end);
+    report.adaptive = Adaptive::build(
+        scn,
+        &bots,
+        window,
+        subscribers_start.as_deref(),
+        subscribers_end.as_deref(),
+    );
     report.loadtest_cpu_percent = own_cpu;
     Ok(report)
 }

@@ -11,6 +11,8 @@ use signaling::protocol::{IceCandidate, RoomMode};
 pub enum ServerMsg {
     /// The bot is in the room; `participants` are the others already there.
     Joined {
+        /// The bot's own participant id (`clientId`).
+        client_id: Option<String>,
         mode: Option<RoomMode>,
         participants: Vec<String>,
     },
@@ -37,6 +39,19 @@ pub enum ServerMsg {
     Error {
         code: String,
         message: String,
+        /// The request type the error answers, when the server names it.
+        request: Option<String>,
+    },
+    /// Dynacast: which encodings of the bot's own track `track` anyone
+    /// receives, as (rid, active); a rid of `None` names a track's single
+    /// encoding.
+    PublisherEncodings {
+        track: String,
+        encodings: Vec<(Option<String>, bool)>,
+    },
+    /// Who speaks in the room, loudest first: (participant id, level).
+    ActiveSpeakers {
+        speakers: Vec<(String, f64)>,
     },
     /// Anything else: valid JSON the bot has no use for.
     Other,
@@ -58,6 +73,10 @@ pub fn parse(text: &str) -> Option<ServerMsg> {
     };
     Some(match ty {
         "joined" => ServerMsg::Joined {
+            client_id: msg
+                .get("clientId")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             mode: msg
                 .get("mode")
                 .and_then(|m| serde_json::from_value(m.clone()).ok()),
@@ -94,6 +113,38 @@ pub fn parse(text: &str) -> Option<ServerMsg> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned(),
+            request: msg
+                .get("request")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        },
+        "publisher-encodings" => ServerMsg::PublisherEncodings {
+            track: msg.get("track")?.as_str()?.to_owned(),
+            encodings: msg
+                .get("encodings")?
+                .as_array()?
+                .iter()
+                .map(|e| {
+                    let rid = match e.get("rid") {
+                        None | Some(Value::Null) => None,
+                        Some(r) => Some(r.as_str()?.to_owned()),
+                    };
+                    Some((rid, e.get("active")?.as_bool()?))
+                })
+                .collect::<Option<Vec<_>>>()?,
+        },
+        "active-speakers" => ServerMsg::ActiveSpeakers {
+            speakers: msg
+                .get("speakers")?
+                .as_array()?
+                .iter()
+                .map(|s| {
+                    Some((
+                        s.get("id")?.as_str()?.to_owned(),
+                        s.get("level").and_then(Value::as_f64).unwrap_or(0.0),
+                    ))
+                })
+                .collect::<Option<Vec<_>>>()?,
         },
         _ => ServerMsg::Other,
     })
@@ -104,6 +155,68 @@ fn ws_addr(url: &str) -> Option<std::net::SocketAddr> {
     let rest = url.strip_prefix("ws://")?;
     let hostport = rest.split('/').next()?;
     hostport.parse().ok()
+}
+
+/// The video tracks an SFU offer sends the bot, as (stream id, track id)
+/// from the `a=msid` lines of its video sections that send (`sendonly` or
+/// `sendrecv`, port not 0). In an SFU room the stream id is the publisher's
+/// participant id and the track id the publisher's, which is what
+/// `track-settings` names.
+pub fn offered_video_tracks(sdp: &str) -> Vec<(String, String)> {
+    /// What is known of the video section being read.
+    struct Section {
+        rejected: bool,
+        sends: bool,
+        msid: Option<(String, String)>,
+    }
+    fn flush(section: &mut Option<Section>, out: &mut Vec<(String, String)>) {
+        if let Some(Section {
+            rejected: false,
+            sends: true,
+            msid: Some(ids),
+        }) = section.take()
+        {
+            if !out.contains(&ids) {
+                out.push(ids);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut section: Option<Section> = None;
+    for line in sdp.lines().map(str::trim_end) {
+        if let Some(m) = line.strip_prefix("m=") {
+            flush(&mut section, &mut out);
+            let mut f = m.split_whitespace();
+            if f.next() == Some("video") {
+                // A section without a direction attribute is sendrecv.
+                section = Some(Section {
+                    rejected: f.next() == Some("0"),
+                    sends: true,
+                    msid: None,
+                });
+            }
+            continue;
+        }
+        let Some(sec) = section.as_mut() else {
+            continue;
+        };
+        match line {
+            "a=sendonly" | "a=sendrecv" => sec.sends = true,
+            "a=recvonly" | "a=inactive" => sec.sends = false,
+            _ => {
+                if let Some(v) = line.strip_prefix("a=msid:") {
+                    let mut ids = v.split_whitespace();
+                    if let (Some(stream), Some(track)) = (ids.next(), ids.next()) {
+                        if stream != "-" && sec.msid.is_none() {
+                            sec.msid = Some((stream.to_owned(), track.to_owned()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    flush(&mut section, &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -118,6 +231,7 @@ mod tests {
         assert_eq!(
             j,
             Some(ServerMsg::Joined {
+                client_id: None,
                 mode: Some(RoomMode::P2p),
                 participants: vec!["a".into(), "b".into()]
             })
@@ -156,6 +270,11 @@ mod tests {
             r#"{"type":"redirect","url":"wss://example.com/ws"}"#,
             r#"{"type":"redirect","url":"ws://example.com/ws"}"#,
             r#"{"type":"redirect"}"#,
+            r#"{"type":"publisher-encodings","encodings":[]}"#,
+            r#"{"type":"publisher-encodings","track":"t","encodings":[{"rid":"q"}]}"#,
+            r#"{"type":"publisher-encodings","track":"t","encodings":[{"rid":5,"active":true}]}"#,
+            r#"{"type":"active-speakers","speakers":[{"level":1}]}"#,
+            r#"{"type":"active-speakers"}"#,
         ] {
             assert_eq!(parse(t), None, "{t}");
         }
@@ -163,9 +282,82 @@ mod tests {
         assert_eq!(
             parse(r#"{"type":"joined","mode":"mesh"}"#),
             Some(ServerMsg::Joined {
+                client_id: None,
                 mode: None,
                 participants: vec![]
             })
         );
+    }
+
+    #[test]
+    fn reads_adaptive_media_events() {
+        assert_eq!(
+            parse(
+                r#"{"type":"publisher-encodings","track":"t1","encodings":[{"rid":"q","active":true},{"rid":"f","active":false},{"active":true}]}"#
+            ),
+            Some(ServerMsg::PublisherEncodings {
+                track: "t1".into(),
+                encodings: vec![
+                    (Some("q".into()), true),
+                    (Some("f".into()), false),
+                    (None, true)
+                ]
+            })
+        );
+        assert_eq!(
+            parse(r#"{"type":"active-speakers","speakers":[{"id":"a","level":0.8},{"id":"b"}]}"#),
+            Some(ServerMsg::ActiveSpeakers {
+                speakers: vec![("a".into(), 0.8), ("b".into(), 0.0)]
+            })
+        );
+        assert_eq!(
+            parse(
+                r#"{"type":"error","code":"invalid_message","message":"m","request":"track-settings"}"#
+            ),
+            Some(ServerMsg::Error {
+                code: "invalid_message".into(),
+                message: "m".into(),
+                request: Some("track-settings".into())
+            })
+        );
+        assert!(matches!(
+            parse(r#"{"type":"joined","clientId":"me"}"#),
+            Some(ServerMsg::Joined { client_id: Some(id), .. }) if id == "me"
+        ));
+    }
+
+    #[test]
+    fn finds_the_video_tracks_an_offer_sends() {
+        let sdp = "v=0\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+            a=sendonly\r\n\
+            a=msid:alice alice-audio\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+            a=mid:1\r\n\
+            a=sendonly\r\n\
+            a=msid:alice alice-video\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+            a=recvonly\r\n\
+            a=msid:me me-video\r\n\
+            m=video 0 UDP/TLS/RTP/SAVPF 96\r\n\
+            a=sendonly\r\n\
+            a=msid:gone gone-video\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+            a=msid:bob bob-video\r\n\
+            a=msid:bob other\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+            a=sendonly\r\n\
+            a=msid:- nostream\r\n\
+            m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
+            a=msid:x y\r\n";
+        assert_eq!(
+            offered_video_tracks(sdp),
+            vec![
+                ("alice".to_owned(), "alice-video".to_owned()),
+                ("bob".to_owned(), "bob-video".to_owned())
+            ]
+        );
+        assert!(offered_video_tracks("").is_empty());
+        assert!(offered_video_tracks("m=video\na=msid:").is_empty());
     }
 }

@@ -129,11 +129,13 @@ impl Jitter {
     }
 }
 
-/// Counts "no new frame for more than `threshold`" stalls of a video track.
+/// Counts "no new frame for more than `threshold`" stalls of a video track,
+/// fed with the frames that became decodable ([`crate::playout`]).
 #[derive(Debug, Clone)]
 pub struct FreezeDetector {
     threshold: Duration,
-    last_frame: Option<(Instant, u32)>,
+    /// When the last frame came (or the track's window began).
+    last_at: Option<Instant>,
     pub frames: u64,
     pub freezes: u64,
     pub frozen: Duration,
@@ -143,28 +145,30 @@ impl FreezeDetector {
     pub fn new(threshold: Duration) -> Self {
         FreezeDetector {
             threshold,
-            last_frame: None,
+            last_at: None,
             frames: 0,
             freezes: 0,
             frozen: Duration::ZERO,
         }
     }
 
-    /// A packet of the frame with this RTP timestamp arrived. A timestamp
-    /// later than the last frame's starts a new frame.
-    pub fn on_packet(&mut self, now: Instant, rtp_timestamp: u32) {
-        match self.last_frame {
-            Some((_, ts)) if (rtp_timestamp.wrapping_sub(ts) as i32) <= 0 => {}
-            Some((at, _)) => {
-                self.gap(now.saturating_duration_since(at));
-                self.frames += 1;
-                self.last_frame = Some((now, rtp_timestamp));
-            }
-            None => {
-                self.frames += 1;
-                self.last_frame = Some((now, rtp_timestamp));
-            }
+    /// The track is being watched from `now` on (its first packet in the
+    /// window): a track whose packets arrive but whose frames never become
+    /// decodable is frozen from here.
+    pub fn begin(&mut self, now: Instant) {
+        self.last_at.get_or_insert(now);
+    }
+
+    /// `n` frames became decodable at `now`.
+    pub fn on_frames(&mut self, now: Instant, n: u64) {
+        if n == 0 {
+            return;
         }
+        if let Some(at) = self.last_at {
+            self.gap(now.saturating_duration_since(at));
+        }
+        self.frames += n;
+        self.last_at = Some(now);
     }
 
     fn gap(&mut self, gap: Duration) {
@@ -176,9 +180,9 @@ impl FreezeDetector {
 
     /// The measured window ended at `end`: a stall still going counts.
     pub fn finish(&mut self, end: Instant) {
-        if let Some((at, ts)) = self.last_frame {
+        if let Some(at) = self.last_at {
             self.gap(end.saturating_duration_since(at));
-            self.last_frame = Some((end, ts));
+            self.last_at = Some(end);
         }
     }
 }
@@ -324,7 +328,7 @@ impl TrackStats {
             self.jitter.on_packet(now, timestamp);
         }
         if self.video {
-            self.freeze.on_packet(now, timestamp);
+            self.freeze.begin(now);
         }
     }
 }
@@ -419,39 +423,44 @@ mod tests {
     }
 
     #[test]
-    fn freezes_are_gaps_between_new_frames_over_500ms() {
+    fn freezes_are_gaps_between_decodable_frames_over_500ms() {
         let t0 = Instant::now();
         let ms = |n: u64| t0 + Duration::from_millis(n);
         let mut f = FreezeDetector::new(FREEZE_THRESHOLD);
-        let mut ts = 0u32;
-        // 30 fps for 1 s, several packets per frame.
+        // 30 fps for 1 s.
         for i in 0..30u64 {
-            f.on_packet(ms(i * 33), ts);
-            f.on_packet(ms(i * 33 + 1), ts);
-            ts = ts.wrapping_add(3000);
+            f.on_frames(ms(i * 33), 1);
         }
         assert_eq!((f.frames, f.freezes), (30, 0));
-        // A 700 ms hole (only a retransmitted old packet arrives), then frames.
-        f.on_packet(ms(29 * 33 + 400), ts.wrapping_sub(6000));
-        f.on_packet(ms(29 * 33 + 700), ts);
-        assert_eq!(f.freezes, 1);
+        // A 700 ms hole, then three frames at once (a retransmission
+        // completed the one the others waited for).
+        f.on_frames(ms(29 * 33 + 700), 3);
+        f.on_frames(ms(29 * 33 + 700), 0);
+        assert_eq!((f.frames, f.freezes), (33, 1));
         assert_eq!(f.frozen, Duration::from_millis(700));
         // Exactly 500 ms is not a freeze.
-        f.on_packet(ms(29 * 33 + 1200), ts.wrapping_add(3000));
+        f.on_frames(ms(29 * 33 + 1200), 1);
         assert_eq!(f.freezes, 1);
         // A stall still going at the end of the window counts.
         f.finish(ms(29 * 33 + 1200 + 800));
         assert_eq!(f.freezes, 2);
         assert_eq!(f.frozen, Duration::from_millis(1500));
-    }
 
-    #[test]
-    fn timestamp_wrap_is_a_new_frame() {
-        let t0 = Instant::now();
+        // Watched from the window's start, a track that never decodes a
+        // frame is one freeze as long as the window.
         let mut f = FreezeDetector::new(FREEZE_THRESHOLD);
-        f.on_packet(t0, u32::MAX - 100);
-        f.on_packet(t0 + Duration::from_millis(33), 2900);
-        assert_eq!(f.frames, 2);
+        f.begin(ms(0));
+        f.begin(ms(300));
+        f.finish(ms(2000));
+        assert_eq!((f.frames, f.freezes), (0, 1));
+        assert_eq!(f.frozen, Duration::from_millis(2000));
+        // A frame 600 ms after the start ends a first freeze.
+        let mut f = FreezeDetector::new(FREEZE_THRESHOLD);
+        f.begin(ms(0));
+        f.on_frames(ms(600), 1);
+        f.on_frames(ms(633), 1);
+        f.finish(ms(700));
+        assert_eq!((f.frames, f.freezes), (2, 1));
     }
 
     #[test]

@@ -80,6 +80,9 @@ fn assert_full_delivery(r: &Value) {
     // The clip is 500 kbps; the receivers see about that.
     let kbps = f(r, &["video_kbps_per_track"]);
     assert!((250.0..1000.0).contains(&kbps), "video {kbps} kbps");
+    // The clip is 30 frames a second, and frames become decodable.
+    let fps = f(r, &["video_fps_per_track"]);
+    assert!(fps > 10.0 && fps < 40.0, "{fps} decodable frames/s");
     // Latency is measured from abs-capture-time and is sane on one machine.
     let p50 = f(r, &["latency_ms", "p50"]);
     assert!(p50 > 0.0 && p50 < 1000.0, "latency p50 {p50}");
@@ -132,4 +135,45 @@ fn sfu_room_delivers_every_track_with_sane_figures() {
     assert!(f(&r, &["forwarded_packets_per_s"]) > 100.0, "{r}");
     assert!(f(&r, &["server_cpu_us_per_forwarded_packet"]) > 0.0, "{r}");
     assert!(f(&r, &["server_rss_bytes_per_participant"]) >= 0.0, "{r}");
+}
+
+#[test]
+fn capped_subscribers_receive_no_more_than_their_cap() {
+    // One of the two subscribers has a 400 kbit/s downlink; the publisher
+    // sends about 530 kbit/s of video and audio.
+    let r = run(&[
+        "--publishers",
+        "1",
+        "--subscribers",
+        "2",
+        "--downlink-kbps",
+        "400",
+        "--capped-share",
+        "0.5",
+        "--duration",
+        "6s",
+        "--warmup",
+        "3s",
+        "--room",
+        "itcap",
+    ]);
+    assert_eq!(f(&r, &["failed_bots"]), 0.0, "{r}");
+    assert_eq!(f(&r, &["downlink_kbps"]), 400.0);
+    assert_eq!(f(&r, &["capped", "bots"]), 1.0, "{r}");
+    assert_eq!(f(&r, &["uncapped", "bots"]), 1.0, "{r}");
+    // What crosses the cap, counted at the RTP level (less than what the
+    // link carries: SRTP, UDP and IP add to every packet), stays under it.
+    let got = f(&r, &["capped", "received_kbps_max"]);
+    assert!(
+        got > 50.0 && got <= 400.0,
+        "capped bot received {got} kbit/s"
+    );
+    // The cap saw every RTP packet the server sent that bot.
+    let arrived = f(&r, &["capped", "cap_rtp_arrived"]);
+    assert!(arrived >= f(&r, &["capped", "packets_received"]), "{r}");
+    assert!(f(&r, &["capped", "cap_rtp_dropped"]) <= arrived);
+    // The uncapped subscriber gets it all.
+    assert!(f(&r, &["uncapped", "delivery_ratio"]) >= 0.99, "{r}");
+    assert!(f(&r, &["uncapped", "received_kbps_max"]) > 400.0, "{r}");
+    assert!(f(&r, &["uncapped", "video_fps_min"]) > 10.0, "{r}");
 }

@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bot::BotReport;
-use crate::scenario::Scenario;
+use crate::outcome::BotReport;
+use crate::plan::Scenario;
 use crate::stats::{percentiles_of, Histogram, Percentiles};
+
+mod adaptive;
+pub use adaptive::Adaptive;
 
 /// One reading of the server's `/metrics`.
 #[derive(Debug, Clone)]
@@ -55,6 +58,9 @@ pub struct Report {
     pub delivery_ratio: f64,
     /// Mean received bitrate per video track, kbps.
     pub video_kbps_per_track: Option<f64>,
+    /// Mean decodable frames per second per video track.
+    #[serde(default)]
+    pub video_fps_per_track: Option<f64>,
     /// Mean received bitrate per audio track, kbps.
     pub audio_kbps_per_track: Option<f64>,
     /// RFC 3550 interarrival jitter over tracks, ms.
@@ -95,6 +101,10 @@ pub struct Report {
     pub load_average: Option<f64>,
     /// First few bot errors, for diagnosis.
     pub errors: Vec<String>,
+    /// Simulcast layers, dynacast, downlink caps and the server's
+    /// per-subscriber figures (docs/loadtest.md lists the fields).
+    #[serde(flatten)]
+    pub adaptive: Adaptive,
 }
 
 fn ms(d: Option<Duration>) -> Option<f64> {
@@ -116,7 +126,7 @@ impl Report {
         let (mut vbytes, mut vtracks, mut abytes, mut atracks) = (0u64, 0u64, 0u64, 0u64);
         let mut jitters = Vec::new();
         let mut latency = Histogram::default();
-        let (mut freezes, mut frozen) = (0u64, Duration::ZERO);
+        let (mut freezes, mut frozen, mut frames) = (0u64, Duration::ZERO, 0u64);
         let mut joins = Vec::new();
         let mut firsts = Vec::new();
         let mut errors = Vec::new();
@@ -146,11 +156,12 @@ impl Report {
                     (a, b) => a.or(b),
                 };
                 latency.merge(&p.latency);
-                for (key, t) in &p.tracks {
+                for track in &p.tracks {
+                    let t = &track.stats;
                     if t.packets == 0 {
                         continue;
                     }
-                    if seen.insert(key.clone()) {
+                    if seen.insert(track.key()) {
                         tracks_received += 1;
                     }
                     expected += t.seq.expected();
@@ -162,6 +173,7 @@ impl Report {
                         vbytes += t.bytes;
                         vtracks += 1;
                         freezes += t.freeze.freezes;
+                        frames += t.freeze.frames;
                         frozen += t.freeze.frozen;
                     } else {
                         abytes += t.bytes;
@@ -244,6 +256,7 @@ impl Report {
             packets_duplicate: dup,
             delivery_ratio: packet_ratio * track_ratio,
             video_kbps_per_track: kbps(vbytes, vtracks),
+            video_fps_per_track: (vtracks > 0).then(|| frames as f64 / secs / vtracks as f64),
             audio_kbps_per_track: kbps(abytes, atracks),
             jitter_ms: percentiles_of(&jitters),
             latency_ms: latency.percentiles(),
@@ -267,6 +280,7 @@ impl Report {
                 .ok()
                 .and_then(|l| l.split_whitespace().next()?.parse().ok()),
             errors,
+            adaptive: Adaptive::default(),
         }
     }
 
@@ -291,7 +305,11 @@ impl Report {
             self.publishers_per_room,
             self.subscribers_per_room,
             self.bots,
-            media_label(self.audio_only, self.video_bitrate_kbps)
+            media_label(
+                self.audio_only,
+                self.video_bitrate_kbps,
+                self.adaptive.simulcast
+            )
         );
         let _ = writeln!(
             s,
@@ -321,8 +339,10 @@ impl Report {
         let _ = writeln!(s, "first media ms  {}", p(&self.first_media_ms));
         let _ = writeln!(
             s,
-            "freezes         {} ({:.1} s frozen)",
-            self.freezes, self.frozen_s
+            "freezes         {} ({:.1} s frozen), {} decodable frames/s per video track",
+            self.freezes,
+            self.frozen_s,
+            f(self.video_fps_per_track, 1)
         );
         let _ = writeln!(
             s,
@@ -344,8 +364,11 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "server events   {} NACKs answered, {} keyframe requests, {} packets dropped",
-            self.server_nacks_answered, self.server_keyframe_requests, self.server_packets_dropped
+            "server events   {} NACKs answered, {} keyframe requests, {} packets dropped; bots asked {} keyframes",
+            self.server_nacks_answered,
+            self.server_keyframe_requests,
+            self.server_packets_dropped,
+            self.adaptive.bot_keyframe_requests
         );
         if !self.server_packets_dropped_by_reason.is_empty() {
             let reasons: Vec<String> = self
@@ -361,6 +384,7 @@ impl Report {
             f(self.loadtest_cpu_percent, 0),
             f(self.load_average, 2)
         );
+        s.push_str(&self.adaptive.table());
         for e in &self.errors {
             let _ = writeln!(s, "error           {e}");
         }
@@ -368,139 +392,17 @@ impl Report {
     }
 }
 
-/// What each publisher sends, for titles: "audio only" or "500 kbps video + audio".
-pub fn media_label(audio_only: bool, video_kbps: u32) -> String {
+/// What each publisher sends, for titles: "audio only", "500 kbps video +
+/// audio" or "simulcast video (150/500/1500 kbps) + audio".
+pub fn media_label(audio_only: bool, video_kbps: u32, simulcast: bool) -> String {
     if audio_only {
         "audio only".to_owned()
+    } else if simulcast {
+        "simulcast video (150/500/1500 kbps) + audio".to_owned()
     } else {
         format!("{video_kbps} kbps video + audio")
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::peer::PeerReport;
-    use crate::stats::TrackStats;
-    use signaling::protocol::RoomMode;
-
-    fn scenario() -> Scenario {
-        Scenario {
-            rooms: 1,
-            publishers: 1,
-            subscribers: 2,
-            audio_only: true,
-            video_bitrate: 500,
-            duration: Duration::from_secs(10),
-            join_rate: 10.0,
-            mode: RoomMode::Sfu,
-            warmup: Duration::ZERO,
-            room_prefix: "t".into(),
-        }
-    }
-
-    fn sample(at: Instant, cpu: f64, rss: f64, out: f64) -> ServerSample {
-        ServerSample {
-            at,
-            cpu_seconds: Some(cpu),
-            rss_bytes: Some(rss),
-            packets_out: out,
-            packets_in: out / 2.0,
-            participants: 3.0,
-            nacks: 0.0,
-            keyframe_requests: 0.0,
-            dropped: 0.0,
-            dropped_by_reason: vec![],
-        }
-    }
-
-    #[test]
-    fn builds_delivery_and_server_figures() {
-        let t0 = Instant::now();
-        // Subscriber A got the publisher's audio: 100 expected, 98 received.
-        let mut track = TrackStats::new(false);
-        for q in 0..100u16 {
-            if q != 10 && q != 20 {
-                track.on_packet(t0, q, q as u32 * 960, 100);
-            }
-        }
-        let mut latency = Histogram::default();
-        latency.record(Duration::from_millis(3));
-        let a = BotReport {
-            name: "sub0".into(),
-            room: "t-0".into(),
-            joined_after: Some(Duration::from_millis(50)),
-            redirected_to: None,
-            peers: vec![PeerReport {
-                connected_after: Some(Duration::from_millis(200)),
-                first_media_after: Some(Duration::from_millis(250)),
-                tracks: vec![(("pub".into(), false), track)],
-                latency,
-                failed: None,
-            }],
-            error: None,
-        };
-        // Subscriber B got nothing and failed; the publisher receives nothing.
-        let b = BotReport {
-            name: "sub1".into(),
-            error: Some("peer connection failed".into()),
-            ..Default::default()
-        };
-        let p = BotReport::default();
-        let s = sample(t0, 1.0, 10e6, 1000.0);
-        let e = sample(t0 + Duration::from_secs(10), 1.5, 16e6, 11_000.0);
-        let idle = sample(t0, 0.5, 4e6, 0.0);
-        let r = Report::build(
-            &scenario(),
-            &[p, a, b],
-            Duration::from_secs(10),
-            Some(idle),
-            Some(s),
-            Some(e),
-        );
-        assert_eq!((r.tracks_expected, r.tracks_received), (2, 1));
-        assert_eq!(
-            (r.packets_expected, r.packets_received, r.packets_lost),
-            (100, 98, 2)
-        );
-        assert!(
-            (r.delivery_ratio - 0.98 * 0.5).abs() < 1e-9,
-            "{}",
-            r.delivery_ratio
-        );
-        assert_eq!(r.failed_bots, 1);
-        assert_eq!(r.latency_ms.p50, Some(3.01));
-        assert_eq!(r.join_ms.p50, Some(200.0));
-        assert_eq!(r.first_media_ms.p99, Some(250.0));
-        // 10,000 packets forwarded in 10 s for 0.5 s of CPU: 50 µs each.
-        assert!((r.forwarded_packets_per_s - 1000.0).abs() < 1e-9);
-        assert!((r.server_cpu_us_per_forwarded_packet.unwrap() - 50.0).abs() < 1e-6);
-        assert!((r.server_cpu_percent.unwrap() - 5.0).abs() < 1e-9);
-        // (16 MB - 4 MB idle) over 3 bots.
-        assert_eq!(r.server_rss_bytes_per_participant, Some(4e6));
-        let json = serde_json::to_value(&r).unwrap();
-        for key in [
-            "bots",
-            "rooms",
-            "duration_s",
-            "tracks_expected",
-            "tracks_received",
-            "delivery_ratio",
-            "freezes",
-            "forwarded_packets_per_s",
-            "server_cpu_us_per_forwarded_packet",
-            "server_rss_bytes",
-            "server_rss_bytes_per_participant",
-        ] {
-            assert!(json.get(key).is_some(), "{key}");
-        }
-        for key in ["p50", "p95", "p99"] {
-            assert!(json["latency_ms"].get(key).is_some());
-            assert!(json["join_ms"].get(key).is_some());
-        }
-        assert!(r.table().contains("50.00 us per forwarded packet"));
-        let svg = crate::chart::svg("t", &[r.clone(), r]);
-        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 2);
-    }
-}
+mod tests;
