@@ -185,13 +185,22 @@ pub fn media_engine(codecs: &[String]) -> Result<MediaEngine, Error> {
         RtpCodecKind::Audio,
         None,
     )?;
-    me.register_header_extension(
-        RTCRtpHeaderExtensionCapability {
-            uri: extmap::VIDEO_ORIENTATION.to_owned(),
-        },
-        RtpCodecKind::Video,
-        None,
-    )?;
+    // Video: orientation; rid and repaired rid, so simulcast encodings are
+    // told apart; the dependency descriptor, for AV1's layers.
+    for uri in [
+        extmap::VIDEO_ORIENTATION,
+        extmap::RID,
+        extmap::REPAIRED_RID,
+        extmap::DEPENDENCY_DESCRIPTOR,
+    ] {
+        me.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            },
+            RtpCodecKind::Video,
+            None,
+        )?;
+    }
     Ok(me)
 }
 

@@ -24,6 +24,8 @@ use signaling::ids::{ParticipantId, RoomName};
 use signaling::media::MediaCommand;
 use signaling::protocol::{IceCandidate, Permissions};
 
+use crate::core::codec::dd::DdReader;
+use crate::core::codec::{frame_info, CodecKind};
 use crate::core::extmap::{self, ExtMap};
 use crate::core::seq::SeqRewriter;
 use crate::demux;
@@ -206,7 +208,22 @@ fn rtp(data: &[u8]) {
     .map(|(i, u)| (i, u.to_owned()))
     .collect();
     let dst: Vec<(u8, String)> = src.iter().map(|(i, u)| (15 - *i % 15, u.clone())).collect();
-    ExtMap::new(&src, &dst, Some("7")).apply(&mut pkt.header);
+    // The forwarder's own payload and descriptor readers, every codec.
+    for codec in [
+        CodecKind::Vp8,
+        CodecKind::Vp9,
+        CodecKind::H264,
+        CodecKind::Av1,
+    ] {
+        let _ = frame_info(codec, &pkt.payload, None);
+    }
+    let mut dd = DdReader::default();
+    for e in pkt.header.extensions.iter() {
+        if let Some(f) = dd.read(&e.payload) {
+            let _ = frame_info(CodecKind::Av1, &pkt.payload, Some(&f));
+        }
+    }
+    ExtMap::new(&src, &dst, Some("7")).apply(&mut pkt.header, true);
     let mut seq = SeqRewriter::new(90_000);
     let now = epoch();
     let h = &pkt.header;

@@ -33,6 +33,8 @@ pub enum Drop {
     /// RTP the connection could not attribute to any negotiated track (an
     /// SSRC no receiver owns, and no mid or rid that names one).
     UnknownSsrc,
+    /// A subscriber waits for a keyframe to start or switch (one was asked for).
+    WaitingKeyframe,
 }
 
 pub const DROP_REASONS: &[(Drop, &str)] = &[
@@ -48,9 +50,10 @@ pub const DROP_REASONS: &[(Drop, &str)] = &[
     (Drop::SendFailed, "send_failed"),
     (Drop::ShardGone, "shard_gone"),
     (Drop::UnknownSsrc, "unknown_ssrc"),
+    (Drop::WaitingKeyframe, "waiting_keyframe"),
 ];
 
-const N_DROPS: usize = 12;
+const N_DROPS: usize = 13;
 
 /// One shard's (or the receiver's) running totals.
 #[derive(Clone, Debug, Default)]
@@ -68,6 +71,11 @@ pub struct Counts {
     /// Connections that lost consent (went disconnected or failed) after
     /// being connected.
     pub disconnects: u64,
+    /// Packets a subscriber deliberately does not get: another simulcast
+    /// stream, a layer above its own, a track it paused or does not show.
+    pub layer_drops: u64,
+    /// Layer switches completed (a subscriber moved to another stream).
+    pub layer_switches: u64,
     pub dropped: [u64; N_DROPS],
 }
 
@@ -81,7 +89,7 @@ impl Counts {
 /// The published copy of a [`Counts`], written only by its owner.
 #[derive(Debug, Default)]
 pub struct SharedCounts {
-    v: [AtomicU64; 11 + N_DROPS],
+    v: [AtomicU64; 13 + N_DROPS],
 }
 
 impl SharedCounts {
@@ -98,6 +106,8 @@ impl SharedCounts {
             c.keyframe_requests_sent,
             c.bytes_forwarded,
             c.disconnects,
+            c.layer_drops,
+            c.layer_switches,
         ];
         for (i, v) in vals.iter().chain(c.dropped.iter()).enumerate() {
             self.v[i].store(*v, Relaxed);
@@ -108,7 +118,7 @@ impl SharedCounts {
         let g = |i: usize| self.v[i].load(Relaxed);
         let mut dropped = [0; N_DROPS];
         for (i, d) in dropped.iter_mut().enumerate() {
-            *d = g(11 + i);
+            *d = g(13 + i);
         }
         Counts {
             connections: g(0),
@@ -122,6 +132,8 @@ impl SharedCounts {
             keyframe_requests_sent: g(8),
             bytes_forwarded: g(9),
             disconnects: g(10),
+            layer_drops: g(11),
+            layer_switches: g(12),
             dropped,
         }
     }
@@ -142,6 +154,8 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         t.nacks_answered += c.nacks_answered;
         t.keyframe_requests_sent += c.keyframe_requests_sent;
         t.disconnects += c.disconnects;
+        t.layer_drops += c.layer_drops;
+        t.layer_switches += c.layer_switches;
         for i in 0..N_DROPS {
             t.dropped[i] += c.dropped[i];
         }
@@ -159,6 +173,8 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         nacks_answered: t.nacks_answered,
         keyframe_requests_sent: t.keyframe_requests_sent,
         disconnects: t.disconnects,
+        packets_skipped: t.layer_drops,
+        layer_switches: t.layer_switches,
         dropped: DROP_REASONS
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))

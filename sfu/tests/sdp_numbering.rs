@@ -135,6 +135,7 @@ fn reoffer(net: &mut SimNet, i: usize, munge: impl Fn(&str) -> String) -> (Strin
     let participant = c.id.clone();
     net.shard.handle_command(
         signaling::media::MediaCommand::Offer {
+            room: net.room.clone(),
             participant: participant.clone(),
             sdp: sdp.clone(),
         },

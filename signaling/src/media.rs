@@ -35,6 +35,65 @@ pub struct Permissions {
     pub subscribe: bool,
 }
 
+/// The quality a subscriber asks for, at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    Low,
+    Medium,
+    High,
+}
+
+/// What a subscriber wants of one forwarded track: how it shows it
+/// (adaptive stream) and its own choices.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TrackSettings {
+    /// Shown at all (false: a hidden tab, a tile scrolled out of view, a
+    /// zero-size element).
+    pub visible: bool,
+    /// The size it is rendered at, in device pixels (0: not known).
+    pub width: u32,
+    pub height: u32,
+    /// The most the subscriber wants, whatever the size.
+    pub quality: Option<Quality>,
+    pub max_width: Option<u32>,
+    pub max_height: Option<u32>,
+    /// The subscriber wants nothing of this track for now.
+    pub paused: bool,
+}
+
+impl Default for TrackSettings {
+    fn default() -> Self {
+        TrackSettings {
+            visible: true,
+            width: 0,
+            height: 0,
+            quality: None,
+            max_width: None,
+            max_height: None,
+            paused: false,
+        }
+    }
+}
+
+/// One entry of an `active-speakers` event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Speaker {
+    pub id: ParticipantId,
+    /// Smoothed audio level, 0 (silence) to 1 (the loudest).
+    pub level: f32,
+}
+
+/// Whether one of a publisher's encodings should be sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncodingState {
+    /// The encoding's rid; absent for a track with one encoding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rid: Option<String>,
+    pub active: bool,
+}
+
 /// A request from signaling to the media plane. Each is about one
 /// participant of one room; the room is named in every command so a plane
 /// can route it (to the shard that owns the room) without a lookup table.
@@ -69,6 +128,15 @@ pub enum MediaCommand {
         participant: ParticipantId,
         candidate: Option<IceCandidate>,
     },
+    /// How the participant shows (or wants) one track another member
+    /// publishes.
+    TrackSettings {
+        room: RoomName,
+        participant: ParticipantId,
+        publisher: ParticipantId,
+        track: String,
+        settings: TrackSettings,
+    },
 }
 
 impl MediaCommand {
@@ -78,7 +146,8 @@ impl MediaCommand {
             | MediaCommand::Leave { participant, .. }
             | MediaCommand::Offer { participant, .. }
             | MediaCommand::Answer { participant, .. }
-            | MediaCommand::Candidate { participant, .. } => participant,
+            | MediaCommand::Candidate { participant, .. }
+            | MediaCommand::TrackSettings { participant, .. } => participant,
         }
     }
 
@@ -89,7 +158,8 @@ impl MediaCommand {
             | MediaCommand::Leave { room, .. }
             | MediaCommand::Offer { room, .. }
             | MediaCommand::Answer { room, .. }
-            | MediaCommand::Candidate { room, .. } => room,
+            | MediaCommand::Candidate { room, .. }
+            | MediaCommand::TrackSettings { room, .. } => room,
         }
     }
 }
@@ -118,6 +188,34 @@ pub enum MediaEvent {
         code: ErrorCode,
         message: String,
     },
+    /// Who speaks in the participant's room, loudest first.
+    ActiveSpeakers {
+        participant: ParticipantId,
+        speakers: Vec<Speaker>,
+    },
+    /// Which encodings of one of the participant's own tracks anyone
+    /// receives (dynacast): the others need not be encoded.
+    PublisherEncodings {
+        participant: ParticipantId,
+        track: String,
+        /// The track's media section in the participant's SDP.
+        mid: Option<String>,
+        encodings: Vec<EncodingState>,
+    },
+}
+
+impl MediaEvent {
+    /// The participant the event is for.
+    pub fn participant(&self) -> &ParticipantId {
+        match self {
+            MediaEvent::Offer { participant, .. }
+            | MediaEvent::Answer { participant, .. }
+            | MediaEvent::Candidate { participant, .. }
+            | MediaEvent::Error { participant, .. }
+            | MediaEvent::ActiveSpeakers { participant, .. }
+            | MediaEvent::PublisherEncodings { participant, .. } => participant,
+        }
+    }
 }
 
 /// Where a media plane sends its events.
@@ -142,6 +240,11 @@ pub struct MediaStats {
     pub keyframe_requests_sent: u64,
     /// Media connections that lost ICE consent after being connected.
     pub disconnects: u64,
+    /// Packets a subscriber deliberately did not get: another simulcast
+    /// stream, a layer above its own, a paused or hidden track.
+    pub packets_skipped: u64,
+    /// Times a subscriber moved to another simulcast stream.
+    pub layer_switches: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
 }

@@ -119,6 +119,16 @@ pub enum ClientMessage {
         #[serde(default)]
         tracks: Vec<TrackInfo>,
     },
+    /// How the sender shows (or wants) a track another member publishes
+    /// (SFU rooms): adaptive stream and subscriber choices.
+    TrackSettings {
+        /// The publisher's participant id.
+        participant: String,
+        /// The publisher's track id (the forwarded track's id).
+        track: String,
+        #[serde(flatten)]
+        settings: crate::media::TrackSettings,
+    },
     /// Keep-alive; answered with `pong` echoing `id` when given.
     Ping {
         #[serde(default)]
@@ -160,6 +170,7 @@ pub const CLIENT_TYPES: &[&str] = &[
     "join",
     "leave",
     "media-state",
+    "track-settings",
     "ping",
 ];
 
@@ -404,6 +415,18 @@ pub enum ServerMessage {
     Answer { sdp: String },
     /// ICE candidate from the server's media plane (SFU rooms).
     IceCandidate { candidate: Option<IceCandidate> },
+    /// Who speaks in the room, loudest first (SFU rooms).
+    ActiveSpeakers {
+        speakers: Vec<crate::media::Speaker>,
+    },
+    /// Which encodings of one of your tracks anyone receives (SFU rooms,
+    /// dynacast): set the others inactive.
+    PublisherEncodings {
+        track: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mid: Option<String>,
+        encodings: Vec<crate::media::EncodingState>,
+    },
     /// Answer to `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -217,6 +217,20 @@ pub fn render(
         "Media connections that lost ICE consent (disconnected or failed) after being connected.",
         &[("", m.disconnects as f64)],
     );
+    family(
+        &mut out,
+        "sfu_packets_skipped_total",
+        "counter",
+        "Packets a subscriber deliberately did not get (another simulcast stream, a higher layer, a paused or hidden track).",
+        &[("", m.packets_skipped as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_layer_switches_total",
+        "counter",
+        "Times a subscriber moved to another simulcast stream.",
+        &[("", m.layer_switches as f64)],
+    );
     let dropped: Vec<(String, f64)> = m
         .dropped
         .iter()
@@ -313,6 +327,8 @@ mod tests {
             nacks_answered: 7,
             keyframe_requests_sent: 2,
             disconnects: 4,
+            packets_skipped: 11,
+            layer_switches: 3,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
         };
         let process = ProcessStats {
@@ -332,6 +348,8 @@ mod tests {
         assert_eq!(sample(&text, "sfu_nacks_answered_total"), Some(7.0));
         assert_eq!(sample(&text, "sfu_keyframe_requests_sent_total"), Some(2.0));
         assert_eq!(sample(&text, "sfu_connections_lost_total"), Some(4.0));
+        assert_eq!(sample(&text, "sfu_packets_skipped_total"), Some(11.0));
+        assert_eq!(sample(&text, "sfu_layer_switches_total"), Some(3.0));
         assert_eq!(
             sample(&text, "sfu_packets_dropped_total{reason=\"no_route\"}"),
             Some(9.0)

@@ -17,6 +17,10 @@ pub const ABS_CAPTURE_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext
 pub const MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const VIDEO_ORIENTATION: &str = "urn:3gpp:video-orientation";
 pub const PLAYOUT_DELAY: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+pub const DEPENDENCY_DESCRIPTOR: &str =
+    "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
+pub const RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub const REPAIRED_RID: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 
 /// Extensions worth carrying from publisher to subscriber.
 pub const FORWARDED: &[&str] = &[
@@ -31,6 +35,11 @@ pub const FORWARDED: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct ExtMap {
     map: [u8; 256],
+    /// The dependency descriptor's source and destination ids: carried only
+    /// for AV1, whose receivers need it; for VP9 it would make receivers
+    /// track decode targets the forwarder changes, so they use the VP9
+    /// payload descriptor instead.
+    dd: Option<(u8, u8)>,
     /// The destination's id for `mid`, which is per-leg state rather than
     /// something carried from the source.
     mid: Option<(u8, Bytes)>,
@@ -53,20 +62,31 @@ impl ExtMap {
             (Some((id, _)), Some(m)) => Some((*id, Bytes::copy_from_slice(m.as_bytes()))),
             _ => None,
         };
-        ExtMap { map, mid }
+        let id_of = |l: &[(u8, String)]| {
+            l.iter()
+                .find(|(_, u)| u == DEPENDENCY_DESCRIPTOR)
+                .map(|(i, _)| *i)
+        };
+        let dd = id_of(src).zip(id_of(dst));
+        ExtMap { map, mid, dd }
     }
 
     /// Rebuilds the header's extensions for the destination leg. The list
     /// is rebuilt rather than edited in place, so the padding the library
     /// computes stays right.
-    pub fn apply(&self, header: &mut Header) {
+    pub fn apply(&self, header: &mut Header, with_dd: bool) {
         let old = std::mem::take(&mut header.extensions);
         let profile = header.extension_profile;
         header.extension = false;
         header.extensions_padding = 0;
         header.extension_profile = 0;
         for ext in old {
-            let id = self.map[ext.id as usize];
+            let mut id = self.map[ext.id as usize];
+            if let Some((from, to)) = self.dd.filter(|_| with_dd) {
+                if ext.id == from {
+                    id = to;
+                }
+            }
             if id != 0 {
                 set(header, profile, id, ext.payload);
             }
@@ -120,7 +140,7 @@ mod tests {
             .set_extension(5, Bytes::from_static(&[1, 2, 3, 4, 5, 6, 7, 8]))
             .unwrap();
         p.payload = Bytes::from_static(b"media");
-        map.apply(&mut p.header);
+        map.apply(&mut p.header, false);
         let raw = p.marshal().unwrap();
         let back = Packet::unmarshal(&mut &raw[..]).unwrap();
         assert_eq!(back.header.get_extension(7).as_deref(), Some(&[0x85][..]));
@@ -142,7 +162,7 @@ mod tests {
         p.header
             .set_extension(3, Bytes::from_static(&[0, 9]))
             .unwrap();
-        map.apply(&mut p.header);
+        map.apply(&mut p.header, false);
         assert!(!p.header.extension);
         let raw = p.marshal().unwrap();
         assert_eq!(raw.len(), 12);

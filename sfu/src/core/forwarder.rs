@@ -47,6 +47,8 @@ pub struct Out {
     /// The payload: the publisher's, shared, unless a PictureID or
     /// TL0PICIDX had to change (then a copy).
     pub payload: Bytes,
+    /// The first packet after moving from one stream to another.
+    pub layer_switch: bool,
 }
 
 /// Why a subscriber gets nothing of a packet.
@@ -245,6 +247,7 @@ impl Forwarder {
         let Some(pt) = self.pts.get(p.pt) else {
             return Decision::Drop(DropReason::CodecMismatch);
         };
+        let before = self.selector.current();
         let verdict = self.selector.on_packet(&LayerPacket {
             stream: p.stream,
             info: p.info,
@@ -283,6 +286,7 @@ impl Forwarder {
             ts: r.ts,
             marker,
             payload,
+            layer_switch: switched && before.is_some_and(|b| Some(b) != self.selector.current()),
         };
         if let Some(c) = self.cache.as_mut() {
             c.insert(out.seq, out.clone());

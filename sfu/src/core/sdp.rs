@@ -196,6 +196,84 @@ pub fn follow_offer(answer: &str, offer: &str) -> String {
     out
 }
 
+/// Gives every header extension in `ours` the id the client's latest SDP
+/// (`theirs`) gives its URI, session-wide, and lists each once per
+/// section.
+///
+/// With BUNDLE an id means one extension across all sections, and a
+/// browser refuses to see an id re-assigned ("RTP extension ID
+/// reassignment not supported"). The library numbers its offers from its
+/// own table, so a server offer after the client's first offer would
+/// contradict the client's numbering. URIs the client never used keep the
+/// server's id unless the client uses that id for something else; then
+/// they take the lowest free id.
+pub fn align_extmaps(ours: &str, theirs: &str) -> String {
+    let mut taken: Vec<(u8, String)> = Vec::new();
+    for m in media_sections(theirs) {
+        for (id, uri) in m.extmaps {
+            if !taken.iter().any(|(i, u)| *i == id || *u == uri) {
+                taken.push((id, uri));
+            }
+        }
+    }
+    let mut out = String::with_capacity(ours.len());
+    for section in split_sections(ours) {
+        let mut seen: Vec<String> = Vec::new();
+        for line in section.split_inclusive('\n') {
+            let body = line.trim_end_matches(['\r', '\n']);
+            let eol = &line[body.len()..];
+            let Some(v) = body.strip_prefix("a=extmap:") else {
+                out.push_str(line);
+                continue;
+            };
+            let Some((id_dir, rest)) = v.split_once(' ') else {
+                out.push_str(line);
+                continue;
+            };
+            let uri = rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if seen.contains(&uri) {
+                continue;
+            }
+            seen.push(uri.clone());
+            let (id, dir) = match id_dir.split_once('/') {
+                Some((i, d)) => (i, Some(d)),
+                None => (id_dir, None),
+            };
+            let ours_id: u8 = id.parse().unwrap_or(0);
+            let id = match taken.iter().find(|(_, u)| *u == uri) {
+                Some((i, _)) => *i,
+                None => {
+                    let free = |i: u8| i != 0 && !taken.iter().any(|(t, _)| *t == i);
+                    let id = if free(ours_id) {
+                        ours_id
+                    } else {
+                        (1..=14u8)
+                            .chain(16..=255)
+                            .find(|i| free(*i))
+                            .unwrap_or(ours_id)
+                    };
+                    taken.push((id, uri.clone()));
+                    id
+                }
+            };
+            out.push_str("a=extmap:");
+            out.push_str(&id.to_string());
+            if let Some(d) = dir {
+                out.push('/');
+                out.push_str(d);
+            }
+            out.push(' ');
+            out.push_str(rest);
+            out.push_str(eol);
+        }
+    }
+    out
+}
+
 /// Answer payload type to offer payload type, for one section.
 fn pt_map(answer: &Media, offer: &Media) -> Vec<(u8, u8)> {
     let mut map: Vec<(u8, u8)> = Vec::new();
@@ -384,6 +462,65 @@ mod tests {
         );
         // Lines that name no payload type or extension are untouched.
         assert!(out.contains("a=recvonly\r\n") && out.starts_with("v=0\r\ns=-\r\n"));
+    }
+
+    #[test]
+    fn offers_take_the_clients_extension_ids_session_wide() {
+        // The client (Chromium) numbered its first offer its own way.
+        let theirs = "v=0\r\nm=audio 9 RTP/SAVPF 111\r\n\
+            a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+            a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+            m=video 9 RTP/SAVPF 96\r\n\
+            a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+            a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n";
+        // The server's offer, from its own table, with a repeat.
+        let ours = "v=0\r\nm=audio 9 RTP/SAVPF 111\r\n\
+            a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+            a=extmap:4 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\n\
+            m=video 9 RTP/SAVPF 96\r\n\
+            a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+            a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+            a=extmap:3 http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time\r\n\
+            a=extmap:7 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n\
+            a=extmap:4/sendonly urn:3gpp:video-orientation\r\n\
+            a=sendrecv\r\n";
+        let out = align_extmaps(ours, theirs);
+        let m = media_sections(&out);
+        assert_eq!(
+            m[0].extmaps,
+            [
+                (4, "urn:ietf:params:rtp-hdrext:sdes:mid".into()),
+                (1, "urn:ietf:params:rtp-hdrext:ssrc-audio-level".into())
+            ]
+        );
+        assert_eq!(
+            m[1].extmap_id("urn:ietf:params:rtp-hdrext:sdes:mid"),
+            Some(4)
+        );
+        assert_eq!(
+            m[1].extmap_id("http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"),
+            Some(2)
+        );
+        // Not used by the client: keeps its id where free, else the lowest free one.
+        assert_eq!(
+            m[1].extmap_id("http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"),
+            Some(3)
+        );
+        assert_eq!(m[1].extmap_id("urn:3gpp:video-orientation"), Some(5));
+        assert!(
+            out.contains("a=extmap:5/sendonly urn:3gpp:video-orientation\r\n"),
+            "{out}"
+        );
+        assert_eq!(m[1].extmaps.len(), 4, "abs-send-time once");
+        assert!(out.ends_with("a=sendrecv\r\n"));
+        // Nothing from the client yet: only repeats go.
+        assert_eq!(
+            media_sections(&align_extmaps(ours, ""))
+                .iter()
+                .map(|m| m.extmaps.len())
+                .sum::<usize>(),
+            6
+        );
     }
 
     #[test]

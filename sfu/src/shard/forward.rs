@@ -1,10 +1,12 @@
 //! The per-packet path: RTP from a publisher to every subscriber's leg, and
 //! RTCP feedback from subscribers (keyframe requests, NACKs).
 //!
-//! Per forwarded packet: one clone of the packet (the payload is shared),
-//! SSRC/payload-type/sequence/timestamp rewrite, extension rebuild, a copy
-//! into the leg's NACK cache (video), and the library's write path (SRTP).
-//! No clock read (`now` comes from the wake-up), no lock, no log line.
+//! Per incoming packet: one read of its stream, layers and picture fields
+//! (`track::Published::read`). Per forwarded packet: the forwarder's
+//! decision (`core::forwarder`), a header with the leg's numbers and
+//! extensions around the shared payload, and the library's write path
+//! (SRTP). No clock read (`now` comes from the wake-up), no lock, no log
+//! line.
 
 use std::time::Instant;
 
@@ -20,6 +22,8 @@ use rtc::sansio::Protocol;
 use rtc::shared::marshal::MarshalSize;
 
 use super::Shard;
+use crate::core::codec::CodecKind;
+use crate::core::forwarder::{Decision, DropReason, InPacket};
 use crate::core::ids::{PeerKey, TrackNo};
 use crate::stats::Drop;
 
@@ -63,7 +67,7 @@ impl Shard {
             let had_msgs = !msgs.is_empty();
             for m in msgs.drain(..) {
                 match m {
-                    RTCMessage::RtpPacket(track_id, pkt) => self.forward(key, &track_id, pkt, now),
+                    RTCMessage::RtpPacket(_, pkt) => self.forward(key, pkt, now),
                     RTCMessage::RtcpPacket(_, pkts) => {
                         for p in pkts {
                             self.on_feedback(key, p.as_any(), now);
@@ -114,7 +118,7 @@ impl Shard {
                     // video leg starts with a fresh keyframe.
                     let tracks: Vec<TrackNo> = peer.legs.keys().copied().collect();
                     for t in tracks {
-                        self.request_keyframe(t, now);
+                        self.request_keyframes(t, now);
                     }
                 }
             }
@@ -123,18 +127,41 @@ impl Shard {
     }
 
     /// One RTP packet from a publisher to all its track's subscribers.
-    fn forward(&mut self, from: PeerKey, track_id: &str, pkt: Packet, now: Instant) {
+    ///
+    /// The packet is read once (stream, layer, picture, repair); then each
+    /// subscriber's forwarder decides, and the shard carries the decision
+    /// out: a header with the leg's numbers and extensions around the
+    /// shared (or, where a PictureID changes, copied) payload.
+    fn forward(&mut self, from: PeerKey, pkt: Packet, now: Instant) {
         let Some(track) = self
             .peers
             .get(&from)
-            .and_then(|p| p.inbound.get(track_id).copied())
+            .and_then(|p| p.inbound_ssrc.get(&pkt.header.ssrc).copied())
         else {
             self.counts.drop(Drop::NotPermitted);
             return;
         };
-        if let Some(p) = self.tracks.get_mut(&track) {
-            p.ssrc = pkt.header.ssrc;
-        }
+        let Some(published) = self.tracks.get_mut(&track) else {
+            self.counts.drop(Drop::NotPermitted);
+            return;
+        };
+        let Some(read) = published.read(&pkt, now) else {
+            self.counts.drop(Drop::NotPermitted);
+            return;
+        };
+        let av1 = read.codec == CodecKind::Av1;
+        let input = InPacket {
+            ssrc: pkt.header.ssrc,
+            seq: pkt.header.sequence_number,
+            ts: pkt.header.timestamp,
+            pt: pkt.header.payload_type,
+            marker: pkt.header.marker,
+            stream: read.stream,
+            retransmission: read.retransmission,
+            info: &read.info,
+            payload: &pkt.payload,
+        };
+        let mut keyframes = Vec::new();
         let Shard {
             routing,
             peers,
@@ -149,33 +176,45 @@ impl Shard {
             let Some(leg) = peer.legs.get_mut(&track) else {
                 continue;
             };
-            if !leg.ready || !peer.connected {
+            if !peer.connected {
                 counts.drop(Drop::LegNotReady);
                 continue;
             }
-            let Some(pt) = leg.map_pt(pkt.header.payload_type) else {
-                counts.drop(Drop::CodecMismatch);
-                continue;
+            let out = match leg.fwd.on_packet(&input, now) {
+                Decision::Forward(out) => out,
+                Decision::Drop(why) => {
+                    match why {
+                        DropReason::NotReady => counts.drop(Drop::LegNotReady),
+                        DropReason::CodecMismatch => counts.drop(Drop::CodecMismatch),
+                        DropReason::StaleSource => counts.drop(Drop::StaleSource),
+                        DropReason::WaitingKeyframe(s) => {
+                            counts.drop(Drop::WaitingKeyframe);
+                            if !keyframes.contains(&s) {
+                                keyframes.push(s);
+                            }
+                        }
+                        DropReason::LayerFiltered
+                        | DropReason::OtherStream
+                        | DropReason::Paused => counts.layer_drops += 1,
+                    }
+                    continue;
+                }
             };
-            let Some(out) = leg.seq.rewrite(
-                pkt.header.ssrc,
-                pkt.header.sequence_number,
-                pkt.header.timestamp,
-                now,
-            ) else {
-                counts.drop(Drop::StaleSource);
-                continue;
-            };
-            let mut p = pkt.clone();
-            p.header.ssrc = leg.ssrc;
-            p.header.payload_type = pt;
-            p.header.sequence_number = out.seq;
-            p.header.timestamp = out.ts;
-            leg.ext.apply(&mut p.header);
-            if let Some(cache) = leg.cache.as_mut() {
-                cache.insert(out.seq, p.clone());
+            if out.layer_switch {
+                counts.layer_switches += 1;
             }
-            let size = (p.header.marshal_size() + p.payload.len()) as u64;
+            let mut header = pkt.header.clone();
+            header.ssrc = out.ssrc;
+            header.payload_type = out.pt;
+            header.sequence_number = out.seq;
+            header.timestamp = out.ts;
+            header.marker = out.marker;
+            leg.fwd.ext.apply(&mut header, av1);
+            let size = (header.marshal_size() + out.payload.len()) as u64;
+            let p = Packet {
+                header,
+                payload: out.payload,
+            };
             // Straight to the connection's write path: the numbering is the
             // leg's own (from the SDP both sides use now), which the
             // library's per-sender checks would hold against its single,
@@ -185,12 +224,15 @@ impl Shard {
                     counts.packets_forwarded += 1;
                     counts.bytes_forwarded += size;
                 }
-                _ => counts.drop(Drop::WriteFailed),
+                Err(_) => counts.drop(Drop::WriteFailed),
             }
             if !peer.dirty {
                 peer.dirty = true;
                 dirty.push(*sub);
             }
+        }
+        for s in keyframes {
+            self.request_keyframe(track, s, now);
         }
     }
 
@@ -209,7 +251,13 @@ impl Shard {
                 .get(&from)
                 .and_then(|peer| peer.leg_by_ssrc.get(&ssrc).copied());
             if let Some(t) = track {
-                self.request_keyframe(t, now);
+                let stream = self
+                    .peers
+                    .get(&from)
+                    .and_then(|p| p.legs.get(&t))
+                    .and_then(|l| l.fwd.current().or(l.fwd.target()))
+                    .map_or(0, |l| l.spatial);
+                self.request_keyframe(t, stream, now);
             }
             return;
         }
@@ -218,7 +266,8 @@ impl Shard {
         }
     }
 
-    /// Re-sends NACKed packets of one leg from its cache.
+    /// Re-sends NACKed packets of one leg from its cache: the packets as
+    /// the subscriber got them, with the leg's current extensions.
     fn answer_nack(&mut self, from: PeerKey, nack: &TransportLayerNack, now: Instant) {
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
@@ -232,8 +281,23 @@ impl Shard {
         let mut resend = Vec::new();
         for pair in &nack.nacks {
             for seq in pair.packet_list() {
-                match leg.cache.as_ref().and_then(|c| c.get(seq)) {
-                    Some(p) => resend.push(p.clone()),
+                match leg.fwd.retransmit(seq) {
+                    Some(o) => {
+                        let mut header = rtc::rtp::header::Header {
+                            version: 2,
+                            marker: o.marker,
+                            payload_type: o.pt,
+                            sequence_number: o.seq,
+                            timestamp: o.ts,
+                            ssrc: o.ssrc,
+                            ..Default::default()
+                        };
+                        leg.fwd.ext.apply(&mut header, false);
+                        resend.push(Packet {
+                            header,
+                            payload: o.payload.clone(),
+                        });
+                    }
                     None => self.counts.drop(Drop::NackMiss),
                 }
             }
@@ -247,28 +311,40 @@ impl Shard {
         self.mark(from);
     }
 
-    /// A subscriber wants a keyframe of a track: merged and throttled per
-    /// track before it reaches the publisher.
-    pub(super) fn request_keyframe(&mut self, track: TrackNo, now: Instant) {
+    /// A subscriber wants a keyframe of one stream of a track: merged and
+    /// throttled per stream before it reaches the publisher.
+    pub(super) fn request_keyframe(&mut self, track: TrackNo, stream: u8, now: Instant) {
         let Some(p) = self.tracks.get_mut(&track) else {
             return;
         };
         if p.kind != RtpCodecKind::Video {
             return;
         }
-        if p.keyframe.request(now) {
-            self.send_keyframe_request(track, now);
+        let Some(s) = p.stream_by_index_mut(stream) else {
+            return;
+        };
+        if s.keyframe.request(now) {
+            self.send_keyframe_request(track, stream, now);
         }
     }
 
-    pub(super) fn send_keyframe_request(&mut self, track: TrackNo, now: Instant) {
+    /// Asks every stream of a track for a keyframe (a new subscriber, or a
+    /// connection that just came up, may get any of them).
+    pub(super) fn request_keyframes(&mut self, track: TrackNo, now: Instant) {
+        let n = self.tracks.get(&track).map_or(0, |p| p.stream_count());
+        for s in 0..n {
+            self.request_keyframe(track, s, now);
+        }
+    }
+
+    pub(super) fn send_keyframe_request(&mut self, track: TrackNo, stream: u8, now: Instant) {
         let Some(p) = self.tracks.get(&track) else {
             return;
         };
-        let (publisher, receiver, ssrc) = (p.publisher, p.receiver, p.ssrc);
-        if ssrc == 0 {
+        let Some(ssrc) = p.stream_by_index(stream).map(|s| s.ssrc) else {
             return;
-        }
+        };
+        let (publisher, receiver) = (p.publisher, p.receiver);
         let Some(peer) = self.peers.get_mut(&publisher) else {
             return;
         };

@@ -8,9 +8,11 @@
 //! - [`signal`]: offers, answers, candidates, renegotiation.
 //! - [`forward`]: the per-packet path and RTCP feedback.
 
+mod adapt;
 mod forward;
 mod peer;
 mod signal;
+mod track;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,7 +37,7 @@ use crate::engine::{build_peer, PeerSetup};
 use crate::stats::{Counts, Drop};
 
 pub use peer::Peer;
-use peer::Published;
+use track::Published;
 
 /// How long the server waits, after a join, for the client's own offer
 /// before it offers the room's tracks itself. A publishing client offers at
@@ -82,6 +84,9 @@ pub struct Shard {
     ufrag_changes: Vec<UfragChange>,
     /// RTP no track of its connection owns, counted by the connections.
     unknown_ssrc: Arc<AtomicU64>,
+    /// When adaptation (layers, dynacast, speakers) runs next.
+    next_adapt: Instant,
+    speakers: HashMap<String, adapt::SpeakerState>,
     pub counts: Counts,
 }
 
@@ -109,6 +114,8 @@ impl Shard {
             out: Vec::new(),
             ufrag_changes: Vec::new(),
             unknown_ssrc: Arc::default(),
+            next_adapt: Instant::now(),
+            speakers: HashMap::new(),
             counts: Counts::default(),
         }
     }
@@ -133,6 +140,13 @@ impl Shard {
                 candidate,
                 ..
             } => self.on_candidate(&participant, candidate),
+            MediaCommand::TrackSettings {
+                participant,
+                publisher,
+                track,
+                settings,
+                ..
+            } => self.on_track_settings(&participant, &publisher, &track, settings, now),
         }
         self.flush(now);
     }
@@ -206,6 +220,9 @@ impl Shard {
 
     /// Runs due timers: the connections' own, and merged keyframe requests.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.tracks.is_empty() && now >= self.next_adapt {
+            self.adapt(now);
+        }
         let due: Vec<PeerKey> = self
             .peers
             .iter()
@@ -233,13 +250,18 @@ impl Shard {
             }
             self.maybe_offer(k, now);
         }
-        let kf: Vec<TrackNo> = self
-            .tracks
-            .iter_mut()
-            .filter_map(|(t, p)| p.keyframe.poll(now).then_some(*t))
-            .collect();
-        for t in kf {
-            self.send_keyframe_request(t, now);
+        let mut kf: Vec<(TrackNo, u8)> = Vec::new();
+        for (t, p) in self.tracks.iter_mut() {
+            for i in 0..p.stream_count() {
+                if p.stream_by_index_mut(i)
+                    .is_some_and(|s| s.keyframe.poll(now))
+                {
+                    kf.push((*t, i));
+                }
+            }
+        }
+        for (t, s) in kf {
+            self.send_keyframe_request(t, s, now);
         }
         self.flush(now);
     }
@@ -251,8 +273,13 @@ impl Shard {
             .values()
             .flat_map(|p| [p.deadline, p.first_offer_at])
             .flatten();
-        let kf = self.tracks.values().filter_map(|p| p.keyframe.deadline());
-        peers.chain(kf).min()
+        let kf = self
+            .tracks
+            .values()
+            .flat_map(|p| p.streams.iter().filter_map(|s| s.keyframe.deadline()));
+        // Adaptation only has work while something is published.
+        let adapt = (!self.tracks.is_empty()).then_some(self.next_adapt);
+        peers.chain(kf).chain(adapt).min()
     }
 
     /// Datagrams to send, then events for signaling, then ufrag-table changes.

@@ -8,64 +8,33 @@ use std::time::Instant;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::RTCPeerConnection;
-use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{
-    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
-};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use signaling::ids::ParticipantId;
 use signaling::protocol::Permissions;
 
 use crate::core::extmap::ExtMap;
+use crate::core::forwarder::{Forwarder, PtMap};
 use crate::core::ids::{PeerKey, TrackNo};
-use crate::core::keyframe::KeyframeThrottle;
-use crate::core::nack_cache::NackCache;
+use crate::core::layer::{Layer, Selector, Simulcast, Svc};
 use crate::core::sdp;
-use crate::core::seq::SeqRewriter;
 
-/// A track a participant publishes, as the shard knows it.
-pub struct Published {
-    pub publisher: PeerKey,
-    pub receiver: RTCRtpReceiverId,
-    /// The publisher's participant id: the forwarded stream id.
-    pub stream_id: String,
-    /// The id in the publisher's own msid: the forwarded track id.
-    pub track_id: String,
-    pub kind: RtpCodecKind,
-    /// The publisher's media section for this track.
-    pub mid: String,
-    /// As the publisher's latest SDP numbers them, preferred first.
-    pub codecs: Vec<sdp::Codec>,
-    /// `(id, uri)` header extensions of the publisher's latest SDP.
-    pub exts: Vec<(u8, String)>,
-    /// The SSRC media currently arrives on (target of keyframe requests).
-    pub ssrc: u32,
-    pub keyframe: KeyframeThrottle,
-}
+use super::track::Published;
+use signaling::media::TrackSettings;
 
 /// One forwarded track on a subscriber's connection.
 pub struct Leg {
     pub sender: RTCRtpSenderId,
-    pub ssrc: u32,
     pub kind: RtpCodecKind,
-    /// Set once the subscriber's side is negotiated: the translations
-    /// below are known.
-    pub ready: bool,
-    /// Publisher payload type to subscriber payload type.
-    pub pts: Vec<(u8, u8)>,
-    pub ext: ExtMap,
-    pub seq: SeqRewriter,
-    /// Sent packets, to answer NACKs (video only).
-    pub cache: Option<NackCache<Packet>>,
-}
-
-impl Leg {
-    #[inline]
-    pub fn map_pt(&self, pt: u8) -> Option<u8> {
-        self.pts.iter().find(|(s, _)| *s == pt).map(|(_, d)| *d)
-    }
+    /// Every decision about this track's packets for this subscriber.
+    pub fwd: Forwarder,
+    /// What the subscriber asked for this track.
+    pub settings: TrackSettings,
+    /// Since when the track is not visible at the subscriber (adaptive
+    /// stream pauses it after a grace period).
+    pub hidden_since: Option<Instant>,
 }
 
 /// A participant's connection.
@@ -95,8 +64,13 @@ pub struct Peer {
     pub addrs: Vec<SocketAddr>,
     /// The publisher's track id to our number.
     pub inbound: HashMap<String, TrackNo>,
+    /// Each incoming stream's SSRC to its track (the per-packet lookup).
+    pub inbound_ssrc: HashMap<u32, TrackNo>,
     pub legs: HashMap<TrackNo, Leg>,
     pub leg_by_ssrc: HashMap<u32, TrackNo>,
+    /// Settings that arrived for tracks not forwarded to this participant
+    /// yet, by (publisher participant id, track id).
+    pub pending_settings: HashMap<(String, String), TrackSettings>,
 }
 
 impl Peer {
@@ -125,8 +99,10 @@ impl Peer {
             timers_stale: true,
             addrs: Vec::new(),
             inbound: HashMap::new(),
+            inbound_ssrc: HashMap::new(),
             legs: HashMap::new(),
             leg_by_ssrc: HashMap::new(),
+            pending_settings: HashMap::new(),
         }
     }
 
@@ -188,18 +164,35 @@ impl Peer {
             }
         };
         let clock_rate = codec.clock_rate;
+        let selector = if src.kind == RtpCodecKind::Audio {
+            Selector::All { paused: false }
+        } else if src.rids.is_empty() {
+            // One stream, perhaps with spatial and temporal layers.
+            Selector::Svc(Svc::new(Some(Layer::TOP)))
+        } else {
+            Selector::Simulcast(Simulcast::new(Some(Layer::new(
+                src.stream_count() - 1,
+                u8::MAX,
+            ))))
+        };
+        let cache = if src.kind == RtpCodecKind::Video {
+            cache_packets
+        } else {
+            0
+        };
         self.leg_by_ssrc.insert(ssrc, track);
+        let settings = self
+            .pending_settings
+            .remove(&(src.stream_id.clone(), src.track_id.clone()))
+            .unwrap_or_default();
         self.legs.insert(
             track,
             Leg {
                 sender,
-                ssrc,
                 kind: src.kind,
-                ready: false,
-                pts: Vec::new(),
-                ext: ExtMap::new(&[], &[], None),
-                seq: SeqRewriter::new(clock_rate),
-                cache: (src.kind == RtpCodecKind::Video).then(|| NackCache::new(cache_packets)),
+                fwd: Forwarder::new(ssrc, clock_rate, selector, cache),
+                settings,
+                hidden_since: None,
             },
         );
         self.needs_offer = true;
@@ -212,7 +205,7 @@ impl Peer {
 
     pub fn remove_leg(&mut self, track: TrackNo) {
         if let Some(leg) = self.legs.remove(&track) {
-            self.leg_by_ssrc.remove(&leg.ssrc);
+            self.leg_by_ssrc.remove(&leg.fwd.ssrc);
             if let Err(e) = self.pc.remove_track(leg.sender) {
                 tracing::debug!(peer = %self.key, %track, "remove_track: {e}");
             }
@@ -261,7 +254,7 @@ impl Peer {
             else {
                 continue;
             };
-            leg.pts = src
+            let pts: Vec<(u8, u8)> = src
                 .codecs
                 .iter()
                 .filter(|c| c.name != "rtx")
@@ -273,12 +266,8 @@ impl Peer {
                         .map(|d| (c.pt, d.pt))
                 })
                 .collect();
-            if leg.pts.is_empty() {
-                continue;
-            }
-            leg.ext = ExtMap::new(&src.exts, &dst.extmaps, Some(&mid));
-            if !leg.ready {
-                leg.ready = true;
+            let ext = ExtMap::new(&src.exts, &dst.extmaps, Some(&mid));
+            if leg.fwd.negotiated(PtMap::new(&pts), ext) {
                 ready.push(*track);
             }
         }

@@ -14,7 +14,7 @@ use signaling::ids::ParticipantId;
 use signaling::media::MediaEvent;
 use signaling::protocol::IceCandidate;
 
-use super::peer::Published;
+use super::track::Published;
 use super::Shard;
 use crate::core::ids::PeerKey;
 use crate::core::sdp;
@@ -35,11 +35,17 @@ fn receiver_section(
         .find(|m| m.mid.as_deref() == Some(mid.as_str()))
 }
 
-/// The local description as the client gets it.
+/// The local description as the client gets it: no RTCP-component
+/// candidates, and header-extension ids as the client numbers them.
 fn outgoing_sdp(pc: &rtc::peer_connection::RTCPeerConnection) -> String {
-    pc.local_description()
-        .map(|d| sdp::drop_rtcp_candidates(&d.sdp))
-        .unwrap_or_default()
+    let Some(local) = pc.local_description() else {
+        return String::new();
+    };
+    let sdp = sdp::drop_rtcp_candidates(&local.sdp);
+    match pc.remote_description() {
+        Some(remote) => sdp::align_extmaps(&sdp, &remote.sdp),
+        None => sdp,
+    }
 }
 
 impl Shard {
@@ -203,9 +209,7 @@ impl Shard {
                 else {
                     continue;
                 };
-                if p.codecs != m.codecs || p.exts != m.extmaps {
-                    p.codecs = m.codecs.clone();
-                    p.exts = m.extmaps.clone();
+                if p.renumber(m) {
                     renumbered.push(*t);
                 }
             }
@@ -223,7 +227,7 @@ impl Shard {
             };
             let ready = peer.refresh_legs(&self.tracks);
             for t in ready {
-                self.request_keyframe(t, now);
+                self.request_keyframes(t, now);
             }
         }
         self.maybe_offer(key, now);
@@ -267,13 +271,22 @@ impl Shard {
 
     /// The client's connection started sending a track.
     pub(super) fn on_track_open(&mut self, key: PeerKey, init: RTCTrackEventInit, now: Instant) {
+        let throttle = self.keyframe_throttle();
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if let Some(t) = peer.inbound.get(&init.track_id) {
-            if let Some(p) = self.tracks.get_mut(t) {
-                p.ssrc = init.ssrc;
+        let rid = init.rid.clone().filter(|r| !r.is_empty());
+        if let Some(&t) = peer.inbound.get(&init.track_id) {
+            // Another simulcast stream of a track already open (or the
+            // same stream on a new SSRC).
+            if let Some(p) = self.tracks.get_mut(&t) {
+                if let Some(old) = p.streams.iter().find(|s| s.rid == rid).map(|s| s.ssrc) {
+                    peer.inbound_ssrc.remove(&old);
+                }
+                p.add_stream(rid, init.ssrc, throttle);
+                peer.inbound_ssrc.insert(init.ssrc, t);
             }
+            self.request_keyframes(t, now);
             return;
         }
         let Some(receiver) = peer.pc.rtp_receiver(init.receiver_id) else {
@@ -290,23 +303,19 @@ impl Shard {
             tracing::debug!(peer = %key, track = %init.track_id, "not allowed to publish: ignored");
             return;
         };
-        self.tracks.insert(
-            track_no,
-            Published {
-                publisher: key,
-                receiver: init.receiver_id,
-                stream_id,
-                track_id: init.track_id.clone(),
-                kind,
-                mid: section.mid.clone().unwrap_or_default(),
-                codecs: section.codecs,
-                exts: section.extmaps,
-                ssrc: init.ssrc,
-                keyframe: self.keyframe_throttle(),
-            },
+        let mut published = Published::new(
+            key,
+            init.receiver_id,
+            stream_id,
+            init.track_id.clone(),
+            kind,
+            section,
         );
+        published.add_stream(rid, init.ssrc, throttle);
+        self.tracks.insert(track_no, published);
         if let Some(peer) = self.peers.get_mut(&key) {
             peer.inbound.insert(init.track_id.clone(), track_no);
+            peer.inbound_ssrc.insert(init.ssrc, track_no);
         }
         tracing::debug!(peer = %key, track = %init.track_id, %track_no, ?kind, "track published");
         self.apply_routes(changes, now);
@@ -320,6 +329,7 @@ impl Shard {
         let Some(t) = peer.inbound.remove(track_id) else {
             return;
         };
+        peer.inbound_ssrc.retain(|_, x| *x != t);
         self.tracks.remove(&t);
         let changes = self.routing.unpublish(t);
         self.apply_routes(changes, now);

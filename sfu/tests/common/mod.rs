@@ -40,6 +40,9 @@ use signaling::media::{MediaCommand, MediaEvent, MediaEventReceiver, MediaPlane}
 use signaling::protocol::Permissions;
 
 pub const ABS_CAPTURE_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time";
+pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// The id a session description gives an extension URI.
 pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
@@ -172,10 +175,17 @@ pub fn client_pc(local: SocketAddr, now: Instant, opts: &ClientOptions) -> RTCPe
         )
         .unwrap();
     }
-    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+    for (uri, kind) in [
+        (ABS_CAPTURE_TIME, RtpCodecKind::Audio),
+        (ABS_CAPTURE_TIME, RtpCodecKind::Video),
+        (MID_URI, RtpCodecKind::Audio),
+        (MID_URI, RtpCodecKind::Video),
+        (RID_URI, RtpCodecKind::Video),
+        (AUDIO_LEVEL_URI, RtpCodecKind::Audio),
+    ] {
         me.register_header_extension(
             RTCRtpHeaderExtensionCapability {
-                uri: ABS_CAPTURE_TIME.to_owned(),
+                uri: uri.to_owned(),
             },
             kind,
             None,
@@ -393,12 +403,7 @@ impl Net {
             }
         }
         while let Ok(ev) = self.events.try_recv() {
-            let who = match &ev {
-                MediaEvent::Offer { participant, .. }
-                | MediaEvent::Answer { participant, .. }
-                | MediaEvent::Candidate { participant, .. }
-                | MediaEvent::Error { participant, .. } => participant,
-            };
+            let who = ev.participant();
             if self.hold.contains(who) {
                 self.held.push(ev);
             } else {
@@ -482,6 +487,7 @@ impl Net {
                     self.clients[i].errors.push(message);
                 }
             }
+            MediaEvent::ActiveSpeakers { .. } | MediaEvent::PublisherEncodings { .. } => {}
         }
     }
 

@@ -31,7 +31,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sfu::shard::{Shard, ShardConfig};
 use signaling::ids::{ParticipantId, RoomName};
-use signaling::media::{MediaCommand, MediaEvent};
+use signaling::media::{MediaCommand, MediaEvent, TrackSettings};
 use signaling::protocol::Permissions;
 
 use super::{client_pc, opus, vp8, ClientOptions, Received};
@@ -43,6 +43,9 @@ pub const SERVER: SocketAddr =
 /// A rewrite of a client's SDP before the server sees it (to play another
 /// stack's offer or answer).
 pub type SdpMunge = Box<dyn FnMut(&str) -> String>;
+
+/// `(rid, active)` per encoding of a `publisher-encodings` event.
+pub type Encodings = Vec<(Option<String>, bool)>;
 
 /// One client on the simulated network.
 pub struct SimClient {
@@ -69,6 +72,12 @@ pub struct SimClient {
     /// (to stage crossing offers).
     pub hold_signaling: bool,
     pub held: Vec<MediaEvent>,
+    /// Every `active-speakers` list received: (participant id, level).
+    pub speakers: Vec<Vec<(String, f32)>>,
+    /// Every `publisher-encodings` received: track id, (rid, active).
+    pub encodings: Vec<(String, Encodings)>,
+    /// The rid of each simulcast SSRC this client sends.
+    pub rids: HashMap<u32, String>,
 }
 
 impl SimClient {
@@ -104,23 +113,96 @@ impl SimClient {
         ssrc
     }
 
+    /// Adds a simulcast track: one encoding per rid (lowest quality
+    /// first), each on its own SSRC; returns the SSRCs.
+    pub fn add_simulcast_track(&mut self, track_id: &str, rids: &[&str]) -> Vec<u32> {
+        let base = 0x2000_0000 | (self.senders.len() as u32) << 12 | (self.addr.port() as u32) << 2;
+        let encodings: Vec<RTCRtpEncodingParameters> = rids
+            .iter()
+            .enumerate()
+            .map(|(k, rid)| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: rid.to_string(),
+                    ssrc: Some(base + k as u32),
+                    ..Default::default()
+                },
+                codec: vp8(),
+                ..Default::default()
+            })
+            .collect();
+        let ssrcs: Vec<u32> = encodings
+            .iter()
+            .filter_map(|e| e.rtp_coding_parameters.ssrc)
+            .collect();
+        let track = MediaStreamTrack::new(
+            format!("{}-stream", self.id),
+            track_id.to_owned(),
+            track_id.to_owned(),
+            RtpCodecKind::Video,
+            encodings,
+        );
+        let s = self.pc.add_track(track).expect("add_track");
+        for (ssrc, rid) in ssrcs.iter().zip(rids) {
+            self.senders.push((s, *ssrc, RtpCodecKind::Video));
+            self.rids.insert(*ssrc, rid.to_string());
+        }
+        self.want_offer = true;
+        ssrcs
+    }
+
     /// Sends one RTP packet on the i-th published track; false if the
     /// sender cannot send yet (not negotiated).
     pub fn send_rtp(&mut self, i: usize, seq: u16, ts: u32, payload: Bytes, now: Instant) -> bool {
+        self.send_rtp_with(i, seq, ts, payload, now, None)
+    }
+
+    /// Like [`Self::send_rtp`], with an RFC 6464 audio level (0: loudest,
+    /// 127: silence) on audio.
+    pub fn send_rtp_with(
+        &mut self,
+        i: usize,
+        seq: u16,
+        ts: u32,
+        payload: Bytes,
+        now: Instant,
+        audio_level: Option<u8>,
+    ) -> bool {
         let (sid, ssrc, _) = self.senders[i];
+        let (pt, mid_id, rid_id, level_id) = {
+            let Some(mut sender) = self.pc.rtp_sender(sid) else {
+                return false;
+            };
+            let params = sender.get_parameters().rtp_parameters.clone();
+            let Some(pt) = params.codecs.first().map(|c| c.payload_type) else {
+                return false;
+            };
+            let ext = |uri: &str| {
+                params
+                    .header_extensions
+                    .iter()
+                    .find(|h| h.uri == uri)
+                    .map(|h| h.id as u8)
+            };
+            (
+                pt,
+                ext(super::MID_URI),
+                ext(super::RID_URI),
+                ext(super::AUDIO_LEVEL_URI),
+            )
+        };
+        let mid = self
+            .pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find_map(|t| {
+                let tr = self.pc.rtp_transceiver(t)?;
+                (tr.sender()? == sid).then(|| tr.mid().clone())?
+            });
         let Some(mut sender) = self.pc.rtp_sender(sid) else {
             return false;
         };
-        let Some(pt) = sender
-            .get_parameters()
-            .rtp_parameters
-            .codecs
-            .first()
-            .map(|c| c.payload_type)
-        else {
-            return false;
-        };
-        let pkt = Packet {
+        let mut pkt = Packet {
             header: Header {
                 version: 2,
                 marker: true,
@@ -132,6 +214,19 @@ impl SimClient {
             },
             payload,
         };
+        if let (Some(id), Some(mid)) = (mid_id, mid) {
+            let _ = pkt.header.set_extension(id, Bytes::from(mid.into_bytes()));
+        }
+        if let (Some(id), Some(rid)) = (rid_id, self.rids.get(&ssrc)) {
+            let _ = pkt
+                .header
+                .set_extension(id, Bytes::from(rid.clone().into_bytes()));
+        }
+        if let (Some(id), Some(l)) = (level_id, audio_level) {
+            let _ = pkt
+                .header
+                .set_extension(id, Bytes::copy_from_slice(&[0x80 | l]));
+        }
         sender.write_rtp(now, pkt).is_ok()
     }
 
@@ -207,6 +302,9 @@ impl SimNet {
             downlink_loss: 0.0,
             hold_signaling: false,
             held: Vec::new(),
+            speakers: Vec::new(),
+            encodings: Vec::new(),
+            rids: HashMap::new(),
         };
         self.shard.handle_command(
             MediaCommand::Join {
@@ -218,6 +316,24 @@ impl SimNet {
         );
         self.clients.push(c);
         self.clients.len() - 1
+    }
+
+    /// Client `i` tells the server how it shows `publisher`'s `track`.
+    pub fn track_settings(
+        &mut self,
+        i: usize,
+        publisher: usize,
+        track: &str,
+        settings: TrackSettings,
+    ) {
+        let cmd = MediaCommand::TrackSettings {
+            room: self.room.clone(),
+            participant: self.clients[i].id.clone(),
+            publisher: self.clients[publisher].id.clone(),
+            track: track.to_owned(),
+            settings,
+        };
+        self.shard.handle_command(cmd, self.now);
     }
 
     pub fn leave(&mut self, i: usize) {
@@ -293,12 +409,7 @@ impl SimNet {
         }
         let events: Vec<MediaEvent> = self.pending_events.drain(..).chain(events).collect();
         for e in events {
-            let who = match &e {
-                MediaEvent::Offer { participant, .. }
-                | MediaEvent::Answer { participant, .. }
-                | MediaEvent::Candidate { participant, .. }
-                | MediaEvent::Error { participant, .. } => participant,
-            };
+            let who = e.participant();
             if let Some(c) = self
                 .clients
                 .iter_mut()
@@ -429,6 +540,32 @@ impl SimNet {
             } => {
                 if let Some(c) = self.clients.iter_mut().find(|c| c.id == participant) {
                     c.errors.push(format!("{}: {message}", code.as_str()));
+                }
+            }
+            MediaEvent::ActiveSpeakers {
+                participant,
+                speakers,
+            } => {
+                if let Some(c) = self.clients.iter_mut().find(|c| c.id == participant) {
+                    c.speakers.push(
+                        speakers
+                            .into_iter()
+                            .map(|s| (s.id.to_string(), s.level))
+                            .collect(),
+                    );
+                }
+            }
+            MediaEvent::PublisherEncodings {
+                participant,
+                track,
+                encodings,
+                ..
+            } => {
+                if let Some(c) = self.clients.iter_mut().find(|c| c.id == participant) {
+                    c.encodings.push((
+                        track,
+                        encodings.into_iter().map(|e| (e.rid, e.active)).collect(),
+                    ));
                 }
             }
             MediaEvent::Candidate { .. } => {}

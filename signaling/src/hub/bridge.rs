@@ -67,6 +67,37 @@ impl Hub {
         })
     }
 
+    pub(super) fn track_settings_to_media(
+        &mut self,
+        conn: &ClientId,
+        publisher: String,
+        track: String,
+        settings: crate::media::TrackSettings,
+        fx: &mut Effects,
+    ) {
+        if track.len() > 256 || publisher.len() > 256 {
+            fx.send(
+                conn,
+                ServerMessage::error(
+                    ErrorCode::InvalidMessage,
+                    "`participant` and `track` are at most 256 characters",
+                    Some("track-settings"),
+                ),
+            );
+            return;
+        }
+        let publisher = ParticipantId::from_string(publisher);
+        self.pass_to_media(conn, "track-settings", fx, |room, participant| {
+            MediaCommand::TrackSettings {
+                room,
+                participant,
+                publisher,
+                track,
+                settings,
+            }
+        })
+    }
+
     /// Hands an untargeted offer, answer or candidate to the media plane.
     fn pass_to_media(
         &mut self,
@@ -75,14 +106,19 @@ impl Hub {
         fx: &mut Effects,
         make: impl FnOnce(RoomName, ParticipantId) -> MediaCommand,
     ) {
+        let settings = request == "track-settings";
         let Some(pid) = self.participant_of(conn) else {
             fx.send(
                 conn,
-                ServerMessage::error(
-                    ErrorCode::InvalidMessage,
-                    "`target` is required outside an SFU room",
-                    Some(request),
-                ),
+                if settings {
+                    ServerMessage::error(ErrorCode::NotInRoom, "join a room first", Some(request))
+                } else {
+                    ServerMessage::error(
+                        ErrorCode::InvalidMessage,
+                        "`target` is required outside an SFU room",
+                        Some(request),
+                    )
+                },
             );
             return;
         };
@@ -97,7 +133,11 @@ impl Hub {
                 conn,
                 ServerMessage::error(
                     ErrorCode::InvalidMessage,
-                    "`target` is required in a P2P room",
+                    if settings {
+                        "`track-settings` is for SFU rooms"
+                    } else {
+                        "`target` is required in a P2P room"
+                    },
                     Some(request),
                 ),
             ),
@@ -122,6 +162,23 @@ impl Hub {
                     code,
                     message,
                     request: (code == ErrorCode::OfferIgnored).then(|| "offer".to_owned()),
+                },
+            ),
+            MediaEvent::ActiveSpeakers {
+                participant,
+                speakers,
+            } => (participant, ServerMessage::ActiveSpeakers { speakers }),
+            MediaEvent::PublisherEncodings {
+                participant,
+                track,
+                mid,
+                encodings,
+            } => (
+                participant,
+                ServerMessage::PublisherEncodings {
+                    track,
+                    mid,
+                    encodings,
                 },
             ),
         };

@@ -239,6 +239,11 @@ impl Hub {
                 screen,
                 tracks,
             } => self.media_state(&conn, microphone, camera, screen, tracks, fx),
+            ClientMessage::TrackSettings {
+                participant,
+                track,
+                settings,
+            } => self.track_settings_to_media(&conn, participant, track, settings, fx),
             ClientMessage::Ping { id } => fx.send(&conn, ServerMessage::Pong { id }),
         }
     }

@@ -197,7 +197,7 @@ pub(crate) mod tests {
     impl BitWriter {
         pub fn put(&mut self, v: u32, bits: usize) {
             for i in (0..bits).rev() {
-                if self.n % 8 == 0 {
+                if self.n.is_multiple_of(8) {
                     self.bytes.push(0);
                 }
                 let bit = ((v >> i) & 1) as u8;

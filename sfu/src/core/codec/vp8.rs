@@ -35,6 +35,8 @@ pub struct Vp8Desc {
     picture_id_at: u8,
     /// Offset of the TL0PICIDX field, when present.
     tl0_at: u8,
+    /// Length of the descriptor: the VP8 payload starts here.
+    pub header_len: u8,
 }
 
 impl Vp8Desc {
@@ -76,6 +78,7 @@ impl Vp8Desc {
                 i += 1;
             }
         }
+        d.header_len = i as u8;
         d.picture_start = s && pid == 0;
         // The VP8 payload header follows the descriptor in the first packet
         // of a partition; its lowest bit is P, 0 for a keyframe.
@@ -98,6 +101,23 @@ impl Vp8Desc {
         if self.tl0picidx.is_some() {
             payload[self.tl0_at as usize] = tl0picidx;
         }
+    }
+
+    /// Width and height from a keyframe's VP8 header (RFC 6386 9.1): a
+    /// 3-byte frame tag, the start code 9d 01 2a, then 14-bit width and
+    /// height.
+    pub fn keyframe_size(&self, payload: &[u8]) -> Option<(u16, u16)> {
+        if !self.keyframe {
+            return None;
+        }
+        let at = self.header_len as usize;
+        let f = payload.get(at..at + 10)?;
+        if f[3..6] != [0x9d, 0x01, 0x2a] {
+            return None;
+        }
+        let w = u16::from_le_bytes([f[6], f[7]]) & 0x3fff;
+        let h = u16::from_le_bytes([f[8], f[9]]) & 0x3fff;
+        Some((w, h))
     }
 
     /// The modulus of this packet's PictureID.
@@ -128,8 +148,9 @@ pub(crate) mod tests {
         v.push(pid as u8);
         v.push(tl0);
         v.push((tid << 6) | if sync { 0x20 } else { 0 });
-        v.push(if key { 0x10 } else { 0x11 });
-        v.extend_from_slice(&[0x9d, 0x01, 0x2a, 7, 7]);
+        // Frame tag (P bit: 0 for a keyframe), start code, 640x360.
+        v.extend_from_slice(&[if key { 0x10 } else { 0x11 }, 0, 0]);
+        v.extend_from_slice(&[0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01, 7]);
         v
     }
 
@@ -141,8 +162,11 @@ pub(crate) mod tests {
         assert_eq!(d.picture_id, Some((0x1234, true)));
         assert_eq!(d.tl0picidx, Some(9));
         assert_eq!((d.tid, d.layer_sync), (2, true));
-        let k = Vp8Desc::parse(&vp8_payload(true, 1, 0, 0, false, true)).unwrap();
+        let kp = vp8_payload(true, 1, 0, 0, false, true);
+        let k = Vp8Desc::parse(&kp).unwrap();
         assert!(k.keyframe);
+        assert_eq!(k.keyframe_size(&kp), Some((640, 360)));
+        assert_eq!(d.keyframe_size(&p), None);
         // A continuation packet is never a keyframe start, whatever follows.
         let c = Vp8Desc::parse(&vp8_payload(false, 1, 0, 0, false, true)).unwrap();
         assert!(!c.picture_start && !c.keyframe);

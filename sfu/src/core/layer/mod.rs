@@ -12,9 +12,11 @@
 //! picture. Until the switch point comes it keeps forwarding what it had,
 //! so the picture never goes blank.
 
+mod choose;
 mod simulcast;
 mod svc;
 
+pub use choose::{choose, LayerOption};
 pub use simulcast::Simulcast;
 pub use svc::Svc;
 
@@ -78,6 +80,9 @@ pub enum Verdict {
 /// The layer selector of one (subscriber, track).
 #[derive(Clone, Debug)]
 pub enum Selector {
+    /// Everything, unless paused: audio, and codecs with no structure the
+    /// server reads.
+    All { paused: bool },
     /// Simulcast streams (one stream for a plain track), each with
     /// optional temporal layers.
     Simulcast(Simulcast),
@@ -88,6 +93,11 @@ pub enum Selector {
 impl Selector {
     pub fn on_packet(&mut self, p: &LayerPacket) -> Verdict {
         match self {
+            Selector::All { paused: true } => Verdict::Paused,
+            Selector::All { paused: false } => Verdict::Forward {
+                switched: false,
+                marker: p.marker,
+            },
             Selector::Simulcast(s) => s.on_packet(p),
             Selector::Svc(s) => s.on_packet(p),
         }
@@ -97,6 +107,10 @@ impl Selector {
     /// keyframe is needed from to get there, if any.
     pub fn set_target(&mut self, target: Option<Layer>) -> Option<u8> {
         match self {
+            Selector::All { paused } => {
+                *paused = target.is_none();
+                None
+            }
             Selector::Simulcast(s) => s.set_target(target),
             Selector::Svc(s) => s.set_target(target),
         }
@@ -104,6 +118,7 @@ impl Selector {
 
     pub fn target(&self) -> Option<Layer> {
         match self {
+            Selector::All { paused } => (!*paused).then_some(Layer::TOP),
             Selector::Simulcast(s) => s.target(),
             Selector::Svc(s) => s.target(),
         }
@@ -112,6 +127,7 @@ impl Selector {
     /// What is being forwarded now (`None`: nothing yet, or paused).
     pub fn current(&self) -> Option<Layer> {
         match self {
+            Selector::All { paused } => (!*paused).then_some(Layer::TOP),
             Selector::Simulcast(s) => s.current(),
             Selector::Svc(s) => s.current(),
         }

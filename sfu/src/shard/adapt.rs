@@ -1,0 +1,264 @@
+//! Adaptation, run a few times a second and after every change a
+//! subscriber reports: which layer each leg targets (adaptive stream and
+//! the subscriber's own choices), which encodings each publisher needs to
+//! send (dynacast), and who speaks in each room (active speakers).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use signaling::ids::ParticipantId;
+use signaling::media::{EncodingState, MediaEvent, Speaker, TrackSettings};
+
+use super::track::Published;
+use super::Shard;
+use crate::core::ids::TrackNo;
+use crate::core::layer::{choose, Layer, LayerOption};
+
+/// How often adaptation runs without a change to prompt it.
+pub const ADAPT_EVERY: Duration = Duration::from_millis(250);
+/// A track reported hidden keeps its layer this long (a tile flicking out
+/// of view and back, a tab switched for a moment).
+pub const HIDDEN_GRACE: Duration = Duration::from_secs(1);
+/// An encoding nobody needs is paused at the publisher only after this
+/// long, so a subscriber moving between layers does not make it flap.
+pub const DYNACAST_GRACE: Duration = Duration::from_secs(2);
+/// Active-speaker events: at most this often per room.
+pub const SPEAKERS_EVERY: Duration = Duration::from_millis(300);
+/// A smoothed level above this (about -40 dBov) is speaking.
+pub const SPEAKING_LEVEL: f32 = 0.01;
+
+/// Per-room active-speaker state.
+#[derive(Default)]
+pub struct SpeakerState {
+    last: Vec<ParticipantId>,
+    sent_at: Option<Instant>,
+}
+
+impl Shard {
+    /// A subscriber's settings for a track another member publishes.
+    pub(super) fn on_track_settings(
+        &mut self,
+        subscriber: &ParticipantId,
+        publisher: &ParticipantId,
+        track_id: &str,
+        settings: TrackSettings,
+        now: Instant,
+    ) {
+        let Some(&sub) = self.by_participant.get(subscriber) else {
+            return;
+        };
+        let track = self
+            .by_participant
+            .get(publisher)
+            .and_then(|p| self.peers.get(p))
+            .and_then(|p| p.inbound.get(track_id).copied());
+        let Some(peer) = self.peers.get_mut(&sub) else {
+            return;
+        };
+        match track.and_then(|t| peer.legs.get_mut(&t)) {
+            Some(leg) => {
+                if !settings.visible && leg.settings.visible {
+                    leg.hidden_since = Some(now);
+                } else if settings.visible {
+                    leg.hidden_since = None;
+                }
+                leg.settings = settings;
+            }
+            // Not forwarded yet (the offer is on its way): kept for when it is.
+            None => {
+                if peer.pending_settings.len() < 256 {
+                    peer.pending_settings
+                        .insert((publisher.to_string(), track_id.to_owned()), settings);
+                }
+            }
+        }
+        self.adapt(now);
+    }
+
+    /// Re-targets every leg, then dynacast and active speakers.
+    pub(super) fn adapt(&mut self, now: Instant) {
+        self.next_adapt = now + ADAPT_EVERY;
+        let mut keyframes: Vec<(TrackNo, u8)> = Vec::new();
+        // What each track's subscribers need, per stream index (SVC: one).
+        let mut needed: HashMap<TrackNo, Vec<bool>> = HashMap::new();
+        let Shard { peers, tracks, .. } = self;
+        for peer in peers.values_mut() {
+            for (track, leg) in peer.legs.iter_mut() {
+                let Some(p) = tracks.get(track) else { continue };
+                let visible = leg.settings.visible
+                    || leg
+                        .hidden_since
+                        .is_some_and(|t| now.saturating_duration_since(t) < HIDDEN_GRACE);
+                let target = if p.is_video() {
+                    choose(&options(p, now), &leg.settings, visible)
+                } else {
+                    (!leg.settings.paused).then_some(Layer::TOP)
+                };
+                if target != leg.fwd.target() {
+                    if let Some(s) = leg.fwd.set_target(target) {
+                        keyframes.push((*track, s));
+                    }
+                }
+                if p.is_video() {
+                    let n = if p.rids.is_empty() {
+                        1
+                    } else {
+                        p.stream_count() as usize
+                    };
+                    let need = needed.entry(*track).or_insert_with(|| vec![false; n]);
+                    let simulcast = !p.rids.is_empty();
+                    for l in [leg.fwd.target(), leg.fwd.current()].into_iter().flatten() {
+                        let i = if simulcast { l.spatial as usize } else { 0 };
+                        if let Some(x) = need.get_mut(i) {
+                            *x = true;
+                        }
+                    }
+                }
+            }
+        }
+        for (t, s) in keyframes {
+            self.request_keyframe(t, s, now);
+        }
+        self.dynacast(&needed, now);
+        self.active_speakers(now);
+    }
+
+    /// Tells publishers which encodings anyone needs: the others are
+    /// paused after a grace period, and resumed at once when needed again.
+    fn dynacast(&mut self, needed: &HashMap<TrackNo, Vec<bool>>, now: Instant) {
+        let mut events = Vec::new();
+        for (t, p) in self.tracks.iter_mut() {
+            if !p.is_video() {
+                continue;
+            }
+            let n = if p.rids.is_empty() {
+                1
+            } else {
+                p.stream_count() as usize
+            };
+            let need = needed.get(t).cloned().unwrap_or_else(|| vec![false; n]);
+            if p.encodings_told.len() != n {
+                p.encodings_told = vec![true; n];
+                p.unneeded_since = vec![None; n];
+            }
+            let mut changed = false;
+            for i in 0..n {
+                let wanted = need.get(i).copied().unwrap_or(false);
+                if wanted {
+                    p.unneeded_since[i] = None;
+                    if !p.encodings_told[i] {
+                        p.encodings_told[i] = true;
+                        changed = true;
+                    }
+                } else if p.encodings_told[i] {
+                    let since = *p.unneeded_since[i].get_or_insert(now);
+                    if now.saturating_duration_since(since) >= DYNACAST_GRACE {
+                        p.encodings_told[i] = false;
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                let encodings = (0..n)
+                    .map(|i| EncodingState {
+                        rid: p.rids.get(i).cloned(),
+                        active: p.encodings_told[i],
+                    })
+                    .collect();
+                events.push((p.publisher, p.track_id.clone(), p.mid.clone(), encodings));
+            }
+        }
+        for (publisher, track, mid, encodings) in events {
+            if let Some(peer) = self.peers.get(&publisher) {
+                self.events.push(MediaEvent::PublisherEncodings {
+                    participant: peer.participant.clone(),
+                    track,
+                    mid: Some(mid),
+                    encodings,
+                });
+            }
+        }
+    }
+
+    /// Sends each room its speakers, loudest first, when the list changes.
+    fn active_speakers(&mut self, now: Instant) {
+        let mut rooms: HashMap<String, Vec<(ParticipantId, f32)>> = HashMap::new();
+        for p in self.tracks.values().filter(|p| !p.is_video()) {
+            let Some(peer) = self.peers.get(&p.publisher) else {
+                continue;
+            };
+            let list = rooms.entry(peer.room.clone()).or_default();
+            if p.level >= SPEAKING_LEVEL && !list.iter().any(|(id, _)| *id == peer.participant) {
+                list.push((peer.participant.clone(), p.level));
+            }
+        }
+        for state_room in self.speakers.keys().cloned().collect::<Vec<_>>() {
+            rooms.entry(state_room).or_default();
+        }
+        for (room, mut list) in rooms {
+            list.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let ids: Vec<ParticipantId> = list.iter().map(|(id, _)| id.clone()).collect();
+            let state = self.speakers.entry(room.clone()).or_default();
+            let due = state
+                .sent_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= SPEAKERS_EVERY);
+            if ids == state.last || !due {
+                continue;
+            }
+            state.last = ids;
+            state.sent_at = Some(now);
+            let speakers: Vec<Speaker> = list
+                .into_iter()
+                .map(|(id, level)| Speaker {
+                    id,
+                    level: (level * 1000.0).round() / 1000.0,
+                })
+                .collect();
+            let members: Vec<ParticipantId> = self
+                .peers
+                .values()
+                .filter(|p| p.room == room)
+                .map(|p| p.participant.clone())
+                .collect();
+            if members.is_empty() {
+                self.speakers.remove(&room);
+                continue;
+            }
+            for participant in members {
+                self.events.push(MediaEvent::ActiveSpeakers {
+                    participant,
+                    speakers: speakers.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// The layers a subscriber can be given of a video track, lowest first.
+fn options(p: &Published, now: Instant) -> Vec<LayerOption> {
+    if p.rids.is_empty() {
+        // One stream: its spatial layers (one without SVC).
+        let stream_active = p.streams.iter().any(|s| s.active(now));
+        return (0..p.spatial_layers as usize)
+            .map(|i| LayerOption {
+                size: p.layer_sizes.get(i).copied().or_else(|| {
+                    (p.spatial_layers == 1)
+                        .then(|| p.streams.first()?.size)
+                        .flatten()
+                }),
+                available: stream_active || p.encodings_told.first() == Some(&false),
+            })
+            .collect();
+    }
+    (0..p.stream_count())
+        .map(|i| {
+            let s = p.stream_by_index(i);
+            LayerOption {
+                size: s.and_then(|s| s.size),
+                // Paused by dynacast: it comes back when asked for.
+                available: s.is_some_and(|s| s.active(now))
+                    || p.encodings_told.get(i as usize) == Some(&false),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,296 @@
+//! A published track as the shard knows it: its streams (one per
+//! simulcast encoding), what each incoming packet is (read once for all
+//! subscribers), and the numbers the publisher's SDP gives it.
+
+use std::time::{Duration, Instant};
+
+use rtc::rtp::packet::Packet;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+
+use crate::core::codec::dd::DdReader;
+use crate::core::codec::{frame_info, CodecKind, Desc, FrameInfo};
+use crate::core::extmap;
+use crate::core::ids::PeerKey;
+use crate::core::keyframe::KeyframeThrottle;
+use crate::core::sdp;
+use crate::core::seq::seq_newer;
+
+/// A stream that sent nothing for this long is taken as stopped (paused
+/// by its encoder, or by dynacast).
+pub const STREAM_IDLE: Duration = Duration::from_millis(1500);
+
+/// One simulcast encoding (or the one stream of a plain track).
+pub struct InStream {
+    pub rid: Option<String>,
+    pub ssrc: u32,
+    highest_seq: Option<u16>,
+    pub last_packet: Option<Instant>,
+    /// Coded size from the last keyframe, when the codec tells it.
+    pub size: Option<(u16, u16)>,
+    pub keyframe: KeyframeThrottle,
+    /// Bytes in the current one-second window and the rate of the last.
+    window_start: Option<Instant>,
+    window_bytes: u64,
+    pub bitrate: u64,
+}
+
+impl InStream {
+    pub fn new(rid: Option<String>, ssrc: u32, keyframe: KeyframeThrottle) -> Self {
+        InStream {
+            rid,
+            ssrc,
+            highest_seq: None,
+            last_packet: None,
+            size: None,
+            keyframe,
+            window_start: None,
+            window_bytes: 0,
+            bitrate: 0,
+        }
+    }
+
+    /// Whether media arrived on it recently.
+    pub fn active(&self, now: Instant) -> bool {
+        self.last_packet
+            .is_some_and(|t| now.saturating_duration_since(t) < STREAM_IDLE)
+    }
+
+    /// Notes a packet; true if it is a repair (older than the newest seen).
+    fn on_packet(&mut self, seq: u16, bytes: usize, now: Instant) -> bool {
+        self.last_packet = Some(now);
+        match self.window_start {
+            Some(t) if now.saturating_duration_since(t) >= Duration::from_secs(1) => {
+                let secs = now.saturating_duration_since(t).as_secs_f64();
+                self.bitrate = (self.window_bytes as f64 * 8.0 / secs) as u64;
+                self.window_start = Some(now);
+                self.window_bytes = 0;
+            }
+            None => self.window_start = Some(now),
+            _ => {}
+        }
+        self.window_bytes += bytes as u64;
+        match self.highest_seq {
+            Some(h) if !seq_newer(seq, h) => h != seq,
+            _ => {
+                self.highest_seq = Some(seq);
+                false
+            }
+        }
+    }
+}
+
+/// A track a participant publishes.
+pub struct Published {
+    pub publisher: PeerKey,
+    pub receiver: RTCRtpReceiverId,
+    /// The publisher's participant id: the forwarded stream id.
+    pub stream_id: String,
+    /// The id in the publisher's own msid: the forwarded track id.
+    pub track_id: String,
+    pub kind: RtpCodecKind,
+    /// The publisher's media section for this track.
+    pub mid: String,
+    /// As the publisher's latest SDP numbers them, preferred first.
+    pub codecs: Vec<sdp::Codec>,
+    /// `(id, uri)` header extensions of the publisher's latest SDP.
+    pub exts: Vec<(u8, String)>,
+    /// The rids the publisher sends, lowest quality first (empty: no
+    /// simulcast).
+    pub rids: Vec<String>,
+    /// Streams as they open, in no particular order; see [`Self::stream_index`].
+    pub streams: Vec<InStream>,
+    /// Spatial layers seen within the stream (SVC: VP9 or AV1 with more
+    /// than one).
+    pub spatial_layers: u8,
+    /// Size of each spatial layer, when the stream says (VP9's
+    /// scalability structure, AV1's dependency descriptor).
+    pub layer_sizes: Vec<(u16, u16)>,
+    /// Dynacast: what the publisher was last told to send, per stream
+    /// index, and since when each has been unneeded.
+    pub encodings_told: Vec<bool>,
+    pub unneeded_since: Vec<Option<Instant>>,
+    dd: DdReader,
+    dd_id: Option<u8>,
+    audio_level_id: Option<u8>,
+    /// Smoothed audio level, 0 (silence) to 1.
+    pub level: f32,
+}
+
+impl Published {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        publisher: PeerKey,
+        receiver: RTCRtpReceiverId,
+        stream_id: String,
+        track_id: String,
+        kind: RtpCodecKind,
+        section: sdp::Media,
+    ) -> Self {
+        let mut p = Published {
+            publisher,
+            receiver,
+            stream_id,
+            track_id,
+            kind,
+            mid: section.mid.clone().unwrap_or_default(),
+            codecs: Vec::new(),
+            exts: Vec::new(),
+            rids: Vec::new(),
+            streams: Vec::new(),
+            spatial_layers: 1,
+            layer_sizes: Vec::new(),
+            encodings_told: Vec::new(),
+            unneeded_since: Vec::new(),
+            dd: DdReader::default(),
+            dd_id: None,
+            audio_level_id: None,
+            level: 0.0,
+        };
+        p.renumber(&section);
+        p
+    }
+
+    /// Takes the numbers of the publisher's latest SDP; true if they changed.
+    pub fn renumber(&mut self, section: &sdp::Media) -> bool {
+        if self.codecs == section.codecs && self.exts == section.extmaps {
+            return false;
+        }
+        self.codecs = section.codecs.clone();
+        self.exts = section.extmaps.clone();
+        self.rids = section.send_rids.clone();
+        self.dd_id = section.extmap_id(extmap::DEPENDENCY_DESCRIPTOR);
+        self.audio_level_id = section.extmap_id(extmap::AUDIO_LEVEL);
+        true
+    }
+
+    pub fn is_video(&self) -> bool {
+        self.kind == RtpCodecKind::Video
+    }
+
+    /// Adds a stream (a simulcast encoding that just opened); returns its
+    /// position in `streams`.
+    pub fn add_stream(&mut self, rid: Option<String>, ssrc: u32, keyframe: KeyframeThrottle) {
+        if let Some(s) = self.streams.iter_mut().find(|s| s.rid == rid) {
+            s.ssrc = ssrc;
+            return;
+        }
+        self.streams.push(InStream::new(rid, ssrc, keyframe));
+    }
+
+    /// The quality rank of a stream: its rid's place in the publisher's
+    /// list (lowest first), 0 without simulcast.
+    pub fn stream_index(&self, stream: &InStream) -> u8 {
+        stream
+            .rid
+            .as_ref()
+            .and_then(|r| self.rids.iter().position(|x| x == r))
+            .unwrap_or(0) as u8
+    }
+
+    /// The stream with a given quality rank.
+    pub fn stream_by_index(&self, index: u8) -> Option<&InStream> {
+        self.streams.iter().find(|s| self.stream_index(s) == index)
+    }
+
+    pub fn stream_by_index_mut(&mut self, index: u8) -> Option<&mut InStream> {
+        let at = self
+            .streams
+            .iter()
+            .position(|s| self.stream_index(s) == index)?;
+        self.streams.get_mut(at)
+    }
+
+    /// How many streams a subscriber may be switched between.
+    pub fn stream_count(&self) -> u8 {
+        (self.rids.len().max(1)) as u8
+    }
+
+    pub fn codec_kind(&self, pt: u8) -> CodecKind {
+        self.codecs
+            .iter()
+            .find(|c| c.pt == pt)
+            .map_or(CodecKind::Other, |c| CodecKind::from_name(&c.name))
+    }
+
+    /// Reads an incoming packet once for every subscriber: its stream, the
+    /// layer and picture information, whether it is a repair. `None`: a
+    /// packet of no stream of this track.
+    pub fn read(&mut self, pkt: &Packet, now: Instant) -> Option<Incoming> {
+        let ssrc = pkt.header.ssrc;
+        let at = self.streams.iter().position(|s| s.ssrc == ssrc)?;
+        let stream = self.stream_index(&self.streams[at]);
+        let codec = self.codec_kind(pkt.header.payload_type);
+        let size = 12 + pkt.payload.len();
+        let retransmission = self.streams[at].on_packet(pkt.header.sequence_number, size, now);
+        if self.kind == RtpCodecKind::Audio {
+            if let Some(l) = self
+                .audio_level_id
+                .and_then(|id| pkt.header.get_extension(id))
+                .and_then(|v| v.first().copied())
+            {
+                self.on_audio_level(l);
+            }
+            return Some(Incoming {
+                stream,
+                codec,
+                retransmission,
+                info: FrameInfo::default(),
+            });
+        }
+        let dd = self
+            .dd_id
+            .filter(|_| codec == CodecKind::Av1)
+            .and_then(|id| pkt.header.get_extension(id))
+            .and_then(|v| self.dd.read(&v));
+        let info = frame_info(codec, &pkt.payload, dd.as_ref());
+        if info.spatial + 1 > self.spatial_layers {
+            self.spatial_layers = info.spatial + 1;
+        }
+        if info.keyframe {
+            let (size, layers) = match &info.desc {
+                Desc::Vp8(d) => (d.keyframe_size(&pkt.payload), Vec::new()),
+                Desc::Vp9(d) => (d.resolutions.last().copied(), d.resolutions.clone()),
+                Desc::None => {
+                    let r = self
+                        .dd
+                        .structure()
+                        .map(|s| s.resolutions.clone())
+                        .unwrap_or_default();
+                    (r.last().copied(), r)
+                }
+            };
+            if size.is_some() {
+                self.streams[at].size = size;
+            }
+            if !layers.is_empty() {
+                self.layer_sizes = layers;
+            }
+        }
+        Some(Incoming {
+            stream,
+            codec,
+            retransmission,
+            info,
+        })
+    }
+
+    /// RFC 6464: the level byte carries -dBov in its low 7 bits (0 is the
+    /// loudest, 127 silence). Smoothed as a linear amplitude so a short
+    /// burst lifts it quickly and silence lets it fall over a few tenths
+    /// of a second.
+    fn on_audio_level(&mut self, byte: u8) {
+        let dbov = (byte & 0x7f) as f32;
+        let amplitude = 10f32.powf(-dbov / 20.0);
+        let a = if amplitude > self.level { 0.3 } else { 0.05 };
+        self.level += a * (amplitude - self.level);
+    }
+}
+
+/// An incoming packet read once for all subscribers.
+pub struct Incoming {
+    pub stream: u8,
+    pub codec: CodecKind,
+    pub retransmission: bool,
+    pub info: FrameInfo,
+}

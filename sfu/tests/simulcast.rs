@@ -1,0 +1,255 @@
+//! Simulcast through a shard on the in-memory network: each subscriber
+//! gets the stream that fits how it shows the track (adaptive stream),
+//! nothing for a hidden one, moves up when its tile grows; publishers are
+//! told which encodings anyone needs (dynacast); rooms hear who speaks.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::sim::SimNet;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use signaling::media::TrackSettings;
+
+const FRAME: Duration = Duration::from_millis(33);
+const SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
+
+/// A VP8 payload: descriptor with a 15-bit PictureID, TL0PICIDX and TID;
+/// a keyframe carries its size in the VP8 header.
+fn vp8(start: bool, pid: u16, tl0: u8, key: bool, size: (u16, u16)) -> Bytes {
+    let mut v = vec![0x80 | if start { 0x10 } else { 0 }, 0xe0];
+    v.extend([0x80 | (pid >> 8) as u8, pid as u8, tl0, 0x00]);
+    v.extend([if key { 0x10 } else { 0x11 }, 0, 0, 0x9d, 0x01, 0x2a]);
+    v.extend(size.0.to_le_bytes());
+    v.extend(size.1.to_le_bytes());
+    v.resize(300, 0xab);
+    Bytes::from(v)
+}
+
+/// Sends one frame (two packets) on each of a simulcast publisher's three
+/// streams; a keyframe every 30 frames, and whenever `key` says.
+struct Camera {
+    frame: u32,
+    seq: [u16; 3],
+    pid: [u16; 3],
+    tl0: [u8; 3],
+}
+
+impl Camera {
+    fn new() -> Self {
+        Camera {
+            frame: 0,
+            seq: [100, 20_000, 40_000],
+            pid: [1, 500, 9000],
+            tl0: [0, 50, 100],
+        }
+    }
+
+    fn send(&mut self, net: &mut SimNet, publisher: usize, key: bool) {
+        let now = net.now;
+        for (s, size) in SIZES.iter().enumerate() {
+            let k = key || self.frame.is_multiple_of(30);
+            for part in 0..2 {
+                let p = vp8(part == 0, self.pid[s], self.tl0[s], k, *size);
+                net.clients[publisher].send_rtp(s, self.seq[s], self.frame * 3000, p, now);
+                self.seq[s] = self.seq[s].wrapping_add(1);
+            }
+            self.pid[s] = (self.pid[s] + 1) & 0x7fff;
+            self.tl0[s] = self.tl0[s].wrapping_add(1);
+        }
+        self.frame += 1;
+    }
+}
+
+/// The width of the last keyframe a client received on a track.
+fn last_width(net: &SimNet, client: usize, track: &str) -> Option<u16> {
+    let r = net.clients[client].received.get(track)?;
+    r.payloads.iter().rev().find_map(|p| {
+        // Keyframe: S bit, then P bit 0 in the VP8 header after 6 bytes.
+        (p.len() > 16 && p[0] & 0x10 != 0 && p[6] & 0x01 == 0 && p[9..12] == [0x9d, 0x01, 0x2a])
+            .then(|| u16::from_le_bytes([p[12], p[13]]) & 0x3fff)
+    })
+}
+
+fn sized(w: u32, h: u32) -> TrackSettings {
+    TrackSettings {
+        width: w,
+        height: h,
+        ..Default::default()
+    }
+}
+
+fn run_until(net: &mut SimNet, cam: &mut Camera, cond: impl Fn(&SimNet) -> bool) -> bool {
+    for _ in 0..1200 {
+        cam.send(net, 0, false);
+        net.step(FRAME);
+        if cond(net) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn each_subscriber_gets_the_stream_that_fits_and_a_hidden_one_gets_nothing() {
+    let mut net = SimNet::new(21);
+    let a = net.join("a", true, false);
+    net.clients[a].add_simulcast_track("cam", &["q", "h", "f"]);
+    let big = net.join("big", false, true);
+    let small = net.join("small", false, true);
+    let hidden = net.join("hidden", false, true);
+    net.track_settings(big, a, "cam", sized(1280, 720));
+    net.track_settings(small, a, "cam", sized(320, 180));
+    net.track_settings(
+        hidden,
+        a,
+        "cam",
+        TrackSettings {
+            visible: false,
+            ..sized(320, 180)
+        },
+    );
+    let mut cam = Camera::new();
+    assert!(
+        run_until(&mut net, &mut cam, |n| last_width(n, big, "cam")
+            == Some(1280)
+            && last_width(n, small, "cam") == Some(320)),
+        "big {:?} small {:?}: {:?}",
+        last_width(&net, big, "cam"),
+        last_width(&net, small, "cam"),
+        net.shard.counts
+    );
+    // Keep going: every keyframe each gets is of its own size.
+    let before = [big, small].map(|c| net.clients[c].packets_of("cam"));
+    for _ in 0..90 {
+        cam.send(&mut net, a, false);
+        net.step(FRAME);
+    }
+    assert!(net.clients[big].packets_of("cam") >= before[0] + 150);
+    assert!(net.clients[small].packets_of("cam") >= before[1] + 150);
+    assert_eq!(last_width(&net, big, "cam"), Some(1280));
+    assert_eq!(last_width(&net, small, "cam"), Some(320));
+    assert_eq!(
+        net.clients[hidden].packets_of("cam"),
+        0,
+        "a hidden track gets nothing"
+    );
+    for c in [big, small] {
+        assert_eq!(
+            net.clients[c].received["cam"].gaps(),
+            0,
+            "one continuous stream"
+        );
+    }
+
+    // The small tile grows: that subscriber moves up, with no gap.
+    net.track_settings(small, a, "cam", sized(1280, 720));
+    assert!(run_until(&mut net, &mut cam, |n| last_width(
+        n, small, "cam"
+    ) == Some(1280)));
+    for _ in 0..60 {
+        cam.send(&mut net, a, false);
+        net.step(FRAME);
+    }
+    assert_eq!(net.clients[small].received["cam"].gaps(), 0);
+    assert!(net.shard.counts.layer_switches >= 1);
+    // Shown again, the hidden one starts receiving.
+    net.track_settings(hidden, a, "cam", sized(640, 360));
+    assert!(run_until(&mut net, &mut cam, |n| last_width(
+        n, hidden, "cam"
+    ) == Some(640)));
+}
+
+#[test]
+fn dynacast_pauses_encodings_nobody_needs_and_resumes_them_when_needed() {
+    let mut net = SimNet::new(22);
+    let a = net.join("a", true, false);
+    net.clients[a].add_simulcast_track("cam", &["q", "h", "f"]);
+    let viewer = net.join("viewer", false, true);
+    net.track_settings(viewer, a, "cam", sized(320, 180));
+    let mut cam = Camera::new();
+    let told = |n: &SimNet| n.clients[0].encodings.last().map(|(_, e)| e.clone());
+    let only_low = vec![
+        (Some("q".to_string()), true),
+        (Some("h".to_string()), false),
+        (Some("f".to_string()), false),
+    ];
+    assert!(
+        run_until(&mut net, &mut cam, |n| told(n).as_ref() == Some(&only_low)),
+        "{:?}",
+        net.clients[a].encodings
+    );
+    assert_eq!(net.clients[a].encodings.last().unwrap().0, "cam");
+    // Someone needs the top encoding: it is resumed at once.
+    net.track_settings(viewer, a, "cam", sized(1280, 720));
+    let top_on = |n: &SimNet| told(n).is_some_and(|e| e[2].1);
+    net.step(Duration::ZERO);
+    assert!(top_on(&net), "resumed by the settings change itself");
+    assert!(run_until(&mut net, &mut cam, |n| last_width(n, 1, "cam")
+        == Some(1280)));
+    // Nobody watching: nothing is encoded.
+    net.track_settings(
+        viewer,
+        a,
+        "cam",
+        TrackSettings {
+            paused: true,
+            ..Default::default()
+        },
+    );
+    assert!(run_until(&mut net, &mut cam, |n| told(n)
+        .is_some_and(|e| e.iter().all(|x| !x.1))));
+}
+
+#[test]
+fn the_room_hears_who_speaks_loudest_first() {
+    let mut net = SimNet::new(23);
+    let loud = net.join("loud", true, true);
+    let quiet = net.join("quiet", true, true);
+    let listener = net.join("listener", false, true);
+    net.clients[loud].add_track("loud-mic", RtpCodecKind::Audio);
+    net.clients[quiet].add_track("quiet-mic", RtpCodecKind::Audio);
+    let mut seq = 0u16;
+    let ok = |n: &SimNet| {
+        n.clients[listener]
+            .speakers
+            .last()
+            .is_some_and(|s| s.first().map(|x| x.0.as_str()) == Some("loud"))
+    };
+    let mut heard = false;
+    for _ in 0..600 {
+        seq = seq.wrapping_add(1);
+        let now = net.now;
+        let p = Bytes::from(vec![0xfc; 60]);
+        net.clients[loud].send_rtp_with(0, seq, seq as u32 * 960, p.clone(), now, Some(10));
+        net.clients[quiet].send_rtp_with(0, seq, seq as u32 * 960, p, now, Some(127));
+        net.step(Duration::from_millis(20));
+        if ok(&net) {
+            heard = true;
+            break;
+        }
+    }
+    assert!(heard, "{:?}", net.clients[listener].speakers);
+    let last = net.clients[listener].speakers.last().unwrap();
+    assert!(
+        last.iter().all(|(id, _)| id != "quiet"),
+        "silence is not speaking: {last:?}"
+    );
+    // Everyone in the room is told, the speaker too.
+    assert!(net.clients[loud]
+        .speakers
+        .last()
+        .is_some_and(|s| s[0].0 == "loud"));
+    // Only on change: a steady speaker does not repeat the event.
+    let n = net.clients[listener].speakers.len();
+    for _ in 0..100 {
+        seq = seq.wrapping_add(1);
+        let now = net.now;
+        let p = Bytes::from(vec![0xfc; 60]);
+        net.clients[loud].send_rtp_with(0, seq, seq as u32 * 960, p.clone(), now, Some(10));
+        net.clients[quiet].send_rtp_with(0, seq, seq as u32 * 960, p, now, Some(127));
+        net.step(Duration::from_millis(20));
+    }
+    assert_eq!(net.clients[listener].speakers.len(), n);
+}
