@@ -260,6 +260,10 @@ async fn run_one(a: &RunArgs, rooms: usize, clips: &Clips) -> anyhow::Result<Rep
         !(a.simulcast && a.audio_only),
         "--simulcast needs video: drop --audio-only"
     );
+    anyhow::ensure!(
+        !(a.simulcast && matches!(a.mode, Mode::P2p)),
+        "--simulcast needs an SFU room: a P2P receiver would get all three encodings"
+    );
     let key = api_key(&a.api_key)?;
     let _server;
     let http = if a.spawn_server {
