@@ -16,7 +16,8 @@ use rtc::peer_connection::configuration::interceptor_registry::{
     configure_rtcp_reports, configure_twcc_receiver_only,
 };
 use rtc::peer_connection::configuration::media_engine::{
-    MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_VP9,
+    MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
+    MIME_TYPE_VP9,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -31,7 +32,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-use crate::core::{extmap, sdp};
+use crate::core::{extmap, repair, sdp};
 
 /// One codec the server can forward.
 struct CodecSpec {
@@ -165,6 +166,26 @@ pub fn media_engine(codecs: &[String]) -> Result<MediaEngine, Error> {
                 },
                 spec.kind,
             )?;
+            // RTX (RFC 4588) beside every video codec, at the next payload
+            // type: publishers then retransmit on a flow of their own, which
+            // the SRTP replay window and the NACK generator keep apart from
+            // the media (and simulcast layers repair through rrid, see
+            // `core::repair`).
+            if spec.kind == RtpCodecKind::Video {
+                me.register_codec(
+                    RTCRtpCodecParameters {
+                        rtp_codec: RTCRtpCodec {
+                            mime_type: MIME_TYPE_RTX.to_owned(),
+                            clock_rate: spec.clock_rate,
+                            channels: 0,
+                            sdp_fmtp_line: format!("apt={}", spec.pt),
+                            rtcp_feedback: Vec::new(),
+                        },
+                        payload_type: spec.pt + 1,
+                    },
+                    spec.kind,
+                )?;
+            }
         }
     }
     for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
@@ -215,6 +236,9 @@ pub struct PeerSetup {
     /// Counts RTP that arrives on no negotiated track (shared by a shard's
     /// connections; the library drops such packets without a word).
     pub unknown_ssrc: Arc<AtomicU64>,
+    /// Counts rrid-tagged retransmissions that repair nothing: padding
+    /// (bandwidth probes) and rids no media arrived on.
+    pub unusable_repairs: Arc<AtomicU64>,
 }
 
 /// How long a connection may go without a consent check from the client
@@ -236,6 +260,10 @@ pub const FAILED_AFTER_DISCONNECT: Duration = Duration::from_secs(10);
 pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, Error> {
     let mut me = media_engine(&setup.codecs)?;
     let registry = Registry::new()
+        .with(
+            Slot::from(6_000),
+            RepairUnwrap::new(setup.unusable_repairs.clone()),
+        )
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
         .with(
             Slot::from(14_000),
@@ -254,7 +282,7 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
             P::Srtp_Aead_Aes_128_Gcm,
             P::Srtp_Aes128_Cm_Hmac_Sha1_80,
         ])
-        // Publishers retransmit on the media SSRC (no RTX is negotiated), so
+        // A client that does not use RTX retransmits on the media SSRC, so
         // a repaired packet arrives late: the default window of 64 would
         // reject it as a replay.
         .with_srtp_replay_protection_window(1024)
@@ -381,6 +409,96 @@ impl Interceptor for FeedbackTap {
     }
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
         self.bound.remove(&info.ssrc);
+    }
+}
+
+/// Turns rid-based simulcast retransmissions (RTX tagged with a
+/// repaired-rtp-stream-id, which the library does not bind) back into the
+/// packets they repair, closer to the wire than the NACK generator so the
+/// repaired sequence number counts as received; see [`repair`].
+struct RepairUnwrap {
+    map: repair::RepairMap,
+    bound: HashSet<u32>,
+    read: std::collections::VecDeque<TaggedPacket>,
+    write: std::collections::VecDeque<TaggedPacket>,
+    unusable: Arc<AtomicU64>,
+}
+
+impl RepairUnwrap {
+    fn new(unusable: Arc<AtomicU64>) -> Self {
+        RepairUnwrap {
+            map: repair::RepairMap::default(),
+            bound: HashSet::new(),
+            read: Default::default(),
+            write: Default::default(),
+            unusable,
+        }
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RepairUnwrap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+        if let IPacket::Rtp(p) = &mut msg.message.packet {
+            if self.bound.contains(&p.header.ssrc) {
+                self.map.learn(p);
+            } else {
+                match self.map.unwrap(p) {
+                    repair::Repair::NotRepair | repair::Repair::Unwrapped => {}
+                    repair::Repair::Padding | repair::Repair::Unknown => {
+                        self.unusable.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        None
+    }
+}
+
+impl Interceptor for RepairUnwrap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        let id = |uri: &str| {
+            info.rtp_header_extensions
+                .iter()
+                .find(|e| e.uri == uri)
+                .and_then(|e| u8::try_from(e.id).ok())
+        };
+        self.map.set_ids(id(repair::RID_URI), id(repair::RRID_URI));
+        self.bound.insert(info.ssrc);
+    }
+    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.bound.remove(&info.ssrc);
+        self.map.forget(info.ssrc);
     }
 }
 

@@ -354,6 +354,7 @@ fn sdp_answers(data: &[u8]) {
         ufrag: "fuzzServerUfrag0".into(),
         pwd: "fuzzServerPasswordFuzzServerPwd0".into(),
         unknown_ssrc: Default::default(),
+        unusable_repairs: Default::default(),
     };
     let Ok(mut pc) = build_peer(&setup, now) else {
         return;

@@ -35,6 +35,9 @@ pub enum Drop {
     UnknownSsrc,
     /// A subscriber waits for a keyframe to start or switch (one was asked for).
     WaitingKeyframe,
+    /// A retransmission flow's packet that repairs nothing: padding sent
+    /// to probe bandwidth, or a repaired rid no media arrived on.
+    UnusableRepair,
 }
 
 pub const DROP_REASONS: &[(Drop, &str)] = &[
@@ -51,9 +54,10 @@ pub const DROP_REASONS: &[(Drop, &str)] = &[
     (Drop::ShardGone, "shard_gone"),
     (Drop::UnknownSsrc, "unknown_ssrc"),
     (Drop::WaitingKeyframe, "waiting_keyframe"),
+    (Drop::UnusableRepair, "unusable_repair"),
 ];
 
-const N_DROPS: usize = 13;
+const N_DROPS: usize = 14;
 
 /// One shard's (or the receiver's) running totals.
 #[derive(Clone, Debug, Default)]

@@ -253,3 +253,62 @@ fn the_room_hears_who_speaks_loudest_first() {
     }
     assert_eq!(net.clients[listener].speakers.len(), n);
 }
+
+#[test]
+fn a_lost_packet_of_a_simulcast_layer_is_repaired_by_its_rid_retransmission() {
+    let mut net = SimNet::new(33);
+    let a = net.join("a", true, false);
+    net.clients[a].add_simulcast_track("cam", &["q", "h", "f"]);
+    let big = net.join("big", false, true);
+    net.track_settings(big, a, "cam", sized(1280, 720));
+    let mut cam = Camera::new();
+    assert!(run_until(&mut net, &mut cam, |n| last_width(n, big, "cam")
+        == Some(1280)));
+
+    // The network loses one packet of layer f (sent as a delta frame's
+    // first packet, never delivered)...
+    let lost_seq = cam.seq[2];
+    let lost = vp8(true, cam.pid[2], cam.tl0[2], false, SIZES[2]);
+    cam.seq[2] = cam.seq[2].wrapping_add(1);
+    for _ in 0..5 {
+        cam.send(&mut net, a, false);
+        net.step(FRAME);
+    }
+    let gaps = net.clients[big].received["cam"].gaps();
+    assert!(gaps >= 1, "the loss shows as a gap");
+    let unknown_before = net.shard.counts.dropped[sfu::stats::Drop::UnknownSsrc as usize];
+
+    // ...and the publisher repairs it on its RTX flow, named only by rrid.
+    let now = net.now;
+    net.clients[a].send_rtx("f", 0x5eed_0001, 7, lost_seq, &lost[..], now);
+    net.step(FRAME);
+    for _ in 0..3 {
+        cam.send(&mut net, a, false);
+        net.step(FRAME);
+    }
+    assert_eq!(
+        net.clients[big].received["cam"].gaps(),
+        gaps - 1,
+        "the repair reached the subscriber: {:?}",
+        net.shard.counts
+    );
+    assert_eq!(
+        net.shard.counts.dropped[sfu::stats::Drop::UnknownSsrc as usize],
+        unknown_before,
+        "the RTX flow is not an unknown stream"
+    );
+
+    // Padding on the RTX flow (a bandwidth probe) repairs nothing: dropped
+    // and counted, the stream goes on.
+    let now = net.now;
+    net.clients[a].send_rtx("f", 0x5eed_0001, 8, 0, &[], now);
+    for _ in 0..3 {
+        cam.send(&mut net, a, false);
+        net.step(FRAME);
+    }
+    assert_eq!(
+        net.shard.counts.dropped[sfu::stats::Drop::UnusableRepair as usize],
+        1
+    );
+    assert_eq!(net.clients[big].received["cam"].gaps(), gaps - 1);
+}

@@ -13,6 +13,7 @@ pub mod keyframe;
 pub mod layer;
 pub mod nack_cache;
 pub mod numbering;
+pub mod repair;
 pub mod routing;
 pub mod sdp;
 pub mod seq;

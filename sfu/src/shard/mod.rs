@@ -84,6 +84,8 @@ pub struct Shard {
     ufrag_changes: Vec<UfragChange>,
     /// RTP no track of its connection owns, counted by the connections.
     unknown_ssrc: Arc<AtomicU64>,
+    /// Retransmissions that repair nothing, counted by the connections.
+    unusable_repairs: Arc<AtomicU64>,
     /// When adaptation (layers, dynacast, speakers) runs next.
     next_adapt: Instant,
     speakers: HashMap<String, adapt::SpeakerState>,
@@ -114,6 +116,7 @@ impl Shard {
             out: Vec::new(),
             ufrag_changes: Vec::new(),
             unknown_ssrc: Arc::default(),
+            unusable_repairs: Arc::default(),
             next_adapt: Instant::now(),
             speakers: HashMap::new(),
             counts: Counts::default(),
@@ -335,6 +338,8 @@ impl Shard {
         self.counts.connections = self.peers.len() as u64;
         self.counts.tracks = self.tracks.len() as u64;
         self.counts.dropped[Drop::UnknownSsrc as usize] = self.unknown_ssrc.load(Ordering::Relaxed);
+        self.counts.dropped[Drop::UnusableRepair as usize] =
+            self.unusable_repairs.load(Ordering::Relaxed);
     }
 
     fn join(
@@ -354,6 +359,7 @@ impl Shard {
             ufrag: Alphanumeric.sample_string(&mut rng, 16),
             pwd: Alphanumeric.sample_string(&mut rng, 32),
             unknown_ssrc: self.unknown_ssrc.clone(),
+            unusable_repairs: self.unusable_repairs.clone(),
         };
         let pc = match build_peer(&setup, now) {
             Ok(pc) => pc,

@@ -42,6 +42,7 @@ use signaling::protocol::Permissions;
 pub const ABS_CAPTURE_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time";
 pub const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const RID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub const RRID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
 /// The id a session description gives an extension URI.
@@ -181,6 +182,7 @@ pub fn client_pc(local: SocketAddr, now: Instant, opts: &ClientOptions) -> RTCPe
         (MID_URI, RtpCodecKind::Audio),
         (MID_URI, RtpCodecKind::Video),
         (RID_URI, RtpCodecKind::Video),
+        (RRID_URI, RtpCodecKind::Video),
         (AUDIO_LEVEL_URI, RtpCodecKind::Audio),
     ] {
         me.register_header_extension(

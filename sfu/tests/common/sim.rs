@@ -230,6 +230,80 @@ impl SimClient {
         sender.write_rtp(now, pkt).is_ok()
     }
 
+    /// Sends a retransmission the way a browser does for a rid simulcast
+    /// layer: RTX (RFC 4588) on an SSRC no SDP names, tagged with the
+    /// repaired rid; `payload` is what follows the original sequence
+    /// number (empty: a padding-only probe).
+    pub fn send_rtx(
+        &mut self,
+        rid: &str,
+        rtx_ssrc: u32,
+        rtx_seq: u16,
+        osn: u16,
+        payload: &[u8],
+        now: Instant,
+    ) {
+        let Some(&(sid, _, _)) = self
+            .senders
+            .iter()
+            .find(|(_, s, _)| self.rids.get(s).map(String::as_str) == Some(rid))
+        else {
+            panic!("no simulcast layer {rid}");
+        };
+        let (mid_id, rrid_id) = {
+            let mut sender = self.pc.rtp_sender(sid).expect("sender");
+            let params = sender.get_parameters().rtp_parameters.clone();
+            let ext = |uri: &str| {
+                params
+                    .header_extensions
+                    .iter()
+                    .find(|h| h.uri == uri)
+                    .map(|h| h.id as u8)
+            };
+            (
+                ext(super::MID_URI),
+                ext(super::RRID_URI).expect("rrid negotiated"),
+            )
+        };
+        let mid = self
+            .pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find_map(|t| {
+                let tr = self.pc.rtp_transceiver(t)?;
+                (tr.sender()? == sid).then(|| tr.mid().clone())?
+            });
+        let mut body = Vec::new();
+        if !payload.is_empty() {
+            body.extend(osn.to_be_bytes());
+            body.extend_from_slice(payload);
+        }
+        let mut pkt = Packet {
+            header: Header {
+                version: 2,
+                payload_type: 97,
+                sequence_number: rtx_seq,
+                timestamp: 0,
+                ssrc: rtx_ssrc,
+                ..Default::default()
+            },
+            payload: Bytes::from(body),
+        };
+        if let (Some(id), Some(mid)) = (mid_id, mid) {
+            let _ = pkt.header.set_extension(id, Bytes::from(mid.into_bytes()));
+        }
+        let _ = pkt
+            .header
+            .set_extension(rrid_id, Bytes::from(rid.to_owned().into_bytes()));
+        self.pc
+            .handle_write(rtc::peer_connection::message::TaggedRTCMessage {
+                now,
+                message: rtc::peer_connection::message::RTCMessage::RtpPacket(String::new(), pkt),
+            })
+            .expect("write RTX");
+    }
+
     /// Packets received on a forwarded track, by the publisher's track id.
     pub fn packets_of(&self, track_id: &str) -> u64 {
         self.received.get(track_id).map_or(0, |r| r.packets)
