@@ -18,6 +18,8 @@ run() { "$lt" "${common[@]}" "$@" || status=1; }
 
 echo "== meeting: 10 rooms x (4 publishers + 6 subscribers), 500 kbps video + audio"
 run --room meeting --rooms 10 --publishers 4 --subscribers 6 --video-bitrate 500 --json "$out/meeting.json"
+echo "== simulcast meeting: the meeting with three simulcast layers per camera; subscribers show each video at 320x180, 320x180, 640x360, 1280x720 in turn"
+run --room simulcast --rooms 10 --publishers 4 --subscribers 6 --simulcast --subscriber-size 320x180,320x180,640x360,1280x720 --publisher-view-size 320x180 --json "$out/simulcast-meeting.json"
 echo "== big room: 1 room x (10 publishers + 40 subscribers), 500 kbps video + audio"
 run --room bigroom --rooms 1 --publishers 10 --subscribers 40 --video-bitrate 500 --json "$out/big-room.json"
 echo "== webinar: 1 publisher + 150 subscribers, 500 kbps video + audio"
