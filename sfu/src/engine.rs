@@ -239,6 +239,11 @@ pub struct PeerSetup {
     /// Counts rrid-tagged retransmissions that repair nothing: padding
     /// (bandwidth probes) and rids no media arrived on.
     pub unusable_repairs: Arc<AtomicU64>,
+    /// The full end of a node-to-node relay (see
+    /// `signaling::media::RelayEnd`): a full ICE agent (the controlling
+    /// side against the other node's ICE-lite end), DTLS client when it
+    /// answers. `false`: a participant's connection (ICE-lite, DTLS server).
+    pub relay_full: bool,
 }
 
 /// How long a connection may go without a consent check from the client
@@ -274,7 +279,7 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
 
     use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile as P;
     let settings = SettingEngineBuilder::new()
-        .with_lite(true)
+        .with_lite(!setup.relay_full)
         .with_ice_credentials(setup.ufrag.clone(), setup.pwd.clone())
         // An ICE-lite agent never sends checks, so no keep-alive interval.
         .with_ice_timeouts(Some(CONSENT_TIMEOUT), Some(FAILED_AFTER_DISCONNECT), None)
@@ -291,7 +296,13 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
         // first, and a later answer of ours never contradicts the role the
         // first negotiation settled (the library's default, `active`,
         // would when the server had offered first).
-        .with_answering_dtls_role(rtc::peer_connection::transport::RTCDtlsRole::Server)
+        .with_answering_dtls_role(if setup.relay_full {
+            // The other node's end answers as DTLS server; when this end
+            // answers a renegotiation it keeps the client role it has.
+            rtc::peer_connection::transport::RTCDtlsRole::Client
+        } else {
+            rtc::peer_connection::transport::RTCDtlsRole::Server
+        })
         .build();
     let config = RTCConfigurationBuilder::new().build();
     let mut pc = RTCPeerConnectionBuilder::new()

@@ -355,6 +355,7 @@ fn sdp_answers(data: &[u8]) {
         pwd: "fuzzServerPasswordFuzzServerPwd0".into(),
         unknown_ssrc: Default::default(),
         unusable_repairs: Default::default(),
+        relay_full: false,
     };
     let Ok(mut pc) = build_peer(&setup, now) else {
         return;

@@ -18,13 +18,14 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use signaling::media::{
-    MediaCommand, MediaEventReceiver, MediaEventSender, MediaPlane, MediaStats,
+    MediaCommand, MediaEventReceiver, MediaEventSender, MediaPlane, MediaStats, RelayEnd,
 };
 use tokio::sync::mpsc;
 
 use crate::config::MediaConfig;
 use crate::demux;
 use crate::engine::CODEC_NAMES;
+use crate::relay_io::RelaySockets;
 use crate::shard::{Shard, ShardConfig, UfragChange};
 use crate::stats::{self, Drop, SharedCounts};
 
@@ -80,6 +81,7 @@ impl SfuPlane {
         } else {
             cfg.shards
         };
+        let relay_ip = advertise[0].ip();
         let shard_cfg = Arc::new(ShardConfig {
             codecs: cfg.codecs.clone(),
             advertise,
@@ -108,6 +110,7 @@ impl SfuPlane {
                 events: ev_tx.clone(),
                 ufrags: ufrags.clone(),
                 shared,
+                relay_bind: (cfg.bind, relay_ip),
             };
             std::thread::Builder::new()
                 .name(format!("media-shard-{i}"))
@@ -159,6 +162,8 @@ struct ShardCtx {
     events: MediaEventSender,
     ufrags: Arc<Mutex<HashMap<String, usize>>>,
     shared: Arc<SharedCounts>,
+    /// (bind, advertised) address of relay sockets.
+    relay_bind: (std::net::IpAddr, std::net::IpAddr),
 }
 
 impl ShardCtx {
@@ -196,6 +201,7 @@ impl ShardCtx {
         let mut routes: HashMap<SocketAddr, (usize, String)> = HashMap::new();
         let mut batches: Vec<Vec<(SocketAddr, BytesMut)>> = vec![Vec::new(); self.peers_tx.len()];
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
+        let mut relays = RelaySockets::new(self.relay_bind.0, self.relay_bind.1);
         loop {
             let deadline = self
                 .shard
@@ -206,10 +212,18 @@ impl ShardCtx {
                 msg = self.rx.recv() => {
                     let Some(msg) = msg else { break };
                     let now = Instant::now();
-                    self.on_msg(msg, now);
+                    self.on_msg(msg, now, &mut relays);
                     while let Ok(m) = self.rx.try_recv() {
-                        self.on_msg(m, now);
+                        self.on_msg(m, now, &mut relays);
                     }
+                }
+                Some((local, from, data)) = relays.recv() => {
+                    let now = Instant::now();
+                    self.shard.handle_relay_datagram(local, from, data, now);
+                    while let Some((local, from, data)) = relays.try_recv() {
+                        self.shard.handle_relay_datagram(local, from, data, now);
+                    }
+                    self.shard.handle_timeout(now);
                 }
                 r = readable(receiver.as_ref()) => {
                     if r.is_ok() {
@@ -229,12 +243,23 @@ impl ShardCtx {
                 let table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
                 routes.retain(|_, (_, u)| table.contains_key(u));
             }
-            self.emit();
+            self.emit(&mut relays);
         }
     }
 
-    fn on_msg(&mut self, msg: ShardMsg, now: Instant) {
+    fn on_msg(&mut self, msg: ShardMsg, now: Instant, relays: &mut RelaySockets) {
         match msg {
+            // A relay's full end gets a socket of its own first.
+            ShardMsg::Command(MediaCommand::RelayOpen {
+                room,
+                node,
+                end: RelayEnd::Full,
+            }) => match relays.open() {
+                Ok(local) => self
+                    .shard
+                    .open_relay(&room, &node, RelayEnd::Full, Some(local), now),
+                Err(e) => tracing::warn!(%room, %node, "cannot bind a relay socket: {e}"),
+            },
             ShardMsg::Command(c) => self.shard.handle_command(c, now),
             ShardMsg::Datagrams(batch) => {
                 for (from, data) in batch {
@@ -302,7 +327,7 @@ impl ShardCtx {
     }
 
     /// Sends what the shard produced and publishes its counters.
-    fn emit(&mut self) {
+    fn emit(&mut self, relays: &mut RelaySockets) {
         let (out, events, ufrag_changes) = self.shard.take_output();
         let mut send_failed = 0;
         for (to, data) in out.drain(..) {
@@ -325,6 +350,15 @@ impl ShardCtx {
         }
         for e in events.drain(..) {
             let _ = self.events.send(e);
+        }
+        let (relay_out, released) = self.shard.take_relay_output();
+        for (local, to, data) in relay_out.drain(..) {
+            if !relays.send(local, to, &data) {
+                send_failed += 1;
+            }
+        }
+        for local in released.drain(..) {
+            relays.release(local);
         }
         for _ in 0..send_failed {
             self.shard.counts.drop(Drop::SendFailed);

@@ -80,6 +80,13 @@ pub struct Counts {
     pub layer_drops: u64,
     /// Layer switches completed (a subscriber moved to another stream).
     pub layer_switches: u64,
+    /// Node-to-node relay connections (not in `connections`).
+    pub relays: u64,
+    /// RTP sent to other nodes over relays (in `packets_forwarded` too).
+    pub relay_packets_out: u64,
+    pub relay_bytes_out: u64,
+    /// RTP received from other nodes over relays.
+    pub relay_packets_in: u64,
     pub dropped: [u64; N_DROPS],
 }
 
@@ -90,10 +97,13 @@ impl Counts {
     }
 }
 
+/// Counters before the drop reasons in [`SharedCounts`].
+const N_FIELDS: usize = 17;
+
 /// The published copy of a [`Counts`], written only by its owner.
 #[derive(Debug, Default)]
 pub struct SharedCounts {
-    v: [AtomicU64; 13 + N_DROPS],
+    v: [AtomicU64; N_FIELDS + N_DROPS],
 }
 
 impl SharedCounts {
@@ -112,6 +122,10 @@ impl SharedCounts {
             c.disconnects,
             c.layer_drops,
             c.layer_switches,
+            c.relays,
+            c.relay_packets_out,
+            c.relay_bytes_out,
+            c.relay_packets_in,
         ];
         for (i, v) in vals.iter().chain(c.dropped.iter()).enumerate() {
             self.v[i].store(*v, Relaxed);
@@ -122,7 +136,7 @@ impl SharedCounts {
         let g = |i: usize| self.v[i].load(Relaxed);
         let mut dropped = [0; N_DROPS];
         for (i, d) in dropped.iter_mut().enumerate() {
-            *d = g(13 + i);
+            *d = g(N_FIELDS + i);
         }
         Counts {
             connections: g(0),
@@ -138,6 +152,10 @@ impl SharedCounts {
             disconnects: g(10),
             layer_drops: g(11),
             layer_switches: g(12),
+            relays: g(13),
+            relay_packets_out: g(14),
+            relay_bytes_out: g(15),
+            relay_packets_in: g(16),
             dropped,
         }
     }
@@ -160,6 +178,10 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         t.disconnects += c.disconnects;
         t.layer_drops += c.layer_drops;
         t.layer_switches += c.layer_switches;
+        t.relays += c.relays;
+        t.relay_packets_out += c.relay_packets_out;
+        t.relay_bytes_out += c.relay_bytes_out;
+        t.relay_packets_in += c.relay_packets_in;
         for i in 0..N_DROPS {
             t.dropped[i] += c.dropped[i];
         }
@@ -179,6 +201,10 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         disconnects: t.disconnects,
         packets_skipped: t.layer_drops,
         layer_switches: t.layer_switches,
+        relays: t.relays,
+        relay_packets_out: t.relay_packets_out,
+        relay_bytes_out: t.relay_bytes_out,
+        relay_packets_in: t.relay_packets_in,
         dropped: DROP_REASONS
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use crate::error::ErrorCode;
-pub use crate::ids::{ParticipantId, RoomName};
+pub use crate::ids::{NodeId, ParticipantId, RoomName};
 
 /// A trickled ICE candidate as the browser's `RTCIceCandidate.toJSON()` gives it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +77,38 @@ impl Default for TrackSettings {
     }
 }
 
+/// An offer or an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SdpKind {
+    Offer,
+    Answer,
+}
+
+/// Which end of a relay connection this node is. The two nodes of a relay
+/// take opposite ends, by comparing their ids (see [`RelayEnd::between`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayEnd {
+    /// A full ICE agent on a socket of its own, the controlling side, DTLS
+    /// client, polite in perfect negotiation.
+    Full,
+    /// Like a client's connection: ICE-lite on the shared media port, DTLS
+    /// server, impolite.
+    Lite,
+}
+
+impl RelayEnd {
+    /// This node's end of a relay with `other`: the smaller id is `Full`.
+    pub fn between(me: &NodeId, other: &NodeId) -> RelayEnd {
+        if me < other {
+            RelayEnd::Full
+        } else {
+            RelayEnd::Lite
+        }
+    }
+}
+
 /// One entry of an `active-speakers` event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Speaker {
@@ -95,8 +127,9 @@ pub struct EncodingState {
 }
 
 /// A request from signaling to the media plane. Each is about one
-/// participant of one room; the room is named in every command so a plane
-/// can route it (to the shard that owns the room) without a lookup table.
+/// participant (or one node-to-node relay) of one room; the room is named
+/// in every command so a plane can route it (to the shard that owns the
+/// room) without a lookup table.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MediaCommand {
     /// The participant joined an SFU room: set up its state.
@@ -137,17 +170,38 @@ pub enum MediaCommand {
         track: String,
         settings: TrackSettings,
     },
+    /// Another node serves members of this room too: exchange tracks with
+    /// it over a relay connection (each local track goes to it once, each
+    /// of its tracks is forwarded here to the local members).
+    RelayOpen {
+        room: RoomName,
+        node: NodeId,
+        end: RelayEnd,
+    },
+    /// The room no longer spans that node: the relay goes.
+    RelayClose { room: RoomName, node: NodeId },
+    /// An offer or answer from that node's end of the relay.
+    RelaySdp {
+        room: RoomName,
+        node: NodeId,
+        kind: SdpKind,
+        sdp: String,
+    },
 }
 
 impl MediaCommand {
-    pub fn participant(&self) -> &ParticipantId {
+    /// The participant it is about; `None` for relay commands.
+    pub fn participant(&self) -> Option<&ParticipantId> {
         match self {
             MediaCommand::Join { participant, .. }
             | MediaCommand::Leave { participant, .. }
             | MediaCommand::Offer { participant, .. }
             | MediaCommand::Answer { participant, .. }
             | MediaCommand::Candidate { participant, .. }
-            | MediaCommand::TrackSettings { participant, .. } => participant,
+            | MediaCommand::TrackSettings { participant, .. } => Some(participant),
+            MediaCommand::RelayOpen { .. }
+            | MediaCommand::RelayClose { .. }
+            | MediaCommand::RelaySdp { .. } => None,
         }
     }
 
@@ -159,7 +213,10 @@ impl MediaCommand {
             | MediaCommand::Offer { room, .. }
             | MediaCommand::Answer { room, .. }
             | MediaCommand::Candidate { room, .. }
-            | MediaCommand::TrackSettings { room, .. } => room,
+            | MediaCommand::TrackSettings { room, .. }
+            | MediaCommand::RelayOpen { room, .. }
+            | MediaCommand::RelayClose { room, .. }
+            | MediaCommand::RelaySdp { room, .. } => room,
         }
     }
 }
@@ -202,18 +259,26 @@ pub enum MediaEvent {
         mid: Option<String>,
         encodings: Vec<EncodingState>,
     },
+    /// An offer or answer for the other node's end of a relay.
+    RelaySdp {
+        room: RoomName,
+        node: NodeId,
+        kind: SdpKind,
+        sdp: String,
+    },
 }
 
 impl MediaEvent {
-    /// The participant the event is for.
-    pub fn participant(&self) -> &ParticipantId {
+    /// The participant the event is for; `None` for a relay's.
+    pub fn participant(&self) -> Option<&ParticipantId> {
         match self {
             MediaEvent::Offer { participant, .. }
             | MediaEvent::Answer { participant, .. }
             | MediaEvent::Candidate { participant, .. }
             | MediaEvent::Error { participant, .. }
             | MediaEvent::ActiveSpeakers { participant, .. }
-            | MediaEvent::PublisherEncodings { participant, .. } => participant,
+            | MediaEvent::PublisherEncodings { participant, .. } => Some(participant),
+            MediaEvent::RelaySdp { .. } => None,
         }
     }
 }
@@ -245,6 +310,14 @@ pub struct MediaStats {
     pub packets_skipped: u64,
     /// Times a subscriber moved to another simulcast stream.
     pub layer_switches: u64,
+    /// Node-to-node relay connections (cascading rooms across a cluster).
+    pub relays: u64,
+    /// RTP packets (and bytes) sent to other nodes over relays, included in
+    /// `packets_out`/`bytes_out`.
+    pub relay_packets_out: u64,
+    pub relay_bytes_out: u64,
+    /// RTP packets received from other nodes over relays.
+    pub relay_packets_in: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
 }

@@ -231,6 +231,34 @@ pub fn render(
         "Times a subscriber moved to another simulcast stream.",
         &[("", m.layer_switches as f64)],
     );
+    family(
+        &mut out,
+        "sfu_relays",
+        "gauge",
+        "Node-to-node relay connections (rooms that span nodes of a cluster).",
+        &[("", m.relays as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_relay_packets_out_total",
+        "counter",
+        "RTP packets sent to other nodes over relays (also in sfu_packets_out_total).",
+        &[("", m.relay_packets_out as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_relay_bytes_out_total",
+        "counter",
+        "RTP bytes sent to other nodes over relays (also in sfu_bytes_out_total).",
+        &[("", m.relay_bytes_out as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_relay_packets_in_total",
+        "counter",
+        "RTP packets received from other nodes over relays.",
+        &[("", m.relay_packets_in as f64)],
+    );
     let dropped: Vec<(String, f64)> = m
         .dropped
         .iter()
@@ -329,6 +357,10 @@ mod tests {
             disconnects: 4,
             packets_skipped: 11,
             layer_switches: 3,
+            relays: 2,
+            relay_packets_out: 50,
+            relay_bytes_out: 500,
+            relay_packets_in: 40,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
         };
         let process = ProcessStats {
@@ -338,6 +370,9 @@ mod tests {
         };
         let text = render(&hub, Some(&media), Some(&process));
         assert_eq!(sample(&text, "sfu_rooms{mode=\"sfu\"}"), Some(1.0));
+        assert_eq!(sample(&text, "sfu_relays"), Some(2.0));
+        assert_eq!(sample(&text, "sfu_relay_packets_out_total"), Some(50.0));
+        assert_eq!(sample(&text, "sfu_relay_packets_in_total"), Some(40.0));
         assert_eq!(sample(&text, "sfu_rooms{mode=\"p2p\"}"), Some(1.0));
         assert_eq!(sample(&text, "sfu_participants"), Some(4.0));
         assert_eq!(sample(&text, "sfu_media_available"), Some(1.0));

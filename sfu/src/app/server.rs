@@ -89,6 +89,13 @@ async fn signaling(
         .await
         .map_err(|e| anyhow::anyhow!("cannot join the cluster at {}: {e}", cfg.cluster.redis))?;
     tracing::info!(node = %node.id(), %url, "joined the cluster");
+    if cfg.cluster.secret.trim().is_empty() {
+        // Relays still work (every node uses the same empty key), but any
+        // client of the Redis could then offer a node a relay.
+        tracing::warn!(
+            "[cluster] secret is empty: media relays between nodes are not authenticated"
+        );
+    }
     Ok(Signaling::start_clustered(cfg.signaling(), media, node).await?)
 }
 

@@ -66,6 +66,8 @@ pub struct Media {
     pub extmaps: Vec<(u8, String)>,
     /// `a=rid` ids with direction `send` (simulcast layers the remote sends).
     pub send_rids: Vec<String>,
+    /// `a=msid:<stream id> <track id>`, when present.
+    pub msid: Option<(String, String)>,
 }
 
 impl Media {
@@ -110,6 +112,12 @@ pub fn media_sections(sdp: &str) -> Vec<Media> {
         let Some(m) = out.last_mut() else { continue };
         if let Some(v) = l.strip_prefix("a=mid:") {
             m.mid = Some(v.trim().to_owned());
+        } else if let Some(v) = l.strip_prefix("a=msid:") {
+            let mut f = v.split_whitespace();
+            if let Some(stream) = f.next() {
+                let track = f.next().unwrap_or_default();
+                m.msid = Some((stream.to_owned(), track.to_owned()));
+            }
         } else if let Some(v) = l.strip_prefix("a=rtpmap:") {
             let Some((pt, enc)) = v.split_once(' ') else {
                 continue;

@@ -47,11 +47,19 @@ impl Shard {
         let Some(&sub) = self.by_participant.get(subscriber) else {
             return;
         };
-        let track = self
-            .by_participant
-            .get(publisher)
-            .and_then(|p| self.peers.get(p))
-            .and_then(|p| p.inbound.get(track_id).copied());
+        let track = match self.by_participant.get(publisher) {
+            Some(p) => self
+                .peers
+                .get(p)
+                .and_then(|p| p.inbound.get(track_id).copied()),
+            // A publisher on another node: its track came over a relay,
+            // under its own ids.
+            None => self
+                .tracks
+                .iter()
+                .find(|(_, p)| p.stream_id == publisher.as_str() && p.track_id == track_id)
+                .map(|(t, _)| *t),
+        };
         let Some(peer) = self.peers.get_mut(&sub) else {
             return;
         };
@@ -188,8 +196,10 @@ impl Shard {
                 continue;
             };
             let list = rooms.entry(peer.room.clone()).or_default();
-            if p.level >= SPEAKING_LEVEL && !list.iter().any(|(id, _)| *id == peer.participant) {
-                list.push((peer.participant.clone(), p.level));
+            // The stream id names the publisher, here or (over a relay) on
+            // another node.
+            if p.level >= SPEAKING_LEVEL && !list.iter().any(|(id, _)| id.as_str() == p.stream_id) {
+                list.push((ParticipantId::from_string(p.stream_id.clone()), p.level));
             }
         }
         for state_room in self.speakers.keys().cloned().collect::<Vec<_>>() {
@@ -217,7 +227,7 @@ impl Shard {
             let members: Vec<ParticipantId> = self
                 .peers
                 .values()
-                .filter(|p| p.room == room)
+                .filter(|p| p.room == room && p.relay.is_none())
                 .map(|p| p.participant.clone())
                 .collect();
             if members.is_empty() {

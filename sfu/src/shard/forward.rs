@@ -133,14 +133,18 @@ impl Shard {
     /// out: a header with the leg's numbers and extensions around the
     /// shared (or, where a PictureID changes, copied) payload.
     fn forward(&mut self, from: PeerKey, pkt: Packet, now: Instant) {
-        let Some(track) = self
-            .peers
-            .get(&from)
-            .and_then(|p| p.inbound_ssrc.get(&pkt.header.ssrc).copied())
-        else {
+        let Some((track, from_relay)) = self.peers.get(&from).and_then(|p| {
+            Some((
+                p.inbound_ssrc.get(&pkt.header.ssrc).copied()?,
+                p.relay.is_some(),
+            ))
+        }) else {
             self.counts.drop(Drop::NotPermitted);
             return;
         };
+        if from_relay {
+            self.counts.relay_packets_in += 1;
+        }
         let Some(published) = self.tracks.get_mut(&track) else {
             self.counts.drop(Drop::NotPermitted);
             return;
@@ -219,10 +223,15 @@ impl Shard {
             // leg's own (from the SDP both sides use now), which the
             // library's per-sender checks would hold against its single,
             // first-negotiated set of numbers.
+            let to_relay = peer.relay.is_some();
             match write_rtp(&mut peer.pc, now, p) {
                 Ok(()) => {
                     counts.packets_forwarded += 1;
                     counts.bytes_forwarded += size;
+                    if to_relay {
+                        counts.relay_packets_out += 1;
+                        counts.relay_bytes_out += size;
+                    }
                 }
                 Err(_) => counts.drop(Drop::WriteFailed),
             }

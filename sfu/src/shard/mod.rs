@@ -7,10 +7,12 @@
 //!   downstream legs.
 //! - [`signal`]: offers, answers, candidates, renegotiation.
 //! - [`forward`]: the per-packet path and RTCP feedback.
+//! - [`relay`]: node-to-node relays, members of a room like any other.
 
 mod adapt;
 mod forward;
 mod peer;
+mod relay;
 mod signal;
 mod track;
 
@@ -37,6 +39,7 @@ use crate::engine::{build_peer, PeerSetup};
 use crate::stats::{Counts, Drop};
 
 pub use peer::Peer;
+pub use relay::RelayLink;
 use track::Published;
 
 /// How long the server waits, after a join, for the client's own offer
@@ -89,6 +92,7 @@ pub struct Shard {
     /// When adaptation (layers, dynacast, speakers) runs next.
     next_adapt: Instant,
     speakers: HashMap<String, adapt::SpeakerState>,
+    relays: relay::Relays,
     pub counts: Counts,
 }
 
@@ -119,6 +123,7 @@ impl Shard {
             unusable_repairs: Arc::default(),
             next_adapt: Instant::now(),
             speakers: HashMap::new(),
+            relays: relay::Relays::default(),
             counts: Counts::default(),
         }
     }
@@ -150,6 +155,18 @@ impl Shard {
                 settings,
                 ..
             } => self.on_track_settings(&participant, &publisher, &track, settings, now),
+            // A full end needs a socket: the runtime binds it and calls
+            // `open_relay` itself.
+            MediaCommand::RelayOpen { room, node, end } => {
+                self.open_relay(&room, &node, end, None, now)
+            }
+            MediaCommand::RelayClose { room, node } => self.close_relay(&room, &node, now),
+            MediaCommand::RelaySdp {
+                room,
+                node,
+                kind,
+                sdp,
+            } => self.relay_sdp(&room, &node, kind, sdp, now),
         }
         self.flush(now);
     }
@@ -293,6 +310,7 @@ impl Shard {
         &mut Vec<MediaEvent>,
         &mut Vec<UfragChange>,
     ) {
+        self.relay_events();
         (&mut self.out, &mut self.events, &mut self.ufrag_changes)
     }
 
@@ -318,12 +336,20 @@ impl Shard {
             self.process_peer(k, now);
             // Forwarding may have touched `k` again; writes are drained once
             // everything queued so far is processed.
+            let relay_socket = self.relay_socket(k);
             if let Some(p) = self.peers.get_mut(&k) {
                 p.dirty = false;
                 while let Some(w) = p.pc.poll_write() {
                     self.counts.packets_out += 1;
                     self.counts.bytes_out += w.message.len() as u64;
-                    self.out.push((w.transport.peer_addr, w.message));
+                    match relay_socket {
+                        Some(local) => {
+                            self.relays
+                                .out
+                                .push((local, w.transport.peer_addr, w.message))
+                        }
+                        None => self.out.push((w.transport.peer_addr, w.message)),
+                    }
                 }
                 // Reading the deadline walks every handler of the connection
                 // (about as dear as forwarding a packet), and forwarded media
@@ -335,7 +361,7 @@ impl Shard {
                 }
             }
         }
-        self.counts.connections = self.peers.len() as u64;
+        self.counts.connections = self.peers.len() as u64 - self.counts.relays;
         self.counts.tracks = self.tracks.len() as u64;
         self.counts.dropped[Drop::UnknownSsrc as usize] = self.unknown_ssrc.load(Ordering::Relaxed);
         self.counts.dropped[Drop::UnusableRepair as usize] =
@@ -360,6 +386,7 @@ impl Shard {
             pwd: Alphanumeric.sample_string(&mut rng, 32),
             unknown_ssrc: self.unknown_ssrc.clone(),
             unusable_repairs: self.unusable_repairs.clone(),
+            relay_full: false,
         };
         let pc = match build_peer(&setup, now) {
             Ok(pc) => pc,

@@ -71,6 +71,8 @@ pub struct Peer {
     /// Settings that arrived for tracks not forwarded to this participant
     /// yet, by (publisher participant id, track id).
     pub pending_settings: HashMap<(String, String), TrackSettings>,
+    /// Set when this is a node-to-node relay rather than a participant.
+    pub relay: Option<super::relay::RelayLink>,
 }
 
 impl Peer {
@@ -103,6 +105,7 @@ impl Peer {
             legs: HashMap::new(),
             leg_by_ssrc: HashMap::new(),
             pending_settings: HashMap::new(),
+            relay: None,
         }
     }
 
@@ -118,10 +121,17 @@ impl Peer {
                 break s;
             }
         };
+        // Over a relay, tracks of several publishers share one connection
+        // and two may have the same track id: the id names both (the other
+        // node takes the publisher's prefix off again).
+        let track_id = match self.relay {
+            Some(_) => super::relay::relayed_track_id(&src.stream_id, &src.track_id),
+            None => src.track_id.clone(),
+        };
         let media = MediaStreamTrack::new(
             src.stream_id.clone(),
-            src.track_id.clone(),
-            src.track_id.clone(),
+            track_id.clone(),
+            track_id,
             src.kind,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {

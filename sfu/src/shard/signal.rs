@@ -97,6 +97,20 @@ impl Shard {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
+        let polite = peer
+            .relay
+            .as_ref()
+            .is_some_and(|r| r.end == signaling::media::RelayEnd::Full);
+        if polite && peer.pc.pending_local_description().is_some() {
+            // The full end of a relay is the polite one: it rolls its offer
+            // back, answers, and offers again after the round.
+            match RTCSessionDescription::rollback(None)
+                .and_then(|r| peer.pc.set_local_description(now, r))
+            {
+                Ok(()) => peer.needs_offer = true,
+                Err(e) => tracing::debug!(%participant, "relay rollback: {e}"),
+            }
+        }
         if peer.pc.pending_local_description().is_some() {
             // A polite client rolls its offer back when ours arrives; one that
             // cannot roll back learns here that it must answer ours first.
@@ -297,20 +311,21 @@ impl Shard {
             tracing::debug!(peer = %key, track = %init.track_id, "a track with no media section: ignored");
             return;
         };
-        let stream_id = peer.participant.to_string();
+        // A relay brings other nodes' tracks: they keep their publisher's ids.
+        let (stream_id, track_id) = match (&peer.relay, &section.msid) {
+            (Some(_), Some((stream, _))) => (
+                stream.clone(),
+                super::relay::original_track_id(stream, &init.track_id).to_owned(),
+            ),
+            _ => (peer.participant.to_string(), init.track_id.clone()),
+        };
         let track_no = self.new_track_no();
         let Some(changes) = self.routing.publish(key, track_no) else {
             tracing::debug!(peer = %key, track = %init.track_id, "not allowed to publish: ignored");
             return;
         };
-        let mut published = Published::new(
-            key,
-            init.receiver_id,
-            stream_id,
-            init.track_id.clone(),
-            kind,
-            section,
-        );
+        let mut published =
+            Published::new(key, init.receiver_id, stream_id, track_id, kind, section);
         published.add_stream(rid, init.ssrc, throttle);
         self.tracks.insert(track_no, published);
         if let Some(peer) = self.peers.get_mut(&key) {

@@ -104,11 +104,14 @@ pub struct Received {
     pub ext_ids: BTreeSet<u8>,
     /// The last payload seen per extension id.
     pub ext_payloads: BTreeMap<u8, Bytes>,
+    /// The SSRC the track last arrived on.
+    pub ssrc: u32,
 }
 
 impl Received {
     fn push(&mut self, p: &Packet) {
         self.packets += 1;
+        self.ssrc = p.header.ssrc;
         // Extend to 64 bits so wrap-around keeps order.
         let s = p.header.sequence_number as u64;
         let ext = match self.last_seq {
@@ -349,6 +352,8 @@ pub struct Net {
     /// Signaling events for these participants wait in `held` (to stage a glare).
     pub hold: Vec<ParticipantId>,
     pub held: Vec<MediaEvent>,
+    /// Offers and answers for other nodes' ends of relays, for the test to carry.
+    pub relay_sdp: Vec<MediaEvent>,
     buf: Vec<u8>,
 }
 
@@ -366,6 +371,7 @@ impl Net {
             room: RoomName::parse("room").unwrap(),
             hold: Vec::new(),
             held: Vec::new(),
+            relay_sdp: Vec::new(),
             buf: vec![0; 2048],
         }
     }
@@ -405,7 +411,10 @@ impl Net {
             }
         }
         while let Ok(ev) = self.events.try_recv() {
-            let who = ev.participant();
+            let Some(who) = ev.participant() else {
+                self.relay_sdp.push(ev);
+                continue;
+            };
             if self.hold.contains(who) {
                 self.held.push(ev);
             } else {
@@ -490,6 +499,7 @@ impl Net {
                 }
             }
             MediaEvent::ActiveSpeakers { .. } | MediaEvent::PublisherEncodings { .. } => {}
+            MediaEvent::RelaySdp { .. } => self.relay_sdp.push(ev),
         }
     }
 
@@ -544,6 +554,27 @@ impl Net {
                 _ => w.transport.peer_addr,
             };
             let _ = c.socket.send_to(&w.message, to);
+        }
+    }
+
+    /// Client `i` asks for a keyframe of a track it receives (a PLI on the
+    /// SSRC the track arrives on).
+    pub fn request_keyframe(&mut self, i: usize, track_id: &str) {
+        use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+        let c = &mut self.clients[i];
+        let Some(ssrc) = c.received.get(track_id).map(|r| r.ssrc) else {
+            return;
+        };
+        let ids: Vec<_> = c.pc.get_transceivers().collect();
+        let receiver = ids
+            .into_iter()
+            .find_map(|t| c.pc.rtp_transceiver(t).and_then(|t| t.receiver()));
+        if let Some(mut r) = receiver.and_then(|r| c.pc.rtp_receiver(r)) {
+            let pli = PictureLossIndication {
+                sender_ssrc: 1,
+                media_ssrc: ssrc,
+            };
+            let _ = r.write_rtcp(Instant::now(), vec![Box::new(pli)]);
         }
     }
 

@@ -483,7 +483,9 @@ impl SimNet {
         }
         let events: Vec<MediaEvent> = self.pending_events.drain(..).chain(events).collect();
         for e in events {
-            let who = e.participant();
+            let Some(who) = e.participant() else {
+                continue;
+            };
             if let Some(c) = self
                 .clients
                 .iter_mut()
@@ -642,7 +644,7 @@ impl SimNet {
                     ));
                 }
             }
-            MediaEvent::Candidate { .. } => {}
+            MediaEvent::Candidate { .. } | MediaEvent::RelaySdp { .. } => {}
         }
     }
 }

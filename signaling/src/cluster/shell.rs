@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::select::{select, Limits};
 use super::store::{ClusterError, EnterArgs, EnterOutcome, RoomView, Store};
-use super::wire::{MemberRecord, NodeMessage, RoomEvent};
+use super::wire::{relay_mac, MemberRecord, NodeMessage, RoomEvent};
 use super::{Load, NodeInfo};
 use crate::config::{ClusterConfig, RoomsConfig};
 use crate::error::ErrorCode;
@@ -307,6 +307,29 @@ impl Shell {
                     .send_to(&node, &NodeMessage::Relay { to, message })
                     .await
             }
+            ClusterOut::RelaySdp {
+                node,
+                room,
+                kind,
+                sdp,
+            } => {
+                let mac = relay_mac(
+                    &self.cfg.secret,
+                    room.as_str(),
+                    &self.me.id,
+                    &node,
+                    kind,
+                    &sdp,
+                );
+                let msg = NodeMessage::RelaySdp {
+                    room: room.to_string(),
+                    from: self.me.id.clone(),
+                    kind,
+                    sdp,
+                    mac,
+                };
+                self.store.send_to(&node, &msg).await
+            }
         };
         if let Err(e) = result {
             tracing::warn!("cluster: {e}");
@@ -509,6 +532,28 @@ impl Shell {
             match serde_json::from_str::<NodeMessage>(&payload) {
                 Ok(NodeMessage::Relay { to, message }) => {
                     self.tell(ClusterIn::Relayed { to, message })
+                }
+                Ok(NodeMessage::RelaySdp {
+                    room,
+                    from,
+                    kind,
+                    sdp,
+                    mac,
+                }) => {
+                    let want = relay_mac(&self.cfg.secret, &room, &from, &self.me.id, kind, &sdp);
+                    let Some(room) = RoomName::parse(&room) else {
+                        return;
+                    };
+                    if !super::store::constant_time_eq(&want, &mac) {
+                        tracing::warn!(%from, %room, "cluster: a relay offer or answer with a wrong MAC (another [cluster] secret?): dropped");
+                        return;
+                    }
+                    self.tell(ClusterIn::RelaySdp {
+                        room,
+                        node: from,
+                        kind,
+                        sdp,
+                    })
                 }
                 Err(e) => tracing::debug!("cluster: unreadable node message: {e}"),
             }

@@ -127,6 +127,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Compares two secrets' MACs in time independent of where they differ.
+pub(crate) fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// The SHA-1 of a resume token, hex: what Redis keeps instead of the token.
 pub fn token_hash(token: &str) -> String {
     Sha1::digest(token.as_bytes())

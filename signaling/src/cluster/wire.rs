@@ -82,6 +82,50 @@ pub enum NodeMessage {
         to: ParticipantId,
         message: Map<String, Value>,
     },
+    /// An offer or answer for the receiving node's end of a room's media
+    /// relay, from node `from`. `mac`: HMAC-SHA1 of the rest under the
+    /// cluster secret (see [`relay_mac`]): a relay's DTLS fingerprint comes
+    /// only from a node that knows the secret.
+    RelaySdp {
+        room: String,
+        from: NodeId,
+        kind: crate::media::SdpKind,
+        sdp: String,
+        mac: String,
+    },
+}
+
+/// The MAC of a relay offer or answer: hex HMAC-SHA1 under `secret` of
+/// room, sending node, receiving node, kind and SDP.
+pub fn relay_mac(
+    secret: &str,
+    room: &str,
+    from: &NodeId,
+    to: &NodeId,
+    kind: crate::media::SdpKind,
+    sdp: &str,
+) -> String {
+    use hmac::{Hmac, Mac};
+    let mut m = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    for part in [
+        room,
+        from.as_str(),
+        to.as_str(),
+        match kind {
+            crate::media::SdpKind::Offer => "offer",
+            crate::media::SdpKind::Answer => "answer",
+        },
+    ] {
+        m.update(part.as_bytes());
+        m.update(&[0]);
+    }
+    m.update(sdp.as_bytes());
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -110,5 +154,23 @@ mod tests {
                 .unwrap();
         assert_eq!(left.node().as_str(), "n2");
         assert!(serde_json::from_str::<RoomEvent>(r#"{"t":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn relay_macs_bind_every_field_to_the_secret() {
+        use crate::media::SdpKind::{Answer, Offer};
+        let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+        let m = relay_mac("s3cret", "r", &a, &b, Offer, "v=0");
+        assert_eq!(m.len(), 40);
+        assert_eq!(m, relay_mac("s3cret", "r", &a, &b, Offer, "v=0"));
+        for other in [
+            relay_mac("other", "r", &a, &b, Offer, "v=0"),
+            relay_mac("s3cret", "r2", &a, &b, Offer, "v=0"),
+            relay_mac("s3cret", "r", &b, &a, Offer, "v=0"),
+            relay_mac("s3cret", "r", &a, &b, Answer, "v=0"),
+            relay_mac("s3cret", "r", &a, &b, Offer, "v=1"),
+        ] {
+            assert_ne!(m, other);
+        }
     }
 }

@@ -146,6 +146,22 @@ impl Hub {
 
     pub(super) fn on_media_event(&mut self, event: MediaEvent, fx: &mut Effects) {
         let (pid, msg) = match event {
+            MediaEvent::RelaySdp {
+                room,
+                node,
+                kind,
+                sdp,
+            } => {
+                if self.relays.get(&room).is_some_and(|r| r.contains(&node)) {
+                    fx.cluster.push(super::ClusterOut::RelaySdp {
+                        node,
+                        room,
+                        kind,
+                        sdp,
+                    });
+                }
+                return;
+            }
             MediaEvent::Offer { participant, sdp } => (participant, ServerMessage::Offer { sdp }),
             MediaEvent::Answer { participant, sdp } => (participant, ServerMessage::Answer { sdp }),
             MediaEvent::Candidate {

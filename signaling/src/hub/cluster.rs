@@ -10,7 +10,7 @@
 //! this hub's own changes go out as [`ClusterOut`]s. The hub stays free of
 //! I/O: without a cluster none of this is used.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
@@ -19,7 +19,7 @@ use super::{Effects, Hub, Millis};
 use crate::auth::ice_servers_for;
 use crate::error::ErrorCode;
 use crate::ids::{ClientId, NodeId, ParticipantId, RoomName};
-use crate::media::Permissions;
+use crate::media::{MediaCommand, Permissions, RelayEnd, SdpKind};
 use crate::protocol::{MediaState, Outgoing, ParticipantInfo, RoomMode, ServerMessage};
 
 /// A join that passed admission, for the cluster to place.
@@ -63,6 +63,13 @@ pub enum ClusterOut {
         node: NodeId,
         to: ParticipantId,
         message: Map<String, Value>,
+    },
+    /// An offer or answer for `node`'s end of the room's media relay.
+    RelaySdp {
+        node: NodeId,
+        room: RoomName,
+        kind: SdpKind,
+        sdp: String,
     },
 }
 
@@ -126,7 +133,19 @@ pub enum ClusterIn {
         url: String,
         node: NodeId,
     },
+    /// An offer or answer from `node`'s end of the room's media relay
+    /// (authenticated by the cluster secret).
+    RelaySdp {
+        room: RoomName,
+        node: NodeId,
+        kind: SdpKind,
+        sdp: String,
+    },
 }
+
+/// The media relays this node keeps, per SFU room: one to each other node
+/// serving members of the room, while this node serves some too.
+pub(super) type Relays = HashMap<RoomName, BTreeSet<NodeId>>;
 
 /// A join waiting for the cluster's answer.
 #[derive(Debug)]
@@ -166,6 +185,54 @@ impl Hub {
     }
 
     pub(super) fn on_cluster(&mut self, input: ClusterIn, now: Millis, fx: &mut Effects) {
+        let room = match &input {
+            ClusterIn::Entered { room, .. }
+            | ClusterIn::Joined { room, .. }
+            | ClusterIn::Left { room, .. }
+            | ClusterIn::Moved { room, .. } => Some(room.clone()),
+            _ => None,
+        };
+        self.on_cluster_input(input, now, fx);
+        if let Some(room) = room {
+            self.sync_relays(&room, fx);
+        }
+    }
+
+    /// Opens and closes the room's media relays to match where its members
+    /// are: one to each other node serving some, while this node serves
+    /// some too (SFU rooms only).
+    pub(super) fn sync_relays(&mut self, room: &RoomName, fx: &mut Effects) {
+        let Some(me) = self.node.clone() else {
+            return;
+        };
+        let sfu = self.rooms.mode(room) == Some(RoomMode::Sfu);
+        let members = self.rooms.members(room);
+        let here = members.iter().any(|m| m.node.is_none());
+        let wanted: BTreeSet<NodeId> = if sfu && here {
+            members.iter().filter_map(|m| m.node.clone()).collect()
+        } else {
+            BTreeSet::new()
+        };
+        let have = self.relays.remove(room).unwrap_or_default();
+        for node in have.difference(&wanted) {
+            fx.media.push(MediaCommand::RelayClose {
+                room: room.clone(),
+                node: node.clone(),
+            });
+        }
+        for node in wanted.difference(&have) {
+            fx.media.push(MediaCommand::RelayOpen {
+                room: room.clone(),
+                node: node.clone(),
+                end: RelayEnd::between(&me, node),
+            });
+        }
+        if !wanted.is_empty() {
+            self.relays.insert(room.clone(), wanted);
+        }
+    }
+
+    fn on_cluster_input(&mut self, input: ClusterIn, now: Millis, fx: &mut Effects) {
         match input {
             ClusterIn::Entered {
                 conn,
@@ -241,6 +308,21 @@ impl Hub {
                     return;
                 };
                 fx.send(&conn, Outgoing::Relay(message));
+            }
+            ClusterIn::RelaySdp {
+                room,
+                node,
+                kind,
+                sdp,
+            } => {
+                if self.relays.get(&room).is_some_and(|r| r.contains(&node)) {
+                    fx.media.push(MediaCommand::RelaySdp {
+                        room,
+                        node,
+                        kind,
+                        sdp,
+                    });
+                }
             }
             ClusterIn::Move { room, url, node } => {
                 for (_, p) in self.participants.iter() {
@@ -379,12 +461,13 @@ impl Hub {
         }
         fx.send(conn, joined);
         if mode == RoomMode::Sfu {
-            fx.media.push(crate::media::MediaCommand::Join {
-                room,
+            fx.media.push(MediaCommand::Join {
+                room: room.clone(),
                 participant: pid,
                 permissions,
             });
         }
+        self.sync_relays(&room, fx);
     }
 
     /// Another node now serves `id`. When it was ours, the client moved (or

@@ -113,6 +113,7 @@ pub struct Hub {
     /// This node's id, in a cluster.
     node: Option<NodeId>,
     pending: cluster::Pending,
+    relays: cluster::Relays,
 }
 
 impl Hub {
@@ -147,6 +148,7 @@ impl Hub {
             rooms,
             node: None,
             pending: HashMap::new(),
+            relays: HashMap::new(),
         }
     }
 

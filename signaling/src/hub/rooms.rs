@@ -226,11 +226,12 @@ impl Hub {
         );
         if room_mode == RoomMode::Sfu {
             fx.media.push(MediaCommand::Join {
-                room: room_name,
+                room: room_name.clone(),
                 participant: pid,
                 permissions,
             });
         }
+        self.sync_relays(&room_name, fx);
     }
 
     /// `leave`: out of the room, socket kept.
@@ -325,10 +326,11 @@ impl Hub {
         }
         if sfu {
             fx.media.push(MediaCommand::Leave {
-                room: p.room,
+                room: p.room.clone(),
                 participant: pid.clone(),
             });
         }
+        self.sync_relays(&p.room, fx);
     }
 
     /// Sends to every member of `room` attached to this hub but `except`.

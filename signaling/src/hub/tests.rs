@@ -255,6 +255,7 @@ mod cluster {
     use super::*;
     use crate::hub::{ClusterIn, ClusterOut, Member};
     use crate::ids::NodeId;
+    use crate::media::{RelayEnd, SdpKind};
     use crate::protocol::{ParticipantInfo, RoomMode};
 
     fn node_hub() -> Hub {
@@ -313,7 +314,10 @@ mod cluster {
         };
         assert_eq!(participants[0].name, "Bob");
         assert_eq!(node.as_ref().map(NodeId::as_str), Some("n1"));
-        assert!(matches!(&fx.media[..], [MediaCommand::Join { .. }]));
+        // The room spans n2: a media relay to it, this node its full end.
+        assert!(
+            matches!(&fx.media[..], [MediaCommand::Join { .. }, MediaCommand::RelayOpen { node, end: RelayEnd::Full, .. }] if node.as_str() == "n2")
+        );
 
         // Events from the other node reach the local member.
         let fx = h.handle(
@@ -357,8 +361,51 @@ mod cluster {
             0,
         );
         assert!(matches!(&fx.cluster[..], [ClusterOut::Media { media, .. }] if media.microphone));
+        // Relay offers and answers go between the nodes.
+        let sdp = MediaEvent::RelaySdp {
+            room: room(),
+            node: NodeId::new("n2"),
+            kind: SdpKind::Offer,
+            sdp: "v=0".into(),
+        };
+        let fx = h.handle(Input::Media(sdp), 0);
+        assert!(
+            matches!(&fx.cluster[..], [ClusterOut::RelaySdp { node, kind: SdpKind::Offer, .. }] if node.as_str() == "n2")
+        );
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::RelaySdp {
+                room: room(),
+                node: NodeId::new("n2"),
+                kind: SdpKind::Answer,
+                sdp: "v=0".into(),
+            }),
+            0,
+        );
+        assert!(matches!(
+            &fx.media[..],
+            [MediaCommand::RelaySdp {
+                kind: SdpKind::Answer,
+                ..
+            }]
+        ));
+        // None for a node the room does not span.
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::RelaySdp {
+                room: room(),
+                node: NodeId::new("n9"),
+                kind: SdpKind::Offer,
+                sdp: "v=0".into(),
+            }),
+            0,
+        );
+        assert!(fx.media.is_empty());
+
+        // The last member here leaves: the relay goes with it.
         let fx = msg(&mut h, &a, r#"{"type":"leave"}"#, 0);
         assert!(matches!(&fx.cluster[..], [ClusterOut::Left { id, .. }] if id == &a));
+        assert!(
+            matches!(&fx.media[..], [MediaCommand::Leave { .. }, MediaCommand::RelayClose { node, .. }] if node.as_str() == "n2")
+        );
     }
 
     #[test]
@@ -445,9 +492,9 @@ mod cluster {
             1000,
         );
         assert!(fx.sends.is_empty(), "{fx:?}");
+        // Its media stays until it switches over; the room now spans n2.
         assert!(
-            fx.media.is_empty(),
-            "its media stays until it switches over"
+            matches!(&fx.media[..], [MediaCommand::RelayOpen { node, .. }] if node.as_str() == "n2")
         );
         // Its old socket closes: it goes, silently, media and all.
         let fx = h.handle(

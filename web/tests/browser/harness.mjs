@@ -88,7 +88,7 @@ export async function hostPageServer(html) {
 /**
  * Starts `$SFU_BIN` on 127.0.0.1 with ephemeral HTTP and UDP ports.
  * @param {{ env?: Record<string, string>, args?: string[] }} [opts]
- * @returns {Promise<{ url: string, port: number, logs: () => string, stop: () => Promise<void> }>}
+ * @returns {Promise<{ url: string, port: number, logs: () => string, stop: () => Promise<void>, kill: (signal: NodeJS.Signals) => Promise<void> }>}
  */
 export async function startServer(opts = {}) {
   if (!fs.existsSync(SFU_BIN)) throw new Error(`server binary not found: ${SFU_BIN} (build it or set SFU_BIN)`);
@@ -132,7 +132,13 @@ export async function startServer(opts = {}) {
     await exited;
     clearTimeout(t);
   };
-  return { url: `http://127.0.0.1:${port}`, port, logs: () => log, stop };
+  /** Sends `signal` (e.g. SIGKILL, to see a node die) and waits until it exits. */
+  const kill = async (/** @type {NodeJS.Signals} */ signal) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill(signal);
+    await exited;
+  };
+  return { url: `http://127.0.0.1:${port}`, port, logs: () => log, stop, kill };
 }
 
 /**
@@ -168,10 +174,13 @@ export async function session(t, opts = {}) {
   /** @type {{ name: string, console: string[] }[]} */
   const pages = [];
   let server = null;
+  /** @type {{ name: string, logs: () => string }[]} */
+  const moreLogs = [];
   let failed = true;
   t.after(async () => {
     if (failed) {
       if (server) console.error(`---- server log ----\n${server.logs().slice(-6000)}`);
+      for (const l of moreLogs) console.error(`---- log of ${l.name} ----\n${l.logs().slice(-6000)}`);
       for (const p of pages) console.error(`---- console of ${p.name} ----\n${p.console.slice(-60).join('\n')}`);
     }
     for (const c of cleanups.reverse()) await c().catch(() => {});
@@ -189,6 +198,10 @@ export async function session(t, opts = {}) {
     /** @param {() => Promise<unknown>} fn */
     defer(fn) {
       cleanups.push(fn);
+    },
+    /** Another server's log, printed when the test fails. @param {string} name @param {() => string} logs */
+    logs(name, logs) {
+      moreLogs.push({ name, logs });
     },
     /**
      * A new Chromium process opened at `urlOrPath` (relative to the server).

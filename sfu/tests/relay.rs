@@ -1,0 +1,143 @@
+//! Two media planes (two nodes of a cluster) joined by a relay: a
+//! publisher on one, a subscriber on the other, real UDP, ICE and
+//! DTLS-SRTP between each client and its node and between the nodes. The
+//! relay's offers and answers are carried here as signaling would.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{payload, Net};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use signaling::ids::NodeId;
+use signaling::media::{MediaCommand, MediaEvent, MediaPlane, RelayEnd};
+
+/// Carries relay offers and answers from one node's plane to the other's.
+fn carry(from: &mut Net, from_node: &str, to: &Net) {
+    for ev in from.relay_sdp.drain(..) {
+        if let MediaEvent::RelaySdp {
+            room, kind, sdp, ..
+        } = ev
+        {
+            to.plane.handle(MediaCommand::RelaySdp {
+                room,
+                node: NodeId::new(from_node),
+                kind,
+                sdp,
+            });
+        }
+    }
+}
+
+fn pump_both(a: &mut Net, b: &mut Net) {
+    a.pump();
+    b.pump();
+    carry(a, "a", b);
+    carry(b, "b", a);
+}
+
+#[test]
+fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
+    let mut a = Net::new(1);
+    let mut b = Net::new(2);
+    let alice = a.join("alice", true, true);
+    a.clients[alice].add_track("alice-video", RtpCodecKind::Video);
+    a.clients[alice].add_track("alice-audio", RtpCodecKind::Audio);
+    let bob = b.join("bob", false, true);
+    // "a" < "b": node a holds the relay's full end.
+    a.plane.handle(MediaCommand::RelayOpen {
+        room: a.room.clone(),
+        node: NodeId::new("b"),
+        end: RelayEnd::Full,
+    });
+    b.plane.handle(MediaCommand::RelayOpen {
+        room: b.room.clone(),
+        node: NodeId::new("a"),
+        end: RelayEnd::Lite,
+    });
+
+    let mut seq = 0u16;
+    let flowing = |b: &Net| {
+        let r = &b.clients[bob].received;
+        r.len() == 2 && r.values().all(|t| t.packets >= 50)
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while !flowing(&b) && Instant::now() < end {
+        seq = seq.wrapping_add(1);
+        let c = &mut a.clients[alice];
+        c.send_rtp(0, seq, seq as u32 * 3000, payload(seq, 600), true);
+        c.send_rtp(1, seq, seq as u32 * 960, payload(seq, 80), true);
+        for _ in 0..5 {
+            pump_both(&mut a, &mut b);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let got = &b.clients[bob].received;
+    assert_eq!(
+        got.len(),
+        2,
+        "bob gets alice's two tracks: {:?}",
+        got.keys()
+    );
+    for (track, r) in got {
+        assert!(track.starts_with("alice-"), "{track}");
+        assert!(r.packets >= 50, "{track}: {} packets", r.packets);
+        // As if alice were on bob's node: her participant id in the msid.
+        assert_eq!(r.stream_ids, vec!["alice".to_string()], "{track}");
+    }
+    let (sa, sb) = (a.plane.stats(), b.plane.stats());
+    assert_eq!((sa.relays, sb.relays), (1, 1));
+    assert_eq!(sb.connections, 1, "relays are not counted as participants");
+    assert!(sa.relay_packets_out >= 100, "{sa:?}");
+    assert!(sb.relay_packets_in >= 100, "{sb:?}");
+    assert_eq!(
+        sb.relay_packets_out, 0,
+        "nothing goes back: bob publishes nothing"
+    );
+
+    // A keyframe request on node b crosses to the publisher on node a.
+    // First a quiet spell, so no request of the set-up is still to come.
+    let end = Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        let v = a.plane.stats().keyframe_requests_sent;
+        let until = Instant::now() + Duration::from_millis(800);
+        while Instant::now() < until {
+            pump_both(&mut a, &mut b);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if a.plane.stats().keyframe_requests_sent == v {
+            break v;
+        }
+        assert!(Instant::now() < end, "keyframe requests never settle");
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut crossed = false;
+    while Instant::now() < end && !crossed {
+        b.request_keyframe(bob, "alice-video");
+        for _ in 0..50 {
+            pump_both(&mut a, &mut b);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        crossed = a.plane.stats().keyframe_requests_sent > before;
+    }
+    assert!(crossed, "bob's PLI reached alice's node through the relay");
+
+    // The room no longer spans the nodes: alice's tracks leave bob.
+    a.plane.handle(MediaCommand::RelayClose {
+        room: a.room.clone(),
+        node: NodeId::new("b"),
+    });
+    b.plane.handle(MediaCommand::RelayClose {
+        room: b.room.clone(),
+        node: NodeId::new("a"),
+    });
+    let offers = b.clients[bob].offers_received;
+    let closed = b.pump_until(Duration::from_secs(10), |n| {
+        n.plane.stats().relays == 0 && n.clients[bob].offers_received > offers
+    });
+    assert!(
+        closed,
+        "the relay goes and bob is offered the room without alice's tracks"
+    );
+    assert_eq!(a.plane.stats().relays, 0);
+}
