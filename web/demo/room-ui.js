@@ -62,6 +62,9 @@ export function mountRoom(root, client, opts) {
   });
   let serverState = 'new';
   let selfName = opts.name;
+  /** Tile views of remote video tracks, told to the server (adaptive stream). */
+  /** @type {Map<MediaStreamTrack, () => void>} */
+  const views = new Map();
 
   /** Shows the room as a viewer sees it, or as a publisher does. */
   const setViewer = (/** @type {boolean} */ viewer) => {
@@ -149,9 +152,14 @@ export function mountRoom(root, client, opts) {
       grid.ensure(id, { name: p.name });
       grid.addTrack(id, track);
     }
+    // The server sends a layer that fits the tile, and nothing while it is not seen.
+    const tile = grid.tiles.get(source === 'screen' || source === 'screen-audio' ? `screen:${id}` : id);
+    if (track.kind === 'video' && tile && !views.has(track)) views.set(track, client.attach(track, tile.video));
   };
   on('track-added', ({ participantId, track, source }) => onTrack(participantId, track, source));
   on('track-removed', ({ participantId, track, source }) => {
+    views.get(track)?.();
+    views.delete(track);
     const key = source === 'screen' || source === 'screen-audio' ? `screen:${participantId}` : participantId;
     grid.removeTrack(key, track);
     if (key.startsWith('screen:') && !grid.tiles.get(key)?.stream.getTracks().length) grid.remove(key);
@@ -198,6 +206,18 @@ export function mountRoom(root, client, opts) {
   });
   on('error', (e) => notify(describeError(e)));
 
+  // Who speaks: in SFU rooms the server's `active-speakers` (the loudest
+  // tile is highlighted, and first in a large room); in P2P rooms the
+  // audio levels of the connections' stats.
+  on('active-speakers', ({ speakers }) => {
+    const key = (/** @type {string} */ id) => (id === client.id ? 'local' : id);
+    const speaking = new Set(speakers.map((s) => key(s.id)));
+    const loudest = speakers.length ? key(speakers[0].id) : null;
+    for (const k of grid.tiles.keys()) {
+      if (k.startsWith('screen:')) continue;
+      grid.set(k, { speaking: String(speaking.has(k)), activeSpeaker: String(k === loudest) });
+    }
+  });
   const poller = new StatsPoller(client, (rows, quality) => {
     if (!$('.stats').hidden) renderStats(statsBody, rows, nameOf);
     /** @type {Set<string>} */
@@ -208,7 +228,10 @@ export function mountRoom(root, client, opts) {
     for (const key of grid.tiles.keys()) {
       if (key.startsWith('screen:')) continue;
       const q = key === 'local' ? quality.get(null) : quality.get(client.mode === 'sfu' ? null : key);
-      grid.set(key, { speaking: String(speaking.has(key)), quality: q ?? 'unknown' });
+      /** @type {Record<string, string>} */
+      const attrs = { quality: q ?? 'unknown' };
+      if (client.mode !== 'sfu') attrs.speaking = String(speaking.has(key));
+      grid.set(key, attrs);
     }
   });
   poller.start();
@@ -257,6 +280,8 @@ export function mountRoom(root, client, opts) {
     opts.onHangup?.();
   };
   on('left', () => {
+    views.forEach((detach) => detach());
+    views.clear();
     poller.stop();
     grid.clear();
   });

@@ -135,6 +135,8 @@ export class TileGrid {
     this.#root.style.setProperty('--cols', String(cols));
     this.#root.style.setProperty('--rows', String(rows));
     this.#root.dataset.count = String(this.tiles.size);
+    // In a large room the active speaker's tile moves to the front.
+    this.#root.dataset.large = String(this.tiles.size > 6);
   }
 }
 

@@ -10,6 +10,8 @@ import { LocalMedia } from './local-media.js';
 import { SdkError } from './errors.js';
 import { createMeshSlots, adoptMeshSlots, syncSenders, renewUnnegotiated, SOURCES } from './senders.js';
 import { RemoteTracks } from './remote-tracks.js';
+import { TrackViews } from './track-views.js';
+import { applyEncodings } from './encodings.js';
 
 /**
  * @typedef {import('./local-media.js').Source} Source
@@ -32,9 +34,13 @@ import { RemoteTracks } from './remote-tracks.js';
  *   'connection-state': { peerId: string | null, state: RTCPeerConnectionState },
  *   'connection-recovery': { peerId: string | null, action: 'new-connection' | 'renew-transceivers' | 'renegotiate' | 'restart-ice' | 'rejoin' },
  *   'node-changed': { node: string | null, url: string, reason: 'redirect' | 'move' | 'reconnect' },
+ *   'active-speakers': { speakers: Speaker[] },
+ *   'publisher-encodings': { source: Source | null, mid: string | null, encodings: { rid?: string, active: boolean }[] },
  *   error: SdkError,
  * }} ClientEvents
- * @typedef {{ key: string, peerId: string | null, link: PeerLink, sig?: SignalingSocket | null } & import('./senders.js').SenderSet} PeerEntry
+ * @typedef {{ key: string, peerId: string | null, link: PeerLink, sig?: SignalingSocket | null, encodingsDone?: Promise<unknown> } & import('./senders.js').SenderSet} PeerEntry
+ * @typedef {{ id: string, level: number }} Speaker
+ * @typedef {import('./track-views.js').Quality} Quality
  */
 
 /** The `/ws` address of the server that served this page. */
@@ -71,6 +77,9 @@ export class RoomClient extends Emitter {
   #leftWaiter = null;
   #remote;
   #streams;
+  #views;
+  /** @type {Speaker[]} who speaks in the room, loudest first (SFU rooms, from the server) */
+  activeSpeakers = [];
   /** @type {ReturnType<typeof setInterval> | null} */
   #ping = null;
   /** A re-join is under way (see #rejoin). */
@@ -92,12 +101,17 @@ export class RoomClient extends Emitter {
    *   backoff?: import('./signaling.js').Backoff,
    *   offerRetryMs?: number,
    *   recovery?: { checkMs?: number, settleMs?: number, connectMs?: number },
+   *   publish?: import('./encodings.js').PublishOptions,
+   *   trackSettingsDebounceMs?: number,
    * }} [opts] url: the server's `/ws` (default: the page's server), or the
    *   nodes of a cluster, tried in turn when one cannot be reached; the
    *   constructors are injectable for unit tests only; offerRetryMs:
    *   when to re-send an unanswered offer (default 10000); recovery: when to
    *   renegotiate a track that was never negotiated (settleMs, default 3000)
-   *   and restart ICE on a connection that is not up (connectMs, default 6000)
+   *   and restart ICE on a connection that is not up (connectMs, default 6000);
+   *   publish: how video goes out in SFU rooms (simulcast by default, the
+   *   codec, SVC: see docs/sdk.md, Adaptive media); trackSettingsDebounceMs:
+   *   how long view changes gather before `track-settings` goes out (150)
    */
   constructor(opts = {}) {
     super();
@@ -105,7 +119,8 @@ export class RoomClient extends Emitter {
     this.local = new LocalMedia(opts.mediaDevices ?? globalThis.navigator?.mediaDevices);
     const MS = opts.MediaStream ?? globalThis.MediaStream;
     this.#streams = { camera: new MS(), screen: new MS() };
-    this.#remote = new RemoteTracks(this);
+    this.#remote = new RemoteTracks(this, (participantId, track) => this.#views.gone(participantId, track.id));
+    this.#views = new TrackViews((m) => this.signaling?.send(m), { debounceMs: opts.trackSettingsDebounceMs });
   }
 
   /**
@@ -147,6 +162,8 @@ export class RoomClient extends Emitter {
     if (this.#ping) clearInterval(this.#ping);
     this.#ping = null;
     for (const id of [...this.participants.keys()]) this.#removeParticipant(id);
+    this.#views.close();
+    this.activeSpeakers = [];
     this.room = null;
     this.id = null;
     this.mode = null;
@@ -246,6 +263,70 @@ export class RoomClient extends Emitter {
     return this.#remote.of(participantId);
   }
 
+  // ---- adaptive media (SFU rooms) ----
+
+  /**
+   * Tells the server that `element` shows a remote track (it does not set
+   * `srcObject`: the page does). From then on the server sends the smallest
+   * layer that covers the element's rendered size, and no video while no
+   * element showing the track is visible (hidden page, scrolled out of
+   * view, zero size, removed). Returns a function that detaches it.
+   * @param {MediaStreamTrack} track a remote track (from `track-added`)
+   * @param {Element} element usually the `<video>` that plays it
+   * @returns {() => void}
+   */
+  attach(track, element) {
+    const owner = this.#remote.ownerOf(track);
+    if (!owner) return () => {};
+    return this.#views.attach(owner, track.id, element);
+  }
+
+  /**
+   * The most a subscriber wants of a remote track, whatever its size
+   * (`null`: no cap).
+   * @param {string} participantId
+   * @param {MediaStreamTrack | string} track the track or its id
+   * @param {Quality | null} quality
+   */
+  setTrackQuality(participantId, track, quality) {
+    this.#views.choose(participantId, trackId(track), { quality });
+  }
+
+  /**
+   * The largest picture wanted of a remote track, in pixels (`null`: no cap).
+   * @param {string} participantId
+   * @param {MediaStreamTrack | string} track
+   * @param {{ width?: number, height?: number } | null} size
+   */
+  setTrackMaxSize(participantId, track, size) {
+    this.#views.choose(participantId, trackId(track), { maxWidth: size?.width ?? null, maxHeight: size?.height ?? null });
+  }
+
+  /**
+   * Stops receiving a remote track until `resumeTrack` (video or audio).
+   * @param {string} participantId
+   * @param {MediaStreamTrack | string} track
+   */
+  pauseTrack(participantId, track) {
+    this.#views.choose(participantId, trackId(track), { paused: true });
+  }
+
+  /** @param {string} participantId @param {MediaStreamTrack | string} track */
+  resumeTrack(participantId, track) {
+    this.#views.choose(participantId, trackId(track), { paused: false });
+  }
+
+  /**
+   * What the server was (or will be) told of a remote track: `visible`,
+   * rendered `width` and `height` in device pixels, and the choices made;
+   * null while the server's default (the best layer) stands.
+   * @param {string} participantId
+   * @param {MediaStreamTrack | string} track
+   */
+  trackSettings(participantId, track) {
+    return this.#views.current(participantId, trackId(track));
+  }
+
   // ---- signaling ----
 
   /** @param {string | string[]} [url] */
@@ -326,6 +407,10 @@ export class RoomClient extends Emitter {
         return this.#onRedirect(m);
       case 'move':
         return this.#onMove(m);
+      case 'active-speakers':
+        return this.#onActiveSpeakers(m);
+      case 'publisher-encodings':
+        return this.#onPublisherEncodings(m);
       default:
     }
   }
@@ -375,8 +460,43 @@ export class RoomClient extends Emitter {
       if (sfu) this.emit('connection-state', { peerId: null, state: sfu.link.pc.connectionState });
     }
     this.#sendMediaState();
+    // A resumed place keeps its forwarded tracks: the server hears again how they are shown.
+    if (resumed) this.#views.resendAll();
     this.#pendingJoin?.resolve(info);
     this.#pendingJoin = null;
+  }
+
+  /** @param {Record<string, any>} m */
+  #onActiveSpeakers(m) {
+    if (!Array.isArray(m.speakers)) return;
+    /** @type {Speaker[]} */
+    const speakers = m.speakers
+      .filter((/** @type {any} */ s) => s && typeof s.id === 'string')
+      .map((/** @type {any} */ s) => ({ id: s.id, level: Number(s.level) || 0 }));
+    this.activeSpeakers = speakers;
+    this.emit('active-speakers', { speakers });
+  }
+
+  /**
+   * Dynacast: the server says which encodings of one of our tracks anyone
+   * receives; the others are turned off at the encoder (no CPU, no uplink)
+   * until it asks for them again.
+   * @param {Record<string, any>} m
+   */
+  #onPublisherEncodings(m) {
+    const entry = this.#peers.get('server');
+    if (!entry || !Array.isArray(m.encodings)) return;
+    const tr = entry.link.pc.getTransceivers().find((t) => m.mid != null && t.mid === m.mid && t.currentDirection !== 'stopped')
+      ?? SOURCES.map((s) => entry.slots[s]).find((t) => t && t.sender.track?.id === m.track);
+    if (!tr) return;
+    const source = SOURCES.find((s) => entry.slots[s] === tr) ?? null;
+    /** @type {{ rid?: string, active: boolean }[]} */
+    const encodings = m.encodings.filter((/** @type {any} */ e) => e && typeof e.active === 'boolean');
+    // getParameters/setParameters pairs must not interleave on one sender.
+    entry.encodingsDone = (entry.encodingsDone ?? Promise.resolve())
+      .then(() => applyEncodings(tr.sender, encodings))
+      .then(() => this.emit('publisher-encodings', { source, mid: tr.mid, encodings }))
+      .catch((e) => this.emit('error', new SdkError('negotiation_failed', `could not apply the server's encodings: ${e?.message ?? e}`, { cause: e })));
   }
 
   /** @param {Record<string, any>} m */
@@ -454,7 +574,12 @@ export class RoomClient extends Emitter {
     /** @type {PeerEntry} */
     // The server's connection signals through the socket it was made on:
     // while moving between nodes, the old one still negotiates with the old node.
-    const entry = { key, peerId, link, pc, slots: {}, sdpIds: {}, mode: peerId === null ? 'sfu' : 'p2p', sig: peerId === null ? this.signaling : null };
+    const entry = {
+      key, peerId, link, pc, slots: {}, sdpIds: {},
+      mode: /** @type {'sfu'|'p2p'} */ (peerId === null ? 'sfu' : 'p2p'),
+      sig: peerId === null ? this.signaling : null,
+      publish: this.#opts.publish ?? {},
+    };
     this.#peers.set(key, entry);
     if (entry.mode === 'sfu') {
       // A join can cross the server's first offer; recover from what that
@@ -483,7 +608,12 @@ export class RoomClient extends Emitter {
       if (state === 'failed' && entry.mode === 'p2p' && !link.closed) link.restartIce();
       this.emit('connection-state', { peerId, state });
     });
-    link.on('track', (ev) => this.#remote.onTrack(entry, ev));
+    link.on('track', (ev) => {
+      this.#remote.onTrack(entry, ev);
+      // A forwarded track (again, on a new connection): the server learns how it is shown.
+      const owner = entry.mode === 'sfu' ? this.#remote.ownerOf(ev.track) : null;
+      if (owner) this.#views.arrived(owner, ev.track.id);
+    });
     link.on('error', ({ error }) =>
       this.emit('error', new SdkError('negotiation_failed', `negotiation with ${peerId ?? 'the server'} failed: ${/** @type {any} */ (error)?.message ?? error}`, { cause: error })),
     );
@@ -671,4 +801,9 @@ export class RoomClient extends Emitter {
     }
     this.signaling?.send({ type: 'media-state', ...this.localState(), tracks });
   }
+}
+
+/** @param {MediaStreamTrack | string} track */
+function trackId(track) {
+  return typeof track === 'string' ? track : track.id;
 }

@@ -14,10 +14,15 @@ export class RemoteTracks {
   /** @type {Map<RTCRtpTransceiver, RemoteTrack>} */
   #byTransceiver = new Map();
   #client;
+  #gone;
 
-  /** @param {import('./client.js').RoomClient} client */
-  constructor(client) {
+  /**
+   * @param {import('./client.js').RoomClient} client
+   * @param {(participantId: string, track: MediaStreamTrack) => void} [gone] a track ended or went away
+   */
+  constructor(client, gone) {
     this.#client = client;
+    this.#gone = gone;
   }
 
   /**
@@ -43,6 +48,15 @@ export class RemoteTracks {
     });
     track.addEventListener('ended', onGone);
     this.#client.emit('track-added', { participantId, track, source });
+  }
+
+  /**
+   * The participant a remote track comes from, if it is one.
+   * @param {MediaStreamTrack} track
+   */
+  ownerOf(track) {
+    for (const rt of this.#byTransceiver.values()) if (rt.track === track) return rt.participantId;
+    return null;
   }
 
   /** @param {string} participantId */
@@ -83,6 +97,7 @@ export class RemoteTracks {
     const rt = this.#byTransceiver.get(tr);
     if (!rt) return;
     this.#byTransceiver.delete(tr);
+    this.#gone?.(rt.participantId, rt.track);
     this.#client.emit('track-removed', { participantId: rt.participantId, track: rt.track, source: rt.source });
   }
 

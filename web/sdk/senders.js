@@ -4,6 +4,9 @@
 // microphone and camera slots are reused across on/off with replaceTrack (no
 // renegotiation); the screen slot is added when sharing starts and removed
 // when it stops (a renegotiation each time, so the far side sees it go).
+// In SFU rooms video goes out as simulcast or SVC (see encodings.js).
+
+import { addSendTransceiver } from './encodings.js';
 
 /** @typedef {import('./local-media.js').Source} Source */
 /** @typedef {{ microphone?: RTCRtpTransceiver, camera?: RTCRtpTransceiver, screen?: RTCRtpTransceiver }} Slots */
@@ -17,6 +20,7 @@ export const SOURCES = ['microphone', 'camera', 'screen'];
  * @property {Slots} slots
  * @property {Partial<Record<Source, string>>} sdpIds track id announced in SDP per source
  * @property {'p2p'|'sfu'} mode
+ * @property {import('./encodings.js').PublishOptions} [publish] how video goes out (SFU rooms)
  */
 
 /**
@@ -77,7 +81,7 @@ export async function syncSenders(set, tracks, streams) {
     } else if (track) {
       const direction = set.mode === 'p2p' && source !== 'screen' ? 'sendrecv' : 'sendonly';
       const stream = source === 'screen' ? streams.screen : streams.camera;
-      set.slots[source] = set.pc.addTransceiver(track, { direction, streams: [stream] });
+      set.slots[source] = addSendTransceiver(set.pc, track, { direction, streams: [stream] }, source, sfuPublish(set));
       set.sdpIds[source] = track.id;
     }
   }
@@ -106,10 +110,19 @@ export function renewUnnegotiated(set, streams) {
     const direction = tr.direction;
     tr.stop();
     const stream = source === 'screen' ? streams.screen : streams.camera;
-    set.slots[source] = set.pc.addTransceiver(track ?? kind, { direction, streams: [stream] });
+    set.slots[source] = addSendTransceiver(set.pc, track ?? kind, { direction, streams: [stream] }, source, sfuPublish(set));
     renewed++;
   }
   return renewed;
+}
+
+/**
+ * The publish options of an SFU connection; null between browsers, where
+ * the receiving browser could not take simulcast.
+ * @param {SenderSet} set
+ */
+function sfuPublish(set) {
+  return set.mode === 'sfu' ? set.publish ?? {} : null;
 }
 
 /** @param {RTCRtpTransceiver} tr */
