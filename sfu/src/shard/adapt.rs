@@ -34,6 +34,14 @@ pub struct SpeakerState {
     sent_at: Option<Instant>,
 }
 
+impl SpeakerState {
+    /// Makes the next round send the room's list even if it did not
+    /// change: a member who just joined has not heard it.
+    pub(super) fn resend(&mut self) {
+        self.last.clear();
+    }
+}
+
 impl Shard {
     /// A subscriber's settings for a track another member publishes.
     pub(super) fn on_track_settings(
@@ -191,7 +199,15 @@ impl Shard {
     /// Sends each room its speakers, loudest first, when the list changes.
     fn active_speakers(&mut self, now: Instant) {
         let mut rooms: HashMap<String, Vec<(ParticipantId, f32)>> = HashMap::new();
-        for p in self.tracks.values().filter(|p| !p.is_video()) {
+        // A microphone that sends nothing (its source ended, the browser
+        // stopped sending) keeps its last level: it is not speaking.
+        let sending = |p: &&Published| p.streams.iter().any(|s| s.active(now));
+        for p in self
+            .tracks
+            .values()
+            .filter(|p| !p.is_video())
+            .filter(sending)
+        {
             let Some(peer) = self.peers.get(&p.publisher) else {
                 continue;
             };

@@ -415,6 +415,9 @@ impl Shard {
         };
         peer.first_offer_at = Some(now + grace);
         self.peers.insert(key, peer);
+        if let Some(speakers) = self.speakers.get_mut(room) {
+            speakers.resend();
+        }
         let changes = self.routing.join(key, room, perms.publish, perms.subscribe);
         self.apply_routes(changes, now);
     }
