@@ -1,0 +1,54 @@
+// Issue 9: simulcast from a page that does not use the SDK. The publisher
+// page calls addTransceiver(track, { sendEncodings: [q, h, f] }) and talks
+// to the server with its signaling messages only; a subscriber page (plain
+// API too) decodes the video, first the best layer (it said nothing of how
+// it shows it), then, once it tells the server with `track-settings` that
+// it shows a 320x180 tile, a smaller one.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { session, hostPageServer, waitInPage } from './harness.mjs';
+import { inboundVideo, outboundVideo, until } from './sdk-page.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const PAGE = fs.readFileSync(path.join(here, 'fixtures/plain-simulcast.html'), 'utf8');
+
+test('simulcast from the plain browser API (addTransceiver with three rids) reaches a plain subscriber', async (t) => {
+  const s = await session(t);
+  const host = await hostPageServer(() => PAGE);
+  s.defer(host.close);
+  const ws = `ws://127.0.0.1:${s.server.port}/ws`;
+  const room = `plain-simulcast-${Date.now()}`;
+  const pub = await s.participant(`${host.origin}/?role=pub&room=${room}&ws=${encodeURIComponent(ws)}`, { name: 'plain publisher' });
+  const sub = await s.participant(`${host.origin}/?role=sub&room=${room}&ws=${encodeURIComponent(ws)}`, { name: 'plain subscriber' });
+  const pcs = '[window.plain.pc]';
+
+  const sent = await until(async () => {
+    const o = await outboundVideo(pub, pcs);
+    return ['q', 'h', 'f'].every((r) => o[r]?.bytes > 0) ? o : null;
+  }, 'the plain publisher sends rids q, h and f');
+  console.log(`plain publisher: ${Object.entries(sent.value).map(([r, o]) => `${r} ${o.frameWidth}px`).join(', ')}`);
+
+  // Without track-settings the subscriber gets the best layer it can.
+  const best = await until(async () => {
+    const v = await inboundVideo(sub, pcs);
+    return v.frames > 10 && v.frameWidth > 0 ? v : null;
+  }, 'the plain subscriber decodes the video');
+  console.log(`plain subscriber, no track-settings: ${best.value.frameWidth}x${best.value.frameHeight}`);
+  assert.equal(await sub.evaluate(() => window.plain.remote.length), 1);
+
+  // Told it shows a small tile, it gets a smaller layer, still decoding.
+  await sub.evaluate(() => window.plain.showAt(320, 180));
+  const smaller = await until(async () => {
+    const v = await inboundVideo(sub, pcs);
+    return v.frameWidth > 0 && v.frameWidth < best.value.frameWidth && v.frames > best.value.frames + 10 ? v : null;
+  }, 'the plain subscriber moves to a smaller layer');
+  console.log(`plain subscriber at 320x180: ${smaller.value.frameWidth}x${smaller.value.frameHeight} after ${smaller.ms} ms`);
+  const errors = await sub.evaluate(() => window.plain.log.filter((l) => l.startsWith('error')));
+  assert.deepEqual(errors, [], 'no error from the server');
+  await waitInPage(pub, () => window.plain.pc.connectionState === 'connected');
+  s.passed();
+});
