@@ -109,8 +109,8 @@ export class RoomClient extends Emitter {
    *   when to re-send an unanswered offer (default 10000); recovery: when to
    *   renegotiate a track that was never negotiated (settleMs, default 3000)
    *   and restart ICE on a connection that is not up (connectMs, default 6000);
-   *   publish: how video goes out in SFU rooms (simulcast by default, the
-   *   codec, SVC: see docs/sdk.md, Adaptive media); trackSettingsDebounceMs:
+   *   publish: how video goes out in SFU rooms (simulcast, the codec, SVC:
+   *   see docs/sdk.md, Adaptive media); trackSettingsDebounceMs:
    *   how long view changes gather before `track-settings` goes out (150)
    */
   constructor(opts = {}) {

@@ -9,14 +9,15 @@ import { sendEncodings, applyEncodings } from '../../sdk/encodings.js';
 import { TrackViews } from '../../sdk/track-views.js';
 
 test('camera simulcast: q/h/f, lowest first, at a quarter, half and full size', () => {
-  const e = sendEncodings('camera', {});
+  const e = sendEncodings('camera', { simulcast: true });
   assert.deepEqual(e?.map((x) => x.rid), ['q', 'h', 'f']);
   assert.deepEqual(e?.map((x) => x.scaleResolutionDownBy), [4, 2, 1]);
   const rates = e?.map((x) => x.maxBitrate ?? 0) ?? [];
   assert.ok(rates[0] < rates[1] && rates[1] < rates[2], `bitrates rise: ${rates}`);
-  assert.equal(sendEncodings('screen', {})?.length, 2, 'a screen share has two');
+  assert.equal(sendEncodings('screen', { simulcast: true })?.length, 2, 'a screen share has two');
   assert.equal(sendEncodings('camera', { simulcast: false }), undefined, 'one encoding when asked');
-  assert.equal(sendEncodings('microphone', {}), undefined);
+  assert.equal(sendEncodings('camera', {}), undefined, 'one encoding by default');
+  assert.equal(sendEncodings('microphone', { simulcast: true }), undefined);
   const svc = sendEncodings('camera', { codec: 'VP9' });
   assert.equal(svc?.length, 1, 'SVC: one encoding');
   assert.equal(svc?.[0].scalabilityMode, 'L3T3_KEY');
