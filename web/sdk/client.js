@@ -12,6 +12,7 @@ import { createMeshSlots, adoptMeshSlots, syncSenders, renewUnnegotiated, SOURCE
 import { RemoteTracks } from './remote-tracks.js';
 import { TrackViews } from './track-views.js';
 import { applyEncodings } from './encodings.js';
+import { onNetworkChange } from './network.js';
 
 /**
  * @typedef {import('./local-media.js').Source} Source
@@ -90,6 +91,8 @@ export class RoomClient extends Emitter {
   #movingFrom = null;
   /** @type {PeerEntry | null} the connection to that node, kept until the new one is up */
   #retiring = null;
+  /** @type {(() => void) | null} stops watching for network changes (see network.js) */
+  #offNetwork = null;
 
   /**
    * @param {{
@@ -132,6 +135,7 @@ export class RoomClient extends Emitter {
   join(options) {
     if (this.room || this.#pendingJoin) return Promise.reject(new SdkError('already_in_room', 'already in a room: leave first'));
     this.#joinOpts = { ...options };
+    this.#offNetwork ??= onNetworkChange(() => this.#restartIceAll());
     const joined = new Promise((resolve, reject) => (this.#pendingJoin = { resolve, reject }));
     if (!this.signaling || this.signaling.state === 'closed') this.#openSignaling();
     else if (this.signaling.state === 'open') this.#sendJoin();
@@ -144,6 +148,8 @@ export class RoomClient extends Emitter {
     const room = this.room;
     this.#joinOpts = null;
     this.#rejoining = false;
+    this.#offNetwork?.();
+    this.#offNetwork = null;
     this.#closePeers();
     this.local.stopAll();
     this.#pendingJoin?.reject(new SdkError('left', 'left before the join completed'));
@@ -658,6 +664,20 @@ export class RoomClient extends Emitter {
     this.#rejoining = true;
     this.emit('connection-recovery', { peerId: null, action: 'rejoin' });
     this.signaling.send({ type: 'leave' });
+  }
+
+  /**
+   * The network changed under us: every connection that was set up
+   * restarts ICE (new credentials, candidates from the new network) on the
+   * same peer connection, keeping its tracks.
+   */
+  #restartIceAll() {
+    for (const entry of this.#peers.values()) {
+      const pc = entry.link.pc;
+      if (entry.link.closed || pc.remoteDescription === null || pc.connectionState === 'closed') continue;
+      this.emit('connection-recovery', { peerId: entry.peerId, action: 'restart-ice' });
+      entry.link.restartIce();
+    }
   }
 
   #closePeers() {
