@@ -48,12 +48,19 @@ pub fn stun_ufrag(b: &[u8]) -> Option<&str> {
 
 const MESSAGE_INTEGRITY: u16 = 0x0008;
 /// Binding request: method 0x001, class request.
-const BINDING_REQUEST: u16 = 0x0001;
+pub const BINDING_REQUEST: u16 = 0x0001;
+/// Binding success response: method 0x001, class success response.
+pub const BINDING_SUCCESS: u16 = 0x0101;
+
+/// A STUN message's type (method and class), for what `classify` calls STUN.
+pub fn stun_type(b: &[u8]) -> Option<u16> {
+    (classify(b) == Kind::Stun).then(|| u16::from_be_bytes([b[0], b[1]]))
+}
 
 /// Why a STUN request does not prove it comes from the connection it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StunAuthError {
-    #[error("not a STUN binding request")]
+    #[error("not a STUN binding request (or, where one is expected, response)")]
     NotABindingRequest,
     #[error("malformed STUN message")]
     Malformed,
@@ -73,11 +80,24 @@ pub enum StunAuthError {
 /// Pure and allocation-free, so any receive path can call it before it
 /// keeps any state for the source.
 pub fn verify_binding_request(b: &[u8], pwd: &[u8]) -> Result<(), StunAuthError> {
+    verify_integrity(b, pwd, BINDING_REQUEST)
+}
+
+/// Checks that a binding success response carries a MESSAGE-INTEGRITY made
+/// with `pwd`, the client's ICE password: the server signs its own checks
+/// with the client's password, and a response is signed with the key of
+/// its request (RFC 5389 section 10.1.2). Whether it answers a request the
+/// server sent is the ICE agent's to check.
+pub fn verify_binding_response(b: &[u8], pwd: &[u8]) -> Result<(), StunAuthError> {
+    verify_integrity(b, pwd, BINDING_SUCCESS)
+}
+
+fn verify_integrity(b: &[u8], pwd: &[u8], typ: u16) -> Result<(), StunAuthError> {
     use hmac::{Hmac, Mac};
     if b.len() < 20 || b[4..8] != MAGIC {
         return Err(StunAuthError::Malformed);
     }
-    if u16::from_be_bytes([b[0], b[1]]) != BINDING_REQUEST {
+    if u16::from_be_bytes([b[0], b[1]]) != typ {
         return Err(StunAuthError::NotABindingRequest);
     }
     let len = u16::from_be_bytes([b[2], b[3]]) as usize;
@@ -176,6 +196,24 @@ mod tests {
         resp[0..2].copy_from_slice(&[0x01, 0x01]);
         assert_eq!(
             verify_binding_request(&resp, pwd),
+            Err(StunAuthError::NotABindingRequest)
+        );
+        // A response is checked as a response, with its own key.
+        let resp = sign(
+            {
+                let mut m = stun_with_username("srvUfrag:cli");
+                m[0..2].copy_from_slice(&[0x01, 0x01]);
+                m
+            },
+            b"clientPassword",
+        );
+        assert_eq!(verify_binding_response(&resp, b"clientPassword"), Ok(()));
+        assert_eq!(
+            verify_binding_response(&resp, pwd),
+            Err(StunAuthError::BadIntegrity)
+        );
+        assert_eq!(
+            verify_binding_response(&good, pwd),
             Err(StunAuthError::NotABindingRequest)
         );
         for n in 0..good.len() {

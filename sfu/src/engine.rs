@@ -244,6 +244,8 @@ pub struct PeerSetup {
     /// side against the other node's ICE-lite end), DTLS client when it
     /// answers. `false`: a participant's connection (ICE-lite, DTLS server).
     pub relay_full: bool,
+    /// RTP and RTCP that passed SRTP and parsing (what did not was refused).
+    pub srtp_ok: Arc<AtomicU64>,
 }
 
 /// How long a connection may go without a consent check from the client
@@ -272,7 +274,7 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
         .with(
             Slot::from(14_000),
-            FeedbackTap::new(setup.unknown_ssrc.clone()),
+            FeedbackTap::new(setup.unknown_ssrc.clone(), setup.srtp_ok.clone()),
         );
     let registry = configure_twcc_receiver_only(registry, &mut me)?;
     let registry = configure_rtcp_reports(registry);
@@ -281,6 +283,10 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
     let settings = SettingEngineBuilder::new()
         .with_lite(!setup.relay_full)
         .with_ice_credentials(setup.ufrag.clone(), setup.pwd.clone())
+        // Never resolve a client's `.local` candidates: an ICE-lite server
+        // does not need them, and a query would put names a client chose
+        // on the server's network as multicast DNS (the default queries).
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         // An ICE-lite agent never sends checks, so no keep-alive interval.
         .with_ice_timeouts(Some(CONSENT_TIMEOUT), Some(FAILED_AFTER_DISCONNECT), None)
         .with_srtp_protection_profiles(vec![
@@ -348,15 +354,17 @@ struct FeedbackTap {
     write: std::collections::VecDeque<TaggedPacket>,
     bound: HashSet<u32>,
     unknown_ssrc: Arc<AtomicU64>,
+    passed: Arc<AtomicU64>,
 }
 
 impl FeedbackTap {
-    fn new(unknown_ssrc: Arc<AtomicU64>) -> Self {
+    fn new(unknown_ssrc: Arc<AtomicU64>, passed: Arc<AtomicU64>) -> Self {
         FeedbackTap {
             read: Default::default(),
             write: Default::default(),
             bound: HashSet::new(),
             unknown_ssrc,
+            passed,
         }
     }
 }
@@ -369,6 +377,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
+        self.passed.fetch_add(1, Ordering::Relaxed);
         match &msg.message.packet {
             IPacket::Rtcp(pkts) => {
                 let wanted = pkts.iter().any(|p| {

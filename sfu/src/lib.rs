@@ -12,5 +12,15 @@ pub mod runtime;
 pub mod shard;
 pub mod stats;
 
+/// Log directives that hold the media library to errors where it would
+/// write a line per packet a stranger can send: a bad SRTP packet or
+/// record from a client's address (`handle_read got error`), STUN it
+/// discards, candidates it will not resolve. The server counts each such
+/// packet by reason and logs at most one line per reason per interval
+/// (see `core::loglimit`); the DTLS layer also warns about an empty
+/// remote address on every connection, which is harmless.
+pub const LIBRARY_LOG_DIRECTIVES: &str =
+    "rtc_dtls=error,rtc::peer_connection::handler=error,rtc_ice=error,rtc_srtp=error";
+
 pub use config::MediaConfig;
 pub use runtime::SfuPlane;

@@ -23,8 +23,9 @@ use signaling::media::{
 use tokio::sync::mpsc;
 
 use crate::config::MediaConfig;
+use crate::core::bind::{AddrTable, MAX_ADDRS_PER_OWNER};
 use crate::demux;
-use crate::engine::CODEC_NAMES;
+use crate::engine::{CODEC_NAMES, CONSENT_TIMEOUT};
 use crate::relay_io::RelaySockets;
 use crate::shard::{Shard, ShardConfig, UfragChange};
 use crate::stats::{self, Drop, SharedCounts};
@@ -34,6 +35,19 @@ use crate::stats::{self, Drop, SharedCounts};
 const MAX_DATAGRAM: usize = 2048;
 /// How often shard 0 forgets addresses of connections that are gone.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// A connection's ufrag: its shard, and its ICE password to check STUN
+/// requests with before their source is routed.
+struct UfragEntry {
+    shard: usize,
+    pwd: String,
+}
+
+type UfragTable = Arc<Mutex<HashMap<String, UfragEntry>>>;
+
+/// Addresses to (shard, ufrag), bound only by authenticated STUN (see
+/// `core::bind`).
+type Routes = AddrTable<(usize, String)>;
 
 enum ShardMsg {
     Command(MediaCommand),
@@ -89,7 +103,7 @@ impl SfuPlane {
             nack_cache_packets: cfg.nack_cache_packets,
         });
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let ufrags: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let ufrags: UfragTable = Arc::default();
         let mut txs = Vec::with_capacity(n);
         let mut rxs = Vec::with_capacity(n);
         for _ in 0..n {
@@ -127,6 +141,16 @@ impl SfuPlane {
         ))
     }
 
+    /// Client addresses held: bound to connections in the shards, and
+    /// routed to shards by the receiver. Only authenticated STUN adds to
+    /// either, so spoofed sources never grow them.
+    pub fn bound_addresses(&self) -> (u64, u64) {
+        self.counts
+            .iter()
+            .map(|c| c.read())
+            .fold((0, 0), |(a, r), c| (a + c.addresses, r + c.routes))
+    }
+
     /// The bound media address (useful with `udp_port = 0`).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
@@ -160,7 +184,7 @@ struct ShardCtx {
     peers_tx: Vec<mpsc::UnboundedSender<ShardMsg>>,
     socket: StdSocket,
     events: MediaEventSender,
-    ufrags: Arc<Mutex<HashMap<String, usize>>>,
+    ufrags: UfragTable,
     shared: Arc<SharedCounts>,
     /// (bind, advertised) address of relay sockets.
     relay_bind: (std::net::IpAddr, std::net::IpAddr),
@@ -198,7 +222,7 @@ impl ShardCtx {
             None
         };
         let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut routes: HashMap<SocketAddr, (usize, String)> = HashMap::new();
+        let mut routes: Routes = AddrTable::new(CONSENT_TIMEOUT, MAX_ADDRS_PER_OWNER);
         let mut batches: Vec<Vec<(SocketAddr, BytesMut)>> = vec![Vec::new(); self.peers_tx.len()];
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
         let mut relays = RelaySockets::new(self.relay_bind.0, self.relay_bind.1);
@@ -241,7 +265,7 @@ impl ShardCtx {
             if self.index == 0 && now >= next_sweep {
                 next_sweep = now + SWEEP_EVERY;
                 let table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
-                routes.retain(|_, (_, u)| table.contains_key(u));
+                routes.retain_owners(|(_, u)| table.contains_key(u));
             }
             self.emit(&mut relays);
         }
@@ -276,7 +300,7 @@ impl ShardCtx {
         &mut self,
         sock: &tokio::net::UdpSocket,
         buf: &mut [u8],
-        routes: &mut HashMap<SocketAddr, (usize, String)>,
+        routes: &mut Routes,
         batches: &mut [Vec<(SocketAddr, BytesMut)>],
     ) {
         let now = Instant::now();
@@ -290,31 +314,27 @@ impl ShardCtx {
                 }
             };
             let data = &buf[..n];
-            let mut target = routes.get(&from).map(|(i, _)| *i);
-            if demux::classify(data) == demux::Kind::Stun {
-                // A STUN request names its connection: it binds (or
-                // re-binds) the address.
-                if let Some(u) = demux::stun_ufrag(data) {
-                    let table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(&i) = table.get(u) {
-                        routes.insert(from, (i, u.to_owned()));
-                        target = Some(i);
-                    }
+            let target = if demux::classify(data) == demux::Kind::Stun {
+                self.route_stun(from, data, now, routes)
+            } else {
+                match routes.owner(&from) {
+                    Some((i, _)) => Ok(*i),
+                    None if demux::classify(data) == demux::Kind::Other => Err(Drop::Garbage),
+                    None => Err(Drop::UnknownSource),
                 }
-            }
+            };
             match target {
-                Some(0) => self.shard.handle_datagram(from, BytesMut::from(data), now),
-                Some(i) if i < batches.len() => batches[i].push((from, BytesMut::from(data))),
-                _ => {
+                Ok(0) => self.shard.handle_datagram(from, BytesMut::from(data), now),
+                Ok(i) if i < batches.len() => batches[i].push((from, BytesMut::from(data))),
+                Ok(_) => {}
+                Err(why) => {
                     self.shard.counts.packets_in += 1;
                     self.shard.counts.bytes_in += n as u64;
-                    self.shard.counts.drop(match demux::classify(data) {
-                        demux::Kind::Other => Drop::Garbage,
-                        _ => Drop::UnknownSource,
-                    });
+                    self.shard.refuse(why, from, now);
                 }
             }
         }
+        self.shard.counts.routes = routes.len() as u64;
         for (i, batch) in batches.iter_mut().enumerate() {
             if !batch.is_empty() {
                 let b = std::mem::take(batch);
@@ -324,6 +344,48 @@ impl ShardCtx {
             }
         }
         self.shard.handle_timeout(now);
+    }
+
+    /// The shard a STUN datagram goes to: only a binding request signed
+    /// with the password of the connection it names routes (or re-routes)
+    /// its source address, and never away from another live connection
+    /// that holds it (see `core::bind`).
+    fn route_stun(
+        &self,
+        from: SocketAddr,
+        data: &[u8],
+        now: Instant,
+        routes: &mut Routes,
+    ) -> Result<usize, Drop> {
+        if demux::stun_type(data) == Some(demux::BINDING_SUCCESS) {
+            // A response to a connection's own check: it goes where its
+            // address is routed, and the shard checks its signature.
+            return routes
+                .owner(&from)
+                .map(|(i, _)| *i)
+                .ok_or(Drop::UnknownSource);
+        }
+        let Some(u) = demux::stun_ufrag(data) else {
+            return Err(if routes.owner(&from).is_some() {
+                Drop::StunUnauthenticated
+            } else {
+                Drop::UnknownSource
+            });
+        };
+        let table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = table.get(u) else {
+            return Err(Drop::UnknownSource);
+        };
+        if demux::verify_binding_request(data, entry.pwd.as_bytes()).is_err() {
+            return Err(Drop::StunUnauthenticated);
+        }
+        let shard = entry.shard;
+        routes
+            .authenticated(from, (shard, u.to_owned()), now, |(_, u)| {
+                table.contains_key(u)
+            })
+            .map_err(|_| Drop::AddressInUse)?;
+        Ok(shard)
     }
 
     /// Sends what the shard produced and publishes its counters.
@@ -339,8 +401,14 @@ impl ShardCtx {
             let mut table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
             for c in ufrag_changes.drain(..) {
                 match c {
-                    UfragChange::Added(u) => {
-                        table.insert(u, self.index);
+                    UfragChange::Added { ufrag, pwd } => {
+                        table.insert(
+                            ufrag,
+                            UfragEntry {
+                                shard: self.index,
+                                pwd,
+                            },
+                        );
                     }
                     UfragChange::Removed(u) => {
                         table.remove(&u);

@@ -38,6 +38,14 @@ pub enum Drop {
     /// A retransmission flow's packet that repairs nothing: padding sent
     /// to probe bandwidth, or a repaired rid no media arrived on.
     UnusableRepair,
+    /// A STUN message naming a connection without proving it holds the
+    /// connection's ICE password (no or a wrong MESSAGE-INTEGRITY, or not a
+    /// binding request): never binds an address, never reaches the
+    /// connection.
+    StunUnauthenticated,
+    /// An authenticated STUN request from an address another live
+    /// connection holds with fresh consent.
+    AddressInUse,
 }
 
 pub const DROP_REASONS: &[(Drop, &str)] = &[
@@ -55,9 +63,19 @@ pub const DROP_REASONS: &[(Drop, &str)] = &[
     (Drop::UnknownSsrc, "unknown_ssrc"),
     (Drop::WaitingKeyframe, "waiting_keyframe"),
     (Drop::UnusableRepair, "unusable_repair"),
+    (Drop::StunUnauthenticated, "stun_unauthenticated"),
+    (Drop::AddressInUse, "address_in_use"),
 ];
 
-const N_DROPS: usize = 14;
+pub const N_DROPS: usize = 16;
+
+/// A drop reason's name in statistics.
+pub fn drop_name(why: Drop) -> &'static str {
+    DROP_REASONS
+        .iter()
+        .find(|(d, _)| *d == why)
+        .map_or("other", |(_, n)| n)
+}
 
 /// One shard's (or the receiver's) running totals.
 #[derive(Clone, Debug, Default)]
@@ -87,6 +105,10 @@ pub struct Counts {
     pub relay_bytes_out: u64,
     /// RTP received from other nodes over relays.
     pub relay_packets_in: u64,
+    /// Client addresses bound to connections (gauge).
+    pub addresses: u64,
+    /// Addresses the receiving shard routes to a shard (gauge).
+    pub routes: u64,
     pub dropped: [u64; N_DROPS],
 }
 
@@ -98,12 +120,21 @@ impl Counts {
 }
 
 /// Counters before the drop reasons in [`SharedCounts`].
-const N_FIELDS: usize = 17;
+const N_FIELDS: usize = 19;
 
 /// The published copy of a [`Counts`], written only by its owner.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SharedCounts {
     v: [AtomicU64; N_FIELDS + N_DROPS],
+}
+
+// Arrays derive `Default` only up to 32 elements.
+impl Default for SharedCounts {
+    fn default() -> Self {
+        SharedCounts {
+            v: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
 }
 
 impl SharedCounts {
@@ -126,6 +157,8 @@ impl SharedCounts {
             c.relay_packets_out,
             c.relay_bytes_out,
             c.relay_packets_in,
+            c.addresses,
+            c.routes,
         ];
         for (i, v) in vals.iter().chain(c.dropped.iter()).enumerate() {
             self.v[i].store(*v, Relaxed);
@@ -156,6 +189,8 @@ impl SharedCounts {
             relay_packets_out: g(14),
             relay_bytes_out: g(15),
             relay_packets_in: g(16),
+            addresses: g(17),
+            routes: g(18),
             dropped,
         }
     }

@@ -6,11 +6,12 @@ use super::config::{LogConfig, LogFormat};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over `[log] level`.
 pub fn init(cfg: &LogConfig) {
-    // The DTLS layer warns about an empty remote address on every
-    // connection; it is harmless noise, so it is held to errors.
+    // The media library's per-packet warnings are held to errors: the
+    // server counts those packets and logs them at a bounded rate.
+    let lib = sfu::LIBRARY_LOG_DIRECTIVES;
     let base = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.level.clone());
-    let filter = EnvFilter::try_new(format!("{base},rtc_dtls=error"))
-        .unwrap_or_else(|_| EnvFilter::new("info,rtc_dtls=error"));
+    let filter = EnvFilter::try_new(format!("{base},{lib}"))
+        .unwrap_or_else(|_| EnvFilter::new(format!("info,{lib}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -4,6 +4,7 @@
 //! knows the WebRTC library: the shard (see [`crate::shard`]) feeds these
 //! parts and carries out what they decide.
 
+pub mod bind;
 pub mod bwe;
 pub mod codec;
 pub mod extmap;
@@ -11,8 +12,10 @@ pub mod forwarder;
 pub mod ids;
 pub mod keyframe;
 pub mod layer;
+pub mod loglimit;
 pub mod nack_cache;
 pub mod numbering;
+pub mod offer_check;
 pub mod repair;
 pub mod routing;
 pub mod sdp;

@@ -31,12 +31,14 @@ use signaling::error::ErrorCode;
 use signaling::ids::ParticipantId;
 use signaling::media::{MediaCommand, MediaEvent};
 
+use crate::core::bind::{AddrTable, Bound, MAX_ADDRS_PER_OWNER};
 use crate::core::ids::{PeerKey, TrackNo};
 use crate::core::keyframe::KeyframeThrottle;
+use crate::core::loglimit::{LogLimiter, LOG_INTERVAL};
 use crate::core::routing::{RouteChange, Routing};
 use crate::demux;
-use crate::engine::{build_peer, PeerSetup};
-use crate::stats::{Counts, Drop};
+use crate::engine::{build_peer, PeerSetup, CONSENT_TIMEOUT};
+use crate::stats::{Counts, Drop, N_DROPS};
 
 pub use peer::Peer;
 pub use relay::RelayLink;
@@ -64,7 +66,12 @@ pub struct ShardConfig {
 /// A change to the ufrag table the runtime demultiplexes by.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UfragChange {
-    Added(String),
+    /// A connection's ufrag and its ICE password (the runtime checks STUN
+    /// requests with it before it routes their source address).
+    Added {
+        ufrag: String,
+        pwd: String,
+    },
     Removed(String),
 }
 
@@ -74,7 +81,11 @@ pub struct Shard {
     local_addr: SocketAddr,
     peers: HashMap<PeerKey, Peer>,
     by_participant: HashMap<ParticipantId, PeerKey>,
-    by_addr: HashMap<SocketAddr, PeerKey>,
+    /// Client addresses, bound only by authenticated STUN.
+    addrs: AddrTable<PeerKey>,
+    refusal_log: LogLimiter<N_DROPS>,
+    /// Packets that passed SRTP and parsing, counted by the connections.
+    srtp_ok: Arc<AtomicU64>,
     by_ufrag: HashMap<String, PeerKey>,
     routing: Routing,
     tracks: HashMap<TrackNo, Published>,
@@ -108,7 +119,9 @@ impl Shard {
             local_addr,
             peers: HashMap::new(),
             by_participant: HashMap::new(),
-            by_addr: HashMap::new(),
+            addrs: AddrTable::new(CONSENT_TIMEOUT, MAX_ADDRS_PER_OWNER),
+            refusal_log: LogLimiter::new(LOG_INTERVAL),
+            srtp_ok: Arc::default(),
             by_ufrag: HashMap::new(),
             routing: Routing::new(),
             tracks: HashMap::new(),
@@ -175,23 +188,30 @@ impl Shard {
     pub fn handle_datagram(&mut self, from: SocketAddr, data: BytesMut, now: Instant) {
         self.counts.packets_in += 1;
         self.counts.bytes_in += data.len() as u64;
-        // A STUN request names its connection, so it may (re)bind the
-        // address; anything else must come from a bound address.
-        let stun_key = match demux::classify(&data) {
-            demux::Kind::Stun => demux::stun_ufrag(&data).and_then(|u| self.by_ufrag.get(u)),
-            _ => None,
-        }
-        .copied();
-        let key = match (self.by_addr.get(&from).copied(), stun_key) {
-            (Some(k), Some(s)) if k == s => k,
-            (_, Some(_)) | (None, None) => match self.adopt_address(from, &data) {
+        // Only a STUN request signed with a connection's password binds an
+        // address to it; anything else must come from a bound address.
+        let kind = demux::classify(&data);
+        let key = if kind == demux::Kind::Stun {
+            match self.authenticate_stun(from, &data, now) {
                 Some(k) => k,
                 None => return,
-            },
-            (Some(k), None) => k,
+            }
+        } else {
+            match self.addrs.owner(&from) {
+                Some(k) => *k,
+                None => {
+                    let why = if kind == demux::Kind::Other {
+                        Drop::Garbage
+                    } else {
+                        Drop::UnknownSource
+                    };
+                    self.refuse(why, from, now);
+                    return;
+                }
+            }
         };
         let Some(peer) = self.peers.get_mut(&key) else {
-            self.counts.drop(Drop::UnknownSource);
+            self.refuse(Drop::UnknownSource, from, now);
             return;
         };
         let msg = TaggedBytesMut {
@@ -204,37 +224,112 @@ impl Shard {
             },
             message: data,
         };
-        if let Err(e) = peer.pc.handle_read(msg) {
-            tracing::trace!(peer = %key, "datagram rejected: {e}");
-            self.counts.drop(Drop::Rejected);
+        // SRTP and RTP parse failures end inside the library with no error
+        // returned; a packet that passed shows up at the connection's
+        // interceptor, which counts it.
+        let seen = self.srtp_ok.load(Ordering::Relaxed);
+        let refused = peer.pc.handle_read(msg).is_err()
+            || (kind == demux::Kind::Rtp && self.srtp_ok.load(Ordering::Relaxed) == seen);
+        if refused {
+            self.refuse(Drop::Rejected, from, now);
         }
         self.mark(key);
     }
 
-    /// A datagram from an address not yet bound to a connection: only a
-    /// STUN request naming one of our ufrags binds it.
-    fn adopt_address(&mut self, from: SocketAddr, data: &[u8]) -> Option<PeerKey> {
-        let kind = demux::classify(data);
-        let key = match kind {
-            demux::Kind::Stun => demux::stun_ufrag(data).and_then(|u| self.by_ufrag.get(u)),
-            _ => None,
+    /// The connection a STUN message is for, if it proves it holds that
+    /// connection's password and may use its source address (see
+    /// [`crate::core::bind`]). Everything else is counted and dropped
+    /// before it reaches any connection: the library would otherwise act on
+    /// parts of an unauthenticated request (ICE role conflicts) and log it.
+    fn authenticate_stun(
+        &mut self,
+        from: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> Option<PeerKey> {
+        if demux::stun_type(data) == Some(demux::BINDING_SUCCESS) {
+            return self.authenticate_response(from, data, now);
+        }
+        let Some(key) = demux::stun_ufrag(data)
+            .and_then(|u| self.by_ufrag.get(u))
+            .copied()
+        else {
+            // What is neither a binding request naming a connection nor a
+            // response to the server's own checks (indications, error
+            // responses, other methods): an ICE-lite server needs none.
+            let why = if self.addrs.owner(&from).is_some() {
+                Drop::StunUnauthenticated
+            } else {
+                Drop::UnknownSource
+            };
+            self.refuse(why, from, now);
+            return None;
         };
-        match key {
-            Some(k) => {
-                let k = *k;
-                self.by_addr.insert(from, k);
-                if let Some(p) = self.peers.get_mut(&k) {
-                    p.addrs.push(from);
-                }
-                Some(k)
+        let signed = self
+            .peers
+            .get(&key)
+            .map(|p| demux::verify_binding_request(data, p.pwd.as_bytes()).is_ok())?;
+        if !signed {
+            self.refuse(Drop::StunUnauthenticated, from, now);
+            return None;
+        }
+        let peers = &self.peers;
+        match self
+            .addrs
+            .authenticated(from, key, now, |k| peers.contains_key(k))
+        {
+            Ok(Bound::Refreshed) => {}
+            Ok(Bound::Added) => tracing::debug!(peer = %key, %from, "address bound"),
+            Ok(Bound::Moved { from: old }) => {
+                tracing::debug!(peer = %key, %from, old = %old, "address moved")
             }
-            None => {
-                self.counts.drop(match kind {
-                    demux::Kind::Other => Drop::Garbage,
-                    _ => Drop::UnknownSource,
-                });
-                None
+            Err(_) => {
+                self.refuse(Drop::AddressInUse, from, now);
+                return None;
             }
+        }
+        Some(key)
+    }
+
+    /// A response to one of the connection's own checks: it must come from
+    /// an address the connection holds and be signed with the client's
+    /// password (from its SDP); it binds nothing.
+    fn authenticate_response(
+        &mut self,
+        from: SocketAddr,
+        data: &[u8],
+        now: Instant,
+    ) -> Option<PeerKey> {
+        let Some(key) = self.addrs.owner(&from).copied() else {
+            self.refuse(Drop::UnknownSource, from, now);
+            return None;
+        };
+        let signed = self.peers.get(&key).is_some_and(|p| {
+            p.remote_pwd
+                .as_deref()
+                .is_some_and(|pwd| demux::verify_binding_response(data, pwd.as_bytes()).is_ok())
+        });
+        if !signed {
+            self.refuse(Drop::StunUnauthenticated, from, now);
+            return None;
+        }
+        Some(key)
+    }
+
+    /// Counts a refused datagram and says so in the log at most once per
+    /// interval per reason (a flood must not become a flood of log lines).
+    pub fn refuse(&mut self, why: Drop, from: SocketAddr, now: Instant) {
+        self.counts.drop(why);
+        if let Some(unlogged) = self.refusal_log.hit(why as usize, now) {
+            let reason = crate::stats::drop_name(why);
+            tracing::info!(
+                reason,
+                %from,
+                unlogged,
+                total = self.counts.dropped[why as usize],
+                "media datagram refused (at most one line per {}s per reason)",
+                LOG_INTERVAL.as_secs()
+            );
         }
     }
 
@@ -363,6 +458,7 @@ impl Shard {
         }
         self.counts.connections = self.peers.len() as u64 - self.counts.relays;
         self.counts.tracks = self.tracks.len() as u64;
+        self.counts.addresses = self.addrs.len() as u64;
         self.counts.dropped[Drop::UnknownSsrc as usize] = self.unknown_ssrc.load(Ordering::Relaxed);
         self.counts.dropped[Drop::UnusableRepair as usize] =
             self.unusable_repairs.load(Ordering::Relaxed);
@@ -387,6 +483,7 @@ impl Shard {
             unknown_ssrc: self.unknown_ssrc.clone(),
             unusable_repairs: self.unusable_repairs.clone(),
             relay_full: false,
+            srtp_ok: self.srtp_ok.clone(),
         };
         let pc = match build_peer(&setup, now) {
             Ok(pc) => pc,
@@ -405,9 +502,19 @@ impl Shard {
         tracing::debug!(%participant, room, peer = %key, "media join");
         self.by_participant.insert(participant.clone(), key);
         self.by_ufrag.insert(setup.ufrag.clone(), key);
-        self.ufrag_changes
-            .push(UfragChange::Added(setup.ufrag.clone()));
-        let mut peer = Peer::new(key, participant, room.to_owned(), perms, pc, setup.ufrag);
+        self.ufrag_changes.push(UfragChange::Added {
+            ufrag: setup.ufrag.clone(),
+            pwd: setup.pwd.clone(),
+        });
+        let mut peer = Peer::new(
+            key,
+            participant,
+            room.to_owned(),
+            perms,
+            pc,
+            setup.ufrag,
+            setup.pwd,
+        );
         let grace = if perms.publish {
             INITIAL_OFFER_GRACE
         } else {
@@ -432,9 +539,7 @@ impl Shard {
             self.by_ufrag.remove(&p.ufrag);
             self.ufrag_changes
                 .push(UfragChange::Removed(p.ufrag.clone()));
-            for a in &p.addrs {
-                self.by_addr.remove(a);
-            }
+            self.addrs.remove_owner(&key);
             let _ = p.pc.close();
         }
         self.apply_routes(changes, now);

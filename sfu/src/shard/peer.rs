@@ -2,7 +2,6 @@
 //! downstream legs (one per forwarded track) it receives.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use rtc::media_stream::MediaStreamTrack;
@@ -19,6 +18,7 @@ use crate::core::extmap::ExtMap;
 use crate::core::forwarder::{Forwarder, PtMap};
 use crate::core::ids::{PeerKey, TrackNo};
 use crate::core::layer::{Layer, Selector, Simulcast, Svc};
+use crate::core::offer_check::OfferRate;
 use crate::core::sdp;
 
 use super::track::Published;
@@ -45,6 +45,14 @@ pub struct Peer {
     pub perms: Permissions,
     pub pc: RTCPeerConnection,
     pub ufrag: String,
+    /// The server's ICE password of this connection: a STUN request must
+    /// be signed with it to bind an address (see `core::bind`).
+    pub pwd: String,
+    /// The client's ICE password, from its latest SDP: its responses to
+    /// the connection's checks must be signed with it.
+    pub remote_pwd: Option<String>,
+    /// The participant's offer budget.
+    pub offer_rate: OfferRate,
     /// DTLS is up: media can be sent.
     pub connected: bool,
     /// The connection state last reported.
@@ -61,7 +69,6 @@ pub struct Peer {
     /// Something other than forwarded media touched the connection since
     /// its deadline was read (see `Shard::flush`).
     pub timers_stale: bool,
-    pub addrs: Vec<SocketAddr>,
     /// The publisher's track id to our number.
     pub inbound: HashMap<String, TrackNo>,
     /// Each incoming stream's SSRC to its track (the per-packet lookup).
@@ -83,6 +90,7 @@ impl Peer {
         perms: Permissions,
         pc: RTCPeerConnection,
         ufrag: String,
+        pwd: String,
     ) -> Self {
         Peer {
             key,
@@ -91,6 +99,9 @@ impl Peer {
             perms,
             pc,
             ufrag,
+            pwd,
+            remote_pwd: None,
+            offer_rate: OfferRate::default(),
             connected: false,
             state: RTCPeerConnectionState::New,
             needs_offer: false,
@@ -99,7 +110,6 @@ impl Peer {
             deadline: None,
             dirty: false,
             timers_stale: true,
-            addrs: Vec::new(),
             inbound: HashMap::new(),
             inbound_ssrc: HashMap::new(),
             legs: HashMap::new(),

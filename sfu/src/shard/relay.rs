@@ -111,6 +111,7 @@ impl Shard {
             unknown_ssrc: self.unknown_ssrc.clone(),
             unusable_repairs: self.unusable_repairs.clone(),
             relay_full: full,
+            srtp_ok: self.srtp_ok.clone(),
         };
         let pc = match build_peer(&setup, now) {
             Ok(pc) => pc,
@@ -129,14 +130,16 @@ impl Shard {
             }
         } else {
             self.by_ufrag.insert(setup.ufrag.clone(), key);
-            self.ufrag_changes
-                .push(UfragChange::Added(setup.ufrag.clone()));
+            self.ufrag_changes.push(UfragChange::Added {
+                ufrag: setup.ufrag.clone(),
+                pwd: setup.pwd.clone(),
+            });
         }
         let perms = Permissions {
             publish: true,
             subscribe: true,
         };
-        let mut peer = Peer::new(key, id, room.to_string(), perms, pc, setup.ufrag);
+        let mut peer = Peer::new(key, id, room.to_string(), perms, pc, setup.ufrag, setup.pwd);
         peer.relay = Some(RelayLink {
             node: node.clone(),
             room: room.clone(),

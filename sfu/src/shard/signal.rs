@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use rtc::peer_connection::event::RTCTrackEventInit;
 use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::RTCIceCandidateInit;
 use signaling::error::ErrorCode;
 use signaling::ids::ParticipantId;
 use signaling::media::MediaEvent;
@@ -17,6 +16,9 @@ use signaling::protocol::IceCandidate;
 use super::track::Published;
 use super::Shard;
 use crate::core::ids::PeerKey;
+use crate::core::offer_check::{
+    check_offer, MAX_NEW_SECTIONS_PER_OFFER, OFFERS_PER_SECOND, OFFER_BURST,
+};
 use crate::core::sdp;
 
 /// The client's media section of the transceiver a receiver belongs to.
@@ -33,6 +35,14 @@ fn receiver_section(
     sdp::media_sections(&remote.sdp)
         .into_iter()
         .find(|m| m.mid.as_deref() == Some(mid.as_str()))
+}
+
+/// The ICE password a client's SDP gives (the first; a client uses one per
+/// connection, bundled).
+fn ice_pwd(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-pwd:"))
+        .map(str::to_owned)
 }
 
 /// The local description as the client gets it: no RTCP-component
@@ -89,13 +99,38 @@ impl Shard {
         let Some(&key) = self.by_participant.get(participant) else {
             return;
         };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        // Sections the connection has (a client's offer carries the ones
+        // the server added for the room's tracks) plus a few new ones of
+        // its own: the server never offers more than it accepts.
+        // A relay to another node of the cluster carries the room's tracks
+        // in one offer, and is not a participant: it has no such limits.
+        let relay = peer.relay.is_some();
+        let max_sections = if relay {
+            usize::MAX
+        } else {
+            peer.pc.get_transceivers().count() + MAX_NEW_SECTIONS_PER_OFFER
+        };
+        if let Err(e) = check_offer(&sdp, max_sections) {
+            return self.error(participant, format!("offer rejected: {e}"));
+        }
+        // Only offers that would be applied count: a refused one cost a
+        // scan of its text.
+        if !relay && !peer.offer_rate.take(now) {
+            return self.error(
+                participant,
+                format!(
+                    "offer refused: more than {OFFER_BURST} offers, or {OFFERS_PER_SECOND} a \
+                     second; roll it back and offer again later"
+                ),
+            );
+        }
         let offer_text = sdp.clone();
         let offer = match RTCSessionDescription::offer(sdp) {
             Ok(o) => o,
             Err(e) => return self.error(participant, format!("invalid offer: {e}")),
-        };
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return;
         };
         let polite = peer
             .relay
@@ -124,17 +159,34 @@ impl Shard {
             });
             return;
         }
-        if let Err(e) = peer.pc.set_remote_description(now, offer) {
-            return self.error(participant, format!("offer rejected: {e}"));
+        let answered = peer
+            .pc
+            .set_remote_description(now, offer)
+            .map_err(|e| format!("offer rejected: {e}"))
+            .and_then(|()| {
+                let answer = peer
+                    .pc
+                    .create_answer(None)
+                    .map_err(|e| format!("cannot answer the offer: {e}"))?;
+                peer.pc
+                    .set_local_description(now, answer)
+                    .map_err(|e| format!("cannot answer the offer: {e}"))
+            });
+        if let Err(message) = answered {
+            // An offer the library refused half-way must not leave the
+            // connection waiting for an answer that never comes: back to
+            // the last stable state, so the next offer applies.
+            if peer.pc.pending_remote_description().is_some() {
+                if let Err(e) = RTCSessionDescription::rollback(None)
+                    .and_then(|r| peer.pc.set_remote_description(now, r))
+                {
+                    tracing::warn!(%participant, "cannot roll back a refused offer: {e}");
+                }
+            }
+            return self.error(participant, message);
         }
         peer.first_offer_at = None;
-        let answer = match peer.pc.create_answer(None) {
-            Ok(a) => a,
-            Err(e) => return self.error(participant, format!("cannot answer the offer: {e}")),
-        };
-        if let Err(e) = peer.pc.set_local_description(now, answer) {
-            return self.error(participant, format!("cannot answer the offer: {e}"));
-        }
+        peer.remote_pwd = ice_pwd(&offer_text);
         let sdp = sdp::follow_offer(&outgoing_sdp(&peer.pc), &offer_text);
         self.events.push(MediaEvent::Answer {
             participant: participant.clone(),
@@ -149,6 +201,7 @@ impl Shard {
         let Some(&key) = self.by_participant.get(participant) else {
             return;
         };
+        let answer_text = sdp.clone();
         let answer = match RTCSessionDescription::answer(sdp) {
             Ok(a) => a,
             Err(e) => return self.error(participant, format!("invalid answer: {e}")),
@@ -165,6 +218,7 @@ impl Shard {
         if let Err(e) = peer.pc.set_remote_description(now, answer) {
             return self.error(participant, format!("answer rejected: {e}"));
         }
+        peer.remote_pwd = ice_pwd(&answer_text);
         self.mark(key);
         self.after_negotiation(key, now);
     }
@@ -181,20 +235,26 @@ impl Shard {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        // ICE-lite: the server never checks the client's candidates, it
-        // learns the client's address from its checks. A candidate is still
-        // validated so a bogus one gets a clear error.
-        if peer.pc.remote_description().is_none() {
+        // ICE-lite: the server never checks the client's candidates; it
+        // learns the client's address from the client's own checks. So a
+        // candidate is only validated, for a clear error, and never handed
+        // to the connection: that would keep every candidate a client sends
+        // and resolve `.local` names with multicast DNS queries onto the
+        // server's network, with names the client chose.
+        if peer.pc.remote_description().is_none() && peer.pc.pending_remote_description().is_none()
+        {
+            return self.error(
+                participant,
+                "candidate before any offer or answer: send it after the description".into(),
+            );
+        }
+        let text = c.candidate.trim();
+        let line = text.strip_prefix("a=").unwrap_or(text);
+        if line.is_empty() {
+            // End of candidates.
             return;
         }
-        let init = RTCIceCandidateInit {
-            candidate: c.candidate,
-            sdp_mid: c.sdp_mid,
-            sdp_mline_index: c.sdp_m_line_index,
-            username_fragment: c.username_fragment,
-            ..Default::default()
-        };
-        if let Err(e) = peer.pc.add_remote_candidate(init) {
+        if let Err(e) = rtc::ice::candidate::unmarshal_candidate(line) {
             self.error(participant, format!("candidate rejected: {e}"));
         }
     }

@@ -3,6 +3,10 @@
 //! Each takes untrusted bytes exactly as they arrive from the network and
 //! must never panic; see docs/testing.md.
 
+mod core;
+
+pub use self::core::{codec, forwarder, sdp_helpers, twcc};
+
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -70,7 +74,7 @@ pub const FUZZ_PWD: &[u8] = b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 /// address table behind it). Builds a peer connection per run, so it runs
 /// far slower than the pure targets.
 pub fn shard_datagram(data: &[u8]) {
-    let (mut shard, ufrag) = shard_with_one_participant();
+    let (mut shard, ufrag, pwd) = shard_with_one_participant();
     let now = epoch();
     // The input may name the connection: the placeholder stands for the
     // ufrag the shard chose.
@@ -78,7 +82,7 @@ pub fn shard_datagram(data: &[u8]) {
     let stranger = SocketAddr::from(([127, 0, 0, 2], 40_000));
     let bound = SocketAddr::from(([127, 0, 0, 3], 40_000));
     shard.handle_datagram(stranger, BytesMut::from(&data[..]), now);
-    shard.handle_datagram(bound, binding_request(&ufrag), now);
+    shard.handle_datagram(bound, binding_request(&ufrag, pwd.as_bytes()), now);
     shard.handle_datagram(bound, BytesMut::from(&data[..]), now);
     shard.handle_timeout(now + Duration::from_secs(1));
     let (out, events, changes) = shard.take_output();
@@ -124,10 +128,11 @@ fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A STUN binding request as a client's ICE agent sends it (USERNAME
-/// "<server ufrag>:<client ufrag>"), without the attributes the server
-/// checks after the lookup.
-pub fn binding_request(ufrag: &str) -> BytesMut {
+/// A binding request from a client, as an ICE agent sends it: USERNAME
+/// naming the server's `ufrag`, MESSAGE-INTEGRITY made with the server's
+/// password `pwd`.
+pub fn binding_request(ufrag: &str, pwd: &[u8]) -> BytesMut {
+    use hmac::{Hmac, Mac};
     let user = format!("{ufrag}:fuzzclient");
     let mut attr = vec![0x00, 0x06];
     attr.extend((user.len() as u16).to_be_bytes());
@@ -140,12 +145,21 @@ pub fn binding_request(ufrag: &str) -> BytesMut {
     m.extend([0x21, 0x12, 0xA4, 0x42]);
     m.extend([7u8; 12]);
     m.extend(attr);
+    // The HMAC covers the message with its length counting the
+    // MESSAGE-INTEGRITY attribute (RFC 5389 section 15.4).
+    let len = (m.len() - 20 + 24) as u16;
+    m[2..4].copy_from_slice(&len.to_be_bytes());
+    if let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(pwd) {
+        mac.update(&m);
+        m.extend([0x00, 0x08, 0x00, 20]);
+        m.extend(mac.finalize().into_bytes());
+    }
     BytesMut::from(&m[..])
 }
 
 /// A shard with one participant (publish and subscribe grants), and the
-/// ufrag the shard chose for it.
-fn shard_with_one_participant() -> (Shard, String) {
+/// ufrag and password the shard chose for it.
+fn shard_with_one_participant() -> (Shard, String, String) {
     let mut shard = Shard::new(shard_config());
     shard.handle_command(
         MediaCommand::Join {
@@ -159,14 +173,14 @@ fn shard_with_one_participant() -> (Shard, String) {
         epoch(),
     );
     let (_, _, changes) = shard.take_output();
-    let ufrag = changes
+    let (ufrag, pwd) = changes
         .drain(..)
         .find_map(|c| match c {
-            UfragChange::Added(u) => Some(u),
+            UfragChange::Added { ufrag, pwd } => Some((ufrag, pwd)),
             UfragChange::Removed(_) => None,
         })
         .unwrap_or_default();
-    (shard, ufrag)
+    (shard, ufrag, pwd)
 }
 
 /// Packets a publisher or subscriber sends once SRTP is stripped: RTP with
@@ -305,7 +319,7 @@ pub fn client_sdp(data: &[u8]) {
 }
 
 fn sdp_through_shard(data: &[u8]) {
-    let (mut shard, _) = shard_with_one_participant();
+    let (mut shard, _, _) = shard_with_one_participant();
     let participant = ParticipantId::from_string("fuzz");
     let mut now = epoch();
     for (op, text) in commands(data) {
@@ -356,6 +370,7 @@ fn sdp_answers(data: &[u8]) {
         unknown_ssrc: Default::default(),
         unusable_repairs: Default::default(),
         relay_full: false,
+        srtp_ok: Default::default(),
     };
     let Ok(mut pc) = build_peer(&setup, now) else {
         return;
