@@ -97,14 +97,36 @@ impl ExtMap {
     }
 }
 
+const ONE_BYTE: u16 = 0xBEDE;
+const TWO_BYTE: u16 = 0x1000;
+
+/// Adds one element, in a form the library can write. The first element
+/// picks the header's form: the source's, when the element fits it.
+///
+/// RFC 8285's one-byte form carries ids 1 to 14 and 1 to 16 bytes (its
+/// length field is the length minus one); the library checks the id and
+/// the upper bound when it adds an element to a one-byte header, but not
+/// an empty element, nor anything when the element is the first, and
+/// writing such a header underflows (rtc-rtp 0.21.1 header.rs,
+/// `payload.len() as u8 - 1`: a panic with overflow checks, a corrupt id
+/// without). A publisher's two-byte header may carry empty elements and
+/// ids above 14, so the form is checked here. An element the form cannot
+/// carry is lost; the packet is not.
 fn set(header: &mut Header, profile: u16, id: u8, payload: Bytes) {
-    if !header.extension && profile != 0 && id <= 14 && payload.len() <= 16 {
-        // Keep the source's profile rather than let the first payload pick.
+    let fits_one_byte = (1..=14).contains(&id) && (1..=16).contains(&payload.len());
+    if !header.extension {
+        let form = if fits_one_byte && profile != TWO_BYTE {
+            ONE_BYTE
+        } else if id >= 1 && payload.len() <= 255 {
+            TWO_BYTE
+        } else {
+            return;
+        };
         header.extension = true;
-        header.extension_profile = profile;
+        header.extension_profile = form;
+    } else if header.extension_profile == ONE_BYTE && !fits_one_byte {
+        return;
     }
-    // An id or size the profile cannot carry: this one extension is lost,
-    // the packet is not.
     let _ = header.set_extension(id, payload);
 }
 
@@ -152,6 +174,50 @@ mod tests {
         assert_eq!(back.header.get_extension(9), None);
         assert_eq!(back.header.get_extension(3), None);
         assert_eq!(back.payload.as_ref(), b"media");
+    }
+
+    /// Found by fuzzing: an empty element from a two-byte header, or one
+    /// with an id a one-byte header cannot carry, never reaches the
+    /// library's one-byte writer.
+    #[test]
+    fn elements_the_one_byte_form_cannot_carry_never_reach_it() {
+        let dst = list(&[(1, AUDIO_LEVEL), (2, ABS_CAPTURE_TIME)]);
+        let src = list(&[(5, AUDIO_LEVEL), (20, ABS_CAPTURE_TIME)]);
+        let map = ExtMap::new(&src, &dst, None);
+        for (profile, first) in [(TWO_BYTE, 5u8), (TWO_BYTE, 20), (ONE_BYTE, 5), (0xABCD, 5)] {
+            let mut p = Packet::default();
+            p.header.version = 2;
+            p.header.extension = true;
+            p.header.extension_profile = profile;
+            p.header.extensions = vec![
+                rtc::rtp::header::Extension {
+                    id: first,
+                    payload: Bytes::new(),
+                },
+                rtc::rtp::header::Extension {
+                    id: 20,
+                    payload: Bytes::from_static(&[1, 2, 3]),
+                },
+            ];
+            map.apply(&mut p.header, false);
+            let raw = p.marshal().expect("a writable header");
+            let back = Packet::unmarshal(&mut &raw[..]).unwrap();
+            // Every element goes in a form that can carry it.
+            assert_eq!(
+                back.header.get_extension(2).as_deref(),
+                Some(&[1, 2, 3][..]),
+                "profile {profile:#x}"
+            );
+        }
+        // Directly: an empty first element makes a two-byte header.
+        let mut h = Header::default();
+        set(&mut h, 0, 3, Bytes::new());
+        assert_eq!(h.extension_profile, TWO_BYTE);
+        let mut h = Header::default();
+        set(&mut h, ONE_BYTE, 30, Bytes::from_static(&[1]));
+        assert_eq!(h.extension_profile, TWO_BYTE);
+        set(&mut h, ONE_BYTE, 0, Bytes::from_static(&[1]));
+        assert_eq!(h.extensions.len(), 1);
     }
 
     #[test]
