@@ -32,8 +32,8 @@ cargo build --release --workspace --bins
 echo "== cargo test"
 cargo test --release --workspace
 
-echo "== fuzz targets, ${FUZZ_SMOKE_SECONDS:-20} s each (docs/testing.md)"
-fuzz/run.sh smoke "${FUZZ_SMOKE_SECONDS:-20}"
+echo "== fuzz targets, ${FUZZ_SMOKE_SECONDS:-15} s each (docs/testing.md)"
+fuzz/run.sh smoke "${FUZZ_SMOKE_SECONDS:-15}"
 
 echo "== JS unit tests"
 node --test web/tests/unit/

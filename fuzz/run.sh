@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(datagram rtp_rtcp sdp client_message server_message shard_datagram client_sdp)
+TARGETS=(datagram rtp_rtcp sdp client_message server_message shard_datagram client_sdp codec forwarder sdp_helpers twcc)
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target}"
 export RUSTC_BOOTSTRAP=1

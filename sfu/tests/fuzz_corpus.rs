@@ -64,3 +64,35 @@ fn shard_datagram_inputs_do_not_panic() {
         "no committed inputs for shard_datagram"
     );
 }
+
+#[test]
+fn codec_inputs_do_not_panic() {
+    assert!(
+        replay("codec", sfu::fuzzing::codec) > 0,
+        "no committed inputs for codec"
+    );
+}
+
+#[test]
+fn forwarder_inputs_do_not_panic() {
+    assert!(
+        replay("forwarder", sfu::fuzzing::forwarder) > 0,
+        "no committed inputs for forwarder"
+    );
+}
+
+#[test]
+fn sdp_helpers_inputs_do_not_panic() {
+    assert!(
+        replay("sdp_helpers", sfu::fuzzing::sdp_helpers) > 0,
+        "no committed inputs for sdp_helpers"
+    );
+}
+
+#[test]
+fn twcc_inputs_do_not_panic() {
+    assert!(
+        replay("twcc", sfu::fuzzing::twcc) > 0,
+        "no committed inputs for twcc"
+    );
+}
