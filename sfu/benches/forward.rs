@@ -115,6 +115,7 @@ impl Room {
             advertise: vec![SERVER],
             keyframe_min_interval: Duration::from_millis(500),
             nack_cache_packets: 1024,
+            bwe: Default::default(),
         });
         let mut shard = Shard::new(cfg);
         let room = RoomName::parse("bench").unwrap();

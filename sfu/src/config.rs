@@ -29,6 +29,80 @@ pub struct MediaConfig {
     /// Packets kept per outgoing video stream to answer NACKs from
     /// subscribers (rounded up to a power of two).
     pub nack_cache_packets: u16,
+    /// `[media.bwe]`: bandwidth estimation and allocation per subscriber.
+    pub bwe: BweConfig,
+}
+
+/// `[media.bwe]` section: how the server measures each subscriber's
+/// downlink and shares it between the tracks it receives. See
+/// `docs/architecture.md` ("Bandwidth estimation, probing, pacing,
+/// allocation") for what each part does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BweConfig {
+    /// Estimate each subscriber's downlink from its transport-cc feedback
+    /// and allocate it across its tracks. Off: every subscriber gets the
+    /// layers its track settings ask for, whatever its link.
+    pub enabled: bool,
+    /// Send probe padding to find headroom before moving a subscriber up.
+    pub probing: bool,
+    /// Estimate before any feedback, kbit/s.
+    pub initial_kbps: u64,
+    /// Bounds of the estimate, kbit/s.
+    pub min_kbps: u64,
+    pub max_kbps: u64,
+    /// Share of a subscriber's estimate retransmissions may use, percent.
+    pub retransmit_percent: u8,
+    /// While a subscriber is congested, its keyframe requests reach the
+    /// publisher at most this often, milliseconds.
+    pub congested_keyframe_interval_ms: u64,
+    /// A move up needs the estimate to allow it this long (or a probe), ms.
+    pub up_hold_ms: u64,
+    /// A move up must fit in this percentage of the estimate.
+    pub up_headroom_percent: u8,
+    /// A layer left for lack of bandwidth is blocked this long at first, ms
+    /// (doubling, up to 120 s, when the same track is pushed down again).
+    pub block_initial_ms: u64,
+}
+
+impl Default for BweConfig {
+    fn default() -> Self {
+        BweConfig {
+            enabled: true,
+            probing: true,
+            initial_kbps: 300,
+            min_kbps: 30,
+            max_kbps: 20_000,
+            retransmit_percent: 20,
+            congested_keyframe_interval_ms: 2000,
+            up_hold_ms: 3000,
+            up_headroom_percent: 90,
+            block_initial_ms: 8000,
+        }
+    }
+}
+
+impl BweConfig {
+    /// The shard's settings from this section.
+    pub fn settings(&self) -> crate::shard::bwe::BweSettings {
+        use crate::core::bwe::Bitrate;
+        use std::time::Duration;
+        let mut s = crate::shard::bwe::BweSettings {
+            enabled: self.enabled,
+            probing: self.probing,
+            retransmit_share: f64::from(self.retransmit_percent.min(100)) / 100.0,
+            congested_keyframe_interval: Duration::from_millis(self.congested_keyframe_interval_ms),
+            ..Default::default()
+        };
+        let e = &mut s.leg.estimator;
+        e.min = Bitrate::kbps(self.min_kbps.max(10));
+        e.max = Bitrate::kbps(self.max_kbps.max(self.min_kbps.max(10)));
+        e.initial = Bitrate::kbps(self.initial_kbps).clamp(e.min, e.max);
+        s.alloc.up_hold = Duration::from_millis(self.up_hold_ms);
+        s.alloc.up_headroom = f64::from(self.up_headroom_percent.clamp(50, 100)) / 100.0;
+        s.alloc.block_initial = Duration::from_millis(self.block_initial_ms);
+        s
+    }
 }
 
 impl Default for MediaConfig {
@@ -44,6 +118,7 @@ impl Default for MediaConfig {
                 .collect(),
             keyframe_min_interval_ms: 500,
             nack_cache_packets: 1024,
+            bwe: BweConfig::default(),
         }
     }
 }

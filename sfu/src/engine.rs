@@ -25,6 +25,7 @@ use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCI
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -340,7 +341,7 @@ pub fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) -> Resul
     Ok(())
 }
 
-/// Lets keyframe requests and NACKs from the remote through to the
+/// Lets keyframe requests, NACKs and transport-wide feedback from the remote through to the
 /// application. The library's chain ends inbound RTCP before the
 /// application unless a packet is marked; receiver reports and
 /// transport-wide feedback stay with the interceptors that act on them.
@@ -385,6 +386,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
                     a.is::<PictureLossIndication>()
                         || a.is::<FullIntraRequest>()
                         || a.is::<TransportLayerNack>()
+                        // A subscriber's transport-wide feedback: the
+                        // shard's estimator of that connection reads it.
+                        || a.is::<TransportLayerCc>()
                 });
                 if wanted && !msg.message.has(&Attribute::DeliverToApplication) {
                     msg.message.add(Attribute::DeliverToApplication);

@@ -101,6 +101,7 @@ impl SfuPlane {
             advertise,
             keyframe_min_interval: Duration::from_millis(cfg.keyframe_min_interval_ms),
             nack_cache_packets: cfg.nack_cache_packets,
+            bwe: cfg.bwe.settings(),
         });
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let ufrags: UfragTable = Arc::default();
@@ -171,7 +172,13 @@ impl MediaPlane for SfuPlane {
     }
 
     fn stats(&self) -> MediaStats {
-        stats::sum(self.counts.iter().map(|c| c.read()))
+        let mut s = stats::sum(self.counts.iter().map(|c| c.read()));
+        s.subscribers = self
+            .counts
+            .iter()
+            .flat_map(|c| c.read_subscribers())
+            .collect();
+        s
     }
 }
 
@@ -432,6 +439,9 @@ impl ShardCtx {
             self.shard.counts.drop(Drop::SendFailed);
         }
         self.shared.publish(&self.shard.counts);
+        if std::mem::take(&mut self.shard.subscribers.1) {
+            self.shared.publish_subscribers(&self.shard.subscribers.0);
+        }
     }
 }
 

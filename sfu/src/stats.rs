@@ -46,6 +46,11 @@ pub enum Drop {
     /// An authenticated STUN request from an address another live
     /// connection holds with fresh consent.
     AddressInUse,
+    /// A NACKed packet not re-sent: the subscriber's retransmission budget
+    /// (a share of its bandwidth estimate) was spent.
+    NackBudget,
+    /// A keyframe request from a congested subscriber inside its interval.
+    KeyframeThrottled,
 }
 
 pub const DROP_REASONS: &[(Drop, &str)] = &[
@@ -65,9 +70,11 @@ pub const DROP_REASONS: &[(Drop, &str)] = &[
     (Drop::UnusableRepair, "unusable_repair"),
     (Drop::StunUnauthenticated, "stun_unauthenticated"),
     (Drop::AddressInUse, "address_in_use"),
+    (Drop::NackBudget, "nack_budget"),
+    (Drop::KeyframeThrottled, "keyframe_throttled"),
 ];
 
-pub const N_DROPS: usize = 16;
+pub const N_DROPS: usize = 18;
 
 /// A drop reason's name in statistics.
 pub fn drop_name(why: Drop) -> &'static str {
@@ -126,18 +133,36 @@ const N_FIELDS: usize = 19;
 #[derive(Debug)]
 pub struct SharedCounts {
     v: [AtomicU64; N_FIELDS + N_DROPS],
+    /// Per-subscriber figures, replaced a few times a second (never per
+    /// packet), read by `/api/stats`.
+    subscribers: std::sync::Mutex<Vec<signaling::media::SubscriberStats>>,
 }
 
-// Arrays derive `Default` only up to 32 elements.
+// By hand: `Default` for arrays stops at 32 elements.
 impl Default for SharedCounts {
     fn default() -> Self {
         SharedCounts {
             v: std::array::from_fn(|_| AtomicU64::new(0)),
+            subscribers: Default::default(),
         }
     }
 }
 
 impl SharedCounts {
+    pub fn publish_subscribers(&self, list: &[signaling::media::SubscriberStats]) {
+        if let Ok(mut g) = self.subscribers.lock() {
+            g.clear();
+            g.extend_from_slice(list);
+        }
+    }
+
+    pub fn read_subscribers(&self) -> Vec<signaling::media::SubscriberStats> {
+        self.subscribers
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default()
+    }
+
     pub fn publish(&self, c: &Counts) {
         let vals = [
             c.connections,
@@ -244,5 +269,6 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))
             .collect(),
+        subscribers: Vec::new(),
     }
 }

@@ -266,6 +266,17 @@ pub enum MediaEvent {
         kind: SdpKind,
         sdp: String,
     },
+    /// A track the participant receives was paused by the server (its
+    /// downlink cannot carry even the lowest layer), or resumed.
+    StreamState {
+        participant: ParticipantId,
+        /// Who publishes the track.
+        publisher: String,
+        track: String,
+        paused: bool,
+        /// Why it is paused (`bandwidth`).
+        reason: Option<String>,
+    },
 }
 
 impl MediaEvent {
@@ -277,7 +288,8 @@ impl MediaEvent {
             | MediaEvent::Candidate { participant, .. }
             | MediaEvent::Error { participant, .. }
             | MediaEvent::ActiveSpeakers { participant, .. }
-            | MediaEvent::PublisherEncodings { participant, .. } => Some(participant),
+            | MediaEvent::PublisherEncodings { participant, .. }
+            | MediaEvent::StreamState { participant, .. } => Some(participant),
             MediaEvent::RelaySdp { .. } => None,
         }
     }
@@ -320,6 +332,52 @@ pub struct MediaStats {
     pub relay_packets_in: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
+    /// Per subscriber connection: bandwidth estimate, allocation, layers.
+    pub subscribers: Vec<SubscriberStats>,
+}
+
+/// One subscriber connection's bandwidth figures (`/api/stats`
+/// `media.subscribers`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriberStats {
+    pub participant: String,
+    /// Estimation drives this subscriber (transport-cc feedback arrives).
+    pub estimation: bool,
+    pub estimate_bps: Option<u64>,
+    /// What the allocation gave its tracks.
+    pub allocated_bps: Option<u64>,
+    /// Sent to it over the last second (media, retransmissions, probes).
+    pub sent_bps: u64,
+    pub packets_sent: u64,
+    pub congested: bool,
+    pub rtt_ms: Option<u64>,
+    pub feedbacks: u64,
+    pub probes_started: u64,
+    pub probes_succeeded: u64,
+    pub probes_failed: u64,
+    pub probe_packets: u64,
+    pub retransmissions_sent: u64,
+    /// NACKs not answered because the retransmission budget was spent.
+    pub retransmissions_dropped: u64,
+    /// Its keyframe requests held back while it was congested.
+    pub keyframe_requests_throttled: u64,
+    pub tracks: Vec<SubscriberTrackStats>,
+}
+
+/// One track a subscriber receives.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriberTrackStats {
+    pub track: String,
+    pub publisher: String,
+    pub kind: String,
+    /// The layer it gets now (a simulcast rid, or `sNtM`).
+    pub layer: Option<String>,
+    /// The layer it is switching to.
+    pub target: Option<String>,
+    /// Why it gets nothing: `bandwidth`, `hidden`, `subscriber`, `no_layers`.
+    pub paused: Option<String>,
 }
 
 /// A media plane. Calls must not block: implementations queue the command

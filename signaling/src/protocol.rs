@@ -427,6 +427,16 @@ pub enum ServerMessage {
         mid: Option<String>,
         encodings: Vec<crate::media::EncodingState>,
     },
+    /// A track you receive was paused by the server because your downlink
+    /// cannot carry even its lowest layer (`paused: true`, `reason:
+    /// "bandwidth"`), or it flows again (`paused: false`). SFU rooms.
+    StreamState {
+        participant: String,
+        track: String,
+        paused: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
     /// Answer to `ping`.
     Pong {
         #[serde(default, skip_serializing_if = "Option::is_none")]

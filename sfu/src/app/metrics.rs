@@ -259,6 +259,65 @@ pub fn render(
         "RTP packets received from other nodes over relays.",
         &[("", m.relay_packets_in as f64)],
     );
+    let est: Vec<&signaling::media::SubscriberStats> =
+        m.subscribers.iter().filter(|s| s.estimation).collect();
+    let sum = |f: fn(&signaling::media::SubscriberStats) -> u64| {
+        m.subscribers.iter().map(f).sum::<u64>() as f64
+    };
+    family(
+        &mut out,
+        "sfu_bwe_subscribers",
+        "gauge",
+        "Subscriber connections whose bandwidth estimate drives allocation, and of those the congested.",
+        &[
+            ("state=\"estimating\"", est.len() as f64),
+            (
+                "state=\"congested\"",
+                est.iter().filter(|s| s.congested).count() as f64,
+            ),
+        ],
+    );
+    family(
+        &mut out,
+        "sfu_bwe_estimate_bps",
+        "gauge",
+        "Bandwidth estimates of subscriber connections: lowest, highest and sum.",
+        &[
+            (
+                "stat=\"min\"",
+                est.iter().filter_map(|s| s.estimate_bps).min().unwrap_or(0) as f64,
+            ),
+            (
+                "stat=\"max\"",
+                est.iter().filter_map(|s| s.estimate_bps).max().unwrap_or(0) as f64,
+            ),
+            (
+                "stat=\"sum\"",
+                est.iter().filter_map(|s| s.estimate_bps).sum::<u64>() as f64,
+            ),
+        ],
+    );
+    family(
+        &mut out,
+        "sfu_bwe_probes_total",
+        "counter",
+        "Probe clusters towards subscribers, by result (of connections still open).",
+        &[
+            ("result=\"started\"", sum(|s| s.probes_started)),
+            ("result=\"succeeded\"", sum(|s| s.probes_succeeded)),
+            ("result=\"failed\"", sum(|s| s.probes_failed)),
+        ],
+    );
+    family(
+        &mut out,
+        "sfu_bwe_retransmissions_total",
+        "counter",
+        "Retransmissions to subscribers: sent, and held back by the budget (of connections still open).",
+        &[
+            ("result=\"sent\"", sum(|s| s.retransmissions_sent)),
+            ("result=\"dropped\"", sum(|s| s.retransmissions_dropped)),
+        ],
+    );
     let dropped: Vec<(String, f64)> = m
         .dropped
         .iter()
@@ -362,6 +421,13 @@ mod tests {
             relay_bytes_out: 500,
             relay_packets_in: 40,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
+            subscribers: vec![signaling::media::SubscriberStats {
+                estimation: true,
+                estimate_bps: Some(600_000),
+                probes_started: 2,
+                retransmissions_dropped: 5,
+                ..Default::default()
+            }],
         };
         let process = ProcessStats {
             cpu_seconds: 1.5,
@@ -385,6 +451,18 @@ mod tests {
         assert_eq!(sample(&text, "sfu_connections_lost_total"), Some(4.0));
         assert_eq!(sample(&text, "sfu_packets_skipped_total"), Some(11.0));
         assert_eq!(sample(&text, "sfu_layer_switches_total"), Some(3.0));
+        assert_eq!(
+            sample(&text, "sfu_bwe_estimate_bps{stat=\"max\"}"),
+            Some(600_000.0)
+        );
+        assert_eq!(
+            sample(&text, "sfu_bwe_probes_total{result=\"started\"}"),
+            Some(2.0)
+        );
+        assert_eq!(
+            sample(&text, "sfu_bwe_retransmissions_total{result=\"dropped\"}"),
+            Some(5.0)
+        );
         assert_eq!(
             sample(&text, "sfu_packets_dropped_total{reason=\"no_route\"}"),
             Some(9.0)

@@ -290,6 +290,7 @@ fn shard_config() -> Arc<ShardConfig> {
         advertise: vec![server_addr()],
         keyframe_min_interval: Duration::from_millis(500),
         nack_cache_packets: 64,
+        bwe: Default::default(),
     })
 }
 

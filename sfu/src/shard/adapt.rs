@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use signaling::ids::ParticipantId;
 use signaling::media::{EncodingState, MediaEvent, Speaker, TrackSettings};
 
+use super::allocate::{allocate_peer, pause_reason, subscriber_stats, Cap, StreamChange};
 use super::track::Published;
 use super::Shard;
 use crate::core::ids::TrackNo;
@@ -91,28 +92,54 @@ impl Shard {
         self.adapt(now);
     }
 
-    /// Re-targets every leg, then dynacast and active speakers.
+    /// Re-targets every leg (within each subscriber's bandwidth estimate
+    /// where it is live), then dynacast and active speakers.
     pub(super) fn adapt(&mut self, now: Instant) {
         self.next_adapt = now + ADAPT_EVERY;
         let mut keyframes: Vec<(TrackNo, u8)> = Vec::new();
         // What each track's subscribers need, per stream index (SVC: one).
         let mut needed: HashMap<TrackNo, Vec<bool>> = HashMap::new();
-        let Shard { peers, tracks, .. } = self;
+        let mut changes: Vec<(ParticipantId, StreamChange)> = Vec::new();
+        let mut figures = Vec::new();
+        let Shard {
+            peers, tracks, cfg, ..
+        } = self;
         for peer in peers.values_mut() {
-            for (track, leg) in peer.legs.iter_mut() {
+            let mut caps = Vec::with_capacity(peer.legs.len());
+            for (track, leg) in peer.legs.iter() {
                 let Some(p) = tracks.get(track) else { continue };
                 let visible = leg.settings.visible
                     || leg
                         .hidden_since
                         .is_some_and(|t| now.saturating_duration_since(t) < HIDDEN_GRACE);
-                let target = if p.is_video() {
+                let cap = if p.is_video() {
                     choose(&options(p, now), &leg.settings, visible)
                 } else {
                     (!leg.settings.paused).then_some(Layer::TOP)
                 };
+                caps.push(Cap {
+                    track: *track,
+                    cap,
+                    visible,
+                });
+            }
+            let targets: Vec<(TrackNo, Option<Layer>)> =
+                // A relay to another node carries every layer its subscribers
+                // there may need: they are allocated on that node.
+                if cfg.bwe.enabled && peer.connected && peer.relay.is_none() && peer.bwe.active() {
+                    let (t, ch) = allocate_peer(peer, tracks, &caps, &cfg.bwe, now);
+                    changes.extend(ch.into_iter().map(|c| (peer.participant.clone(), c)));
+                    t
+                } else {
+                    caps.iter().map(|c| (c.track, c.cap)).collect()
+                };
+            for (track, target) in targets {
+                let (Some(p), Some(leg)) = (tracks.get(&track), peer.legs.get_mut(&track)) else {
+                    continue;
+                };
                 if target != leg.fwd.target() {
                     if let Some(s) = leg.fwd.set_target(target) {
-                        keyframes.push((*track, s));
+                        keyframes.push((track, s));
                     }
                 }
                 if p.is_video() {
@@ -121,9 +148,16 @@ impl Shard {
                     } else {
                         p.stream_count() as usize
                     };
-                    let need = needed.entry(*track).or_insert_with(|| vec![false; n]);
+                    let need = needed.entry(track).or_insert_with(|| vec![false; n]);
                     let simulcast = !p.rids.is_empty();
-                    for l in [leg.fwd.target(), leg.fwd.current()].into_iter().flatten() {
+                    // What the settings ask for stays encoded even while
+                    // bandwidth holds this subscriber below it: the layer is
+                    // there the moment a probe proves it fits.
+                    let cap = caps.iter().find(|c| c.track == track).and_then(|c| c.cap);
+                    for l in [cap, leg.fwd.target(), leg.fwd.current()]
+                        .into_iter()
+                        .flatten()
+                    {
                         let i = if simulcast { l.spatial as usize } else { 0 };
                         if let Some(x) = need.get_mut(i) {
                             *x = true;
@@ -131,6 +165,23 @@ impl Shard {
                     }
                 }
             }
+            if !peer.legs.is_empty() {
+                figures.push(subscriber_stats(peer, tracks, now));
+            }
+        }
+        figures.sort_by(|a, b| a.participant.cmp(&b.participant));
+        self.subscribers = (figures, true);
+        for (participant, c) in changes {
+            let Some(p) = self.tracks.get(&c.track) else {
+                continue;
+            };
+            self.events.push(MediaEvent::StreamState {
+                participant,
+                publisher: p.stream_id.clone(),
+                track: p.track_id.clone(),
+                paused: c.paused.is_some(),
+                reason: c.paused.map(pause_reason),
+            });
         }
         for (t, s) in keyframes {
             self.request_keyframe(t, s, now);

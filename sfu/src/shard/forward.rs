@@ -15,6 +15,7 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -22,6 +23,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::marshal::MarshalSize;
 
 use super::Shard;
+use crate::core::bwe::history::PacketKind;
 use crate::core::codec::CodecKind;
 use crate::core::forwarder::{Decision, DropReason, InPacket};
 use crate::core::ids::{PeerKey, TrackNo};
@@ -215,6 +217,13 @@ impl Shard {
             header.marker = out.marker;
             leg.fwd.ext.apply(&mut header, av1);
             let size = (header.marshal_size() + out.payload.len()) as u64;
+            let kind = if leg.kind == RtpCodecKind::Audio {
+                PacketKind::Audio
+            } else {
+                PacketKind::Video
+            };
+            peer.bwe
+                .on_send(&mut header, size as usize, kind, None, now);
             let p = Packet {
                 header,
                 payload: out.payload,
@@ -259,6 +268,15 @@ impl Shard {
                 .peers
                 .get(&from)
                 .and_then(|peer| peer.leg_by_ssrc.get(&ssrc).copied());
+            let interval = self.cfg.bwe.congested_keyframe_interval;
+            let allowed = self
+                .peers
+                .get_mut(&from)
+                .is_none_or(|p| p.bwe.allow_keyframe_request(interval, now));
+            if !allowed {
+                self.counts.drop(Drop::KeyframeThrottled);
+                return;
+            }
             if let Some(t) = track {
                 let stream = self
                     .peers
@@ -272,6 +290,10 @@ impl Shard {
         }
         if let Some(nack) = p.downcast_ref::<TransportLayerNack>() {
             self.answer_nack(from, nack, now);
+        } else if let Some(tcc) = p.downcast_ref::<TransportLayerCc>() {
+            if let Some(peer) = self.peers.get_mut(&from) {
+                peer.bwe.on_feedback(tcc, now);
+            }
         }
     }
 
@@ -287,11 +309,20 @@ impl Shard {
         let Some(leg) = peer.legs.get(&track) else {
             return;
         };
+        let share = self.cfg.bwe.retransmit_share;
         let mut resend = Vec::new();
         for pair in &nack.nacks {
             for seq in pair.packet_list() {
                 match leg.fwd.retransmit(seq) {
                     Some(o) => {
+                        // Within the leg's budget only: retransmissions
+                        // beyond a share of the estimate would push a weak
+                        // link further into loss.
+                        let size = 12 + 24 + o.payload.len();
+                        if let Err(d) = peer.bwe.allow_retransmission(size, share, now) {
+                            self.counts.drop(d);
+                            continue;
+                        }
                         let mut header = rtc::rtp::header::Header {
                             version: 2,
                             marker: o.marker,
@@ -302,6 +333,9 @@ impl Shard {
                             ..Default::default()
                         };
                         leg.fwd.ext.apply(&mut header, false);
+                        let size = header.marshal_size() + o.payload.len();
+                        peer.bwe
+                            .on_send(&mut header, size, PacketKind::Retransmission, None, now);
                         resend.push(Packet {
                             header,
                             payload: o.payload.clone(),
@@ -343,6 +377,27 @@ impl Shard {
         let n = self.tracks.get(&track).map_or(0, |p| p.stream_count());
         for s in 0..n {
             self.request_keyframe(track, s, now);
+        }
+    }
+
+    /// Probe padding due now, on every subscriber connection that probes.
+    pub(super) fn send_probes(&mut self, now: Instant) {
+        let mut pkts = Vec::new();
+        let mut sent = Vec::new();
+        for (k, peer) in self.peers.iter_mut() {
+            if !peer.connected || peer.bwe.next_deadline().is_none_or(|d| d > now) {
+                continue;
+            }
+            peer.bwe.poll_probes(now, &mut pkts);
+            for p in pkts.drain(..) {
+                if write_rtp(&mut peer.pc, now, p).is_err() {
+                    self.counts.drop(Drop::WriteFailed);
+                }
+            }
+            sent.push(*k);
+        }
+        for k in sent {
+            self.mark(k);
         }
     }
 

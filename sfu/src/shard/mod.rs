@@ -10,6 +10,8 @@
 //! - [`relay`]: node-to-node relays, members of a room like any other.
 
 mod adapt;
+mod allocate;
+pub mod bwe;
 mod forward;
 mod peer;
 mod relay;
@@ -61,6 +63,8 @@ pub struct ShardConfig {
     pub advertise: Vec<SocketAddr>,
     pub keyframe_min_interval: Duration,
     pub nack_cache_packets: u16,
+    /// Bandwidth estimation, probing and allocation per subscriber.
+    pub bwe: bwe::BweSettings,
 }
 
 /// A change to the ufrag table the runtime demultiplexes by.
@@ -105,6 +109,9 @@ pub struct Shard {
     speakers: HashMap<String, adapt::SpeakerState>,
     relays: relay::Relays,
     pub counts: Counts,
+    /// Per-subscriber figures, refreshed with every adaptation; `true` in
+    /// the flag when they changed since the runtime last took them.
+    pub subscribers: (Vec<signaling::media::SubscriberStats>, bool),
 }
 
 impl Shard {
@@ -138,6 +145,7 @@ impl Shard {
             speakers: HashMap::new(),
             relays: relay::Relays::default(),
             counts: Counts::default(),
+            subscribers: (Vec::new(), false),
         }
     }
 
@@ -378,6 +386,7 @@ impl Shard {
         for (t, s) in kf {
             self.send_keyframe_request(t, s, now);
         }
+        self.send_probes(now);
         self.flush(now);
     }
 
@@ -394,7 +403,8 @@ impl Shard {
             .flat_map(|p| p.streams.iter().filter_map(|s| s.keyframe.deadline()));
         // Adaptation only has work while something is published.
         let adapt = (!self.tracks.is_empty()).then_some(self.next_adapt);
-        peers.chain(kf).chain(adapt).min()
+        let probes = self.peers.values().filter_map(|p| p.bwe.next_deadline());
+        peers.chain(kf).chain(adapt).chain(probes).min()
     }
 
     /// Datagrams to send, then events for signaling, then ufrag-table changes.
@@ -514,6 +524,7 @@ impl Shard {
             pc,
             setup.ufrag,
             setup.pwd,
+            &self.cfg.bwe,
         );
         let grace = if perms.publish {
             INITIAL_OFFER_GRACE

@@ -21,6 +21,7 @@ use crate::core::layer::{Layer, Selector, Simulcast, Svc};
 use crate::core::offer_check::OfferRate;
 use crate::core::sdp;
 
+use super::bwe::{BweSettings, ProbeRoute, SubscriberBwe};
 use super::track::Published;
 use signaling::media::TrackSettings;
 
@@ -80,6 +81,8 @@ pub struct Peer {
     pub pending_settings: HashMap<(String, String), TrackSettings>,
     /// Set when this is a node-to-node relay rather than a participant.
     pub relay: Option<super::relay::RelayLink>,
+    /// Bandwidth estimation and allocation of what this connection receives.
+    pub bwe: SubscriberBwe,
 }
 
 impl Peer {
@@ -91,7 +94,14 @@ impl Peer {
         pc: RTCPeerConnection,
         ufrag: String,
         pwd: String,
+        bwe: &BweSettings,
     ) -> Self {
+        let probe_ssrc = loop {
+            let s: u32 = rand::random();
+            if s != 0 {
+                break s;
+            }
+        };
         Peer {
             key,
             participant,
@@ -116,6 +126,7 @@ impl Peer {
             leg_by_ssrc: HashMap::new(),
             pending_settings: HashMap::new(),
             relay: None,
+            bwe: SubscriberBwe::new(bwe, probe_ssrc, rand::random()),
         }
     }
 
@@ -257,6 +268,15 @@ impl Peer {
             })
             .collect();
         let mut ready = Vec::new();
+        // Transport-wide numbers are per connection: one extension id for
+        // the whole bundle (RFC 8843 keeps an id the same in every section).
+        self.bwe.twcc_id = remote.iter().find_map(|m| {
+            m.extmaps
+                .iter()
+                .find(|(_, u)| u == crate::core::extmap::TRANSPORT_CC)
+                .map(|(id, _)| *id)
+        });
+        let mut probe_route = None;
         for (track, leg) in self.legs.iter_mut() {
             let Some(src) = tracks.get(track) else {
                 continue;
@@ -287,10 +307,21 @@ impl Peer {
                 })
                 .collect();
             let ext = ExtMap::new(&src.exts, &dst.extmaps, Some(&mid));
+            if probe_route.is_none() && leg.kind == RtpCodecKind::Video {
+                if let Some(&(_, pt)) = pts.first() {
+                    let mid_ext = dst
+                        .extmaps
+                        .iter()
+                        .find(|(_, u)| u == crate::core::extmap::MID)
+                        .map(|(id, _)| (*id, bytes::Bytes::copy_from_slice(mid.as_bytes())));
+                    probe_route = Some(ProbeRoute { pt, mid: mid_ext });
+                }
+            }
             if leg.fwd.negotiated(PtMap::new(&pts), ext) {
                 ready.push(*track);
             }
         }
+        self.bwe.probe_route = probe_route;
         ready
     }
 }

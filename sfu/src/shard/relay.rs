@@ -139,7 +139,16 @@ impl Shard {
             publish: true,
             subscribe: true,
         };
-        let mut peer = Peer::new(key, id, room.to_string(), perms, pc, setup.ufrag, setup.pwd);
+        let mut peer = Peer::new(
+            key,
+            id,
+            room.to_string(),
+            perms,
+            pc,
+            setup.ufrag,
+            setup.pwd,
+            &self.cfg.bwe,
+        );
         peer.relay = Some(RelayLink {
             node: node.clone(),
             room: room.clone(),

@@ -498,7 +498,9 @@ impl Net {
                     self.clients[i].errors.push(message);
                 }
             }
-            MediaEvent::ActiveSpeakers { .. } | MediaEvent::PublisherEncodings { .. } => {}
+            MediaEvent::ActiveSpeakers { .. }
+            | MediaEvent::PublisherEncodings { .. }
+            | MediaEvent::StreamState { .. } => {}
             MediaEvent::RelaySdp { .. } => self.relay_sdp.push(ev),
         }
     }

@@ -78,6 +78,8 @@ pub struct SimClient {
     pub encodings: Vec<(String, Encodings)>,
     /// The rid of each simulcast SSRC this client sends.
     pub rids: HashMap<u32, String>,
+    /// Every `stream-state` received: (publisher, track, paused).
+    pub stream_states: Vec<(String, String, bool)>,
 }
 
 impl SimClient {
@@ -333,6 +335,7 @@ impl SimNet {
             advertise: vec![SERVER],
             keyframe_min_interval: Duration::from_millis(200),
             nack_cache_packets: 1024,
+            bwe: Default::default(),
         });
         SimNet {
             shard: Shard::new(cfg),
@@ -379,6 +382,7 @@ impl SimNet {
             speakers: Vec::new(),
             encodings: Vec::new(),
             rids: HashMap::new(),
+            stream_states: Vec::new(),
         };
         self.shard.handle_command(
             MediaCommand::Join {
@@ -642,6 +646,17 @@ impl SimNet {
                         track,
                         encodings.into_iter().map(|e| (e.rid, e.active)).collect(),
                     ));
+                }
+            }
+            MediaEvent::StreamState {
+                participant,
+                publisher,
+                track,
+                paused,
+                ..
+            } => {
+                if let Some(c) = self.clients.iter_mut().find(|c| c.id == participant) {
+                    c.stream_states.push((publisher, track, paused));
                 }
             }
             MediaEvent::Candidate { .. } | MediaEvent::RelaySdp { .. } => {}

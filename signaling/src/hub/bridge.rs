@@ -197,6 +197,21 @@ impl Hub {
                     encodings,
                 },
             ),
+            MediaEvent::StreamState {
+                participant,
+                publisher,
+                track,
+                paused,
+                reason,
+            } => (
+                participant,
+                ServerMessage::StreamState {
+                    participant: publisher,
+                    track,
+                    paused,
+                    reason,
+                },
+            ),
         };
         if let Some(conn) = self.participants.get(&pid).and_then(|p| p.conn.clone()) {
             fx.send(&conn, msg);

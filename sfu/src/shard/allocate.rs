@@ -1,0 +1,292 @@
+//! Each subscriber's bandwidth estimate distributed over its tracks, and
+//! the figures `/api/stats` reports per subscriber.
+//!
+//! `adapt.rs` works out what each leg may get from how the subscriber
+//! shows the track (size, visibility, quality, pause: the cap). For a
+//! subscriber whose estimate is live (transport-cc negotiated, feedback
+//! arriving), [`allocate_peer`] then hands the estimate to the core's
+//! two-phase [`Allocator`](crate::core::bwe::allocator::Allocator): every
+//! video gets at most its cap, at least its lowest layer while that fits,
+//! is paused (and the subscriber told) when not even that fits, and moves
+//! up only with the allocator's hysteresis (a probe or a held, delivered
+//! rate). Without live estimation the cap is the target, as before.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use signaling::media::{SubscriberStats, SubscriberTrackStats};
+
+use super::bwe::BweSettings;
+use super::peer::Peer;
+use super::track::Published;
+use crate::core::bwe::allocator::{
+    AllocationEvent, Layer as ALayer, LayerRate, PauseReason, Signal, Target, TrackInput, TrackKind,
+};
+use crate::core::bwe::Bitrate;
+use crate::core::ids::TrackNo;
+use crate::core::layer::Layer;
+
+/// What audio is counted at (Opus in a call: 32 to 50 kbit/s with headers).
+const AUDIO_RATE: Bitrate = Bitrate::kbps(50);
+/// Expected rates of simulcast streams not measured yet, top last.
+const EXPECTED: [u64; 3] = [150_000, 500_000, 1_500_000];
+/// Expected rate of a single-stream video not measured yet.
+const EXPECTED_SINGLE: u64 = 800_000;
+/// A measured rate older than this is not trusted over the expected one
+/// (the stream stopped; it will restart at about its usual rate).
+const STALE: Duration = Duration::from_secs(3);
+
+/// One leg's cap from its settings, as `adapt` worked it out.
+pub struct Cap {
+    pub track: TrackNo,
+    pub cap: Option<Layer>,
+    pub visible: bool,
+}
+
+/// A change to tell the subscriber: a track paused for lack of bandwidth,
+/// or resumed.
+pub struct StreamChange {
+    pub track: TrackNo,
+    pub paused: Option<PauseReason>,
+}
+
+/// The allocation of one subscriber: per leg the target to set, and what
+/// to tell the subscriber.
+pub fn allocate_peer(
+    peer: &mut Peer,
+    tracks: &HashMap<TrackNo, Published>,
+    caps: &[Cap],
+    settings: &BweSettings,
+    now: Instant,
+) -> (Vec<(TrackNo, Option<Layer>)>, Vec<StreamChange>) {
+    let mut inputs = Vec::with_capacity(caps.len());
+    for c in caps {
+        let (Some(p), Some(leg)) = (tracks.get(&c.track), peer.legs.get(&c.track)) else {
+            continue;
+        };
+        let simulcast = !p.rids.is_empty();
+        // Only simulcast video has a lower layer to fall back to. A
+        // single-stream video (and an SVC stream, whose layers are not
+        // allocated separately yet) is a fixed cost like audio, as
+        // mediasoup treats its simple consumers: pausing it would be no
+        // adaptation, and with nothing sent the estimate could not be
+        // measured back up.
+        let kind = if p.is_video() && simulcast {
+            TrackKind::Video {
+                layers: layer_rates(p, now),
+            }
+        } else if p.is_video() {
+            TrackKind::Audio {
+                bitrate: layer_rates(p, now)
+                    .first()
+                    .map_or(Bitrate::bps(EXPECTED_SINGLE), |l| l.bitrate),
+            }
+        } else {
+            TrackKind::Audio {
+                bitrate: AUDIO_RATE,
+            }
+        };
+        inputs.push(TrackInput {
+            track: c.track,
+            kind,
+            screen_share: false,
+            active_speaker: false,
+            visible: c.visible || c.cap.is_some(),
+            paused_by_subscriber: leg.settings.paused,
+            max_layer: c.cap.map(|l| {
+                if simulcast {
+                    ALayer::new(l.spatial.min(p.stream_count().saturating_sub(1)), 0)
+                } else {
+                    ALayer::new(0, 0)
+                }
+            }),
+        });
+    }
+    let bwe = &mut peer.bwe;
+    let estimate = bwe.leg.estimate(now);
+    let signal = Signal {
+        congested: bwe.leg.is_congested(now),
+        probe_success: bwe.probe_success.take(),
+        delivered: bwe.leg.recent_best(),
+    };
+    let alloc = bwe.alloc.allocate(&inputs, estimate, signal, now);
+    bwe.allocated = alloc.total;
+    let mut changes = Vec::new();
+    let mut moved_up = false;
+    for e in &alloc.events {
+        match *e {
+            // Only pauses the subscriber did not choose are news to it.
+            AllocationEvent::Paused { track, reason } => {
+                if reason == PauseReason::Bandwidth && !bwe.told_paused.contains(&track) {
+                    bwe.told_paused.push(track);
+                    changes.push(StreamChange {
+                        track,
+                        paused: Some(reason),
+                    });
+                }
+            }
+            AllocationEvent::Resumed { track, .. } => {
+                moved_up = true;
+                if let Some(i) = bwe.told_paused.iter().position(|t| *t == track) {
+                    bwe.told_paused.swap_remove(i);
+                    changes.push(StreamChange {
+                        track,
+                        paused: None,
+                    });
+                }
+            }
+            AllocationEvent::LayerChanged { from, to, .. } => moved_up |= to > from,
+        }
+    }
+    if moved_up {
+        // The switch's keyframe leaves within a frame or two of the
+        // publisher's answer to our request.
+        bwe.leg.on_layer_switch(now + Duration::from_millis(100));
+    }
+    if settings.probing {
+        bwe.maybe_probe(alloc.probe_target, now);
+    }
+    let targets = alloc
+        .tracks
+        .iter()
+        .filter_map(|a| Some((a, caps.iter().find(|c| c.track == a.track)?)))
+        .map(|(a, c)| {
+            let t = match a.target {
+                Target::Audio => c.cap,
+                Target::Paused(_) => None,
+                Target::Layer(l) => c.cap.map(|cap| {
+                    let simulcast = tracks.get(&a.track).is_some_and(|p| !p.rids.is_empty());
+                    if simulcast {
+                        Layer::new(l.spatial, cap.temporal)
+                    } else {
+                        cap
+                    }
+                }),
+            };
+            (a.track, t)
+        })
+        .collect();
+    (targets, changes)
+}
+
+/// The layers of a video track the allocator may choose from: simulcast
+/// streams (each with all its temporal layers), or the one stream.
+fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
+    let measured = |i: u8| {
+        p.stream_by_index(i)
+            .filter(|s| {
+                s.last_packet
+                    .is_some_and(|t| now.saturating_duration_since(t) < STALE)
+            })
+            .map(|s| s.bitrate)
+            .filter(|b| *b > 0)
+    };
+    let available = |i: u8| {
+        p.stream_by_index(i)
+            .is_some_and(|s| s.active(now))
+            // Paused by dynacast: it comes back when asked for.
+            || p.encodings_told.get(i as usize) == Some(&false)
+    };
+    if p.rids.is_empty() {
+        return vec![LayerRate {
+            layer: ALayer::new(0, 0),
+            bitrate: Bitrate::bps(measured(0).unwrap_or(EXPECTED_SINGLE)),
+            available: available(0) || p.streams.is_empty(),
+        }];
+    }
+    let n = p.stream_count();
+    (0..n)
+        .map(|i| {
+            let k = (i as usize + EXPECTED.len()).saturating_sub(n as usize);
+            let expected = EXPECTED.get(k).copied().unwrap_or(EXPECTED_SINGLE);
+            LayerRate {
+                layer: ALayer::new(i, 0),
+                bitrate: Bitrate::bps(measured(i).unwrap_or(expected)),
+                available: available(i),
+            }
+        })
+        .collect()
+}
+
+/// How a layer is named in the figures: the simulcast stream's rid, or
+/// the spatial and temporal layer.
+fn layer_name(p: &Published, l: Layer) -> String {
+    match p.rids.get(l.spatial as usize) {
+        Some(rid) => rid.clone(),
+        None if l == Layer::TOP => "top".to_owned(),
+        None => format!("s{}t{}", l.spatial, l.temporal),
+    }
+}
+
+fn reason_name(r: PauseReason) -> &'static str {
+    match r {
+        PauseReason::NotVisible => "hidden",
+        PauseReason::PausedBySubscriber => "subscriber",
+        PauseReason::Bandwidth => "bandwidth",
+        PauseReason::NoLayers => "no_layers",
+    }
+}
+
+/// The wire name of why a track is paused.
+pub fn pause_reason(r: PauseReason) -> String {
+    reason_name(r).to_owned()
+}
+
+/// One subscriber's figures.
+pub fn subscriber_stats(
+    peer: &mut Peer,
+    tracks: &HashMap<TrackNo, Published>,
+    now: Instant,
+) -> SubscriberStats {
+    let bwe = &mut peer.bwe;
+    let active = bwe.active();
+    let state = bwe.leg.state(now);
+    let c = bwe.counts;
+    let mut list: Vec<SubscriberTrackStats> = peer
+        .legs
+        .iter()
+        .filter_map(|(t, leg)| {
+            let p = tracks.get(t)?;
+            let paused = match bwe.alloc.target(*t) {
+                Some(Target::Paused(r)) if active => Some(reason_name(r).to_owned()),
+                _ if leg.fwd.target().is_none() => Some(
+                    if leg.settings.paused {
+                        "subscriber"
+                    } else {
+                        "hidden"
+                    }
+                    .to_owned(),
+                ),
+                _ => None,
+            };
+            Some(SubscriberTrackStats {
+                track: p.track_id.clone(),
+                publisher: p.stream_id.clone(),
+                kind: if p.is_video() { "video" } else { "audio" }.to_owned(),
+                layer: leg.fwd.current().map(|l| layer_name(p, l)),
+                target: leg.fwd.target().map(|l| layer_name(p, l)),
+                paused,
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| (&a.publisher, &a.track).cmp(&(&b.publisher, &b.track)));
+    SubscriberStats {
+        participant: peer.participant.to_string(),
+        estimation: active,
+        estimate_bps: active.then(|| state.estimate.as_bps()),
+        allocated_bps: active.then(|| bwe.allocated.as_bps()),
+        sent_bps: bwe.sent_rate(now),
+        packets_sent: c.packets_sent,
+        congested: active && bwe.leg.is_congested(now),
+        rtt_ms: state.rtt.map(|d| d.as_millis() as u64),
+        feedbacks: c.feedbacks,
+        probes_started: c.probes_started,
+        probes_succeeded: c.probes_succeeded,
+        probes_failed: c.probes_failed,
+        probe_packets: c.probe_packets,
+        retransmissions_sent: c.retransmissions_sent,
+        retransmissions_dropped: c.retransmissions_dropped,
+        keyframe_requests_throttled: c.keyframe_requests_throttled,
+        tracks: list,
+    }
+}
