@@ -312,3 +312,33 @@ fn a_lost_packet_of_a_simulcast_layer_is_repaired_by_its_rid_retransmission() {
     );
     assert_eq!(net.clients[big].received["cam"].gaps(), gaps - 1);
 }
+
+#[test]
+fn publishers_who_subscribe_get_each_others_simulcast() {
+    let mut net = SimNet::new(44);
+    let a = net.join("a", true, true);
+    net.clients[a].add_simulcast_track("cam-a", &["q", "h", "f"]);
+    let b = net.join("b", true, true);
+    net.clients[b].add_simulcast_track("cam-b", &["q", "h", "f"]);
+    net.track_settings(b, a, "cam-a", sized(1280, 720));
+    net.track_settings(a, b, "cam-b", sized(320, 180));
+    let mut cam_a = Camera::new();
+    let mut cam_b = Camera::new();
+    let mut ok = false;
+    for _ in 0..1200 {
+        cam_a.send(&mut net, a, false);
+        cam_b.send(&mut net, b, false);
+        net.step(FRAME);
+        if last_width(&net, b, "cam-a") == Some(1280) && last_width(&net, a, "cam-b") == Some(320) {
+            ok = true;
+            break;
+        }
+    }
+    assert!(
+        ok,
+        "b sees a at {:?}, a sees b at {:?}: {:?}",
+        last_width(&net, b, "cam-a"),
+        last_width(&net, a, "cam-b"),
+        net.shard.counts
+    );
+}
