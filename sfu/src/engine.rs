@@ -341,6 +341,34 @@ pub fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) -> Resul
     Ok(())
 }
 
+/// The part of an interceptor of ours that only passes packets along:
+/// queued reads (after `handle_read` looked at them), writes untouched, no
+/// timers. The type needs `read` and `write` queues of `TaggedPacket`.
+macro_rules! pass_through {
+    () => {
+        fn poll_read(&mut self) -> Option<TaggedPacket> {
+            self.read.pop_front()
+        }
+
+        fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+            self.write.push_back(msg);
+            Ok(())
+        }
+
+        fn poll_write(&mut self) -> Option<TaggedPacket> {
+            self.write.pop_front()
+        }
+
+        fn handle_timeout(&mut self, _now: Instant) -> Result<(), Error> {
+            Ok(())
+        }
+
+        fn poll_timeout(&mut self) -> Option<Instant> {
+            None
+        }
+    };
+}
+
 /// Lets keyframe requests, NACKs and transport-wide feedback from the remote through to the
 /// application. The library's chain ends inbound RTCP before the
 /// application unless a packet is marked; receiver reports and
@@ -403,26 +431,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
         Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Instant> {
-        None
-    }
+    pass_through!();
 }
 
 impl Interceptor for FeedbackTap {
@@ -485,26 +494,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RepairUnwrap {
         Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Instant> {
-        None
-    }
+    pass_through!();
 }
 
 impl Interceptor for RepairUnwrap {

@@ -8,77 +8,10 @@ mod common;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::camera::{last_width, sized, vp8, Camera, FRAME, SIZES};
 use common::sim::SimNet;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use signaling::media::TrackSettings;
-
-const FRAME: Duration = Duration::from_millis(33);
-const SIZES: [(u16, u16); 3] = [(320, 180), (640, 360), (1280, 720)];
-
-/// A VP8 payload: descriptor with a 15-bit PictureID, TL0PICIDX and TID;
-/// a keyframe carries its size in the VP8 header.
-fn vp8(start: bool, pid: u16, tl0: u8, key: bool, size: (u16, u16)) -> Bytes {
-    let mut v = vec![0x80 | if start { 0x10 } else { 0 }, 0xe0];
-    v.extend([0x80 | (pid >> 8) as u8, pid as u8, tl0, 0x00]);
-    v.extend([if key { 0x10 } else { 0x11 }, 0, 0, 0x9d, 0x01, 0x2a]);
-    v.extend(size.0.to_le_bytes());
-    v.extend(size.1.to_le_bytes());
-    v.resize(300, 0xab);
-    Bytes::from(v)
-}
-
-/// Sends one frame (two packets) on each of a simulcast publisher's three
-/// streams; a keyframe every 30 frames, and whenever `key` says.
-struct Camera {
-    frame: u32,
-    seq: [u16; 3],
-    pid: [u16; 3],
-    tl0: [u8; 3],
-}
-
-impl Camera {
-    fn new() -> Self {
-        Camera {
-            frame: 0,
-            seq: [100, 20_000, 40_000],
-            pid: [1, 500, 9000],
-            tl0: [0, 50, 100],
-        }
-    }
-
-    fn send(&mut self, net: &mut SimNet, publisher: usize, key: bool) {
-        let now = net.now;
-        for (s, size) in SIZES.iter().enumerate() {
-            let k = key || self.frame.is_multiple_of(30);
-            for part in 0..2 {
-                let p = vp8(part == 0, self.pid[s], self.tl0[s], k, *size);
-                net.clients[publisher].send_rtp(s, self.seq[s], self.frame * 3000, p, now);
-                self.seq[s] = self.seq[s].wrapping_add(1);
-            }
-            self.pid[s] = (self.pid[s] + 1) & 0x7fff;
-            self.tl0[s] = self.tl0[s].wrapping_add(1);
-        }
-        self.frame += 1;
-    }
-}
-
-/// The width of the last keyframe a client received on a track.
-fn last_width(net: &SimNet, client: usize, track: &str) -> Option<u16> {
-    let r = net.clients[client].received.get(track)?;
-    r.payloads.iter().rev().find_map(|p| {
-        // Keyframe: S bit, then P bit 0 in the VP8 header after 6 bytes.
-        (p.len() > 16 && p[0] & 0x10 != 0 && p[6] & 0x01 == 0 && p[9..12] == [0x9d, 0x01, 0x2a])
-            .then(|| u16::from_le_bytes([p[12], p[13]]) & 0x3fff)
-    })
-}
-
-fn sized(w: u32, h: u32) -> TrackSettings {
-    TrackSettings {
-        width: w,
-        height: h,
-        ..Default::default()
-    }
-}
 
 fn run_until(net: &mut SimNet, cam: &mut Camera, cond: impl Fn(&SimNet) -> bool) -> bool {
     for _ in 0..1200 {
@@ -268,7 +201,14 @@ fn a_lost_packet_of_a_simulcast_layer_is_repaired_by_its_rid_retransmission() {
     // The network loses one packet of layer f (sent as a delta frame's
     // first packet, never delivered)...
     let lost_seq = cam.seq[2];
-    let lost = vp8(true, cam.pid[2], cam.tl0[2], false, SIZES[2]);
+    let lost = vp8(
+        true,
+        cam.pid[2],
+        cam.tl0[2],
+        false,
+        SIZES[2],
+        cam.packet_len,
+    );
     cam.seq[2] = cam.seq[2].wrapping_add(1);
     for _ in 0..5 {
         cam.send(&mut net, a, false);

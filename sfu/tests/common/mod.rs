@@ -3,6 +3,7 @@
 //! plane's own command/event interface, media is real ICE + DTLS-SRTP.
 #![allow(dead_code)]
 
+pub mod camera;
 pub mod sim;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

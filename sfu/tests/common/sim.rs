@@ -192,15 +192,7 @@ impl SimClient {
                 ext(super::AUDIO_LEVEL_URI),
             )
         };
-        let mid = self
-            .pc
-            .get_transceivers()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .find_map(|t| {
-                let tr = self.pc.rtp_transceiver(t)?;
-                (tr.sender()? == sid).then(|| tr.mid().clone())?
-            });
+        let mid = self.mid_of(sid);
         let Some(mut sender) = self.pc.rtp_sender(sid) else {
             return false;
         };
@@ -230,6 +222,18 @@ impl SimClient {
                 .set_extension(id, Bytes::copy_from_slice(&[0x80 | l]));
         }
         sender.write_rtp(now, pkt).is_ok()
+    }
+
+    /// The mid of the transceiver a sender belongs to.
+    fn mid_of(&mut self, sid: RTCRtpSenderId) -> Option<String> {
+        self.pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find_map(|t| {
+                let tr = self.pc.rtp_transceiver(t)?;
+                (tr.sender()? == sid).then(|| tr.mid().clone())?
+            })
     }
 
     /// Sends a retransmission the way a browser does for a rid simulcast
@@ -267,15 +271,7 @@ impl SimClient {
                 ext(super::RRID_URI).expect("rrid negotiated"),
             )
         };
-        let mid = self
-            .pc
-            .get_transceivers()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .find_map(|t| {
-                let tr = self.pc.rtp_transceiver(t)?;
-                (tr.sender()? == sid).then(|| tr.mid().clone())?
-            });
+        let mid = self.mid_of(sid);
         let mut body = Vec::new();
         if !payload.is_empty() {
             body.extend(osn.to_be_bytes());
