@@ -68,7 +68,7 @@ pub struct BweConfig {
 impl Default for BweConfig {
     fn default() -> Self {
         BweConfig {
-            enabled: true,
+            enabled: false,
             probing: true,
             initial_kbps: 300,
             min_kbps: 30,
