@@ -28,8 +28,10 @@ test('simulcast from the plain browser API (addTransceiver with three rids) reac
 
   const sent = await until(async () => {
     const o = await outboundVideo(pub, pcs);
-    return ['q', 'h', 'f'].every((r) => o[r]?.bytes > 0) ? o : null;
-  }, 'the plain publisher sends rids q, h and f');
+    // The subscriber shows no size yet, so it needs f; q and h may be
+    // paused by dynacast before they ever send (nobody needs them).
+    return o.f?.bytes > 0 ? o : null;
+  }, 'the plain publisher sends rid f');
   console.log(`plain publisher: ${Object.entries(sent.value).map(([r, o]) => `${r} ${o.frameWidth}px`).join(', ')}`);
 
   // Without track-settings the subscriber gets the best layer it can.
