@@ -282,3 +282,70 @@ fn publishers_who_subscribe_get_each_others_simulcast() {
         net.shard.counts
     );
 }
+
+/// Sends `frames` frames of the camera, one step each.
+fn frames(net: &mut SimNet, cam: &mut Camera, publisher: usize, frames: usize) {
+    for _ in 0..frames {
+        cam.send(net, publisher, false);
+        net.step(FRAME);
+    }
+}
+
+#[test]
+fn simulcast_keeps_flowing_after_renegotiations_once_packets_no_longer_name_their_stream() {
+    // A browser names the stream (mid, rid) only until the SSRC is
+    // acknowledged; the layers must survive the rounds that follow: the
+    // server's offer when someone else publishes, and the publisher's own.
+    // As the server runs by default: layers by track settings alone.
+    let mut net = SimNet::with_config(56, |c| c.bwe.enabled = false);
+    let a = net.join("a", true, true);
+    net.clients[a].add_simulcast_track("cam", &["q", "h", "f"]);
+    let big = net.join("big", false, true);
+    let small = net.join("small", false, true);
+    net.track_settings(big, a, "cam", sized(1280, 720));
+    net.track_settings(small, a, "cam", sized(320, 180));
+    let mut cam = Camera::new();
+    assert!(run_until(&mut net, &mut cam, |n| last_width(n, big, "cam")
+        == Some(1280)
+        && last_width(n, small, "cam") == Some(320)));
+    net.clients[a].omit_mid_rid = true;
+    let offers_before = net.clients[a].server_sdps.len();
+
+    // Someone else publishes: the server offers `a` that track.
+    let b = net.join("b", true, true);
+    net.clients[b].add_track("b-cam", RtpCodecKind::Video);
+    for k in 0..60u16 {
+        let now = net.now;
+        let p = vp8(true, k, 0, k % 30 == 0, (640, 360), 300);
+        net.clients[b].send_rtp(0, k, k as u32 * 3000, p, now);
+        cam.send(&mut net, a, false);
+        net.step(FRAME);
+    }
+    assert!(
+        net.clients[a].server_sdps.len() > offers_before,
+        "the server offered `a` the new track"
+    );
+    // Then `a` renegotiates itself (adds a microphone).
+    net.clients[a].add_track("mic", RtpCodecKind::Audio);
+    frames(&mut net, &mut cam, a, 60);
+    // Every description the server sent `a` asks for its three streams.
+    for sdp in &net.clients[a].server_sdps {
+        assert!(sdp.contains("a=simulcast:recv q;h;f"), "{sdp}");
+    }
+
+    let before = [big, small].map(|c| net.clients[c].packets_of("cam"));
+    let gaps = [big, small].map(|c| net.clients[c].received["cam"].gaps());
+    frames(&mut net, &mut cam, a, 90);
+    for (k, c) in [big, small].into_iter().enumerate() {
+        // One stream: two packets a frame, all of them, no gap.
+        let got = net.clients[c].packets_of("cam") - before[k];
+        assert!(
+            (170..=180).contains(&got),
+            "client {c}: {got} packets in 90 frames: {:?}",
+            net.shard.counts
+        );
+        assert_eq!(net.clients[c].received["cam"].gaps(), gaps[k]);
+    }
+    assert_eq!(last_width(&net, big, "cam"), Some(1280));
+    assert_eq!(last_width(&net, small, "cam"), Some(320));
+}

@@ -20,3 +20,4 @@ pub mod repair;
 pub mod routing;
 pub mod sdp;
 pub mod seq;
+pub mod simulcast_sdp;

@@ -365,7 +365,7 @@ pub fn drop_rtcp_candidates(sdp: &str) -> String {
 }
 
 /// The session part, then each media section, as slices of the text.
-fn split_sections(sdp: &str) -> Vec<&str> {
+pub(crate) fn split_sections(sdp: &str) -> Vec<&str> {
     let mut starts = vec![0];
     let mut at = 0;
     for line in sdp.split_inclusive('\n') {

@@ -52,6 +52,10 @@ pub struct Peer {
     /// The client's ICE password, from its latest SDP: its responses to
     /// the connection's checks must be signed with it.
     pub remote_pwd: Option<String>,
+    /// The client's latest description as it sent it. The library's copy
+    /// leaves out the simulcast lines of running sections (see
+    /// `core::simulcast_sdp`); the shard reads rids and numbers here.
+    pub remote_sdp: String,
     /// The participant's offer budget.
     pub offer_rate: OfferRate,
     /// DTLS is up: media can be sent.
@@ -111,6 +115,7 @@ impl Peer {
             ufrag,
             pwd,
             remote_pwd: None,
+            remote_sdp: String::new(),
             offer_rate: OfferRate::default(),
             connected: false,
             state: RTCPeerConnectionState::New,

@@ -20,10 +20,13 @@ use crate::core::offer_check::{
     check_offer, MAX_NEW_SECTIONS_PER_OFFER, OFFERS_PER_SECOND, OFFER_BURST,
 };
 use crate::core::sdp;
+use crate::core::simulcast_sdp::{hide_running, restore_recv, Running};
 
-/// The client's media section of the transceiver a receiver belongs to.
+/// The client's media section (in its latest description, `remote`) of
+/// the transceiver a receiver belongs to.
 fn receiver_section(
     pc: &mut rtc::peer_connection::RTCPeerConnection,
+    remote: &str,
     receiver: rtc::rtp_transceiver::RTCRtpReceiverId,
 ) -> Option<sdp::Media> {
     let ids: Vec<_> = pc.get_transceivers().collect();
@@ -31,8 +34,7 @@ fn receiver_section(
         let tr = pc.rtp_transceiver(t)?;
         (tr.receiver()? == receiver).then(|| tr.mid().clone())?
     })?;
-    let remote = pc.remote_description()?;
-    sdp::media_sections(&remote.sdp)
+    sdp::media_sections(remote)
         .into_iter()
         .find(|m| m.mid.as_deref() == Some(mid.as_str()))
 }
@@ -59,6 +61,25 @@ fn outgoing_sdp(pc: &rtc::peer_connection::RTCPeerConnection) -> String {
 }
 
 impl Shard {
+    /// The simulcast sections a connection already receives, which the
+    /// library must not set up again (see `core::simulcast_sdp`).
+    fn running_simulcast(&self, key: PeerKey) -> Vec<Running> {
+        let Some(peer) = self.peers.get(&key) else {
+            return Vec::new();
+        };
+        peer.inbound
+            .iter()
+            .filter_map(|(track_id, t)| {
+                let p = self.tracks.get(t)?;
+                (!p.rids.is_empty()).then(|| Running {
+                    mid: p.mid.clone(),
+                    track_id: track_id.clone(),
+                    rids: p.rids.clone(),
+                })
+            })
+            .collect()
+    }
+
     /// Sends our host candidates as `ice-candidate` messages, then the end
     /// of candidates, once per connection. They are in the SDP as well (an
     /// ICE-lite server knows them up front); trickling them too serves
@@ -128,7 +149,11 @@ impl Shard {
             );
         }
         let offer_text = sdp.clone();
-        let offer = match RTCSessionDescription::offer(sdp) {
+        let running = self.running_simulcast(key);
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let offer = match RTCSessionDescription::offer(hide_running(&sdp, &running)) {
             Ok(o) => o,
             Err(e) => return self.error(participant, format!("invalid offer: {e}")),
         };
@@ -187,7 +212,11 @@ impl Shard {
         }
         peer.first_offer_at = None;
         peer.remote_pwd = ice_pwd(&offer_text);
-        let sdp = sdp::follow_offer(&outgoing_sdp(&peer.pc), &offer_text);
+        let sdp = restore_recv(
+            &sdp::follow_offer(&outgoing_sdp(&peer.pc), &offer_text),
+            &running,
+        );
+        peer.remote_sdp = offer_text;
         self.events.push(MediaEvent::Answer {
             participant: participant.clone(),
             sdp,
@@ -202,7 +231,8 @@ impl Shard {
             return;
         };
         let answer_text = sdp.clone();
-        let answer = match RTCSessionDescription::answer(sdp) {
+        let running = self.running_simulcast(key);
+        let answer = match RTCSessionDescription::answer(hide_running(&sdp, &running)) {
             Ok(a) => a,
             Err(e) => return self.error(participant, format!("invalid answer: {e}")),
         };
@@ -219,6 +249,7 @@ impl Shard {
             return self.error(participant, format!("answer rejected: {e}"));
         }
         peer.remote_pwd = ice_pwd(&answer_text);
+        peer.remote_sdp = answer_text;
         self.mark(key);
         self.after_negotiation(key, now);
     }
@@ -268,11 +299,8 @@ impl Shard {
         };
         // The publisher may have renumbered its own tracks' sections.
         let mut renumbered = Vec::new();
-        if let Some(remote) = peer
-            .pc
-            .remote_description()
-            .map(|d| sdp::media_sections(&d.sdp))
         {
+            let remote = sdp::media_sections(&peer.remote_sdp);
             for t in peer.inbound.values() {
                 let Some(p) = self.tracks.get_mut(t) else {
                     continue;
@@ -310,6 +338,7 @@ impl Shard {
     /// Offers the subscriber its current set of tracks, unless a round is
     /// in progress (then after it).
     pub(super) fn maybe_offer(&mut self, key: PeerKey, now: Instant) {
+        let running = self.running_simulcast(key);
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
@@ -334,7 +363,7 @@ impl Shard {
             return;
         }
         peer.needs_offer = false;
-        let sdp = outgoing_sdp(&peer.pc);
+        let sdp = restore_recv(&outgoing_sdp(&peer.pc), &running);
         self.events.push(MediaEvent::Offer {
             participant: peer.participant.clone(),
             sdp,
@@ -367,7 +396,8 @@ impl Shard {
             return;
         };
         let kind = receiver.track().kind();
-        let Some(section) = receiver_section(&mut peer.pc, init.receiver_id) else {
+        let Some(section) = receiver_section(&mut peer.pc, &peer.remote_sdp, init.receiver_id)
+        else {
             tracing::debug!(peer = %key, track = %init.track_id, "a track with no media section: ignored");
             return;
         };

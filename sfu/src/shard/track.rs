@@ -158,7 +158,12 @@ impl Published {
         }
         self.codecs = section.codecs.clone();
         self.exts = section.extmaps.clone();
-        self.rids = section.send_rids.clone();
+        // A description that leaves the rids out (an answer from a client
+        // that was not asked for simulcast) does not stop the streams
+        // already running: forgetting their rids would rank them all 0.
+        if !section.send_rids.is_empty() {
+            self.rids = section.send_rids.clone();
+        }
         self.dd_id = section.extmap_id(extmap::DEPENDENCY_DESCRIPTOR);
         self.audio_level_id = section.extmap_id(extmap::AUDIO_LEVEL);
         true

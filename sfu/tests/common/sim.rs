@@ -78,6 +78,9 @@ pub struct SimClient {
     pub encodings: Vec<(String, Encodings)>,
     /// The rid of each simulcast SSRC this client sends.
     pub rids: HashMap<u32, String>,
+    /// Leave the mid and rid header extensions out, as browsers do once
+    /// the server has acknowledged an SSRC in a receiver report.
+    pub omit_mid_rid: bool,
     /// Every `stream-state` received: (publisher, track, paused).
     pub stream_states: Vec<(String, String, bool)>,
 }
@@ -208,6 +211,11 @@ impl SimClient {
             },
             payload,
         };
+        let (mid_id, rid_id) = if self.omit_mid_rid {
+            (None, None)
+        } else {
+            (mid_id, rid_id)
+        };
         if let (Some(id), Some(mid)) = (mid_id, mid) {
             let _ = pkt.header.set_extension(id, Bytes::from(mid.into_bytes()));
         }
@@ -320,19 +328,27 @@ pub struct SimNet {
 }
 
 impl SimNet {
-    /// A shard with the default media configuration, seeded loss.
+    /// A shard with the default media configuration (bandwidth
+    /// estimation and allocation on), seeded loss.
     pub fn new(seed: u64) -> SimNet {
+        Self::with_config(seed, |_| {})
+    }
+
+    /// Like [`Self::new`], with the configuration changed by `f`.
+    pub fn with_config(seed: u64, f: impl FnOnce(&mut ShardConfig)) -> SimNet {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let cfg = Arc::new(ShardConfig {
+        let mut cfg = ShardConfig {
             codecs: vec!["opus".into(), "vp8".into()],
             advertise: vec![SERVER],
             keyframe_min_interval: Duration::from_millis(200),
             nack_cache_packets: 1024,
             bwe: Default::default(),
-        });
+        };
+        f(&mut cfg);
+        let cfg = Arc::new(cfg);
         SimNet {
             shard: Shard::new(cfg),
             clients: Vec::new(),
@@ -378,6 +394,7 @@ impl SimNet {
             speakers: Vec::new(),
             encodings: Vec::new(),
             rids: HashMap::new(),
+            omit_mid_rid: false,
             stream_states: Vec::new(),
         };
         self.shard.handle_command(
