@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 
 use rtc::interceptor::{
     Attribute, Interceptor, NackGeneratorBuilder, Packet as IPacket, Registry, Slot, StreamInfo,
-    TaggedPacket,
+    TaggedPacket, TwccReceiverBuilder,
 };
-use rtc::peer_connection::configuration::interceptor_registry::{
-    configure_rtcp_reports, configure_twcc_receiver_only,
-};
+use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
     MIME_TYPE_VP9,
@@ -267,7 +265,14 @@ pub const FAILED_AFTER_DISCONNECT: Duration = Duration::from_secs(10);
 /// answers NACKs from its own per-leg cache (it knows the rewritten numbers).
 pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, Error> {
     let mut me = media_engine(&setup.codecs)?;
+    // The transport-wide-cc recorder sits wire-ward of RepairUnwrap (which
+    // drops RTX padding it cannot use): a browser probes its bandwidth with
+    // exactly that padding, and a probe missing from our feedback reads as
+    // lost, which holds its estimate, and its top simulcast layers, down.
+    // (The library's slot for it is above the NACK generator; nothing here
+    // paces, so nothing below needs its feedback to pass a pacer.)
     let registry = Registry::new()
+        .with(Slot::from(5_500), TwccReceiverBuilder::new().build())
         .with(
             Slot::from(6_000),
             RepairUnwrap::new(setup.unusable_repairs.clone()),
@@ -277,7 +282,22 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
             Slot::from(14_000),
             FeedbackTap::new(setup.unknown_ssrc.clone(), setup.srtp_ok.clone()),
         );
-    let registry = configure_twcc_receiver_only(registry, &mut me)?;
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        me.register_feedback(
+            RTCPFeedback {
+                typ: "transport-cc".to_owned(),
+                ..Default::default()
+            },
+            kind,
+        );
+        me.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: extmap::TRANSPORT_CC.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
     let registry = configure_rtcp_reports(registry);
 
     use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile as P;
