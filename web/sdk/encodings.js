@@ -9,9 +9,8 @@
 /**
  * @typedef {'VP8'|'VP9'|'AV1'|'H264'} VideoCodec
  * @typedef {{ simulcast?: boolean, codec?: VideoCodec, scalabilityMode?: string }} PublishOptions
- *   simulcast: several encodings of camera and screen (true), or one (the
- *   default for now: the server stalls a subscriber who publishes itself
- *   and then receives a simulcast track, see docs/sdk.md).
+ *   simulcast: several encodings of camera and screen (the default), or
+ *   one (false).
  *   codec: the preferred video codec (default VP8). VP9 and AV1 send one
  *   encoding with spatial and temporal layers (`scalabilityMode`, default
  *   L3T3_KEY) instead of simulcast.
@@ -50,7 +49,7 @@ export function sendEncodings(source, opts) {
     const mode = opts.scalabilityMode ?? DEFAULT_SVC_MODE;
     return [{ scalabilityMode: mode, maxBitrate: source === 'screen' ? 2_500_000 : 1_700_000 }];
   }
-  if (opts.simulcast !== true) return undefined;
+  if (opts.simulcast === false) return undefined;
   const list = source === 'screen' ? SCREEN_ENCODINGS : CAMERA_ENCODINGS;
   // H.264 in Chromium has no temporal layers to offer.
   const temporal = codec === 'VP8' && supportsMode('video/VP8', SIMULCAST_TEMPORAL_MODE);

@@ -91,3 +91,35 @@ test('simulcast: each subscriber gets the layer its tile needs, a hidden tile ge
   );
   s.passed();
 });
+
+// Each join renegotiates everyone's connection (the server offers the new
+// tracks). Browsers name a simulcast stream in its packets only until the
+// server acknowledges it, so a server that lost track of the streams at a
+// renegotiation stalled every subscriber after one keyframe.
+test('simulcast: participants who all publish their cameras keep decoding each other across joins', async (t) => {
+  const s = await session(t);
+  const room = `simulcast-all-${Date.now()}`;
+  const a = await sdkParticipant(s, { room, name: 'A', camera: true, tile: LARGE });
+  const b = await sdkParticipant(s, { room, name: 'B', camera: true, tile: LARGE });
+  const c = await sdkParticipant(s, { room, name: 'C', camera: true, tile: SMALL });
+  // Simulcast is the SDK's default.
+  const rids = await a.page.evaluate(() =>
+    window.t.client.peerConnections()[0].getSenders().find((x) => x.track?.kind === 'video')?.getParameters().encodings.map((e) => e.rid),
+  );
+  assert.deepEqual(rids, ['q', 'h', 'f']);
+  const frames = (p) => async () => (await inboundVideo(p.page)).frames;
+  for (const [name, p, others] of [['A', a, 2], ['B', b, 2], ['C', c, 2]]) {
+    const got = await until(async () => {
+      const n = await p.page.evaluate(() => document.querySelectorAll('video').length);
+      return n === others ? grows(frames(p), 2000, 20) : null;
+    }, `${name} decodes the other two cameras`);
+    console.log(`${name}: ${got.value.after} frames decoded, still growing (${got.ms} ms)`);
+  }
+  // The last to join showed both at a small size: a smaller layer than A's large tiles get.
+  const sizes = await until(async () => {
+    const [va, vc] = [await inboundVideo(a.page), await inboundVideo(c.page)];
+    return vc.frameWidth > 0 && vc.frameWidth < va.frameWidth ? { a: va.frameWidth, c: vc.frameWidth } : null;
+  }, 'the small tiles get a smaller layer than the large ones');
+  console.log(`largest decoded width: A (large tiles) ${sizes.value.a}px, C (small tiles) ${sizes.value.c}px`);
+  s.passed();
+});

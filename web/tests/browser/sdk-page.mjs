@@ -90,18 +90,19 @@ export async function inboundVideo(page, clientExpr = 'window.t.client.peerConne
 
 /**
  * The page's outbound video per encoding (keyed by rid, `-` without one):
- * bytes sent, frame size, whether the encoding is active, scalability mode.
+ * bytes sent, frame size, whether the encoding is active, scalability mode,
+ * and what limits its quality (`cpu`, `bandwidth`, `none`).
  * @param {import('playwright-core').Page} page
  * @param {string} [clientExpr]
  */
 export async function outboundVideo(page, clientExpr = 'window.t.client.peerConnections()') {
   return page.evaluate(async (expr) => {
-    /** @type {Record<string, { bytes: number, frameWidth: number, active: boolean | null, mode: string }>} */
+    /** @type {Record<string, { bytes: number, frameWidth: number, active: boolean | null, mode: string, limit: string }>} */
     const out = {};
     for (const pc of eval(expr)) {
       (await pc.getStats()).forEach((s) => {
         if (s.type !== 'outbound-rtp' || s.kind !== 'video') return;
-        out[s.rid ?? '-'] = { bytes: s.bytesSent ?? 0, frameWidth: s.frameWidth ?? 0, active: s.active ?? null, mode: s.scalabilityMode ?? '' };
+        out[s.rid ?? '-'] = { bytes: s.bytesSent ?? 0, frameWidth: s.frameWidth ?? 0, active: s.active ?? null, mode: s.scalabilityMode ?? '', limit: s.qualityLimitationReason ?? '' };
       });
     }
     return out;

@@ -16,7 +16,7 @@ test('camera simulcast: q/h/f, lowest first, at a quarter, half and full size', 
   assert.ok(rates[0] < rates[1] && rates[1] < rates[2], `bitrates rise: ${rates}`);
   assert.equal(sendEncodings('screen', { simulcast: true })?.length, 2, 'a screen share has two');
   assert.equal(sendEncodings('camera', { simulcast: false }), undefined, 'one encoding when asked');
-  assert.equal(sendEncodings('camera', {}), undefined, 'one encoding by default');
+  assert.deepEqual(sendEncodings('camera', {})?.map((x) => x.rid), ['q', 'h', 'f'], 'simulcast by default');
   assert.equal(sendEncodings('microphone', { simulcast: true }), undefined);
   const svc = sendEncodings('camera', { codec: 'VP9' });
   assert.equal(svc?.length, 1, 'SVC: one encoding');
