@@ -349,3 +349,42 @@ fn simulcast_keeps_flowing_after_renegotiations_once_packets_no_longer_name_thei
     assert_eq!(last_width(&net, big, "cam"), Some(1280));
     assert_eq!(last_width(&net, small, "cam"), Some(320));
 }
+
+#[test]
+fn publishers_joining_one_after_another_receive_every_earlier_camera() {
+    // Each joins with its own simulcast camera (a `sendrecv` transceiver,
+    // as `addTrack` makes) and a microphone while the others send. The
+    // forwarded tracks must not land on the joiner's own camera section:
+    // with its rid lines there, a stack like this one cannot receive them.
+    let mut net = SimNet::with_config(57, |c| c.bwe.enabled = false);
+    let mut cams: Vec<(usize, Camera)> = Vec::new();
+    let names = ["a", "b", "c"];
+    for name in names {
+        let i = net.join(name, true, true);
+        net.clients[i].add_simulcast_track(&format!("cam-{name}"), &["q", "h", "f"]);
+        net.clients[i].add_track(&format!("mic-{name}"), RtpCodecKind::Audio);
+        cams.push((i, Camera::new()));
+        for _ in 0..30 {
+            for (p, cam) in cams.iter_mut() {
+                cam.send(&mut net, *p, false);
+            }
+            net.step(FRAME);
+        }
+    }
+    for _ in 0..120 {
+        for (p, cam) in cams.iter_mut() {
+            cam.send(&mut net, *p, false);
+        }
+        net.step(FRAME);
+    }
+    for (i, me) in names.iter().enumerate() {
+        for other in names.iter().filter(|o| *o != me) {
+            let got = net.clients[i].packets_of(&format!("cam-{other}"));
+            assert!(
+                got > 100,
+                "{me} got {got} packets of cam-{other}: {:?}",
+                net.shard.counts
+            );
+        }
+    }
+}

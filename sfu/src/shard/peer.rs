@@ -199,6 +199,13 @@ impl Peer {
                 return;
             }
         };
+        // Parked `sendonly` until our next offer gives it a mid: the
+        // library hands a transceiver without one (of the kind, and
+        // `sendrecv` or `recvonly`) to a new section a client offers
+        // `sendrecv`, e.g. its own camera; the forwarded track would then
+        // share the client's publishing section (and its rid lines),
+        // which some stacks cannot receive on. See `unpark_transceivers`.
+        self.set_parked(sender, true);
         let clock_rate = codec.clock_rate;
         let selector = if src.kind == RtpCodecKind::Audio {
             Selector::All { paused: false }
@@ -232,6 +239,44 @@ impl Peer {
             },
         );
         self.needs_offer = true;
+    }
+
+    /// Parks (`sendonly`) or unparks (`sendrecv`) the transceiver of a
+    /// leg's sender.
+    fn set_parked(&mut self, sender: rtc::rtp_transceiver::RTCRtpSenderId, parked: bool) {
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        for t in ids {
+            if let Some(mut tr) = self.pc.rtp_transceiver(t) {
+                if tr.sender() == Some(sender) {
+                    tr.set_direction(if parked {
+                        RTCRtpTransceiverDirection::Sendonly
+                    } else {
+                        RTCRtpTransceiverDirection::Sendrecv
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Before our offer: every leg whose transceiver has no mid yet goes
+    /// back to `sendrecv` (the offer assigns the mid).
+    pub fn unpark_transceivers(&mut self) {
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        let parked: Vec<_> = ids
+            .into_iter()
+            .filter_map(|t| {
+                let tr = self.pc.rtp_transceiver(t)?;
+                (tr.mid().is_none() && tr.direction() == RTCRtpTransceiverDirection::Sendonly)
+                    .then(|| tr.sender())
+                    .flatten()
+            })
+            .collect();
+        for s in parked {
+            if self.legs.values().any(|l| l.sender == s) {
+                self.set_parked(s, false);
+            }
+        }
     }
 
     /// Still in the grace period before the first round.

@@ -351,6 +351,7 @@ impl Shard {
         {
             return;
         }
+        peer.unpark_transceivers();
         let offer = match peer.pc.create_offer(None) {
             Ok(o) => o,
             Err(e) => {
