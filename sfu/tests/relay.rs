@@ -12,6 +12,11 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use signaling::ids::NodeId;
 use signaling::media::{MediaCommand, MediaEvent, MediaPlane, RelayEnd};
 
+thread_local! {
+    /// The latest relay SDP node "a" sent (it holds the full end).
+    static A_SDP: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
 /// Carries relay offers and answers from one node's plane to the other's.
 fn carry(from: &mut Net, from_node: &str, to: &Net) {
     for ev in from.relay_sdp.drain(..) {
@@ -19,6 +24,9 @@ fn carry(from: &mut Net, from_node: &str, to: &Net) {
             room, kind, sdp, ..
         } = ev
         {
+            if from_node == "a" {
+                A_SDP.with(|s| *s.borrow_mut() = sdp.clone());
+            }
             to.plane.handle(MediaCommand::RelaySdp {
                 room,
                 node: NodeId::new(from_node),
@@ -93,6 +101,67 @@ fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
     assert_eq!(
         sb.relay_packets_out, 0,
         "nothing goes back: bob publishes nothing"
+    );
+
+    // The full end's own socket (the candidate in its SDP) takes nothing
+    // from anywhere but the other node: STUN and junk from elsewhere are
+    // dropped and counted, and the media goes on.
+    let relay_socket = A_SDP.with(|s| sfu::core::sdp::candidate_addresses(&s.borrow()));
+    assert_eq!(relay_socket.len(), 1, "{relay_socket:?}");
+    let unknown = |n: &Net| {
+        n.plane
+            .stats()
+            .dropped
+            .iter()
+            .find(|(r, _)| r == "unknown_source")
+            .map_or(0, |(_, v)| *v)
+    };
+    let before = unknown(&a);
+    let packets_before: u64 = b.clients[bob].received.values().map(|t| t.packets).sum();
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for k in 0..50u8 {
+        // A STUN binding request (no attributes), then junk.
+        let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        stun.extend([k; 12]);
+        stranger.send_to(&stun, relay_socket[0]).unwrap();
+        stranger
+            .send_to(&[0x80, k, 1, 2, 3], relay_socket[0])
+            .unwrap();
+    }
+    let end = Instant::now() + Duration::from_secs(10);
+    while unknown(&a) < before + 100 && Instant::now() < end {
+        seq = seq.wrapping_add(1);
+        let c = &mut a.clients[alice];
+        c.send_rtp(0, seq, seq as u32 * 3000, payload(seq, 600), true);
+        for _ in 0..5 {
+            pump_both(&mut a, &mut b);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    assert_eq!(
+        unknown(&a),
+        before + 100,
+        "every datagram from the stranger dropped and counted"
+    );
+    let mut buf = [0u8; 1500];
+    stranger.set_nonblocking(true).unwrap();
+    assert!(
+        stranger.recv_from(&mut buf).is_err(),
+        "the stranger got no answer"
+    );
+    for _ in 0..50 {
+        seq = seq.wrapping_add(1);
+        let c = &mut a.clients[alice];
+        c.send_rtp(0, seq, seq as u32 * 3000, payload(seq, 600), true);
+        for _ in 0..5 {
+            pump_both(&mut a, &mut b);
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let packets_after: u64 = b.clients[bob].received.values().map(|t| t.packets).sum();
+    assert!(
+        packets_after >= packets_before + 40,
+        "{packets_before} -> {packets_after}"
     );
 
     // A keyframe request on node b crosses to the publisher on node a.

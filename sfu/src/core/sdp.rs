@@ -378,6 +378,32 @@ pub(crate) fn split_sections(sdp: &str) -> Vec<&str> {
     starts.windows(2).map(|w| &sdp[w[0]..w[1]]).collect()
 }
 
+/// The addresses of the UDP candidates a description carries (any
+/// section), as `ip:port`.
+pub fn candidate_addresses(sdp: &str) -> Vec<std::net::SocketAddr> {
+    let mut out = Vec::new();
+    for line in sdp.lines() {
+        let Some(c) = line.trim_end().strip_prefix("a=candidate:") else {
+            continue;
+        };
+        // foundation component transport priority address port typ ...
+        let f: Vec<&str> = c.split_whitespace().collect();
+        let (Some(proto), Some(ip), Some(port)) = (f.get(2), f.get(4), f.get(5)) else {
+            continue;
+        };
+        if !proto.eq_ignore_ascii_case("udp") {
+            continue;
+        }
+        if let (Ok(ip), Ok(port)) = (ip.parse::<std::net::IpAddr>(), port.parse::<u16>()) {
+            let a = std::net::SocketAddr::new(ip, port);
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
 /// The component id of an `a=candidate:` line.
 fn candidate_component(line: &str) -> Option<&str> {
     line.strip_prefix("a=candidate:")?.split_whitespace().nth(1)
@@ -386,6 +412,24 @@ fn candidate_component(line: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn candidate_addresses_are_the_udp_ones_once_each() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
+            a=candidate:1 1 udp 2130706431 10.0.0.1 5000 typ host\r\n\
+            a=candidate:1 2 udp 2130706430 10.0.0.1 5000 typ host\r\n\
+            a=candidate:2 1 tcp 1518280447 10.0.0.1 9 typ host tcptype active\r\n\
+            a=candidate:3 1 UDP 1 [::1] 7 typ host\r\n\
+            a=candidate:4 1 udp 1 not-an-ip 7 typ host\r\n\
+            a=candidate:5 1 udp 1 fe80::1 7000 typ host\r\n";
+        assert_eq!(
+            candidate_addresses(sdp),
+            vec![
+                "10.0.0.1:5000".parse::<std::net::SocketAddr>().unwrap(),
+                "[fe80::1]:7000".parse::<std::net::SocketAddr>().unwrap()
+            ]
+        );
+    }
 
     const OFFER: &str = "v=0\r\ns=-\r\na=group:BUNDLE 0 1\r\n\
         m=audio 9 UDP/TLS/RTP/SAVPF 109 0\r\na=mid:0\r\n\

@@ -56,6 +56,9 @@ pub struct Peer {
     /// leaves out the simulcast lines of running sections (see
     /// `core::simulcast_sdp`); the shard reads rids and numbers here.
     pub remote_sdp: String,
+    /// The UDP candidate addresses of `remote_sdp` (the only sources a
+    /// relay's own socket accepts).
+    pub remote_candidates: Vec<std::net::SocketAddr>,
     /// The participant's offer budget.
     pub offer_rate: OfferRate,
     /// DTLS is up: media can be sent.
@@ -116,6 +119,7 @@ impl Peer {
             pwd,
             remote_pwd: None,
             remote_sdp: String::new(),
+            remote_candidates: Vec::new(),
             offer_rate: OfferRate::default(),
             connected: false,
             state: RTCPeerConnectionState::New,
@@ -277,6 +281,12 @@ impl Peer {
                 self.set_parked(s, false);
             }
         }
+    }
+
+    /// Keeps the client's latest description (see `remote_sdp`).
+    pub fn set_remote_sdp(&mut self, sdp: String) {
+        self.remote_candidates = sdp::candidate_addresses(&sdp);
+        self.remote_sdp = sdp;
     }
 
     /// Still in the grace period before the first round.

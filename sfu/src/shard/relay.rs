@@ -219,6 +219,13 @@ impl Shard {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
+        // The far end is another node's shared port, named in its SDP: a
+        // relay socket takes nothing from anywhere else (the library would
+        // answer any STUN, and any source may send).
+        if !peer.remote_candidates.contains(&from) {
+            self.counts.drop(Drop::UnknownSource);
+            return;
+        }
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {

@@ -216,7 +216,7 @@ impl Shard {
             &sdp::follow_offer(&outgoing_sdp(&peer.pc), &offer_text),
             &running,
         );
-        peer.remote_sdp = offer_text;
+        peer.set_remote_sdp(offer_text);
         self.events.push(MediaEvent::Answer {
             participant: participant.clone(),
             sdp,
@@ -249,7 +249,7 @@ impl Shard {
             return self.error(participant, format!("answer rejected: {e}"));
         }
         peer.remote_pwd = ice_pwd(&answer_text);
-        peer.remote_sdp = answer_text;
+        peer.set_remote_sdp(answer_text);
         self.mark(key);
         self.after_negotiation(key, now);
     }
