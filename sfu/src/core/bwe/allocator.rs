@@ -353,8 +353,14 @@ fn forced(t: &TrackInput, committed: Target, provisional: Target) -> Target {
                         .map_or(Target::Paused(PauseReason::NoLayers), Target::Layer)
                 }
             }
-            // Paused for reasons now gone: stays paused (for bandwidth)
-            // until a move up is allowed.
+            // Paused by the subscriber (hidden, paused) or for want of
+            // layers, and that is over: back as a new track starts, at what
+            // fits the estimate now. Held like a move up, it would wait for
+            // a probe or for a delivered rate the pause itself brought down.
+            Target::Paused(
+                PauseReason::NotVisible | PauseReason::PausedBySubscriber | PauseReason::NoLayers,
+            ) => provisional,
+            // Paused for bandwidth: stays paused until a move up is allowed.
             _ => Target::Paused(PauseReason::Bandwidth),
         },
     }

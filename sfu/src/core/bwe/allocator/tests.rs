@@ -158,6 +158,63 @@ fn hidden_paused_and_capped_tracks_follow_the_subscriber() {
 }
 
 #[test]
+fn a_track_shown_again_comes_back_at_once_at_what_fits() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let mut cam = camera(2);
+    let out = a.allocate(&[audio(1), cam.clone()], kbps(600), Signal::default(), t0);
+    assert_eq!(out.tracks[1].target, Target::Layer(l(1)));
+    cam.visible = false;
+    let out = a.allocate(
+        &[audio(1), cam.clone()],
+        kbps(600),
+        Signal::default(),
+        t0 + S,
+    );
+    assert_eq!(
+        out.tracks[1].target,
+        Target::Paused(PauseReason::NotVisible)
+    );
+    // Shown again: no probe, no delivered rate (nothing was sent while
+    // hidden), no hold; it resumes at the layer that fits.
+    cam.visible = true;
+    let out = a.allocate(
+        &[audio(1), cam.clone()],
+        kbps(600),
+        Signal::default(),
+        t0 + 2 * S,
+    );
+    assert_eq!(out.tracks[1].target, Target::Layer(l(1)));
+    // Resumed by the subscriber after its own pause: the same.
+    cam.paused_by_subscriber = true;
+    a.allocate(
+        &[audio(1), cam.clone()],
+        kbps(600),
+        Signal::default(),
+        t0 + 3 * S,
+    );
+    cam.paused_by_subscriber = false;
+    let out = a.allocate(
+        &[audio(1), cam.clone()],
+        kbps(600),
+        Signal::default(),
+        t0 + 4 * S,
+    );
+    assert_eq!(out.tracks[1].target, Target::Layer(l(1)));
+    // But what does not fit stays paused.
+    cam.visible = false;
+    a.allocate(
+        &[audio(1), cam.clone()],
+        kbps(600),
+        Signal::default(),
+        t0 + 5 * S,
+    );
+    cam.visible = true;
+    let out = a.allocate(&[audio(1), cam], kbps(100), Signal::default(), t0 + 6 * S);
+    assert_eq!(out.tracks[1].target, Target::Paused(PauseReason::Bandwidth));
+}
+
+#[test]
 fn up_only_after_holding_down_at_once() {
     let t0 = Instant::now();
     let mut a = Allocator::new(AllocatorConfig::default());
