@@ -44,6 +44,22 @@ fn pump_both(a: &mut Net, b: &mut Net) {
     carry(b, "b", a);
 }
 
+/// One frame of alice's media (video, and audio if `audio`), then the
+/// two nodes pumped for about 10 ms.
+fn frame(a: &mut Net, b: &mut Net, alice: usize, seq: &mut u16, audio: bool) {
+    *seq = seq.wrapping_add(1);
+    let s = *seq;
+    let c = &mut a.clients[alice];
+    c.send_rtp(0, s, s as u32 * 3000, payload(s, 600), true);
+    if audio {
+        c.send_rtp(1, s, s as u32 * 960, payload(s, 80), true);
+    }
+    for _ in 0..5 {
+        pump_both(a, b);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
 fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
     let mut a = Net::new(1);
@@ -71,14 +87,7 @@ fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
     };
     let end = Instant::now() + Duration::from_secs(30);
     while !flowing(&b) && Instant::now() < end {
-        seq = seq.wrapping_add(1);
-        let c = &mut a.clients[alice];
-        c.send_rtp(0, seq, seq as u32 * 3000, payload(seq, 600), true);
-        c.send_rtp(1, seq, seq as u32 * 960, payload(seq, 80), true);
-        for _ in 0..5 {
-            pump_both(&mut a, &mut b);
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        frame(&mut a, &mut b, alice, &mut seq, true);
     }
     let got = &b.clients[bob].received;
     assert_eq!(
@@ -130,13 +139,7 @@ fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
     }
     let end = Instant::now() + Duration::from_secs(10);
     while unknown(&a) < before + 100 && Instant::now() < end {
-        seq = seq.wrapping_add(1);
-        let c = &mut a.clients[alice];
-        c.send_rtp(0, seq, seq as u32 * 3000, payload(seq, 600), true);
-        for _ in 0..5 {
-            pump_both(&mut a, &mut b);
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        frame(&mut a, &mut b, alice, &mut seq, false);
     }
     assert_eq!(
         unknown(&a),
@@ -150,13 +153,7 @@ fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
         "the stranger got no answer"
     );
     for _ in 0..50 {
-        seq = seq.wrapping_add(1);
-        let c = &mut a.clients[alice];
-        c.send_rtp(0, seq, seq as u32 * 3000, payload(seq, 600), true);
-        for _ in 0..5 {
-            pump_both(&mut a, &mut b);
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        frame(&mut a, &mut b, alice, &mut seq, false);
     }
     let packets_after: u64 = b.clients[bob].received.values().map(|t| t.packets).sum();
     assert!(
