@@ -10,23 +10,6 @@ use common::{payload, Net};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use signaling::media::MediaPlane;
 
-/// A STUN binding request whose USERNAME names `ufrag`.
-fn stun_request(ufrag: &str) -> Vec<u8> {
-    let user = format!("{ufrag}:x");
-    let mut attr = vec![0x00, 0x06];
-    attr.extend((user.len() as u16).to_be_bytes());
-    attr.extend(user.as_bytes());
-    while attr.len() % 4 != 0 {
-        attr.push(0);
-    }
-    let mut m = vec![0x00, 0x01];
-    m.extend((attr.len() as u16).to_be_bytes());
-    m.extend([0x21, 0x12, 0xA4, 0x42]);
-    m.extend([9u8; 12]);
-    m.extend(attr);
-    m
-}
-
 fn dropped(stats: &signaling::media::MediaStats, why: &str) -> u64 {
     stats
         .dropped
@@ -90,7 +73,10 @@ fn junk_is_counted_and_dropped_while_the_call_continues() {
             .unwrap();
         // STUN naming nobody, DTLS and RTP from an unknown address.
         stranger
-            .send_to(&stun_request(&format!("nobody{i}")), server)
+            .send_to(
+                &common::unsigned_binding_request(&format!("nobody{i}")),
+                server,
+            )
             .unwrap();
         stranger.send_to(&junk(100, 22), server).unwrap();
         stranger.send_to(&junk(200, 0x80), server).unwrap();

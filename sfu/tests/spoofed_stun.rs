@@ -96,7 +96,7 @@ fn spoofed_stun_neither_cuts_a_publisher_nor_grows_state() {
         sfu::fuzzing::binding_request(&viewer_ufrag, b"guessed-password").to_vec(),
         sfu::fuzzing::binding_request(&mallory_ufrag, b"").to_vec(),
         sfu::fuzzing::binding_request(&pub_ufrag, b"not-the-password-either").to_vec(),
-        unsigned(&viewer_ufrag),
+        common::unsigned_binding_request(&viewer_ufrag),
     ];
     let spoofed_signed =
         sfu::fuzzing::binding_request(&mallory_ufrag, mallory_pwd.as_bytes()).to_vec();
@@ -142,7 +142,7 @@ fn spoofed_stun_neither_cuts_a_publisher_nor_grows_state() {
             let m = if k % 2 == 0 {
                 sfu::fuzzing::binding_request(&viewer_ufrag, b"guess").to_vec()
             } else {
-                unsigned(&mallory_ufrag)
+                common::unsigned_binding_request(&mallory_ufrag)
             };
             s.send_to(&m, server).unwrap();
             many_sent += 1;
@@ -206,21 +206,4 @@ fn spoofed_stun_neither_cuts_a_publisher_nor_grows_state() {
         "bound addresses stay bounded: {addrs} in the shards, {routes} routes"
     );
     assert_eq!(stats.connections, 3, "no connection was added or lost");
-}
-
-/// A binding request naming `ufrag` with no MESSAGE-INTEGRITY at all.
-fn unsigned(ufrag: &str) -> Vec<u8> {
-    let user = format!("{ufrag}:x");
-    let mut attr = vec![0x00, 0x06];
-    attr.extend((user.len() as u16).to_be_bytes());
-    attr.extend(user.as_bytes());
-    while attr.len() % 4 != 0 {
-        attr.push(0);
-    }
-    let mut m = vec![0x00, 0x01];
-    m.extend((attr.len() as u16).to_be_bytes());
-    m.extend([0x21, 0x12, 0xA4, 0x42]);
-    m.extend([9u8; 12]);
-    m.extend(attr);
-    m
 }

@@ -617,6 +617,24 @@ impl Net {
 
 /// A fake VP8 payload: a valid-looking descriptor and some bytes, marked by
 /// the sequence number so a test can tell packets apart.
+/// A STUN binding request whose USERNAME names `ufrag`, with no
+/// MESSAGE-INTEGRITY at all.
+pub fn unsigned_binding_request(ufrag: &str) -> Vec<u8> {
+    let user = format!("{ufrag}:x");
+    let mut attr = vec![0x00, 0x06];
+    attr.extend((user.len() as u16).to_be_bytes());
+    attr.extend(user.as_bytes());
+    while attr.len() % 4 != 0 {
+        attr.push(0);
+    }
+    let mut m = vec![0x00, 0x01];
+    m.extend((attr.len() as u16).to_be_bytes());
+    m.extend([0x21, 0x12, 0xA4, 0x42]);
+    m.extend([9u8; 12]);
+    m.extend(attr);
+    m
+}
+
 pub fn payload(seq: u16, size: usize) -> Bytes {
     let mut v = vec![0x10, 0x00, 0x9d, 0x01, 0x2a];
     v.extend(seq.to_be_bytes());
