@@ -6,9 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rtc::rtcp::transport_feedbacks::transport_layer_cc::{
-    PacketStatusChunk, SymbolTypeTcc, TransportLayerCc,
-};
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::{Marshal, Unmarshal};
 
@@ -262,7 +260,7 @@ pub fn twcc(data: &[u8]) {
         }
         let mut raw = Bytes::copy_from_slice(rest);
         match TransportLayerCc::unmarshal(&mut raw) {
-            Ok(tcc) => to_feedback(&tcc),
+            Ok(tcc) => crate::shard::bwe::to_feedback(&tcc),
             Err(_) => return,
         }
     } else {
@@ -291,53 +289,6 @@ pub fn twcc(data: &[u8]) {
     let _ = leg.is_congested(now + Duration::from_millis(10));
     let _ = leg.poll_probe(now + Duration::from_millis(10));
     let _ = format!("{e:?}");
-}
-
-/// The library's transport-cc packet in plain form (the conversion the
-/// shard makes; see `core::bwe::feedback`).
-fn to_feedback(tcc: &TransportLayerCc) -> TransportFeedback {
-    let mut fb = TransportFeedback::new(
-        tcc.base_sequence_number,
-        tcc.reference_time,
-        tcc.fb_pkt_count,
-    );
-    let mut deltas = tcc.recv_deltas.iter();
-    let mut left = tcc.packet_status_count as usize;
-    let mut push = |symbol: SymbolTypeTcc| -> bool {
-        if left == 0 {
-            return false;
-        }
-        left -= 1;
-        match symbol {
-            SymbolTypeTcc::PacketNotReceived => fb.push_lost(),
-            SymbolTypeTcc::PacketReceivedSmallDelta | SymbolTypeTcc::PacketReceivedLargeDelta => {
-                match deltas.next() {
-                    Some(d) => fb.push_received(d.delta),
-                    None => false,
-                }
-            }
-            SymbolTypeTcc::PacketReceivedWithoutDelta => fb.push_received(0),
-        }
-    };
-    'chunks: for chunk in &tcc.packet_chunks {
-        match chunk {
-            PacketStatusChunk::RunLengthChunk(c) => {
-                for _ in 0..c.run_length {
-                    if !push(c.packet_status_symbol) {
-                        break 'chunks;
-                    }
-                }
-            }
-            PacketStatusChunk::StatusVectorChunk(c) => {
-                for s in &c.symbol_list {
-                    if !push(*s) {
-                        break 'chunks;
-                    }
-                }
-            }
-        }
-    }
-    fb
 }
 
 /// Feedback straight from bytes: base, reference time, count, then one
