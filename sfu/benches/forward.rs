@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -77,7 +79,6 @@ fn client(i: u16) -> Client {
         RTCRtpCodecParameters {
             rtp_codec: vp8(),
             payload_type: 96,
-            ..Default::default()
         },
         RtpCodecKind::Video,
     )
@@ -117,7 +118,7 @@ impl Room {
             nack_cache_packets: 1024,
             bwe: Default::default(),
         });
-        let mut shard = Shard::new(cfg);
+        let mut shard = Shard::new(cfg, StdRng::seed_from_u64(7));
         let room = RoomName::parse("bench").unwrap();
         let mut clients: Vec<Client> = (0..=n as u16).map(client).collect();
         let now = Instant::now();

@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use signaling::media::{
     MediaCommand, MediaEventReceiver, MediaEventSender, MediaPlane, MediaStats, RelayEnd,
 };
@@ -118,7 +120,7 @@ impl SfuPlane {
             counts.push(shared.clone());
             let ctx = ShardCtx {
                 index: i,
-                shard: Shard::new(shard_cfg.clone()),
+                shard: Shard::new(shard_cfg.clone(), StdRng::from_os_rng()),
                 rx,
                 peers_tx: if i == 0 { txs.clone() } else { Vec::new() },
                 socket: socket.try_clone()?,

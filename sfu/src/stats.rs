@@ -116,6 +116,8 @@ pub struct Counts {
     pub addresses: u64,
     /// Addresses the receiving shard routes to a shard (gauge).
     pub routes: u64,
+    /// ICE restarts accepted (a client re-offered with new credentials).
+    pub ice_restarts: u64,
     pub dropped: [u64; N_DROPS],
 }
 
@@ -127,7 +129,7 @@ impl Counts {
 }
 
 /// Counters before the drop reasons in [`SharedCounts`].
-const N_FIELDS: usize = 19;
+const N_FIELDS: usize = 20;
 
 /// The published copy of a [`Counts`], written only by its owner.
 #[derive(Debug)]
@@ -184,6 +186,7 @@ impl SharedCounts {
             c.relay_packets_in,
             c.addresses,
             c.routes,
+            c.ice_restarts,
         ];
         for (i, v) in vals.iter().chain(c.dropped.iter()).enumerate() {
             self.v[i].store(*v, Relaxed);
@@ -216,6 +219,7 @@ impl SharedCounts {
             relay_packets_in: g(16),
             addresses: g(17),
             routes: g(18),
+            ice_restarts: g(19),
             dropped,
         }
     }
@@ -242,6 +246,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         t.relay_packets_out += c.relay_packets_out;
         t.relay_bytes_out += c.relay_bytes_out;
         t.relay_packets_in += c.relay_packets_in;
+        t.ice_restarts += c.ice_restarts;
         for i in 0..N_DROPS {
             t.dropped[i] += c.dropped[i];
         }
@@ -265,6 +270,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         relay_packets_out: t.relay_packets_out,
         relay_bytes_out: t.relay_bytes_out,
         relay_packets_in: t.relay_packets_in,
+        ice_restarts: t.ice_restarts,
         dropped: DROP_REASONS
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))

@@ -330,6 +330,9 @@ pub struct MediaStats {
     pub relay_bytes_out: u64,
     /// RTP packets received from other nodes over relays.
     pub relay_packets_in: u64,
+    /// ICE restarts the plane accepted (a client re-offered new ICE
+    /// credentials on its connection, after a network change).
+    pub ice_restarts: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
     /// Per subscriber connection: bandwidth estimate, allocation, layers.

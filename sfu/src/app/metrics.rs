@@ -233,6 +233,13 @@ pub fn render(
     );
     family(
         &mut out,
+        "sfu_ice_restarts_total",
+        "counter",
+        "ICE restarts accepted (a client re-offered new ICE credentials after a network change).",
+        &[("", m.ice_restarts as f64)],
+    );
+    family(
+        &mut out,
         "sfu_relays",
         "gauge",
         "Node-to-node relay connections (rooms that span nodes of a cluster).",
@@ -420,6 +427,7 @@ mod tests {
             relay_packets_out: 50,
             relay_bytes_out: 500,
             relay_packets_in: 40,
+            ice_restarts: 5,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
             subscribers: vec![signaling::media::SubscriberStats {
                 estimation: true,
@@ -451,6 +459,7 @@ mod tests {
         assert_eq!(sample(&text, "sfu_connections_lost_total"), Some(4.0));
         assert_eq!(sample(&text, "sfu_packets_skipped_total"), Some(11.0));
         assert_eq!(sample(&text, "sfu_layer_switches_total"), Some(3.0));
+        assert_eq!(sample(&text, "sfu_ice_restarts_total"), Some(5.0));
         assert_eq!(
             sample(&text, "sfu_bwe_estimate_bps{stat=\"max\"}"),
             Some(600_000.0)

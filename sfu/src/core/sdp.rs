@@ -364,6 +364,25 @@ pub fn drop_rtcp_candidates(sdp: &str) -> String {
     out
 }
 
+/// The ICE username fragment a description carries (the first
+/// `a=ice-ufrag`, session-level or in the first media section: with BUNDLE
+/// every section shares one).
+pub fn ice_ufrag(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-ufrag:"))
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty())
+}
+
+/// The ICE password a description carries (the first `a=ice-pwd`, as for
+/// [`ice_ufrag`]).
+pub fn ice_pwd(sdp: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=ice-pwd:"))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+}
+
 /// The session part, then each media section, as slices of the text.
 pub(crate) fn split_sections(sdp: &str) -> Vec<&str> {
     let mut starts = vec![0];
@@ -429,6 +448,18 @@ mod tests {
                 "[fe80::1]:7000".parse::<std::net::SocketAddr>().unwrap()
             ]
         );
+    }
+
+    #[test]
+    fn ice_credentials_are_the_first_ones_and_never_empty() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:AbCd\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:AbCd\r\n";
+        assert_eq!(ice_ufrag(sdp).as_deref(), Some("AbCd"));
+        assert_eq!(ice_ufrag("v=0\r\na=ice-ufrag:\r\n"), None);
+        assert_eq!(ice_ufrag("v=0\r\n"), None);
+        let sdp = "v=0\r\na=ice-pwd:Secret0123456789Secret01\r\na=ice-pwd:other\r\n";
+        assert_eq!(ice_pwd(sdp).as_deref(), Some("Secret0123456789Secret01"));
+        assert_eq!(ice_pwd("v=0\r\na=ice-pwd:\r\n"), None);
     }
 
     const OFFER: &str = "v=0\r\ns=-\r\na=group:BUNDLE 0 1\r\n\

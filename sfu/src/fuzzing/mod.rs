@@ -12,6 +12,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
@@ -157,14 +159,17 @@ pub fn binding_request(ufrag: &str, pwd: &[u8]) -> BytesMut {
     BytesMut::from(&m[..])
 }
 
-/// A shard with one participant (publish and subscribe grants), and the
-/// ufrag and password the shard chose for it.
+/// A shard with one participant (publish and subscribe grants) that has
+/// offered one audio section, and the ufrag and password the shard
+/// answered with (the library picks them with the local description, so
+/// the offer comes first).
 fn shard_with_one_participant() -> (Shard, String, String) {
-    let mut shard = Shard::new(shard_config());
+    let mut shard = Shard::new(shard_config(), StdRng::seed_from_u64(1));
+    let participant = ParticipantId::from_string("fuzz");
     shard.handle_command(
         MediaCommand::Join {
             room: room(),
-            participant: ParticipantId::from_string("fuzz"),
+            participant: participant.clone(),
             permissions: Permissions {
                 publish: true,
                 subscribe: true,
@@ -172,6 +177,16 @@ fn shard_with_one_participant() -> (Shard, String, String) {
         },
         epoch(),
     );
+    if let Some(sdp) = client_offer() {
+        shard.handle_command(
+            MediaCommand::Offer {
+                room: room(),
+                participant,
+                sdp,
+            },
+            epoch(),
+        );
+    }
     let (_, _, changes) = shard.take_output();
     let (ufrag, pwd) = changes
         .drain(..)
@@ -359,6 +374,30 @@ fn sdp_through_shard(data: &[u8]) {
         events.clear();
         changes.clear();
     }
+}
+
+/// A client's first offer: one send-receive audio section.
+fn client_offer() -> Option<String> {
+    let setup = PeerSetup {
+        codecs: shard_config().codecs.clone(),
+        advertise: vec![SocketAddr::from(([127, 0, 0, 3], 40_000))],
+        ufrag: "fuzzclient".into(),
+        pwd: "fuzzClientPasswordFuzzClientPwd0".into(),
+        unknown_ssrc: Default::default(),
+        unusable_repairs: Default::default(),
+        relay_full: false,
+        srtp_ok: Default::default(),
+    };
+    let mut pc = build_peer(&setup, epoch()).ok()?;
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendrecv,
+        streams: vec![],
+        send_encodings: vec![],
+    };
+    pc.add_transceiver_from_kind(RtpCodecKind::Audio, Some(init))
+        .ok()?;
+    let offer = pc.create_offer(None).ok()?;
+    Some(offer.sdp)
 }
 
 fn sdp_answers(data: &[u8]) {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rand::distr::{Alphanumeric, SampleString};
+use rand::rngs::StdRng;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -108,6 +108,11 @@ pub struct Shard {
     next_adapt: Instant,
     speakers: HashMap<String, adapt::SpeakerState>,
     relays: relay::Relays,
+    /// Every random choice of the shard (SSRCs of forwarded tracks and of
+    /// probes, first transport-wide sequence numbers) comes from here, so
+    /// a test that seeds it replays the same call. ICE credentials are
+    /// not among them: the library picks those (see `sync_ufrag`).
+    rng: StdRng,
     pub counts: Counts,
     /// Per-subscriber figures, refreshed with every adaptation; `true` in
     /// the flag when they changed since the runtime last took them.
@@ -115,7 +120,9 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(cfg: Arc<ShardConfig>) -> Self {
+    /// A shard that takes its random choices from `rng` (the runtime seeds
+    /// it from the operating system, tests with a fixed seed).
+    pub fn new(cfg: Arc<ShardConfig>, rng: StdRng) -> Self {
         let local_addr = cfg
             .advertise
             .first()
@@ -144,6 +151,7 @@ impl Shard {
             next_adapt: Instant::now(),
             speakers: HashMap::new(),
             relays: relay::Relays::default(),
+            rng,
             counts: Counts::default(),
             subscribers: (Vec::new(), false),
         }
@@ -346,12 +354,15 @@ impl Shard {
         if !self.tracks.is_empty() && now >= self.next_adapt {
             self.adapt(now);
         }
-        let due: Vec<PeerKey> = self
+        let mut due: Vec<PeerKey> = self
             .peers
             .iter()
             .filter(|(_, p)| p.deadline.is_some_and(|d| d <= now))
             .map(|(k, _)| *k)
             .collect();
+        // In key order, not the map's (seeded per process): the same input
+        // then gives the same output, datagram for datagram.
+        due.sort_unstable();
         for k in due {
             if let Some(p) = self.peers.get_mut(&k) {
                 p.deadline = None;
@@ -361,12 +372,13 @@ impl Shard {
             }
             self.mark(k);
         }
-        let offers: Vec<PeerKey> = self
+        let mut offers: Vec<PeerKey> = self
             .peers
             .iter()
             .filter(|(_, p)| p.first_offer_at.is_some_and(|d| d <= now))
             .map(|(k, _)| *k)
             .collect();
+        offers.sort_unstable();
         for k in offers {
             if let Some(p) = self.peers.get_mut(&k) {
                 p.first_offer_at = None;
@@ -383,6 +395,7 @@ impl Shard {
                 }
             }
         }
+        kf.sort_unstable();
         for (t, s) in kf {
             self.send_keyframe_request(t, s, now);
         }
@@ -484,12 +497,14 @@ impl Shard {
         if self.by_participant.contains_key(&participant) {
             self.leave(&participant, now);
         }
-        let mut rng = rand::rng();
+        // ICE credentials are left to the library: it picks new ones at
+        // every ICE restart, which configured ones would prevent. The shard
+        // learns them from each local description (`sync_ufrag`).
         let setup = PeerSetup {
             codecs: self.cfg.codecs.clone(),
             advertise: self.cfg.advertise.clone(),
-            ufrag: Alphanumeric.sample_string(&mut rng, 16),
-            pwd: Alphanumeric.sample_string(&mut rng, 32),
+            ufrag: String::new(),
+            pwd: String::new(),
             unknown_ssrc: self.unknown_ssrc.clone(),
             unusable_repairs: self.unusable_repairs.clone(),
             relay_full: false,
@@ -511,20 +526,14 @@ impl Shard {
         self.next_key += 1;
         tracing::debug!(%participant, room, peer = %key, "media join");
         self.by_participant.insert(participant.clone(), key);
-        self.by_ufrag.insert(setup.ufrag.clone(), key);
-        self.ufrag_changes.push(UfragChange::Added {
-            ufrag: setup.ufrag.clone(),
-            pwd: setup.pwd.clone(),
-        });
         let mut peer = Peer::new(
             key,
             participant,
             room.to_owned(),
             perms,
             pc,
-            setup.ufrag,
-            setup.pwd,
             &self.cfg.bwe,
+            &mut self.rng,
         );
         let grace = if perms.publish {
             INITIAL_OFFER_GRACE
@@ -547,9 +556,11 @@ impl Shard {
         let changes = self.routing.leave(key);
         self.tracks.retain(|_, t| t.publisher != key);
         if let Some(mut p) = self.peers.remove(&key) {
-            self.by_ufrag.remove(&p.ufrag);
-            self.ufrag_changes
-                .push(UfragChange::Removed(p.ufrag.clone()));
+            if !p.ufrag.is_empty() {
+                self.by_ufrag.remove(&p.ufrag);
+                self.ufrag_changes
+                    .push(UfragChange::Removed(p.ufrag.clone()));
+            }
             self.addrs.remove_owner(&key);
             let _ = p.pc.close();
         }
@@ -569,7 +580,7 @@ impl Shard {
                     else {
                         continue;
                     };
-                    p.add_leg(track, t, self.cfg.nack_cache_packets);
+                    p.add_leg(track, t, self.cfg.nack_cache_packets, &mut self.rng);
                     touched.push(subscriber);
                 }
                 RouteChange::Unsubscribe { subscriber, track } => {
@@ -594,6 +605,53 @@ impl Shard {
             code: ErrorCode::MediaRejected,
             message,
         });
+    }
+
+    /// Points the demultiplexing tables at the ICE credentials of the
+    /// connection's latest local description. The library chooses them,
+    /// and new ones when the client restarts ICE (RFC 8445 section 9: both
+    /// sides change them), so after every local description the shard
+    /// learns the ufrag and the password it must check STUN requests with,
+    /// and forgets the old ones: a request under the old ufrag names no
+    /// connection any more, and one under the new ufrag binds an address
+    /// only if signed with the new password. The runtime's table follows
+    /// through `ufrag_changes`. Our candidates are trickled again under the
+    /// new ufrag.
+    ///
+    /// Relays keep the credentials they were opened with (the other node
+    /// never restarts ICE on them), and a relay's full end is not in the
+    /// ufrag table at all.
+    fn sync_ufrag(&mut self, key: PeerKey) {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.relay.is_some() {
+            return;
+        }
+        let Some((ufrag, pwd)) = peer.pc.local_description().and_then(|d| {
+            crate::core::sdp::ice_ufrag(&d.sdp).zip(crate::core::sdp::ice_pwd(&d.sdp))
+        }) else {
+            return;
+        };
+        if ufrag == peer.ufrag && pwd == peer.pwd {
+            return;
+        }
+        let old = std::mem::replace(&mut peer.ufrag, ufrag.clone());
+        peer.pwd = pwd.clone();
+        if !old.is_empty() {
+            tracing::debug!(peer = %key, "ICE restart: new credentials");
+            peer.candidates_sent = false;
+            self.counts.ice_restarts += 1;
+            self.by_ufrag.remove(&old);
+            self.ufrag_changes.push(UfragChange::Removed(old));
+            // The library dropped every candidate pair: a path is usable
+            // again only once a check signed under the new credentials
+            // names it, so the old addresses are forgotten (the client's
+            // may be gone, or someone else's by now).
+            self.addrs.remove_owner(&key);
+        }
+        self.by_ufrag.insert(ufrag.clone(), key);
+        self.ufrag_changes.push(UfragChange::Added { ufrag, pwd });
     }
 
     fn new_track_no(&mut self) -> TrackNo {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use rand::Rng;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::RTCPeerConnection;
@@ -45,9 +46,13 @@ pub struct Peer {
     pub room: String,
     pub perms: Permissions,
     pub pc: RTCPeerConnection,
+    /// The ICE ufrag of our latest local description (empty before the
+    /// first); it changes at every ICE restart. A relay's is set when it
+    /// opens and never changes.
     pub ufrag: String,
-    /// The server's ICE password of this connection: a STUN request must
-    /// be signed with it to bind an address (see `core::bind`).
+    /// The server's ICE password of this connection, from the same
+    /// description as `ufrag`: a STUN request must be signed with it to
+    /// bind an address (see `core::bind`).
     pub pwd: String,
     /// The client's ICE password, from its latest SDP: its responses to
     /// the connection's checks must be signed with it.
@@ -99,12 +104,11 @@ impl Peer {
         room: String,
         perms: Permissions,
         pc: RTCPeerConnection,
-        ufrag: String,
-        pwd: String,
         bwe: &BweSettings,
+        rng: &mut impl Rng,
     ) -> Self {
         let probe_ssrc = loop {
-            let s: u32 = rand::random();
+            let s: u32 = rng.random();
             if s != 0 {
                 break s;
             }
@@ -115,8 +119,8 @@ impl Peer {
             room,
             perms,
             pc,
-            ufrag,
-            pwd,
+            ufrag: String::new(),
+            pwd: String::new(),
             remote_pwd: None,
             remote_sdp: String::new(),
             remote_candidates: Vec::new(),
@@ -135,18 +139,24 @@ impl Peer {
             leg_by_ssrc: HashMap::new(),
             pending_settings: HashMap::new(),
             relay: None,
-            bwe: SubscriberBwe::new(bwe, probe_ssrc, rand::random()),
+            bwe: SubscriberBwe::new(bwe, probe_ssrc, rng.random()),
         }
     }
 
     /// Adds a sender for a published track; it is usable once the next
     /// offer/answer round completes.
-    pub fn add_leg(&mut self, track: TrackNo, src: &Published, cache_packets: u16) {
+    pub fn add_leg(
+        &mut self,
+        track: TrackNo,
+        src: &Published,
+        cache_packets: u16,
+        rng: &mut impl Rng,
+    ) {
         let Some(codec) = src.codecs.first() else {
             return;
         };
         let ssrc = loop {
-            let s: u32 = rand::random();
+            let s: u32 = rng.random();
             if s != 0 && !self.leg_by_ssrc.contains_key(&s) {
                 break s;
             }

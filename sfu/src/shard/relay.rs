@@ -145,10 +145,11 @@ impl Shard {
             room.to_string(),
             perms,
             pc,
-            setup.ufrag,
-            setup.pwd,
             &self.cfg.bwe,
+            &mut self.rng,
         );
+        peer.ufrag = setup.ufrag;
+        peer.pwd = setup.pwd;
         peer.relay = Some(RelayLink {
             node: node.clone(),
             room: room.clone(),

@@ -39,14 +39,6 @@ fn receiver_section(
         .find(|m| m.mid.as_deref() == Some(mid.as_str()))
 }
 
-/// The ICE password a client's SDP gives (the first; a client uses one per
-/// connection, bundled).
-fn ice_pwd(sdp: &str) -> Option<String> {
-    sdp.lines()
-        .find_map(|l| l.trim().strip_prefix("a=ice-pwd:"))
-        .map(str::to_owned)
-}
-
 /// The local description as the client gets it: no RTCP-component
 /// candidates, and header-extension ids as the client numbers them.
 fn outgoing_sdp(pc: &rtc::peer_connection::RTCPeerConnection) -> String {
@@ -211,7 +203,7 @@ impl Shard {
             return self.error(participant, message);
         }
         peer.first_offer_at = None;
-        peer.remote_pwd = ice_pwd(&offer_text);
+        peer.remote_pwd = sdp::ice_pwd(&offer_text);
         let sdp = restore_recv(
             &sdp::follow_offer(&outgoing_sdp(&peer.pc), &offer_text),
             &running,
@@ -221,6 +213,9 @@ impl Shard {
             participant: participant.clone(),
             sdp,
         });
+        // An offer with new ICE credentials restarted ICE: the answer
+        // carries new ones of ours too.
+        self.sync_ufrag(key);
         self.trickle_candidates(key);
         self.mark(key);
         self.after_negotiation(key, now);
@@ -248,7 +243,7 @@ impl Shard {
         if let Err(e) = peer.pc.set_remote_description(now, answer) {
             return self.error(participant, format!("answer rejected: {e}"));
         }
-        peer.remote_pwd = ice_pwd(&answer_text);
+        peer.remote_pwd = sdp::ice_pwd(&answer_text);
         peer.set_remote_sdp(answer_text);
         self.mark(key);
         self.after_negotiation(key, now);
@@ -369,6 +364,7 @@ impl Shard {
             participant: peer.participant.clone(),
             sdp,
         });
+        self.sync_ufrag(key);
         self.trickle_candidates(key);
         self.mark(key);
     }

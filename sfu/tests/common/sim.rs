@@ -62,6 +62,8 @@ pub struct SimClient {
     pub errors: Vec<String>,
     /// The SDP of every offer and answer the server sent this client.
     pub server_sdps: Vec<String>,
+    /// Offers the server sent this client.
+    pub offers_received: u32,
     /// Applied to this client's offers and answers before the server gets them.
     pub munge: Option<SdpMunge>,
     /// Datagrams from this client are lost (the client went silent).
@@ -314,6 +316,19 @@ impl SimClient {
     pub fn packets_of(&self, track_id: &str) -> u64 {
         self.received.get(track_id).map_or(0, |r| r.packets)
     }
+
+    /// Restarts ICE (new ufrag and password in the next offer), as a
+    /// browser does after `restartIce()`; with `moved_to`, from a new
+    /// address, as after a switch from Wi-Fi to cellular: the old address
+    /// is gone, and nothing sent to it arrives any more.
+    pub fn restart_ice(&mut self, moved_to: Option<SocketAddr>) {
+        if let Some(addr) = moved_to {
+            sfu::engine::add_host_candidate(&mut self.pc, addr).expect("a host candidate");
+            self.addr = addr;
+        }
+        self.pc.restart_ice();
+        self.want_offer = true;
+    }
 }
 
 /// A shard and its clients on a virtual clock.
@@ -325,6 +340,10 @@ pub struct SimNet {
     rng: StdRng,
     next_port: u16,
     pending_events: Vec<MediaEvent>,
+    /// Datagrams the server sent to an address no client has (any more).
+    pub undelivered: u64,
+    /// RTP to clients lost to their `downlink_loss`.
+    pub lost: u64,
 }
 
 impl SimNet {
@@ -350,14 +369,23 @@ impl SimNet {
         f(&mut cfg);
         let cfg = Arc::new(cfg);
         SimNet {
-            shard: Shard::new(cfg),
+            shard: Shard::new(cfg, StdRng::seed_from_u64(seed ^ 0x5eed)),
             clients: Vec::new(),
             now: Instant::now(),
             room: RoomName::parse("room").unwrap(),
             rng: StdRng::seed_from_u64(seed),
             next_port: 40_000,
             pending_events: Vec::new(),
+            undelivered: 0,
+            lost: 0,
         }
+    }
+
+    /// An unused address on the simulated network.
+    pub fn new_addr(&mut self) -> SocketAddr {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.next_port));
+        self.next_port += 1;
+        addr
     }
 
     /// A client joins the room with these permissions.
@@ -386,6 +414,7 @@ impl SimNet {
             track_streams: HashMap::new(),
             errors: Vec::new(),
             server_sdps: Vec::new(),
+            offers_received: 0,
             munge: None,
             uplink_blocked: false,
             downlink_loss: 0.0,
@@ -515,9 +544,11 @@ impl SimNet {
         }
         for (to, data) in out {
             let Some(c) = self.clients.iter_mut().find(|c| c.addr == to) else {
+                self.undelivered += 1;
                 continue;
             };
             if c.downlink_loss > 0.0 && is_rtp(&data) && self.rng.random_bool(c.downlink_loss) {
+                self.lost += 1;
                 continue;
             }
             let _ = c.pc.handle_read(TaggedBytesMut {
@@ -592,6 +623,7 @@ impl SimNet {
                     return;
                 };
                 c.server_sdps.push(sdp.clone());
+                c.offers_received += 1;
                 if c.pc.pending_local_description().is_some() {
                     // Polite: roll back our own offer, answer, offer again.
                     c.pc.set_local_description(now, RTCSessionDescription::rollback(None).unwrap())
