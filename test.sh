@@ -4,11 +4,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # System packages: headless Chromium for the browser tests, coturn for the
-# TURN test, redis-server for the cluster tests.
+# TURN tests, redis-server for the cluster tests, iproute2 and nftables for
+# the browser tests that change a participant's network.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]})); then

@@ -1,0 +1,94 @@
+// A participant on a network that drops all UDP (some corporate and hotel
+// networks do) still gets media: the server hands out TURN credentials in
+// `joined`, the SDK gives them to its peer connection, and Chromium relays
+// through coturn over TCP. Chromium runs without loopback candidates, on a
+// veth address in the test's private namespace, and nftables drops every
+// UDP datagram to or from that address.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { session, waitInPage, waitForMediaFlow, RUN_SFU, hasMediaPlane } from './harness.mjs';
+import { freeUdpPort, startCoturn } from './coturn.mjs';
+import { privateNamespace, veth } from './netns.mjs';
+
+const SECRET = 'udp-blocked-secret';
+const ADDR = '10.99.8.1';
+const TABLE = 'sfutest_noudp';
+
+/** @param {string} script */
+function nft(script) {
+  return execFileSync('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+}
+
+/** Drops UDP to and from `addr`, counting what it drops. */
+function dropUdp(t, addr) {
+  nft(`table inet ${TABLE} {
+  chain out { type filter hook output priority 0; ip saddr ${addr} meta l4proto udp counter drop; }
+  chain in { type filter hook input priority 0; ip daddr ${addr} meta l4proto udp counter drop; }
+}`);
+  t.after(() => {
+    try {
+      execFileSync('nft', ['delete', 'table', 'inet', TABLE]);
+    } catch {
+      // gone already
+    }
+  });
+  return () => {
+    const out = execFileSync('nft', ['list', 'table', 'inet', TABLE]).toString();
+    return [...out.matchAll(/counter packets (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0);
+  };
+}
+
+test('a participant whose UDP is dropped gets media through TURN over TCP (SFU room)', async (t) => {
+  if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
+  const why = privateNamespace();
+  if (why) return t.skip(why);
+  try {
+    execFileSync('nft', ['--version']);
+  } catch {
+    return t.skip('nft (nftables) is missing');
+  }
+  veth(t, 'ub', `${ADDR}/24`);
+  const dropped = dropUdp(t, ADDR);
+  const port = await freeUdpPort();
+  const coturnLog = await startCoturn(t, port, SECRET);
+
+  const s = await session(t, {
+    env: {
+      SFU_ICE__TURN__URLS: `turn:127.0.0.1:${port}?transport=tcp`,
+      SFU_ICE__TURN__SECRET: SECRET,
+    },
+  });
+  const room = 'udp-blocked';
+  const alice = await s.participant(`/?room=${room}&mode=sfu&name=Alice&autojoin=1`, {
+    name: 'Alice (no UDP)',
+    without: ['--allow-loopback-in-peer-connection'],
+  });
+  if (!(await hasMediaPlane(alice))) return t.skip('the server has no SFU media plane');
+  const bob = await s.participant(`/?room=${room}&mode=sfu&name=Bob&autojoin=1`, { name: 'Bob' });
+  await waitInPage(alice, () => window.demo.client?.room && window.demo.client.id);
+  await waitInPage(bob, () => window.demo.client?.room && window.demo.client.id);
+
+  try {
+    await waitForMediaFlow(alice);
+    await waitForMediaFlow(bob);
+  } catch (e) {
+    throw new Error(`${e}\n---- coturn ----\n${coturnLog().slice(-3000)}`);
+  }
+  const local = await alice.evaluate(async () => {
+    const [pc] = window.demo.client.peerConnections();
+    const report = await pc.getStats();
+    let cand = null;
+    report.forEach((x) => {
+      if (x.type === 'transport' && x.selectedCandidatePairId) {
+        cand = report.get(report.get(x.selectedCandidatePairId)?.localCandidateId) ?? null;
+      }
+    });
+    return cand && { type: cand.candidateType, relayProtocol: cand.relayProtocol, address: cand.address };
+  });
+  assert.equal(local?.type, 'relay', `Alice's path is relayed: ${JSON.stringify(local)}`);
+  assert.equal(local?.relayProtocol, 'tcp', `to the relay over TCP: ${JSON.stringify(local)}`);
+  assert.ok(dropped() > 0, 'Alice did try UDP, and it was dropped');
+  s.passed();
+});
