@@ -30,9 +30,26 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
-/// Waits until every node has seen every other in a heartbeat.
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(700)).await;
+/// Waits until the registry, read through `node`, lists both nodes and
+/// n1's last heartbeat reports `n1_participants` participants.
+async fn settle(node: std::net::SocketAddr, n1_participants: u64) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, view) = http_get(node, "/api/cluster").await;
+        let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
+        let n1 = nodes.iter().find(|n| n["id"] == "n1");
+        if status == 200
+            && nodes.len() == 2
+            && n1.is_some_and(|n| n["load"]["participants"].as_u64() == Some(n1_participants))
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the cluster did not settle: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -162,12 +179,12 @@ async fn a_full_node_redirects_clients_that_follow_and_serves_the_others() {
     let mut cfg = SignalingConfig::default();
     cfg.cluster.max_participants = 1;
     let (n1, n2) = two_nodes(&redis, cfg).await;
-    settle().await;
+    settle(n1.addr, 0).await;
     let mut a = Client::connect(n1.addr).await;
     a.send(json!({"type":"join","room":"r","name":"Ann","redirect":true}))
         .await;
     assert_eq!(a.recv_type("joined").await["node"], "n1");
-    settle().await;
+    settle(n1.addr, 1).await;
 
     // n1 is at its limit: a client that follows redirects goes to n2.
     let mut c = Client::connect(n1.addr).await;
