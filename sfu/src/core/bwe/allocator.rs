@@ -163,6 +163,13 @@ impl Allocator {
         let probe_ok = signal
             .probe_success
             .is_some_and(|r| r.scale(cfg.up_headroom) >= up_total);
+        // None of the subscriber's video flows: there is no rate to hold
+        // to and nothing a probe could repeat. The most important track's
+        // lowest layer is tried as it is; the try is the probe (if it does
+        // not fit, shedding blocks it, longer each time).
+        let mut idle_try = tracks.iter().zip(&next).all(|(t, g)| {
+            matches!(t.kind, TrackKind::Audio { .. }) || !matches!(g, Target::Layer(_))
+        });
         for &i in &select::rank_order(tracks) {
             let (t, p) = (&tracks[i], &provisional.up_tracks[i]);
             let st = self.state.get_mut(&t.track).expect("inserted above");
@@ -177,10 +184,15 @@ impl Allocator {
             next[i] = want;
             let new_total = total(tracks, &next);
             let known = signal.delivered.is_some_and(|d| new_total <= d);
-            if signal.congested || new_total > up_budget || !(probe_ok || (held && known)) {
+            let first_layer = matches!(before, Target::Paused(PauseReason::Bandwidth))
+                && matches!(want, Target::Layer(l) if select::lowest(t) == Some(l));
+            let tried = idle_try && first_layer;
+            if signal.congested || new_total > up_budget || !(probe_ok || (held && known) || tried)
+            {
                 next[i] = before;
                 continue;
             }
+            idle_try = false;
             st.up_since = None;
             st.moved_up_since_shed = true;
         }

@@ -4,7 +4,8 @@
 //! ```text
 //! estimate = min(delay-based, loss-based, cap)
 //! cap      = factor x min(sent rate, acknowledged rate)      (factor 1.5)
-//!            raised to the last probe result for `probe_grace` after it
+//!            raised to the last probe result for `probe_grace` after it,
+//!            and never below the initial estimate
 //! ```
 //!
 //! The cap is what keeps the estimate honest: a delay-based estimator sees
@@ -24,6 +25,8 @@ use super::rate::{QueueDelay, RateWindow};
 use super::rate_control::RateControl;
 use super::Bitrate;
 
+/// With nothing sent and no feedback for this long, the loss part forgets.
+const LOSS_MEMORY: Duration = Duration::from_secs(3);
 /// A decrease takes out the standing queue over this time...
 const QUEUE_DRAIN: Duration = Duration::from_secs(1);
 /// ...removing at most this fraction of the rate for it.
@@ -346,12 +349,20 @@ impl Estimator {
             Some(a) => a.min(sent),
             None => sent,
         };
-        Some(base.scale(self.cfg.cap_factor).max(self.cfg.min))
+        // Never below the starting estimate: a leg that sends little (its
+        // videos not flowing yet, or paused) would otherwise cap itself
+        // under its smallest layer and could only come back through a
+        // probe. Congestion still lowers the estimate below it, through
+        // the delay- and loss-based parts.
+        Some(base.scale(self.cfg.cap_factor).max(self.cfg.initial))
     }
 
     /// The estimate at `now`.
     pub fn estimate(&mut self, now: Instant) -> Bitrate {
         self.check_feedback_timeout(now);
+        if self.quiet(now) {
+            self.loss.forget();
+        }
         let mut e = self.control.estimate();
         if let Some(b) = self.loss.bound() {
             e = e.min(b);
@@ -374,7 +385,17 @@ impl Estimator {
         let recent_overuse = self
             .last_overuse
             .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1));
-        recent_overuse || self.loss.excess() > super::loss::CONGESTED || self.loss.bound().is_some()
+        let lossy = self.loss.excess() > super::loss::CONGESTED || self.loss.bound().is_some();
+        recent_overuse || (lossy && !self.quiet(now))
+    }
+
+    /// Nothing sent and no feedback for `LOSS_MEMORY`: what the loss part
+    /// learnt is stale. Kept, it would hold the leg congested for good,
+    /// since nothing new can arrive to clear it.
+    fn quiet(&self, now: Instant) -> bool {
+        let old =
+            |t: Option<Instant>| t.is_none_or(|t| now.saturating_duration_since(t) >= LOSS_MEMORY);
+        old(self.last_sent) && old(self.last_feedback)
     }
 
     /// The rate the path delivered at the last overuse events.

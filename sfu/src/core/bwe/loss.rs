@@ -74,6 +74,15 @@ impl LossControl {
         self.bound
     }
 
+    /// Forgets the loss measured and the bound it set, keeping the
+    /// baseline (the medium's own loss does not change while idle).
+    pub(crate) fn forget(&mut self) {
+        *self = LossControl {
+            baseline: self.baseline,
+            ..LossControl::default()
+        };
+    }
+
     /// Lifts the bound (a probe went through at a higher rate).
     pub(crate) fn lift_to(&mut self, rate: Bitrate) {
         if self.bound.is_some_and(|b| b < rate) {

@@ -510,3 +510,32 @@ fn dynacast_needs_the_highest_layer_any_subscriber_wants() {
     assert_eq!(a_weak.tracks[0].target, Target::Layer(l(0)));
     assert_eq!(a_weak.tracks[0].wanted, Some(l(1)));
 }
+
+#[test]
+fn with_no_video_flowing_the_most_important_lowest_layer_is_tried_without_a_probe() {
+    let t0 = Instant::now();
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let tracks = [audio(1), camera(2), camera(3)];
+    // Paused for bandwidth from the start.
+    let out = a.allocate(&tracks, kbps(100), Signal::default(), t0);
+    assert_eq!(out.tracks[1].target, Target::Paused(PauseReason::Bandwidth));
+    assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
+    // The estimate now allows both lowest layers, but nothing proves it:
+    // no probe (nothing to repeat), nothing delivered. One lowest layer
+    // is tried at once, the other waits for evidence.
+    let out = a.allocate(&tracks, kbps(500), Signal::default(), t0 + S);
+    assert_eq!(out.tracks[1].target, Target::Layer(l(0)));
+    assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
+    // With one video flowing, the next waits for a probe or the hold.
+    let out = a.allocate(&tracks, kbps(500), Signal::default(), t0 + S + 100 * MS);
+    assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
+    // Never while congested.
+    let mut b = Allocator::new(AllocatorConfig::default());
+    b.allocate(&tracks, kbps(100), Signal::default(), t0);
+    let congested = Signal {
+        congested: true,
+        ..Signal::default()
+    };
+    let out = b.allocate(&tracks, kbps(500), congested, t0 + S);
+    assert_eq!(out.tracks[1].target, Target::Paused(PauseReason::Bandwidth));
+}

@@ -120,3 +120,56 @@ fn silence_of_feedback_halves_the_estimate() {
     // Once per timeout, not once per call.
     assert_eq!(e.estimate(t0 + 2_495 * MS), Bitrate::kbps(150));
 }
+
+#[test]
+fn sending_little_never_caps_the_estimate_below_where_it_started() {
+    let mut e = Estimator::new(EstimatorConfig::default());
+    let mut p = Path::new();
+    // Audio only (50 kbit/s) for 10 s on a fast path: the cap is 1.5 x
+    // the sent rate, but no lower than the initial 300 kbit/s, so a video
+    // the subscriber has not received yet still fits its lowest layer.
+    p.run(&mut e, 0, 10_000, Bitrate::kbps(50), Bitrate::kbps(10_000));
+    let now = p.t0 + 10_000 * MS;
+    assert_eq!(e.estimate(now), Bitrate::kbps(300));
+    assert!(!e.is_congested(now));
+}
+
+#[test]
+fn loss_learnt_before_the_leg_went_quiet_is_forgotten() {
+    let mut e = Estimator::new(EstimatorConfig::default());
+    let t0 = Instant::now();
+    // 1 s at 400 kbit/s where half of every report is lost.
+    let mut seq = 0u64;
+    for step in 0..10u64 {
+        let mut results = Vec::new();
+        for i in 0..10u64 {
+            let t = t0 + Duration::from_millis(step * 100 + i * 10);
+            e.on_packet_sent(500, t);
+            let arrival_us = (i % 2 == 0).then_some(((step * 100 + i * 10) * 1000 + 20_000) as i64);
+            results.push(PacketResult {
+                sent: SentPacket {
+                    seq: TransportSeq(seq),
+                    sent_at: t,
+                    size: 500,
+                    kind: PacketKind::Video,
+                    probe: None,
+                },
+                arrival_us,
+            });
+            seq += 1;
+        }
+        e.on_feedback(&results, t0 + Duration::from_millis(step * 100 + 120));
+    }
+    let end = t0 + 1_120 * MS;
+    assert!(e.is_congested(end), "half the packets lost");
+    let cut = e.estimate(end);
+    assert!(cut < Bitrate::kbps(300), "{cut}");
+    // Then nothing goes out and nothing comes back (every video paused).
+    // For a while the loss is remembered...
+    assert!(e.is_congested(end + 2_500 * MS));
+    assert_eq!(e.estimate(end + 2_500 * MS), cut);
+    // ...then forgotten: kept, it would hold the leg congested for good.
+    let later = end + 3_500 * MS;
+    assert!(!e.is_congested(later));
+    assert!(e.estimate(later) > cut);
+}
