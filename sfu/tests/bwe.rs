@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use common::camera::{last_width, sized, Camera, FRAME};
 use common::sim::SimNet;
+use common::ClientOptions;
 
 /// Simulcast at about 250, 500 and 1000 kbit/s (1, 2 and 4 packets of
 /// 1000 bytes a frame at 30 fps), a keyframe every two seconds.
@@ -21,6 +22,42 @@ fn camera() -> Camera {
         keyframe_every: 60,
         ..Camera::new()
     }
+}
+
+/// With RTX negotiated (as browsers do), probes repeat media the
+/// subscriber already got on the leg's RTX flow, which the server's SDP
+/// names: no SSRC of their own, which a browser would show as a stream
+/// that never decodes. They are counted in the subscriber's feedback and
+/// lift its estimate; the media numbering stays gap-free.
+#[test]
+fn probes_on_the_rtx_flow_lift_the_estimate() {
+    let mut net = SimNet::new(31);
+    let a = net.join("a", true, false);
+    net.clients[a].add_simulcast_track("cam", &["q", "h", "f"]);
+    let opts = ClientOptions {
+        rtx: true,
+        ..ClientOptions::default()
+    };
+    let viewer = net.join_with("viewer", false, true, opts);
+    net.track_settings(viewer, a, "cam", sized(1280, 720));
+    let mut cam = camera();
+    for _ in 0..600 {
+        cam.send(&mut net, a, false);
+        net.step(FRAME);
+    }
+    let v = net
+        .shard
+        .subscribers
+        .0
+        .iter()
+        .find(|s| s.participant == "viewer")
+        .cloned()
+        .expect("viewer figures");
+    let sdp = net.clients[viewer].server_sdps.last().expect("server SDP");
+    assert!(sdp.contains("a=ssrc-group:FID "), "{sdp}");
+    assert!(v.probe_packets > 0 && v.probes_succeeded >= 1, "{v:?}");
+    assert!(v.estimate_bps.unwrap() > 450_000, "{v:?}");
+    assert_eq!(net.clients[viewer].received["cam"].gaps(), 0);
 }
 
 #[test]

@@ -19,6 +19,7 @@ fn call(seed: u64) -> SimNet {
     let mut net = SimNet::new(seed);
     let slow = ClientOptions {
         keepalive: Some(Duration::from_secs(6)),
+        ..ClientOptions::default()
     };
     let a = net.join_with("a", true, true, slow.clone());
     net.clients[a].add_track("a-video", RtpCodecKind::Video);

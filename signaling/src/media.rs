@@ -360,6 +360,8 @@ pub struct SubscriberStats {
     pub probes_succeeded: u64,
     pub probes_failed: u64,
     pub probe_packets: u64,
+    /// Probes not sent: RTX negotiated and no video packet yet to repeat.
+    pub probes_unsendable: u64,
     pub retransmissions_sent: u64,
     /// NACKs not answered because the retransmission budget was spent.
     pub retransmissions_dropped: u64,

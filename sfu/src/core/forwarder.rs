@@ -192,6 +192,8 @@ pub struct Forwarder {
     pub ext: ExtMap,
     /// Sent packets by output sequence number (video).
     cache: Option<NackCache<Out>>,
+    /// The newest sequence number sent (into the cache).
+    latest: Option<u16>,
     ready: bool,
 }
 
@@ -207,6 +209,7 @@ impl Forwarder {
             selector,
             ext: ExtMap::new(&[], &[], None),
             cache: (cache_packets > 0).then(|| NackCache::new(cache_packets)),
+            latest: None,
             ready: false,
         }
     }
@@ -290,8 +293,19 @@ impl Forwarder {
         };
         if let Some(c) = self.cache.as_mut() {
             c.insert(out.seq, out.clone());
+            if self
+                .latest
+                .is_none_or(|l| super::seq::seq_newer(out.seq, l))
+            {
+                self.latest = Some(out.seq);
+            }
         }
         Decision::Forward(out)
+    }
+
+    /// The newest packet sent, while the cache holds it (none for audio).
+    pub fn latest(&self) -> Option<&Out> {
+        self.cache.as_ref()?.get(self.latest?)
     }
 
     /// A packet sent earlier, to answer a NACK.

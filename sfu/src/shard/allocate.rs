@@ -284,6 +284,7 @@ pub fn subscriber_stats(
         probes_succeeded: c.probes_succeeded,
         probes_failed: c.probes_failed,
         probe_packets: c.probe_packets,
+        probes_unsendable: c.probes_unsendable,
         retransmissions_sent: c.retransmissions_sent,
         retransmissions_dropped: c.retransmissions_dropped,
         keyframe_requests_throttled: c.keyframe_requests_throttled,

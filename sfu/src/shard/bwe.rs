@@ -80,15 +80,51 @@ pub struct BweCounts {
     pub retransmissions_sent: u64,
     pub retransmissions_dropped: u64,
     pub keyframe_requests_throttled: u64,
+    /// Probe clusters not sent: RTX negotiated and nothing yet to repeat.
+    pub probes_unsendable: u64,
 }
 
-/// Where probe padding goes: a video section's payload type and mid, so
-/// the subscriber's transport demultiplexes it into the bundle (and counts
-/// it for its feedback) without mixing it into any media stream.
+/// Where probes go: a video section's payload type and mid, so the
+/// subscriber's transport demultiplexes them into the bundle (and counts
+/// them for its feedback) without mixing them into any media stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeRoute {
     pub pt: u8,
     pub mid: Option<(u8, Bytes)>,
+    /// The video legs' RTX flows, where the subscriber negotiated RTX.
+    pub rtx: Vec<RtxRoute>,
+}
+
+/// One video leg's RTX flow (RFC 4588). Probes go there as browsers send
+/// their own: each probe packet repeats a packet the subscriber already
+/// got, which it counts for its feedback and then discards as a
+/// duplicate. Only a subscriber that negotiated no RTX gets padding of
+/// zeros on the connection's probe SSRC instead, which a browser would
+/// list as a stream of its own that never decodes a frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtxRoute {
+    pub ssrc: u32,
+    /// The leg's section: its mid header extension (id, value).
+    pub mid: Option<(u8, Bytes)>,
+    /// The leg whose packets are repeated.
+    pub track: crate::core::ids::TrackNo,
+    /// Media payload type to its RTX payload type, as the subscriber
+    /// numbers them.
+    pub pts: Vec<(u8, u8)>,
+}
+
+/// A packet the subscriber already got, to repeat on an RTX flow.
+#[derive(Clone, Debug)]
+pub struct ProbeFiller {
+    /// The RTX flow's SSRC, payload type and mid extension.
+    pub ssrc: u32,
+    pub pt: u8,
+    pub mid: Option<(u8, Bytes)>,
+    /// The original's sequence number (sent first in the payload) and
+    /// timestamp.
+    pub seq: u16,
+    pub ts: u32,
+    pub payload: Bytes,
 }
 
 /// One subscriber connection's estimation state.
@@ -267,45 +303,74 @@ impl SubscriberBwe {
         }
     }
 
-    /// Probe padding due at `now`, ready to write, and outcomes of probes
-    /// that timed out.
-    pub fn poll_probes(&mut self, now: Instant, out: &mut Vec<Packet>) {
+    /// Probe packets due at `now`, ready to write, and outcomes of probes
+    /// that timed out. `filler`: a packet to repeat on an RTX flow, if one
+    /// of the route's legs has sent any.
+    pub fn poll_probes(
+        &mut self,
+        now: Instant,
+        filler: Option<&ProbeFiller>,
+        out: &mut Vec<Packet>,
+    ) {
         while let Some(p) = self.leg.poll_probe(now) {
             let Some(route) = self.probe_route.clone() else {
                 continue;
             };
-            // A cluster's packet is cut into padding packets of the size
-            // one RTP packet of zeros carries; each counts towards it.
+            let rtx = filler.map(|f| {
+                let mut b = bytes::BytesMut::with_capacity(2 + f.payload.len());
+                b.extend_from_slice(&f.seq.to_be_bytes());
+                b.extend_from_slice(&f.payload);
+                (f.ssrc, f.pt, f.ts, b.freeze(), &f.mid)
+            });
+            // With RTX negotiated but nothing sent on it yet: no probe (the
+            // cluster fails and is tried later), not zeros on an SSRC the
+            // subscriber would take for a new stream.
+            if rtx.is_none() && !route.rtx.is_empty() {
+                self.counts.probes_unsendable += 1;
+                continue;
+            }
+            // A cluster's packet is cut into probe packets; each counts
+            // towards it.
             let mut left = p.size;
             while left > 0 {
-                let payload = PROBE_PAYLOAD.min(left.max(PROBE_PAYLOAD / 2));
-                left = left.saturating_sub(payload + 12);
+                let (ssrc, pt, ts, payload, mid) = match &rtx {
+                    Some((ssrc, pt, ts, b, mid)) => (*ssrc, *pt, *ts, b.clone(), *mid),
+                    None => {
+                        let n = PROBE_PAYLOAD.min(left.max(PROBE_PAYLOAD / 2));
+                        let zeros = Bytes::from_static(&ZEROS[..n]);
+                        (self.probe_ssrc, route.pt, self.probe_ts, zeros, &route.mid)
+                    }
+                };
+                let padding = rtx.is_none();
+                let size = 12 + 8 + payload.len() + if padding { 4 } else { 0 };
+                left = left.saturating_sub(size);
                 let mut header = Header {
                     version: 2,
-                    padding: true,
-                    payload_type: route.pt,
+                    padding,
+                    payload_type: pt,
                     sequence_number: self.probe_seq,
-                    timestamp: self.probe_ts,
-                    ssrc: self.probe_ssrc,
+                    timestamp: ts,
+                    ssrc,
                     ..Default::default()
                 };
                 self.probe_seq = self.probe_seq.wrapping_add(1);
-                if let Some((id, mid)) = &route.mid {
+                if let Some((id, mid)) = mid {
                     let _ = header.set_extension(*id, mid.clone());
                 }
-                let size = 12 + 8 + payload + 4;
                 self.on_send(&mut header, size, PacketKind::Padding, Some(p.cluster), now);
                 self.counts.probe_packets += 1;
-                out.push(Packet {
-                    header,
-                    payload: Bytes::from_static(&ZEROS[..PROBE_PAYLOAD]).slice(..payload),
-                });
+                out.push(Packet { header, payload });
             }
         }
         self.probe_ts = self.probe_ts.wrapping_add(90);
         if let Some(o) = self.leg.poll_outcome(now) {
             self.on_outcome(o);
         }
+    }
+
+    /// The connection's own probe SSRC (used where no RTX flow is).
+    pub fn probe_ssrc(&self) -> u32 {
+        self.probe_ssrc
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {

@@ -9,7 +9,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use signaling::ids::ParticipantId;
@@ -22,7 +22,7 @@ use crate::core::layer::{Layer, Selector, Simulcast, Svc};
 use crate::core::offer_check::OfferRate;
 use crate::core::sdp;
 
-use super::bwe::{BweSettings, ProbeRoute, SubscriberBwe};
+use super::bwe::{BweSettings, ProbeRoute, RtxRoute, SubscriberBwe};
 use super::track::Published;
 use signaling::media::TrackSettings;
 
@@ -37,6 +37,9 @@ pub struct Leg {
     /// Since when the track is not visible at the subscriber (adaptive
     /// stream pauses it after a grace period).
     pub hidden_since: Option<Instant>,
+    /// The RTX SSRC signaled for this leg (video): probes go on it (see
+    /// `bwe::RtxRoute`).
+    pub rtx_ssrc: Option<u32>,
 }
 
 /// A participant's connection.
@@ -155,12 +158,8 @@ impl Peer {
         let Some(codec) = src.codecs.first() else {
             return;
         };
-        let ssrc = loop {
-            let s: u32 = rng.random();
-            if s != 0 && !self.leg_by_ssrc.contains_key(&s) {
-                break s;
-            }
-        };
+        let ssrc = self.new_ssrc(rng);
+        let rtx_ssrc = (src.kind == RtpCodecKind::Video).then(|| self.new_ssrc(rng));
         // Over a relay, tracks of several publishers share one connection
         // and two may have the same track id: the id names both (the other
         // node takes the publisher's prefix off again).
@@ -176,6 +175,7 @@ impl Peer {
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
+                    rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
                     ..Default::default()
                 },
                 codec: crate::engine::rtp_codec(codec, src.kind),
@@ -250,9 +250,22 @@ impl Peer {
                 fwd: Forwarder::new(ssrc, clock_rate, selector, cache),
                 settings,
                 hidden_since: None,
+                rtx_ssrc,
             },
         );
         self.needs_offer = true;
+    }
+
+    /// An SSRC no leg of this connection uses.
+    fn new_ssrc(&self, rng: &mut impl Rng) -> u32 {
+        loop {
+            let s: u32 = rng.random();
+            let taken = self.leg_by_ssrc.contains_key(&s)
+                || self.legs.values().any(|l| l.rtx_ssrc == Some(s));
+            if s != 0 && s != self.bwe.probe_ssrc() && !taken {
+                break s;
+            }
+        }
     }
 
     /// Parks (`sendonly`) or unparks (`sendrecv`) the transceiver of a
@@ -377,14 +390,41 @@ impl Peer {
                 })
                 .collect();
             let ext = ExtMap::new(&src.exts, &dst.extmaps, Some(&mid));
-            if probe_route.is_none() && leg.kind == RtpCodecKind::Video {
+            if leg.kind == RtpCodecKind::Video {
                 if let Some(&(_, pt)) = pts.first() {
                     let mid_ext = dst
                         .extmaps
                         .iter()
                         .find(|(_, u)| u == crate::core::extmap::MID)
                         .map(|(id, _)| (*id, bytes::Bytes::copy_from_slice(mid.as_bytes())));
-                    probe_route = Some(ProbeRoute { pt, mid: mid_ext });
+                    // Each video leg's RTX flow where the subscriber
+                    // negotiated RTX for its codecs.
+                    let rtx_pts: Vec<(u8, u8)> = pts
+                        .iter()
+                        .filter_map(|&(_, media)| {
+                            let apt = format!("apt={media}");
+                            dst.codecs
+                                .iter()
+                                .find(|c| {
+                                    c.name.eq_ignore_ascii_case("rtx")
+                                        && c.fmtp.split(';').any(|p| p.trim() == apt)
+                                })
+                                .map(|c| (media, c.pt))
+                        })
+                        .collect();
+                    let route = probe_route.get_or_insert(ProbeRoute {
+                        pt,
+                        mid: mid_ext.clone(),
+                        rtx: Vec::new(),
+                    });
+                    if let Some(ssrc) = leg.rtx_ssrc.filter(|_| !rtx_pts.is_empty()) {
+                        route.rtx.push(RtxRoute {
+                            ssrc,
+                            mid: mid_ext,
+                            track: *track,
+                            pts: rtx_pts,
+                        });
+                    }
                 }
             }
             if leg.fwd.negotiated(PtMap::new(&pts), ext) {

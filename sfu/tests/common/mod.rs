@@ -160,6 +160,8 @@ pub struct ClientOptions {
     /// calling its own connection disconnected, as agents that check this
     /// rarely do.
     pub keepalive: Option<Duration>,
+    /// Negotiate RTX (RFC 4588) beside VP8, as browsers do.
+    pub rtx: bool,
 }
 
 /// A client peer connection as the tests use it: Opus and VP8, the
@@ -177,6 +179,22 @@ pub fn client_pc(local: SocketAddr, now: Instant, opts: &ClientOptions) -> RTCPe
                 payload_type: pt,
             },
             kind,
+        )
+        .unwrap();
+    }
+    if opts.rtx {
+        me.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: "video/rtx".to_owned(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: "apt=96".to_owned(),
+                    rtcp_feedback: Vec::new(),
+                },
+                payload_type: 97,
+            },
+            RtpCodecKind::Video,
         )
         .unwrap();
     }
