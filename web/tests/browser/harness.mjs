@@ -110,7 +110,8 @@ export async function startServer(opts = {}) {
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not report its port in 60 s:\n${log}`)), 60000);
     const check = () => {
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
+      // Any address: a test may listen on 0.0.0.0 to be reachable from another namespace.
+      const m = /listening on http:\/\/[0-9.]+:(\d+)/.exec(log);
       if (m) {
         clearTimeout(timer);
         proc.stdout.off('data', check);
