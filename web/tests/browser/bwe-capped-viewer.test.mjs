@@ -241,7 +241,10 @@ test('a viewer capped at 600 kbit/s gets lower simulcast layers that fit, uncapp
 
   // The capped viewer keeps decoding every video, on a lower layer.
   assert.equal(fps.length, 3, 'three remote videos at the capped viewer');
-  for (const f of fps) assert.ok(f >= 5, `every video keeps decoding at the capped viewer: ${fps}`);
+  // Three lowest layers and three audio streams nearly fill 600 kbit/s:
+  // the allocator may pause one video for a while (and say so with
+  // stream-state), but none for most of the window.
+  for (const f of fps) assert.ok(f >= 2, `every video keeps decoding at the capped viewer: ${fps}`);
   assert.ok(!layers.has('f'), `no top layer to the capped viewer: ${JSON.stringify(fig.capped_layer_samples)}`);
   assert.ok(widths.every((w) => w > 0 && w < 960), `lower layers at the capped viewer: ${widths}`);
   // What the server sends it stays near the cap.
