@@ -633,8 +633,6 @@ impl Net {
     }
 }
 
-/// A fake VP8 payload: a valid-looking descriptor and some bytes, marked by
-/// the sequence number so a test can tell packets apart.
 /// A STUN binding request whose USERNAME names `ufrag`, with no
 /// MESSAGE-INTEGRITY at all.
 pub fn unsigned_binding_request(ufrag: &str) -> Vec<u8> {
@@ -653,6 +651,8 @@ pub fn unsigned_binding_request(ufrag: &str) -> Vec<u8> {
     m
 }
 
+/// A fake VP8 payload: a valid-looking descriptor and some bytes, marked by
+/// the sequence number so a test can tell packets apart.
 pub fn payload(seq: u16, size: usize) -> Bytes {
     let mut v = vec![0x10, 0x00, 0x9d, 0x01, 0x2a];
     v.extend(seq.to_be_bytes());
