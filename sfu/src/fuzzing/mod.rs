@@ -130,11 +130,9 @@ fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A binding request from a client, as an ICE agent sends it: USERNAME
-/// naming the server's `ufrag`, MESSAGE-INTEGRITY made with the server's
-/// password `pwd`.
-pub fn binding_request(ufrag: &str, pwd: &[u8]) -> BytesMut {
-    use hmac::{Hmac, Mac};
+/// A binding request naming the server's `ufrag` in USERNAME, with no
+/// MESSAGE-INTEGRITY: what an attacker who learnt a ufrag can send.
+pub fn unsigned_binding_request(ufrag: &str) -> Vec<u8> {
     let user = format!("{ufrag}:fuzzclient");
     let mut attr = vec![0x00, 0x06];
     attr.extend((user.len() as u16).to_be_bytes());
@@ -147,6 +145,15 @@ pub fn binding_request(ufrag: &str, pwd: &[u8]) -> BytesMut {
     m.extend([0x21, 0x12, 0xA4, 0x42]);
     m.extend([7u8; 12]);
     m.extend(attr);
+    m
+}
+
+/// A binding request from a client, as an ICE agent sends it: USERNAME
+/// naming the server's `ufrag`, MESSAGE-INTEGRITY made with the server's
+/// password `pwd`.
+pub fn binding_request(ufrag: &str, pwd: &[u8]) -> BytesMut {
+    use hmac::{Hmac, Mac};
+    let mut m = unsigned_binding_request(ufrag);
     // The HMAC covers the message with its length counting the
     // MESSAGE-INTEGRITY attribute (RFC 5389 section 15.4).
     let len = (m.len() - 20 + 24) as u16;

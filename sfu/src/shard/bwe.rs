@@ -120,9 +120,8 @@ pub struct ProbeFiller {
     pub ssrc: u32,
     pub pt: u8,
     pub mid: Option<(u8, Bytes)>,
-    /// The original's sequence number (sent first in the payload) and
-    /// timestamp.
-    pub seq: u16,
+    /// The original's timestamp, and the RTX payload: the original's
+    /// sequence number, then its payload.
     pub ts: u32,
     pub payload: Bytes,
 }
@@ -316,16 +315,10 @@ impl SubscriberBwe {
             let Some(route) = self.probe_route.clone() else {
                 continue;
             };
-            let rtx = filler.map(|f| {
-                let mut b = bytes::BytesMut::with_capacity(2 + f.payload.len());
-                b.extend_from_slice(&f.seq.to_be_bytes());
-                b.extend_from_slice(&f.payload);
-                (f.ssrc, f.pt, f.ts, b.freeze(), &f.mid)
-            });
             // With RTX negotiated but nothing sent on it yet: no probe (the
             // cluster fails and is tried later), not zeros on an SSRC the
             // subscriber would take for a new stream.
-            if rtx.is_none() && !route.rtx.is_empty() {
+            if filler.is_none() && !route.rtx.is_empty() {
                 self.counts.probes_unsendable += 1;
                 continue;
             }
@@ -333,15 +326,15 @@ impl SubscriberBwe {
             // towards it.
             let mut left = p.size;
             while left > 0 {
-                let (ssrc, pt, ts, payload, mid) = match &rtx {
-                    Some((ssrc, pt, ts, b, mid)) => (*ssrc, *pt, *ts, b.clone(), *mid),
+                let (ssrc, pt, ts, payload, mid) = match filler {
+                    Some(f) => (f.ssrc, f.pt, f.ts, f.payload.clone(), &f.mid),
                     None => {
                         let n = PROBE_PAYLOAD.min(left.max(PROBE_PAYLOAD / 2));
                         let zeros = Bytes::from_static(&ZEROS[..n]);
                         (self.probe_ssrc, route.pt, self.probe_ts, zeros, &route.mid)
                     }
                 };
-                let padding = rtx.is_none();
+                let padding = filler.is_none();
                 let size = 12 + 8 + payload.len() + if padding { 4 } else { 0 };
                 left = left.saturating_sub(size);
                 let mut header = Header {

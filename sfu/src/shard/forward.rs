@@ -22,7 +22,6 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::MarshalSize;
 
-use super::bwe::ProbeFiller;
 use super::Shard;
 use crate::core::bwe::history::PacketKind;
 use crate::core::codec::CodecKind;
@@ -389,21 +388,7 @@ impl Shard {
             if !peer.connected || peer.bwe.next_deadline().is_none_or(|d| d > now) {
                 continue;
             }
-            // A packet one of the video legs sent last, to repeat on its
-            // RTX flow.
-            let filler = peer.bwe.probe_route.as_ref().and_then(|r| {
-                r.rtx.iter().find_map(|x| {
-                    let o = peer.legs.get(&x.track)?.fwd.latest()?;
-                    Some(ProbeFiller {
-                        ssrc: x.ssrc,
-                        pt: x.pts.iter().find(|(m, _)| *m == o.pt)?.1,
-                        mid: x.mid.clone(),
-                        seq: o.seq,
-                        ts: o.ts,
-                        payload: o.payload.clone(),
-                    })
-                })
-            });
+            let filler = peer.probe_filler();
             peer.bwe.poll_probes(now, filler.as_ref(), &mut pkts);
             for p in pkts.drain(..) {
                 if write_rtp(&mut peer.pc, now, p).is_err() {

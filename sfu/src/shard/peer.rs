@@ -22,7 +22,7 @@ use crate::core::layer::{Layer, Selector, Simulcast, Svc};
 use crate::core::offer_check::OfferRate;
 use crate::core::sdp;
 
-use super::bwe::{BweSettings, ProbeRoute, RtxRoute, SubscriberBwe};
+use super::bwe::{BweSettings, ProbeFiller, ProbeRoute, RtxRoute, SubscriberBwe};
 use super::track::Published;
 use signaling::media::TrackSettings;
 
@@ -254,6 +254,24 @@ impl Peer {
             },
         );
         self.needs_offer = true;
+    }
+
+    /// A packet one of the probe route's video legs sent last, to repeat
+    /// on that leg's RTX flow.
+    pub fn probe_filler(&self) -> Option<ProbeFiller> {
+        self.bwe.probe_route.as_ref()?.rtx.iter().find_map(|x| {
+            let o = self.legs.get(&x.track)?.fwd.latest()?;
+            let mut payload = bytes::BytesMut::with_capacity(2 + o.payload.len());
+            payload.extend_from_slice(&o.seq.to_be_bytes());
+            payload.extend_from_slice(&o.payload);
+            Some(ProbeFiller {
+                ssrc: x.ssrc,
+                pt: x.pts.iter().find(|(m, _)| *m == o.pt)?.1,
+                mid: x.mid.clone(),
+                ts: o.ts,
+                payload: payload.freeze(),
+            })
+        })
     }
 
     /// An SSRC no leg of this connection uses.

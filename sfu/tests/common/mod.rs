@@ -636,19 +636,7 @@ impl Net {
 /// A STUN binding request whose USERNAME names `ufrag`, with no
 /// MESSAGE-INTEGRITY at all.
 pub fn unsigned_binding_request(ufrag: &str) -> Vec<u8> {
-    let user = format!("{ufrag}:x");
-    let mut attr = vec![0x00, 0x06];
-    attr.extend((user.len() as u16).to_be_bytes());
-    attr.extend(user.as_bytes());
-    while attr.len() % 4 != 0 {
-        attr.push(0);
-    }
-    let mut m = vec![0x00, 0x01];
-    m.extend((attr.len() as u16).to_be_bytes());
-    m.extend([0x21, 0x12, 0xA4, 0x42]);
-    m.extend([9u8; 12]);
-    m.extend(attr);
-    m
+    sfu::fuzzing::unsigned_binding_request(ufrag)
 }
 
 /// A fake VP8 payload: a valid-looking descriptor and some bytes, marked by
