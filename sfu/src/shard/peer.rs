@@ -420,12 +420,10 @@ impl Peer {
                     let rtx_pts: Vec<(u8, u8)> = pts
                         .iter()
                         .filter_map(|&(_, media)| {
-                            let apt = format!("apt={media}");
                             dst.codecs
                                 .iter()
                                 .find(|c| {
-                                    c.name.eq_ignore_ascii_case("rtx")
-                                        && c.fmtp.split(';').any(|p| p.trim() == apt)
+                                    c.name.eq_ignore_ascii_case("rtx") && c.apt() == Some(media)
                                 })
                                 .map(|c| (media, c.pt))
                         })
