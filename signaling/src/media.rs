@@ -367,7 +367,29 @@ pub struct SubscriberStats {
     pub retransmissions_dropped: u64,
     /// Its keyframe requests held back while it was congested.
     pub keyframe_requests_throttled: u64,
+    /// What the estimate is made of (absent while estimation is off).
+    pub bwe: Option<EstimateParts>,
     pub tracks: Vec<SubscriberTrackStats>,
+}
+
+/// The parts of a subscriber's estimate: the estimate is the lowest of
+/// `delayBps`, `lossBoundBps` and `capBps` (the cap lifted to a probe's
+/// result for a while after it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EstimateParts {
+    /// The delay-based rate controller's estimate.
+    pub delay_bps: u64,
+    /// The loss-based bound, while loss holds the estimate down.
+    pub loss_bound_bps: Option<u64>,
+    /// 1.5 x what was sent and acknowledged over the last second.
+    pub cap_bps: Option<u64>,
+    /// The delay detector's verdict: `normal`, `overuse` or `underuse`.
+    pub usage: String,
+    /// Short-term loss, in thousandths.
+    pub loss_permille: u32,
+    /// Delay standing on the path, above its recent floor.
+    pub queueing_ms: u64,
 }
 
 /// One track a subscriber receives.

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use signaling::media::{SubscriberStats, SubscriberTrackStats};
+use signaling::media::{EstimateParts, SubscriberStats, SubscriberTrackStats};
 
 use super::bwe::BweSettings;
 use super::peer::Peer;
@@ -22,6 +22,7 @@ use super::track::Published;
 use crate::core::bwe::allocator::{
     AllocationEvent, Layer as ALayer, LayerRate, PauseReason, Signal, Target, TrackInput, TrackKind,
 };
+use crate::core::bwe::estimator::Usage;
 use crate::core::bwe::Bitrate;
 use crate::core::ids::TrackNo;
 use crate::core::layer::Layer;
@@ -288,6 +289,19 @@ pub fn subscriber_stats(
         retransmissions_sent: c.retransmissions_sent,
         retransmissions_dropped: c.retransmissions_dropped,
         keyframe_requests_throttled: c.keyframe_requests_throttled,
+        bwe: active.then(|| EstimateParts {
+            delay_bps: state.delay_based.as_bps(),
+            loss_bound_bps: state.loss_bound.map(|b| b.as_bps()),
+            cap_bps: state.cap.map(|b| b.as_bps()),
+            usage: match state.usage {
+                Usage::Normal => "normal",
+                Usage::Overuse => "overuse",
+                Usage::Underuse => "underuse",
+            }
+            .to_owned(),
+            loss_permille: (state.loss * 1000.0).round().clamp(0.0, 1000.0) as u32,
+            queueing_ms: state.queueing.as_millis() as u64,
+        }),
         tracks: list,
     }
 }

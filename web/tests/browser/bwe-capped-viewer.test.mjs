@@ -236,7 +236,15 @@ test('a viewer capped at 600 kbit/s gets lower simulcast layers that fit, uncapp
   const pubs = [];
   for (const m of members) pubs.push([m.name, await m.page.evaluate(() => window.member.outbound())]);
   console.log(`publishers: ${JSON.stringify(pubs)}`);
-  console.log(`server subscribers: ${JSON.stringify(finalStats.media.subscribers.map((x) => ({ p: x.participant, est: x.estimateBps, alloc: x.allocatedBps, sent: x.sentBps, cong: x.congested, probes: [x.probesStarted, x.probesSucceeded, x.probesFailed], tracks: x.tracks.filter((tr) => tr.kind === 'video').map((tr) => `${tr.publisher}:${tr.layer}>${tr.target}/${tr.paused ?? ''}`) })))}`);
+  console.log(`server subscribers: ${JSON.stringify(finalStats.media.subscribers.map((x) => ({ p: x.participant, est: x.estimateBps, alloc: x.allocatedBps, sent: x.sentBps, cong: x.congested, bwe: x.bwe, kfThrottled: x.keyframeRequestsThrottled, probes: [x.probesStarted, x.probesSucceeded, x.probesFailed], tracks: x.tracks.filter((tr) => tr.kind === 'video').map((tr) => `${tr.publisher}:${tr.layer}>${tr.target}/${tr.paused ?? ''}`) })))}`);
+  for (const m of [...members, { name: 'vic', page: vic }]) {
+    const d = await m.page.evaluate(() => ({
+      log: window.member.log,
+      signaling: window.member.pc.signalingState,
+      transceivers: window.member.pc.getTransceivers().map((x) => `${x.mid}:${x.direction}/${x.currentDirection}`),
+    }));
+    console.log(`${m.name} page: ${JSON.stringify(d)}`);
+  }
   console.log(`capped viewer stream-state: ${JSON.stringify(await vic.evaluate(() => window.member.streamStates))}`);
 
   // The capped viewer keeps decoding every video, on a lower layer.

@@ -20,7 +20,10 @@
 //!    estimate and needs either a probe that just proved the rate, or the
 //!    provisional result asking for it continuously for `up_hold` to a
 //!    total the path has already delivered lately; none happens while the
-//!    leg is congested.
+//!    leg is congested. A video paused for bandwidth while others take
+//!    more than their lowest layer is not left waiting for such a move:
+//!    the rate already sent (or just proven) is shared again as phase 1
+//!    would share it, so every video flows before any climbs.
 //!
 //! The output says, per track, the target layer or why it is paused, the
 //! layer the subscriber would want the publisher to send (for dynacast, see
@@ -197,6 +200,14 @@ impl Allocator {
             st.moved_up_since_shed = true;
         }
 
+        self.rebalance(
+            tracks,
+            &mut next,
+            budget.scale(cfg.up_headroom),
+            signal,
+            now,
+        );
+
         // Over budget: down at once, least important first.
         let base_total = total(tracks, &self.committed_targets(tracks));
         let shortfall = base_total > budget;
@@ -218,6 +229,59 @@ impl Allocator {
         }
 
         self.finish(tracks, next, provisional, now)
+    }
+
+    /// A video paused for bandwidth while others take more than their
+    /// lowest layer: the rate is shared again, as a fresh allocation would
+    /// share it. Every video flowing beats one of them in high quality, and
+    /// a paused video could otherwise wait for good: its way back is a move
+    /// up, which needs a probe proving the higher total.
+    ///
+    /// The total stays within what is sent now, or what a probe just proved
+    /// or the path delivered lately, and within the headroom of the
+    /// estimate; while congested, within what is sent now. A block on a track's lowest
+    /// layer does not hold it paused here, since the total does not grow;
+    /// blocks on higher layers still apply.
+    fn rebalance(
+        &self,
+        tracks: &[TrackInput],
+        next: &mut [Target],
+        up_budget: Bitrate,
+        signal: Signal,
+        now: Instant,
+    ) {
+        let paused = |ts: &[Target]| {
+            ts.iter()
+                .filter(|t| matches!(t, Target::Paused(PauseReason::Bandwidth)))
+                .count()
+        };
+        let before = paused(next);
+        if before == 0 {
+            return;
+        }
+        let sent = total(tracks, next);
+        // What may be shared: what is sent now, or as much as a probe just
+        // proved or the path delivered lately, within the headroom.
+        let proven = [signal.probe_success, signal.delivered]
+            .into_iter()
+            .flatten()
+            .max()
+            .filter(|_| !signal.congested);
+        let budget = proven.map_or(sent, |p| p.max(sent).min(up_budget.max(sent)));
+        let blocks: Vec<Option<Layer>> = self
+            .blocks(tracks, now)
+            .into_iter()
+            .zip(tracks)
+            .map(|(b, t)| b.filter(|&b| select::lowest(t) != Some(b)))
+            .collect();
+        let shared: Vec<Target> =
+            select::select(tracks, budget, select::Layers::Available, Some(&blocks))
+                .iter()
+                .map(|a| a.target)
+                .collect();
+        if paused(&shared) < before {
+            next.copy_from_slice(&shared);
+        }
     }
 
     /// Per track, the layer blocked at `now` after congestion.

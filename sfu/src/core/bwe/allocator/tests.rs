@@ -539,3 +539,71 @@ fn with_no_video_flowing_the_most_important_lowest_layer_is_tried_without_a_prob
     let out = b.allocate(&tracks, kbps(500), congested, t0 + S);
     assert_eq!(out.tracks[1].target, Target::Paused(PauseReason::Bandwidth));
 }
+
+#[test]
+fn a_paused_video_is_resumed_by_sharing_the_rate_rather_than_waiting() {
+    let t0 = Instant::now();
+    let cfg = AllocatorConfig::default();
+    let tracks = [audio(1), camera(2), camera(3)];
+    let probe = |r| Signal {
+        probe_success: Some(kbps(r)),
+        ..Default::default()
+    };
+    // Two dips pause the second camera, the second time with its lowest
+    // layer blocked twice as long.
+    let paused_twice = |a: &mut Allocator| {
+        a.allocate(&tracks, kbps(700), probe(700), t0);
+        a.allocate(&tracks, kbps(250), Signal::default(), t0 + S);
+        let t1 = t0 + S + cfg.block_initial;
+        let out = a.allocate(&tracks, kbps(700), probe(700), t1);
+        assert_eq!(out.tracks[2].target, Target::Layer(l(0)));
+        let out = a.allocate(&tracks, kbps(250), Signal::default(), t1 + S);
+        assert_eq!(out.tracks[1].target, Target::Layer(l(0)));
+        assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
+        t1 + 2 * S
+    };
+    // A probe proves 800 kbit/s while the second camera's lowest layer is
+    // still blocked: the first camera does not take it all (middle layer,
+    // the second paused until the block ends and a probe proves the sum);
+    // both flow, at the best sharing the proven rate allows.
+    let mut a = Allocator::new(cfg.clone());
+    let t = paused_twice(&mut a);
+    let out = a.allocate(&tracks, kbps(800), probe(800), t);
+    assert_eq!(
+        targets(&out),
+        vec![Target::Audio, Target::Layer(l(1)), Target::Layer(l(0))]
+    );
+    assert!(
+        out.total <= kbps(720),
+        "within the headroom: {:?}",
+        out.total
+    );
+    assert!(out.events.contains(&AllocationEvent::Resumed {
+        track: TrackNo(3),
+        layer: l(0)
+    }));
+    // No probe, but the path delivered 540 kbit/s lately: shared as well.
+    let mut b = Allocator::new(cfg.clone());
+    let t = paused_twice(&mut b);
+    let delivered = Signal {
+        delivered: Some(kbps(540)),
+        ..Default::default()
+    };
+    let out = b.allocate(&tracks, kbps(800), delivered, t);
+    assert_eq!(
+        targets(&out),
+        vec![Target::Audio, Target::Layer(l(0)), Target::Layer(l(0))]
+    );
+    // While congested only what is sent now is shared: 190 kbit/s holds
+    // one lowest layer, and the second camera stays paused.
+    let mut c = Allocator::new(cfg.clone());
+    let t = paused_twice(&mut c);
+    let congested = Signal {
+        congested: true,
+        probe_success: Some(kbps(2000)),
+        delivered: Some(kbps(2000)),
+    };
+    let out = c.allocate(&tracks, kbps(800), congested, t);
+    assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
+    assert_eq!(out.total, kbps(190));
+}
