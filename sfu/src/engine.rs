@@ -187,8 +187,36 @@ pub fn media_engine(codecs: &[String]) -> Result<MediaEngine, Error> {
             }
         }
     }
-    for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
-        for uri in [extmap::MID, extmap::ABS_SEND_TIME, extmap::ABS_CAPTURE_TIME] {
+    // The library numbers extensions in the order they are registered, and
+    // our offers carry those numbers. They are Chromium's own where we
+    // share an extension with it, and numbers Chromium does not use
+    // otherwise: a page that added its own transceivers before our offer
+    // arrived (and rolled its offer back) numbers its new sections with its
+    // defaults, and Chromium refuses a BUNDLE whose sections give one
+    // number to two extensions ("codec collision for header extension").
+    // Placeholders (registered for no media kind, so never offered) hold
+    // the numbers Chromium uses for extensions we do not negotiate.
+    const AUDIO: &[RtpCodecKind] = &[RtpCodecKind::Audio];
+    const VIDEO: &[RtpCodecKind] = &[RtpCodecKind::Video];
+    const BOTH: &[RtpCodecKind] = &[RtpCodecKind::Audio, RtpCodecKind::Video];
+    const NONE: &[RtpCodecKind] = &[RtpCodecKind::Unspecified];
+    let numbered: [(&str, &[RtpCodecKind]); 13] = [
+        (extmap::AUDIO_LEVEL, AUDIO),           // 1
+        (extmap::ABS_SEND_TIME, BOTH),          // 2
+        (extmap::TRANSPORT_CC, BOTH),           // 3
+        (extmap::MID, BOTH),                    // 4
+        (extmap::PLAYOUT_DELAY, NONE),          // 5
+        (extmap::VIDEO_CONTENT_TYPE, NONE),     // 6
+        (extmap::VIDEO_TIMING, NONE),           // 7
+        (extmap::COLOR_SPACE, NONE),            // 8
+        (extmap::ABS_CAPTURE_TIME, BOTH),       // 9
+        (extmap::RID, VIDEO),                   // 10
+        (extmap::REPAIRED_RID, VIDEO),          // 11
+        (extmap::DEPENDENCY_DESCRIPTOR, VIDEO), // 12: for AV1's layers
+        (extmap::VIDEO_ORIENTATION, VIDEO),     // 13
+    ];
+    for (uri, kinds) in numbered {
+        for &kind in kinds {
             me.register_header_extension(
                 RTCRtpHeaderExtensionCapability {
                     uri: uri.to_owned(),
@@ -197,29 +225,6 @@ pub fn media_engine(codecs: &[String]) -> Result<MediaEngine, Error> {
                 None,
             )?;
         }
-    }
-    me.register_header_extension(
-        RTCRtpHeaderExtensionCapability {
-            uri: extmap::AUDIO_LEVEL.to_owned(),
-        },
-        RtpCodecKind::Audio,
-        None,
-    )?;
-    // Video: orientation; rid and repaired rid, so simulcast encodings are
-    // told apart; the dependency descriptor, for AV1's layers.
-    for uri in [
-        extmap::VIDEO_ORIENTATION,
-        extmap::RID,
-        extmap::REPAIRED_RID,
-        extmap::DEPENDENCY_DESCRIPTOR,
-    ] {
-        me.register_header_extension(
-            RTCRtpHeaderExtensionCapability {
-                uri: uri.to_owned(),
-            },
-            RtpCodecKind::Video,
-            None,
-        )?;
     }
     Ok(me)
 }

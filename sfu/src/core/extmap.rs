@@ -17,6 +17,10 @@ pub const ABS_CAPTURE_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext
 pub const MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const VIDEO_ORIENTATION: &str = "urn:3gpp:video-orientation";
 pub const PLAYOUT_DELAY: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+pub const VIDEO_CONTENT_TYPE: &str =
+    "http://www.webrtc.org/experiments/rtp-hdrext/video-content-type";
+pub const VIDEO_TIMING: &str = "http://www.webrtc.org/experiments/rtp-hdrext/video-timing";
+pub const COLOR_SPACE: &str = "http://www.webrtc.org/experiments/rtp-hdrext/color-space";
 pub const DEPENDENCY_DESCRIPTOR: &str =
     "https://aomediacodec.github.io/av1-rtp-spec/#dependency-descriptor-rtp-header-extension";
 pub const RID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
