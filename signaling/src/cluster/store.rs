@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use sha1::{Digest, Sha1};
 
@@ -111,10 +111,25 @@ struct Scripts {
     reap: Script,
 }
 
+/// How long one attempt to connect to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a command may wait for its reply. The scripts touch a few keys
+/// of one room; a reply this late means Redis is gone, not busy.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Attempts to connect again before a command fails. Few, so that while
+/// Redis is down a command fails within a few seconds (a join is refused,
+/// a heartbeat is skipped) instead of queueing the cluster task behind it;
+/// the next command tries again.
+const CONNECT_RETRIES: usize = 2;
+
 /// A connection to the cluster's Redis. Cheap to clone.
+///
+/// It connects again by itself when Redis goes away and comes back (a
+/// restart, a failover): the command that finds the connection broken
+/// fails, and the ones after it use the new connection.
 #[derive(Clone)]
 pub struct Store {
-    con: MultiplexedConnection,
+    con: ConnectionManager,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
 }
@@ -212,7 +227,12 @@ impl Store {
     }
 
     pub async fn with_client(client: &redis::Client, prefix: &str) -> Result<Store> {
-        let mut con = client.get_multiplexed_async_connection().await?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(CONNECT_RETRIES)
+            .set_max_delay(Duration::from_millis(500));
+        let mut con = ConnectionManager::new_with_config(client.clone(), config).await?;
         let _: String = redis::cmd("PING").query_async(&mut con).await?;
         Ok(Store {
             con,
