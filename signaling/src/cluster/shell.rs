@@ -10,16 +10,26 @@
 //! Room events carry the room's version; an event not newer than what this
 //! node already saw (in the snapshot a join brought back, say) is dropped,
 //! so a member is never announced twice.
+//!
+//! When Redis goes away the node keeps serving the rooms it has: members
+//! here still talk to each other, joins that need the room directory are
+//! refused with an error, and the task still answers `stop`. Commands
+//! connect again by themselves ([`Store`]); the pub/sub connection comes
+//! back with a backoff ([`Feed`]). Once it is back the node subscribes to
+//! its channels again, refreshes its entry (a Redis restarted without its
+//! data has forgotten it: the node then enters its members again, which
+//! also puts back the rooms it hosts), accepts room events whatever their
+//! version (a restarted Redis counts versions from zero again).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use rand::Rng;
-use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{mpsc, oneshot};
 
+use super::feed::{Feed, FeedEvent};
 use super::select::{select, Limits};
 use super::store::{ClusterError, EnterArgs, EnterOutcome, RoomView, Store};
 use super::wire::{relay_mac, MemberRecord, NodeMessage, RoomEvent};
@@ -102,8 +112,7 @@ impl ClusterNode {
         to_hub: mpsc::UnboundedSender<ClusterIn>,
         media: Option<Arc<dyn MediaPlane>>,
     ) -> Result<(mpsc::UnboundedSender<ClusterOut>, ClusterHandle), ClusterError> {
-        let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
-        sink.subscribe(self.store.node_channel(&self.me.id)).await?;
+        let feed = Feed::connect(self.client, self.store.node_channel(&self.me.id)).await?;
         let (req_tx, req_rx) = mpsc::unbounded_channel();
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let limits = Limits {
@@ -111,6 +120,10 @@ impl ClusterNode {
             max_tracks: self.cfg.max_tracks,
             max_cpu_percent: self.cfg.max_cpu_percent,
         };
+        let counters = Arc::new(Counters {
+            connected: AtomicBool::new(true),
+            reconnects: AtomicU64::new(0),
+        });
         let shell = Shell {
             store: self.store,
             me: self.me,
@@ -118,7 +131,8 @@ impl ClusterNode {
             rooms_cfg: self.rooms,
             limits,
             to_hub,
-            sink,
+            feed,
+            counters: counters.clone(),
             subs: HashMap::new(),
             local: HashMap::new(),
             nodes: Vec::new(),
@@ -126,8 +140,12 @@ impl ClusterNode {
             cpu: self.cpu,
             last_sample: None,
         };
-        tokio::spawn(shell.run(req_rx, ctl_rx, stream));
-        Ok((req_tx, ClusterHandle { control: ctl_tx }))
+        tokio::spawn(shell.run(req_rx, ctl_rx));
+        let handle = ClusterHandle {
+            control: ctl_tx,
+            counters,
+        };
+        Ok((req_tx, handle))
     }
 }
 
@@ -135,6 +153,23 @@ impl ClusterNode {
 #[derive(Clone, Debug)]
 pub struct ClusterHandle {
     control: mpsc::UnboundedSender<Control>,
+    counters: Arc<Counters>,
+}
+
+/// The node's link with Redis, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterStats {
+    /// The pub/sub connection to Redis is up.
+    pub redis_connected: bool,
+    /// Times the pub/sub connection came back after it was lost.
+    pub redis_reconnects: u64,
+}
+
+/// Written by the cluster task, read by [`ClusterHandle::stats`].
+#[derive(Debug)]
+struct Counters {
+    connected: AtomicBool,
+    reconnects: AtomicU64,
 }
 
 /// The nodes and rooms of the cluster, for `/api/cluster`.
@@ -164,6 +199,14 @@ impl ClusterHandle {
         let (tx, rx) = oneshot::channel();
         if self.control.send(Control::Stop(tx)).is_ok() {
             let _ = rx.await;
+        }
+    }
+
+    /// The node's link with Redis.
+    pub fn stats(&self) -> ClusterStats {
+        ClusterStats {
+            redis_connected: self.counters.connected.load(Ordering::Relaxed),
+            redis_reconnects: self.counters.reconnects.load(Ordering::Relaxed),
         }
     }
 
@@ -197,7 +240,8 @@ struct Shell {
     rooms_cfg: RoomsConfig,
     limits: Limits,
     to_hub: mpsc::UnboundedSender<ClusterIn>,
-    sink: PubSubSink,
+    feed: Feed,
+    counters: Arc<Counters>,
     subs: HashMap<RoomName, Sub>,
     local: HashMap<ParticipantId, Local>,
     /// Live nodes as of the last heartbeat.
@@ -213,7 +257,6 @@ impl Shell {
         mut self,
         mut requests: mpsc::UnboundedReceiver<ClusterOut>,
         mut control: mpsc::UnboundedReceiver<Control>,
-        mut stream: PubSubStream,
     ) {
         let mut tick = tokio::time::interval(self.cfg.heartbeat.max(Duration::from_millis(50)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -223,12 +266,10 @@ impl Shell {
                     Some(r) => self.on_request(r).await,
                     None => break,
                 },
-                msg = stream.next() => match msg {
-                    Some(m) => self.on_pubsub(&m),
-                    None => {
-                        tracing::error!("cluster: the Redis pub/sub connection closed; events from other nodes stop");
-                        std::future::pending::<()>().await;
-                    }
+                ev = self.feed.next() => match ev {
+                    FeedEvent::Message(m) => self.on_pubsub(&m),
+                    FeedEvent::Lost => self.counters.connected.store(false, Ordering::Relaxed),
+                    FeedEvent::Retry => self.reconnect().await,
                 },
                 ctl = control.recv() => match ctl {
                     Some(Control::Drain) => self.drain().await,
@@ -340,7 +381,7 @@ impl Shell {
     /// event after the snapshot is missed.
     async fn listen(&mut self, room: &RoomName) -> Result<(), ClusterError> {
         if !self.subs.contains_key(room) {
-            self.sink
+            self.feed
                 .subscribe(self.store.events_channel(room.as_str()))
                 .await?;
             self.subs.insert(room.clone(), Sub { ver: 0, local: 0 });
@@ -352,9 +393,8 @@ impl Shell {
     async fn release(&mut self, room: &RoomName) {
         if self.subs.get(room).is_some_and(|s| s.local == 0) {
             self.subs.remove(room);
-            let _ = self
-                .sink
-                .unsubscribe(self.store.events_channel(room.as_str()))
+            self.feed
+                .unsubscribe(&self.store.events_channel(room.as_str()))
                 .await;
         }
     }
@@ -611,7 +651,7 @@ impl Shell {
         match self.store.register(&self.me, self.cfg.node_ttl).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(node = %self.me.id, "cluster: this node's entry had expired (taken for dead); entering its members again");
+                tracing::warn!(node = %self.me.id, "cluster: this node's entry was gone (taken for dead, or Redis restarted without its data); entering its members again");
                 self.reenter().await;
             }
             Err(e) => {
@@ -633,6 +673,22 @@ impl Shell {
             }
             Err(e) => tracing::warn!("cluster: cannot read the nodes: {e}"),
         }
+    }
+
+    /// The pub/sub connection's next attempt to come back is due.
+    async fn reconnect(&mut self) {
+        if self.feed.reconnect().await.is_err() {
+            return;
+        }
+        self.counters.connected.store(true, Ordering::Relaxed);
+        self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        // Events published while the feed was down are lost, and a Redis
+        // that restarted counts room versions from zero again: accept every
+        // event from now on.
+        for s in self.subs.values_mut() {
+            s.ver = 0;
+        }
+        self.heartbeat().await;
     }
 
     /// This node's load now.

@@ -36,6 +36,11 @@ pub enum ClusterError {
     Redis(#[from] redis::RedisError),
     #[error("unexpected reply from Redis: {0}")]
     Reply(String),
+    /// The pub/sub connection is lost and not back yet.
+    #[error("the connection to Redis is down")]
+    Down,
+    #[error("Redis did not answer in time")]
+    Timeout,
 }
 
 type Result<T> = std::result::Result<T, ClusterError>;
