@@ -19,7 +19,10 @@
 //! its channels again, refreshes its entry (a Redis restarted without its
 //! data has forgotten it: the node then enters its members again, which
 //! also puts back the rooms it hosts), accepts room events whatever their
-//! version (a restarted Redis counts versions from zero again).
+//! version (a restarted Redis counts versions from zero again), and a
+//! `node_ttl` later, when the other nodes have put their members back too,
+//! reads its rooms again so the hub learns what it missed meanwhile
+//! ([`ClusterIn::Snapshot`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -133,6 +136,7 @@ impl ClusterNode {
             to_hub,
             feed,
             counters: counters.clone(),
+            resync_at: None,
             subs: HashMap::new(),
             local: HashMap::new(),
             nodes: Vec::new(),
@@ -242,6 +246,8 @@ struct Shell {
     to_hub: mpsc::UnboundedSender<ClusterIn>,
     feed: Feed,
     counters: Arc<Counters>,
+    /// When to read this node's rooms again, after the feed came back.
+    resync_at: Option<tokio::time::Instant>,
     subs: HashMap<RoomName, Sub>,
     local: HashMap<ParticipantId, Local>,
     /// Live nodes as of the last heartbeat.
@@ -261,6 +267,13 @@ impl Shell {
         let mut tick = tokio::time::interval(self.cfg.heartbeat.max(Duration::from_millis(50)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let resync_at = self.resync_at;
+            let resync = async move {
+                match resync_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 req = requests.recv() => match req {
                     Some(r) => self.on_request(r).await,
@@ -271,6 +284,7 @@ impl Shell {
                     FeedEvent::Lost => self.counters.connected.store(false, Ordering::Relaxed),
                     FeedEvent::Retry => self.reconnect().await,
                 },
+                () = resync => self.resync().await,
                 ctl = control.recv() => match ctl {
                     Some(Control::Drain) => self.drain().await,
                     Some(Control::Stop(done)) => {
@@ -689,6 +703,33 @@ impl Shell {
             s.ver = 0;
         }
         self.heartbeat().await;
+        self.resync_at = Some(tokio::time::Instant::now() + self.cfg.node_ttl);
+    }
+
+    /// Hands the hub every room with members here as Redis holds it now,
+    /// for what it missed while the feed was down. Called a `node_ttl`
+    /// after the feed came back: by then every live node has refreshed its
+    /// entry and, after a restart of Redis, put its members back.
+    async fn resync(&mut self) {
+        self.resync_at = None;
+        let rooms: Vec<RoomName> = self.subs.keys().cloned().collect();
+        for room in rooms {
+            match self.store.room_members(&room).await {
+                Ok((ver, list)) => {
+                    if let Some(s) = self.subs.get_mut(&room) {
+                        s.ver = s.ver.max(ver);
+                    }
+                    let members = self.members(list);
+                    self.tell(ClusterIn::Snapshot { room, members });
+                }
+                Err(e) => {
+                    tracing::warn!(%room, "cluster: cannot read a room again: {e}");
+                    let retry = self.cfg.heartbeat.max(Duration::from_millis(50));
+                    self.resync_at = Some(tokio::time::Instant::now() + retry);
+                    return;
+                }
+            }
+        }
     }
 
     /// This node's load now.

@@ -530,6 +530,27 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// A room's version and members, with the node serving each (empty
+    /// when the room does not exist).
+    pub async fn room_members(
+        &self,
+        room: &RoomName,
+    ) -> Result<(u64, Vec<(MemberRecord, NodeId)>)> {
+        let key = self.room_key(room.as_str());
+        let mut con = self.con.clone();
+        let (ver, records, wheres): (Option<u64>, Value, Value) = redis::pipe()
+            .cmd("HGET")
+            .arg(&key)
+            .arg("ver")
+            .cmd("HGETALL")
+            .arg(format!("{key}:members"))
+            .cmd("HGETALL")
+            .arg(format!("{key}:where"))
+            .query_async(&mut con)
+            .await?;
+        Ok((ver.unwrap_or(0), members(&records, &wheres)?))
+    }
+
     /// Sends a message to one node.
     pub async fn send_to(&self, node: &NodeId, msg: &NodeMessage) -> Result<()> {
         let json = to_json(msg)?;
