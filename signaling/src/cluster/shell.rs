@@ -137,6 +137,7 @@ impl ClusterNode {
             feed,
             counters: counters.clone(),
             resync_at: None,
+            unsent_leaves: Vec::new(),
             subs: HashMap::new(),
             local: HashMap::new(),
             nodes: Vec::new(),
@@ -230,6 +231,14 @@ struct Sub {
     local: usize,
 }
 
+/// A leave Redis did not take (it was down): tried again after the next
+/// heartbeat that reaches it, so the member does not stay listed.
+struct UnsentLeave {
+    room: RoomName,
+    id: ParticipantId,
+    resume_token: String,
+}
+
 /// A member this node serves, as recorded in Redis.
 struct Local {
     room: RoomName,
@@ -248,6 +257,7 @@ struct Shell {
     counters: Arc<Counters>,
     /// When to read this node's rooms again, after the feed came back.
     resync_at: Option<tokio::time::Instant>,
+    unsent_leaves: Vec<UnsentLeave>,
     subs: HashMap<RoomName, Sub>,
     local: HashMap<ParticipantId, Local>,
     /// Live nodes as of the last heartbeat.
@@ -344,6 +354,13 @@ impl Shell {
                 };
                 let r = self.store.leave(&self.me.id, &room, &id, &token).await;
                 self.release(&room).await;
+                if r.is_err() {
+                    self.unsent_leaves.push(UnsentLeave {
+                        room,
+                        id,
+                        resume_token: token,
+                    });
+                }
                 r.map(|_| ())
             }
             ClusterOut::Media { room, id, media } => match self.local.get_mut(&id) {
@@ -673,6 +690,7 @@ impl Shell {
                 return;
             }
         }
+        self.send_unsent_leaves().await;
         match self.store.nodes().await {
             Ok((live, dead)) => {
                 self.nodes = live;
@@ -686,6 +704,21 @@ impl Shell {
                 }
             }
             Err(e) => tracing::warn!("cluster: cannot read the nodes: {e}"),
+        }
+    }
+
+    /// Records the leaves Redis missed while it was down.
+    async fn send_unsent_leaves(&mut self) {
+        while let Some(l) = self.unsent_leaves.pop() {
+            let r = self
+                .store
+                .leave(&self.me.id, &l.room, &l.id, &l.resume_token)
+                .await;
+            if let Err(e) = r {
+                tracing::warn!("cluster: cannot record a leave: {e}");
+                self.unsent_leaves.push(l);
+                return;
+            }
         }
     }
 
@@ -804,9 +837,15 @@ impl Shell {
         for room in rooms {
             let rec = match self.store.room(&room).await {
                 Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!("cluster: {e}");
+                Err(e @ ClusterError::Reply(_)) => {
+                    tracing::warn!(%room, "cluster: {e}");
                     continue;
+                }
+                Err(e) => {
+                    // Redis is unreachable: the other rooms cannot be
+                    // read either, and each try would hold up `stop`.
+                    tracing::warn!("cluster: cannot move participants to other nodes: {e}");
+                    break;
                 }
             };
             let serving: Vec<(NodeId, u32)> = rec
