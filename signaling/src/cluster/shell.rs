@@ -92,7 +92,15 @@ impl ClusterNode {
             load: Load::default(),
         };
         if store.register(&me, cfg.node_ttl).await? {
-            tracing::warn!(node = %me.id, "another live node has this node id; [cluster] node_id must be unique");
+            // The entry outlived the node's previous run (killed, and
+            // started again within `node_ttl`). This run serves none of
+            // the members Redis lists under the id, and no other node
+            // would remove them: the entry, refreshed by this run, never
+            // expires. So they leave their rooms now.
+            tracing::warn!(node = %me.id, "cluster: this node id is still registered (its previous run was killed, or another live node has it: [cluster] node_id must be unique); removing the members listed under it");
+            let stale = store.reap(&me.id).await?;
+            tracing::info!(node = %me.id, participants = stale, "cluster: members of this node's previous run left their rooms");
+            store.register(&me, cfg.node_ttl).await?;
         }
         Ok(ClusterNode {
             cfg: cfg.clone(),
