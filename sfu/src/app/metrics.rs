@@ -18,6 +18,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use signaling::cluster::ClusterStats;
 use signaling::hub::HubStats;
 use signaling::media::MediaStats;
 use signaling::server::Signaling;
@@ -39,7 +40,10 @@ async fn metrics(State(sig): State<Signaling>, headers: HeaderMap) -> Response {
     let hub = sig.stats().await;
     let media = sig.media_stats();
     let process = ProcessStats::read();
-    let body = render(&hub, media.as_ref(), process.as_ref());
+    let mut body = render(&hub, media.as_ref(), process.as_ref());
+    if let Some(cluster) = sig.cluster() {
+        render_cluster(&mut body, &cluster.stats());
+    }
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
@@ -112,6 +116,25 @@ fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// The families of a node of a cluster (left out on a server that runs
+/// alone, where there is no Redis to be connected to).
+pub fn render_cluster(out: &mut String, c: &ClusterStats) {
+    family(
+        out,
+        "sfu_cluster_redis_connected",
+        "gauge",
+        "1 while the node's pub/sub connection to the cluster's Redis is up.",
+        &[("", if c.redis_connected { 1.0 } else { 0.0 })],
+    );
+    family(
+        out,
+        "sfu_cluster_redis_reconnects_total",
+        "counter",
+        "Times the node's pub/sub connection to Redis came back after it was lost.",
+        &[("", c.redis_reconnects as f64)],
+    );
 }
 
 /// The whole exposition. Media counters are zero when there is no media
@@ -493,6 +516,24 @@ mod tests {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(text.contains(&format!("# TYPE {name} ")), "{line}");
         }
+    }
+
+    #[test]
+    fn a_cluster_node_shows_its_link_with_redis() {
+        let mut text = render(&HubStats::default(), None, None);
+        assert_eq!(sample(&text, "sfu_cluster_redis_connected"), None);
+        render_cluster(
+            &mut text,
+            &ClusterStats {
+                redis_connected: false,
+                redis_reconnects: 3,
+            },
+        );
+        assert_eq!(sample(&text, "sfu_cluster_redis_connected"), Some(0.0));
+        assert_eq!(
+            sample(&text, "sfu_cluster_redis_reconnects_total"),
+            Some(3.0)
+        );
     }
 
     #[test]

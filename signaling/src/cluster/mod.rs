@@ -22,6 +22,7 @@
 //! hub (through [`crate::hub::ClusterOut`] and [`crate::hub::ClusterIn`]) to
 //! Redis. Without `[cluster] redis` none of it runs.
 
+mod feed;
 mod select;
 mod shell;
 mod store;
@@ -33,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::NodeId;
 
 pub use select::{select, Limits};
-pub use shell::{ClusterHandle, ClusterNode, ClusterView, CpuProbe};
+pub use shell::{ClusterHandle, ClusterNode, ClusterStats, ClusterView, CpuProbe};
 pub use store::{
     token_hash, ClusterError, EnterArgs, EnterOutcome, RoomRecord, RoomView, Store, TakeOver,
 };

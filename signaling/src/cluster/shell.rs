@@ -10,16 +10,29 @@
 //! Room events carry the room's version; an event not newer than what this
 //! node already saw (in the snapshot a join brought back, say) is dropped,
 //! so a member is never announced twice.
+//!
+//! When Redis goes away the node keeps serving the rooms it has: members
+//! here still talk to each other, joins that need the room directory are
+//! refused with an error, and the task still answers `stop`. Commands
+//! connect again by themselves ([`Store`]); the pub/sub connection comes
+//! back with a backoff ([`Feed`]). Once it is back the node subscribes to
+//! its channels again, refreshes its entry (a Redis restarted without its
+//! data has forgotten it: the node then enters its members again, which
+//! also puts back the rooms it hosts), accepts room events whatever their
+//! version (a restarted Redis counts versions from zero again), and a
+//! `node_ttl` later, when the other nodes have put their members back too,
+//! reads its rooms again so the hub learns what it missed meanwhile
+//! ([`ClusterIn::Snapshot`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use rand::Rng;
-use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{mpsc, oneshot};
 
+use super::feed::{Feed, FeedEvent};
 use super::select::{select, Limits};
 use super::store::{ClusterError, EnterArgs, EnterOutcome, RoomView, Store};
 use super::wire::{relay_mac, MemberRecord, NodeMessage, RoomEvent};
@@ -79,7 +92,15 @@ impl ClusterNode {
             load: Load::default(),
         };
         if store.register(&me, cfg.node_ttl).await? {
-            tracing::warn!(node = %me.id, "another live node has this node id; [cluster] node_id must be unique");
+            // The entry outlived the node's previous run (killed, and
+            // started again within `node_ttl`). This run serves none of
+            // the members Redis lists under the id, and no other node
+            // would remove them: the entry, refreshed by this run, never
+            // expires. So they leave their rooms now.
+            tracing::warn!(node = %me.id, "cluster: this node id is still registered (its previous run was killed, or another live node has it: [cluster] node_id must be unique); removing the members listed under it");
+            let stale = store.reap(&me.id).await?;
+            tracing::info!(node = %me.id, participants = stale, "cluster: members of this node's previous run left their rooms");
+            store.register(&me, cfg.node_ttl).await?;
         }
         Ok(ClusterNode {
             cfg: cfg.clone(),
@@ -102,8 +123,7 @@ impl ClusterNode {
         to_hub: mpsc::UnboundedSender<ClusterIn>,
         media: Option<Arc<dyn MediaPlane>>,
     ) -> Result<(mpsc::UnboundedSender<ClusterOut>, ClusterHandle), ClusterError> {
-        let (mut sink, stream) = self.client.get_async_pubsub().await?.split();
-        sink.subscribe(self.store.node_channel(&self.me.id)).await?;
+        let feed = Feed::connect(self.client, self.store.node_channel(&self.me.id)).await?;
         let (req_tx, req_rx) = mpsc::unbounded_channel();
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let limits = Limits {
@@ -111,6 +131,10 @@ impl ClusterNode {
             max_tracks: self.cfg.max_tracks,
             max_cpu_percent: self.cfg.max_cpu_percent,
         };
+        let counters = Arc::new(Counters {
+            connected: AtomicBool::new(true),
+            reconnects: AtomicU64::new(0),
+        });
         let shell = Shell {
             store: self.store,
             me: self.me,
@@ -118,7 +142,10 @@ impl ClusterNode {
             rooms_cfg: self.rooms,
             limits,
             to_hub,
-            sink,
+            feed,
+            counters: counters.clone(),
+            resync_at: None,
+            unsent_leaves: Vec::new(),
             subs: HashMap::new(),
             local: HashMap::new(),
             nodes: Vec::new(),
@@ -126,8 +153,12 @@ impl ClusterNode {
             cpu: self.cpu,
             last_sample: None,
         };
-        tokio::spawn(shell.run(req_rx, ctl_rx, stream));
-        Ok((req_tx, ClusterHandle { control: ctl_tx }))
+        tokio::spawn(shell.run(req_rx, ctl_rx));
+        let handle = ClusterHandle {
+            control: ctl_tx,
+            counters,
+        };
+        Ok((req_tx, handle))
     }
 }
 
@@ -135,6 +166,23 @@ impl ClusterNode {
 #[derive(Clone, Debug)]
 pub struct ClusterHandle {
     control: mpsc::UnboundedSender<Control>,
+    counters: Arc<Counters>,
+}
+
+/// The node's link with Redis, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClusterStats {
+    /// The pub/sub connection to Redis is up.
+    pub redis_connected: bool,
+    /// Times the pub/sub connection came back after it was lost.
+    pub redis_reconnects: u64,
+}
+
+/// Written by the cluster task, read by [`ClusterHandle::stats`].
+#[derive(Debug)]
+struct Counters {
+    connected: AtomicBool,
+    reconnects: AtomicU64,
 }
 
 /// The nodes and rooms of the cluster, for `/api/cluster`.
@@ -167,6 +215,14 @@ impl ClusterHandle {
         }
     }
 
+    /// The node's link with Redis.
+    pub fn stats(&self) -> ClusterStats {
+        ClusterStats {
+            redis_connected: self.counters.connected.load(Ordering::Relaxed),
+            redis_reconnects: self.counters.reconnects.load(Ordering::Relaxed),
+        }
+    }
+
     /// Nodes and rooms, or `None` when Redis cannot be read.
     pub async fn view(&self) -> Option<ClusterView> {
         let (tx, rx) = oneshot::channel();
@@ -183,6 +239,14 @@ struct Sub {
     local: usize,
 }
 
+/// A leave Redis did not take (it was down): tried again after the next
+/// heartbeat that reaches it, so the member does not stay listed.
+struct UnsentLeave {
+    room: RoomName,
+    id: ParticipantId,
+    resume_token: String,
+}
+
 /// A member this node serves, as recorded in Redis.
 struct Local {
     room: RoomName,
@@ -197,7 +261,11 @@ struct Shell {
     rooms_cfg: RoomsConfig,
     limits: Limits,
     to_hub: mpsc::UnboundedSender<ClusterIn>,
-    sink: PubSubSink,
+    feed: Feed,
+    counters: Arc<Counters>,
+    /// When to read this node's rooms again, after the feed came back.
+    resync_at: Option<tokio::time::Instant>,
+    unsent_leaves: Vec<UnsentLeave>,
     subs: HashMap<RoomName, Sub>,
     local: HashMap<ParticipantId, Local>,
     /// Live nodes as of the last heartbeat.
@@ -213,23 +281,28 @@ impl Shell {
         mut self,
         mut requests: mpsc::UnboundedReceiver<ClusterOut>,
         mut control: mpsc::UnboundedReceiver<Control>,
-        mut stream: PubSubStream,
     ) {
         let mut tick = tokio::time::interval(self.cfg.heartbeat.max(Duration::from_millis(50)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let resync_at = self.resync_at;
+            let resync = async move {
+                match resync_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 req = requests.recv() => match req {
                     Some(r) => self.on_request(r).await,
                     None => break,
                 },
-                msg = stream.next() => match msg {
-                    Some(m) => self.on_pubsub(&m),
-                    None => {
-                        tracing::error!("cluster: the Redis pub/sub connection closed; events from other nodes stop");
-                        std::future::pending::<()>().await;
-                    }
+                ev = self.feed.next() => match ev {
+                    FeedEvent::Message(m) => self.on_pubsub(&m),
+                    FeedEvent::Lost => self.counters.connected.store(false, Ordering::Relaxed),
+                    FeedEvent::Retry => self.reconnect().await,
                 },
+                () = resync => self.resync().await,
                 ctl = control.recv() => match ctl {
                     Some(Control::Drain) => self.drain().await,
                     Some(Control::Stop(done)) => {
@@ -289,6 +362,13 @@ impl Shell {
                 };
                 let r = self.store.leave(&self.me.id, &room, &id, &token).await;
                 self.release(&room).await;
+                if r.is_err() {
+                    self.unsent_leaves.push(UnsentLeave {
+                        room,
+                        id,
+                        resume_token: token,
+                    });
+                }
                 r.map(|_| ())
             }
             ClusterOut::Media { room, id, media } => match self.local.get_mut(&id) {
@@ -340,7 +420,7 @@ impl Shell {
     /// event after the snapshot is missed.
     async fn listen(&mut self, room: &RoomName) -> Result<(), ClusterError> {
         if !self.subs.contains_key(room) {
-            self.sink
+            self.feed
                 .subscribe(self.store.events_channel(room.as_str()))
                 .await?;
             self.subs.insert(room.clone(), Sub { ver: 0, local: 0 });
@@ -352,9 +432,8 @@ impl Shell {
     async fn release(&mut self, room: &RoomName) {
         if self.subs.get(room).is_some_and(|s| s.local == 0) {
             self.subs.remove(room);
-            let _ = self
-                .sink
-                .unsubscribe(self.store.events_channel(room.as_str()))
+            self.feed
+                .unsubscribe(&self.store.events_channel(room.as_str()))
                 .await;
         }
     }
@@ -611,7 +690,7 @@ impl Shell {
         match self.store.register(&self.me, self.cfg.node_ttl).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(node = %self.me.id, "cluster: this node's entry had expired (taken for dead); entering its members again");
+                tracing::warn!(node = %self.me.id, "cluster: this node's entry was gone (taken for dead, or Redis restarted without its data); entering its members again");
                 self.reenter().await;
             }
             Err(e) => {
@@ -619,6 +698,7 @@ impl Shell {
                 return;
             }
         }
+        self.send_unsent_leaves().await;
         match self.store.nodes().await {
             Ok((live, dead)) => {
                 self.nodes = live;
@@ -632,6 +712,64 @@ impl Shell {
                 }
             }
             Err(e) => tracing::warn!("cluster: cannot read the nodes: {e}"),
+        }
+    }
+
+    /// Records the leaves Redis missed while it was down.
+    async fn send_unsent_leaves(&mut self) {
+        while let Some(l) = self.unsent_leaves.pop() {
+            let r = self
+                .store
+                .leave(&self.me.id, &l.room, &l.id, &l.resume_token)
+                .await;
+            if let Err(e) = r {
+                tracing::warn!("cluster: cannot record a leave: {e}");
+                self.unsent_leaves.push(l);
+                return;
+            }
+        }
+    }
+
+    /// The pub/sub connection's next attempt to come back is due.
+    async fn reconnect(&mut self) {
+        if self.feed.reconnect().await.is_err() {
+            return;
+        }
+        self.counters.connected.store(true, Ordering::Relaxed);
+        self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+        // Events published while the feed was down are lost, and a Redis
+        // that restarted counts room versions from zero again: accept every
+        // event from now on.
+        for s in self.subs.values_mut() {
+            s.ver = 0;
+        }
+        self.heartbeat().await;
+        self.resync_at = Some(tokio::time::Instant::now() + self.cfg.node_ttl);
+    }
+
+    /// Hands the hub every room with members here as Redis holds it now,
+    /// for what it missed while the feed was down. Called a `node_ttl`
+    /// after the feed came back: by then every live node has refreshed its
+    /// entry and, after a restart of Redis, put its members back.
+    async fn resync(&mut self) {
+        self.resync_at = None;
+        let rooms: Vec<RoomName> = self.subs.keys().cloned().collect();
+        for room in rooms {
+            match self.store.room_members(&room).await {
+                Ok((ver, list)) => {
+                    if let Some(s) = self.subs.get_mut(&room) {
+                        s.ver = s.ver.max(ver);
+                    }
+                    let members = self.members(list);
+                    self.tell(ClusterIn::Snapshot { room, members });
+                }
+                Err(e) => {
+                    tracing::warn!(%room, "cluster: cannot read a room again: {e}");
+                    let retry = self.cfg.heartbeat.max(Duration::from_millis(50));
+                    self.resync_at = Some(tokio::time::Instant::now() + retry);
+                    return;
+                }
+            }
         }
     }
 
@@ -707,9 +845,15 @@ impl Shell {
         for room in rooms {
             let rec = match self.store.room(&room).await {
                 Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!("cluster: {e}");
+                Err(e @ ClusterError::Reply(_)) => {
+                    tracing::warn!(%room, "cluster: {e}");
                     continue;
+                }
+                Err(e) => {
+                    // Redis is unreachable: the other rooms cannot be
+                    // read either, and each try would hold up `stop`.
+                    tracing::warn!("cluster: cannot move participants to other nodes: {e}");
+                    break;
                 }
             };
             let serving: Vec<(NodeId, u32)> = rec

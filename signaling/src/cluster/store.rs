@@ -20,7 +20,7 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use sha1::{Digest, Sha1};
 
@@ -36,6 +36,11 @@ pub enum ClusterError {
     Redis(#[from] redis::RedisError),
     #[error("unexpected reply from Redis: {0}")]
     Reply(String),
+    /// The pub/sub connection is lost and not back yet.
+    #[error("the connection to Redis is down")]
+    Down,
+    #[error("Redis did not answer in time")]
+    Timeout,
 }
 
 type Result<T> = std::result::Result<T, ClusterError>;
@@ -111,10 +116,25 @@ struct Scripts {
     reap: Script,
 }
 
+/// How long one attempt to connect to Redis may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a command may wait for its reply. The scripts touch a few keys
+/// of one room; a reply this late means Redis is gone, not busy.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Attempts to connect again before a command fails. Few, so that while
+/// Redis is down a command fails within a few seconds (a join is refused,
+/// a heartbeat is skipped) instead of queueing the cluster task behind it;
+/// the next command tries again.
+const CONNECT_RETRIES: usize = 2;
+
 /// A connection to the cluster's Redis. Cheap to clone.
+///
+/// It connects again by itself when Redis goes away and comes back (a
+/// restart, a failover): the command that finds the connection broken
+/// fails, and the ones after it use the new connection.
 #[derive(Clone)]
 pub struct Store {
-    con: MultiplexedConnection,
+    con: ConnectionManager,
     prefix: String,
     scripts: std::sync::Arc<Scripts>,
 }
@@ -212,7 +232,12 @@ impl Store {
     }
 
     pub async fn with_client(client: &redis::Client, prefix: &str) -> Result<Store> {
-        let mut con = client.get_multiplexed_async_connection().await?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(CONNECT_RETRIES)
+            .set_max_delay(Duration::from_millis(500));
+        let mut con = ConnectionManager::new_with_config(client.clone(), config).await?;
         let _: String = redis::cmd("PING").query_async(&mut con).await?;
         Ok(Store {
             con,
@@ -503,6 +528,27 @@ impl Store {
             .invoke_async(&mut con)
             .await?;
         Ok(n == 1)
+    }
+
+    /// A room's version and members, with the node serving each (empty
+    /// when the room does not exist).
+    pub async fn room_members(
+        &self,
+        room: &RoomName,
+    ) -> Result<(u64, Vec<(MemberRecord, NodeId)>)> {
+        let key = self.room_key(room.as_str());
+        let mut con = self.con.clone();
+        let (ver, records, wheres): (Option<u64>, Value, Value) = redis::pipe()
+            .cmd("HGET")
+            .arg(&key)
+            .arg("ver")
+            .cmd("HGETALL")
+            .arg(format!("{key}:members"))
+            .cmd("HGETALL")
+            .arg(format!("{key}:where"))
+            .query_async(&mut con)
+            .await?;
+        Ok((ver.unwrap_or(0), members(&records, &wheres)?))
     }
 
     /// Sends a message to one node.

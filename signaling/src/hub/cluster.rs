@@ -110,6 +110,14 @@ pub enum ClusterIn {
     Joined { room: RoomName, member: Member },
     /// A member of another node left.
     Left { room: RoomName, id: ParticipantId },
+    /// Everyone in a room with members here, as Redis holds it after this
+    /// node may have missed events (its connection to Redis was lost):
+    /// other nodes' members new to the hub join, those missing leave, and
+    /// changed media states and nodes are taken.
+    Snapshot {
+        room: RoomName,
+        members: Vec<Member>,
+    },
     /// A member of another node changed its media state.
     Media {
         room: RoomName,
@@ -187,6 +195,7 @@ impl Hub {
     pub(super) fn on_cluster(&mut self, input: ClusterIn, now: Millis, fx: &mut Effects) {
         let room = match &input {
             ClusterIn::Entered { room, .. }
+            | ClusterIn::Snapshot { room, .. }
             | ClusterIn::Joined { room, .. }
             | ClusterIn::Left { room, .. }
             | ClusterIn::Moved { room, .. } => Some(room.clone()),
@@ -298,6 +307,7 @@ impl Hub {
                 }
             }
             ClusterIn::Moved { room, id, node } => self.moved_away(room, id, node, now, fx),
+            ClusterIn::Snapshot { room, members } => self.snapshot(room, members, now, fx),
             ClusterIn::Relayed { to, message } => {
                 let Some(conn) = self
                     .participants
@@ -410,6 +420,54 @@ impl Hub {
                 self.enter(&conn, mode, conn.clone(), participant, info, ice, fx);
             }
             Some(t) => self.take_back(&conn, mode, participant, t, now, fx),
+        }
+    }
+
+    /// Brings a room's other-node members in line with `members`, through
+    /// the same steps as the events that were missed, so the room is told
+    /// only of real changes. This node's own members are left alone: the
+    /// cluster task keeps them in Redis.
+    fn snapshot(&mut self, room: RoomName, members: Vec<Member>, now: Millis, fx: &mut Effects) {
+        let listed: BTreeSet<&ParticipantId> = members.iter().map(|m| m.id()).collect();
+        let gone: Vec<ParticipantId> = self
+            .rooms
+            .members(&room)
+            .iter()
+            .filter(|m| m.node.is_some() && !listed.contains(m.id()))
+            .map(|m| m.id().clone())
+            .collect();
+        for id in gone {
+            let room = room.clone();
+            self.on_cluster_input(ClusterIn::Left { room, id }, now, fx);
+        }
+        for member in members {
+            let Some(node) = member.node.clone() else {
+                continue;
+            };
+            let (id, media) = (member.id().clone(), member.info.media.clone());
+            let known = self
+                .rooms
+                .member(&room, &id)
+                .map(|k| (k.info.media.clone(), k.node.clone()));
+            let room = room.clone();
+            let missed = match known {
+                None => vec![ClusterIn::Joined { room, member }],
+                Some((was, at)) => {
+                    let mut missed = Vec::new();
+                    if at.as_ref() != Some(&node) {
+                        let room = room.clone();
+                        let id = id.clone();
+                        missed.push(ClusterIn::Moved { room, id, node });
+                    }
+                    if was != media {
+                        missed.push(ClusterIn::Media { room, id, media });
+                    }
+                    missed
+                }
+            };
+            for m in missed {
+                self.on_cluster_input(m, now, fx);
+            }
         }
     }
 

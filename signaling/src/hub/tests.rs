@@ -277,6 +277,70 @@ mod cluster {
         }
     }
 
+    #[test]
+    fn a_snapshot_after_missed_events_tells_the_room_only_what_changed() {
+        let mut h = node_hub();
+        let a = connect(&mut h);
+        let bob = remote("b", "Bob");
+        join_via_cluster(&mut h, &a, vec![bob.clone(), remote("c", "Cy")]);
+
+        // Nothing was missed: nothing to tell.
+        let same = vec![bob.clone(), remote("c", "Cy")];
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Snapshot {
+                room: room(),
+                members: same,
+            }),
+            0,
+        );
+        assert!(fx.sends.is_empty(), "{fx:?}");
+
+        // Cy left, Di joined, Bob turned his microphone on and moved to n3,
+        // all while the events were lost.
+        let mut moved = bob.clone();
+        moved.info.media.microphone = true;
+        moved.node = Some(NodeId::new("n3"));
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Snapshot {
+                room: room(),
+                members: vec![moved, remote("d", "Di")],
+            }),
+            0,
+        );
+        let told: Vec<String> = fx
+            .sends
+            .iter()
+            .map(|(to, m)| {
+                assert_eq!(to, &a);
+                match m {
+                    Outgoing::Message(ServerMessage::ParticipantLeft { id }) => {
+                        format!("left {id}")
+                    }
+                    Outgoing::Message(ServerMessage::ParticipantJoined { participant }) => {
+                        format!("joined {}", participant.id)
+                    }
+                    Outgoing::Message(ServerMessage::MediaState { from, media }) => {
+                        format!("media {from} {}", media.microphone)
+                    }
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect();
+        assert_eq!(told, ["left c", "media b true", "joined d"]);
+        let b = h
+            .rooms
+            .member(&room(), &ClientId::from_string("b"))
+            .unwrap();
+        assert_eq!(b.node.as_ref().map(NodeId::as_str), Some("n3"));
+        // The media relays follow: n3 and n2 (Di) now, Cy's n2 kept.
+        assert!(
+            fx.media.iter().any(
+                |c| matches!(c, MediaCommand::RelayOpen { node, .. } if node.as_str() == "n3")
+            ),
+            "{fx:?}"
+        );
+    }
+
     /// Joins `conn` through the cluster with `members` already in the room.
     fn join_via_cluster(h: &mut Hub, conn: &ClientId, members: Vec<Member>) -> Effects {
         let fx = msg(h, conn, r#"{"type":"join","room":"r","redirect":true}"#, 0);

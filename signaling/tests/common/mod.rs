@@ -128,6 +128,25 @@ impl Client {
         }
     }
 
+    /// The next message of the given type, waiting up to `bound`: for what
+    /// waits on the cluster noticing something (a node gone, Redis back).
+    pub async fn recv_type_within(&mut self, ty: &str, bound: Duration) -> Value {
+        let end = tokio::time::Instant::now() + bound;
+        loop {
+            let msg = tokio::time::timeout_at(end, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no `{ty}` arrived"))
+                .expect("socket ended")
+                .expect("socket error");
+            if let Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == ty {
+                    return v;
+                }
+            }
+        }
+    }
+
     /// Sends and expects an `error` back; returns it.
     pub async fn expect_error(&mut self, v: Value, code: &str) -> Value {
         self.send(v).await;

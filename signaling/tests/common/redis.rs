@@ -27,7 +27,31 @@ impl RedisServer {
             .port();
         let dir = std::env::temp_dir().join(format!("redis-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let child = Command::new("redis-server")
+        let server = RedisServer {
+            child: Self::spawn(port, &dir),
+            port,
+            _dir: TempDir(dir),
+        };
+        server.wait_ready();
+        server
+    }
+
+    /// Kills it (SIGKILL: no chance to save anything, and it saves nothing
+    /// anyway) and starts a new, empty one on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.port, &self._dir.0);
+        self.wait_ready();
+    }
+
+    /// Kills it with SIGKILL and waits until it is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path) -> Child {
+        Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -39,22 +63,19 @@ impl RedisServer {
                 "no",
                 "--dir",
             ])
-            .arg(&dir)
+            .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server runs (apt-get install redis-server)");
-        let server = RedisServer {
-            child,
-            port,
-            _dir: TempDir(dir),
-        };
+            .expect("redis-server runs (apt-get install redis-server)")
+    }
+
+    fn wait_ready(&self) {
         let end = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < end, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
     }
 
     pub fn url(&self) -> String {
