@@ -152,7 +152,7 @@ fn spoofed_stun_neither_cuts_a_publisher_nor_grows_state() {
         if batch % 5 == 0 {
             sockets[0]
                 .send_to(
-                    &sfu::fuzzing::binding_request(&mallory_ufrag, mallory_pwd.as_bytes()).to_vec(),
+                    &sfu::fuzzing::binding_request(&mallory_ufrag, mallory_pwd.as_bytes()),
                     server,
                 )
                 .unwrap();

@@ -293,7 +293,8 @@ mod tests {
     #[test]
     fn broken_offers_are_refused_with_a_reason() {
         let ok = offer(2);
-        let cases: Vec<(String, fn(&OfferError) -> bool)> = vec![
+        type Case = (String, fn(&OfferError) -> bool);
+        let cases: Vec<Case> = vec![
             (
                 "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n".into(),
                 |e| *e == OfferError::NoMedia,

@@ -193,7 +193,8 @@ mod tests {
     #[test]
     fn padding_unknown_rids_and_short_packets_are_not_repairs() {
         let m = map();
-        let cases: [(Option<(u8, &'static str)>, &[u8], Repair); 5] = [
+        type Case = (Option<(u8, &'static str)>, &'static [u8], Repair);
+        let cases: [Case; 5] = [
             (Some((RRID, "f")), b"", Repair::Padding),
             (Some((RRID, "h")), b"\x00\x01x", Repair::Unknown),
             (Some((RRID, "f")), b"\x00", Repair::Unknown),

@@ -37,7 +37,6 @@ impl Stream {
     /// Temporal pattern 0 2 1 2; the first 1 and 2 after a 0 are sync.
     fn frame(&mut self, key: bool) -> Vec<(u32, u16, u32, Bytes)> {
         let tid = [0u8, 2, 1, 2][(self.frame % 4) as usize];
-        let key = key || false;
         let tid = if key { 0 } else { tid };
         if tid == 0 {
             self.tl0 = self.tl0.wrapping_add(1);
