@@ -101,11 +101,14 @@ async fn signaling(
 
 /// In a cluster, SIGTERM drains the node: no new participants, the ones
 /// here are told to move, and the node leaves once they have (or after
-/// `[cluster] drain_timeout`). Pending forever without a cluster, where
-/// SIGTERM ends the process as it always did.
+/// `[cluster] drain_timeout`). Without a cluster, SIGTERM or SIGINT stops
+/// the server at once. Either way the signal is caught rather than left to
+/// its default action: as a container's first process (PID 1) the server
+/// would otherwise never see it, and `docker stop` would wait its 10 s and
+/// kill it.
 async fn drained(sig: Signaling, timeout: std::time::Duration) {
     let Some(cluster) = sig.cluster().cloned() else {
-        return std::future::pending().await;
+        return stop_signal().await;
     };
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -134,6 +137,29 @@ async fn drained(sig: Signaling, timeout: std::time::Duration) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     cluster.stop().await;
+}
+
+/// Resolves on SIGTERM or SIGINT (never, if neither can be caught).
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (term, int) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    );
+    let (mut term, mut int) = match (term, int) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(
+                "cannot catch SIGTERM and SIGINT ({e}); they end the process unannounced"
+            );
+            return std::future::pending().await;
+        }
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!("{name}: stopping");
 }
 
 /// Runs the server until it is stopped.
