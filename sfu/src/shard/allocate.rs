@@ -22,7 +22,6 @@ use super::track::Published;
 use crate::core::bwe::allocator::{
     AllocationEvent, Layer as ALayer, LayerRate, PauseReason, Signal, Target, TrackInput, TrackKind,
 };
-use crate::core::bwe::estimator::Usage;
 use crate::core::bwe::Bitrate;
 use crate::core::ids::TrackNo;
 use crate::core::layer::Layer;
@@ -293,12 +292,7 @@ pub fn subscriber_stats(
             delay_bps: state.delay_based.as_bps(),
             loss_bound_bps: state.loss_bound.map(|b| b.as_bps()),
             cap_bps: state.cap.map(|b| b.as_bps()),
-            usage: match state.usage {
-                Usage::Normal => "normal",
-                Usage::Overuse => "overuse",
-                Usage::Underuse => "underuse",
-            }
-            .to_owned(),
+            usage: state.usage.as_str().to_owned(),
             loss_permille: (state.loss * 1000.0).round().clamp(0.0, 1000.0) as u32,
             queueing_ms: state.queueing.as_millis() as u64,
         }),

@@ -200,13 +200,7 @@ impl Allocator {
             st.moved_up_since_shed = true;
         }
 
-        self.rebalance(
-            tracks,
-            &mut next,
-            budget.scale(cfg.up_headroom),
-            signal,
-            now,
-        );
+        self.rebalance(tracks, &mut next, up_budget, signal, now);
 
         // Over budget: down at once, least important first.
         let base_total = total(tracks, &self.committed_targets(tracks));
@@ -239,9 +233,9 @@ impl Allocator {
     ///
     /// The total stays within what is sent now, or what a probe just proved
     /// or the path delivered lately, and within the headroom of the
-    /// estimate; while congested, within what is sent now. A block on a track's lowest
-    /// layer does not hold it paused here, since the total does not grow;
-    /// blocks on higher layers still apply.
+    /// estimate; while congested, within what is sent now. A block on a
+    /// track's lowest layer does not hold it paused here, since the total
+    /// does not grow; blocks on higher layers still apply.
     fn rebalance(
         &self,
         tracks: &[TrackInput],
@@ -267,7 +261,7 @@ impl Allocator {
             .flatten()
             .max()
             .filter(|_| !signal.congested);
-        let budget = proven.map_or(sent, |p| p.max(sent).min(up_budget.max(sent)));
+        let budget = proven.map_or(sent, |p| sent.max(p.min(up_budget)));
         let blocks: Vec<Option<Layer>> = self
             .blocks(tracks, now)
             .into_iter()

@@ -42,6 +42,17 @@ pub enum Usage {
     Underuse,
 }
 
+impl Usage {
+    /// Its name in stats: `normal`, `overuse` or `underuse`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Usage::Normal => "normal",
+            Usage::Overuse => "overuse",
+            Usage::Underuse => "underuse",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Group {
     first_send: i64,
