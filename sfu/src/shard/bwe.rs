@@ -238,6 +238,7 @@ impl SubscriberBwe {
     }
 
     fn on_outcome(&mut self, o: ProbeOutcome) {
+        tracing::debug!(end = ?o.end, rate = %o.rate, measured = ?o.measured.map(|m| m.to_string()), "probe ended");
         if o.is_success() {
             self.counts.probes_succeeded += 1;
             self.probe_success = o.measured;

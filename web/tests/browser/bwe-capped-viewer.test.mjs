@@ -32,6 +32,8 @@ const SERVER_IP = '10.99.0.1';
 const VIEWER_IP = '10.99.0.2';
 /** How long the figures are taken over once the room has settled. */
 const WINDOW_S = Number(process.env.BWE_WINDOW_S ?? 20);
+/** BWE_TRACE=1 prints the capped viewer's server-side figures every second of the window. */
+const TRACE = !!process.env.BWE_TRACE;
 
 /** Only loopback (and nothing we did not make) in this namespace. */
 function inPrivateNamespace() {
@@ -120,7 +122,7 @@ test('a viewer capped at 600 kbit/s gets lower simulcast layers that fit, uncapp
     env: {
       SFU_SERVER__LISTEN: '0.0.0.0:0',
       SFU_MEDIA__BIND: SERVER_IP,
-      SFU_LOG__LEVEL: 'info',
+      SFU_LOG__LEVEL: process.env.BWE_LOG ?? 'info',
       // Allocation by bandwidth is off by default.
       SFU_MEDIA__BWE__ENABLED: 'true',
     },
@@ -176,6 +178,7 @@ test('a viewer capped at 600 kbit/s gets lower simulcast layers that fit, uncapp
     const v = st.media.subscribers.find((x) => x.participant === vicId);
     sent.push(v.sentBps);
     estimates.push(v.estimateBps ?? 0);
+    if (TRACE) console.log(`trace ${i}: ${JSON.stringify({ est: v.estimateBps, alloc: v.allocatedBps, sent: v.sentBps, cong: v.congested, bwe: v.bwe, probes: [v.probesStarted, v.probesSucceeded], tracks: v.tracks.filter((x) => x.kind === 'video').map((x) => x.paused ? `paused:${x.paused}` : x.layer) })}`);
     for (const tr of v.tracks.filter((x) => x.kind === 'video')) {
       const k = tr.paused ? `paused:${tr.paused}` : tr.layer;
       layers.set(k, (layers.get(k) ?? 0) + 1);
@@ -247,6 +250,7 @@ test('a viewer capped at 600 kbit/s gets lower simulcast layers that fit, uncapp
   }
   console.log(`capped viewer stream-state: ${JSON.stringify(await vic.evaluate(() => window.member.streamStates))}`);
 
+  if (process.env.BWE_SERVER_LOG) fs.writeFileSync(process.env.BWE_SERVER_LOG, s.server.logs());
   // The capped viewer keeps decoding every video, on a lower layer.
   assert.equal(fps.length, 3, 'three remote videos at the capped viewer');
   // Three lowest layers and three audio streams nearly fill 600 kbit/s:

@@ -16,7 +16,8 @@
 //!    at once. When the committed set no longer fits the estimate, tracks
 //!    move down at once, least important first, and the layer they left is
 //!    blocked for a while (longer each time the same track is pushed down
-//!    again after moving up). A move up must fit `up_headroom` of the
+//!    again after moving up; a probe that proves a paused track's lowest
+//!    layer lifts its block). A move up must fit `up_headroom` of the
 //!    estimate and needs either a probe that just proved the rate, or the
 //!    provisional result asking for it continuously for `up_hold` to a
 //!    total the path has already delivered lately; none happens while the
@@ -161,11 +162,13 @@ impl Allocator {
         // Moves up, most important first: proven by a probe, or held long
         // enough to a total the path has already delivered; never while
         // congested, and never past the headroom of the estimate.
-        let up_total: Bitrate = provisional.up_tracks.iter().map(|a| a.bitrate).sum();
         let up_budget = budget.scale(cfg.up_headroom);
-        let probe_ok = signal
-            .probe_success
-            .is_some_and(|r| r.scale(cfg.up_headroom) >= up_total);
+        // A probe proves a total: every move up to within it is proven.
+        let proven_by_probe = |total: Bitrate| {
+            signal
+                .probe_success
+                .is_some_and(|r| r.scale(cfg.up_headroom) >= total)
+        };
         // None of the subscriber's video flows: there is no rate to hold
         // to and nothing a probe could repeat. The most important track's
         // lowest layer is tried as it is; the try is the probe (if it does
@@ -176,7 +179,21 @@ impl Allocator {
         for &i in &select::rank_order(tracks) {
             let (t, p) = (&tracks[i], &provisional.up_tracks[i]);
             let st = self.state.get_mut(&t.track).expect("inserted above");
-            let want = cap_below_block(t, p.target, st.block);
+            // A probe that proves the total lifts a block on the lowest
+            // layer: the block keeps an unproven resume from repeating,
+            // and a paused video must not wait out a long one.
+            let lifted = st.block.is_some_and(|(b, _)| select::lowest(t) == Some(b))
+                && matches!(next[i], Target::Paused(PauseReason::Bandwidth))
+                && select::lowest(t).is_some_and(|l| {
+                    let mut with = next.clone();
+                    with[i] = Target::Layer(l);
+                    proven_by_probe(total(tracks, &with))
+                });
+            let want = match (lifted, select::lowest(t)) {
+                // Back at the lowest layer first; higher ones later, as usual.
+                (true, Some(l)) => Target::Layer(l),
+                _ => cap_below_block(t, p.target, st.block),
+            };
             if rank(want) <= rank(next[i]) {
                 st.up_since = None;
                 continue;
@@ -190,8 +207,8 @@ impl Allocator {
             let first_layer = matches!(before, Target::Paused(PauseReason::Bandwidth))
                 && matches!(want, Target::Layer(l) if select::lowest(t) == Some(l));
             let tried = idle_try && first_layer;
-            if signal.congested || new_total > up_budget || !(probe_ok || (held && known) || tried)
-            {
+            let probed = proven_by_probe(new_total);
+            if signal.congested || new_total > up_budget || !(probed || (held && known) || tried) {
                 next[i] = before;
                 continue;
             }
@@ -344,7 +361,19 @@ impl Allocator {
         let best = select::select(tracks, Bitrate::MAX, select::Layers::All, None);
         let desired: Bitrate = best.iter().map(|a| a.bitrate).sum();
         let targets: Vec<Target> = out.iter().map(|a| a.target).collect();
-        let blocks = self.blocks(tracks, now);
+        // A paused video's way back is a probe for its lowest layer, even
+        // while that layer is blocked (a proof lifts the block).
+        let blocks: Vec<Option<Layer>> = self
+            .blocks(tracks, now)
+            .into_iter()
+            .zip(tracks.iter().zip(&targets))
+            .map(|(b, (t, g))| {
+                b.filter(|&b| {
+                    !(matches!(g, Target::Paused(PauseReason::Bandwidth))
+                        && select::lowest(t) == Some(b))
+                })
+            })
+            .collect();
         let next = select::next_step(tracks, &targets, &blocks);
         Allocation {
             tracks: out,

@@ -34,9 +34,9 @@ const MAX_DRAIN: f64 = 0.3;
 
 /// Overuse is blamed on a probe only while less than this is queued.
 const PROBE_QUEUE_MAX: Duration = Duration::from_millis(100);
-/// More than this standing on the path makes loss congestion loss.
 /// How long the highest acknowledged rate is remembered.
 const BEST_ACKED_AGE: Duration = Duration::from_secs(30);
+/// More than this standing on the path makes loss congestion loss.
 const CONGESTED_QUEUE: Duration = Duration::from_millis(60);
 
 /// Parameters of the estimator (`[bwe]` in the config).

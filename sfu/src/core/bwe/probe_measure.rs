@@ -44,7 +44,9 @@ pub(crate) struct ClusterMeasure {
     last_arrival: Option<i64>,
     recv_bytes: u64,
     min_owd_us: Option<i64>,
-    max_growth_us: i64,
+    /// One-way delay of the latest-sent packet received so far.
+    last_sent_owd_us: Option<i64>,
+    last_sent_received: Option<Instant>,
 }
 
 impl ClusterMeasure {
@@ -66,7 +68,8 @@ impl ClusterMeasure {
             last_arrival: None,
             recv_bytes: 0,
             min_owd_us: None,
-            max_growth_us: 0,
+            last_sent_owd_us: None,
+            last_sent_received: None,
         }
     }
 
@@ -96,9 +99,24 @@ impl ClusterMeasure {
             // One-way delay up to an unknown clock offset: only its growth counts.
             let owd = arrival
                 .saturating_sub(s.saturating_duration_since(self.started).as_micros() as i64);
-            let min = *self.min_owd_us.get_or_insert(owd);
-            self.min_owd_us = Some(min.min(owd));
-            self.max_growth_us = self.max_growth_us.max(owd - min.min(owd));
+            self.min_owd_us = Some(self.min_owd_us.map_or(owd, |m| m.min(owd)));
+            if self.last_sent_received.is_none_or(|l| s >= l) {
+                self.last_sent_received = Some(s);
+                self.last_sent_owd_us = Some(owd);
+            }
+        }
+    }
+
+    /// How much more the latest-sent packet received so far was delayed
+    /// than the cluster's least delayed one. A queue the probe builds
+    /// delays each packet more than the one before, so the latest-sent
+    /// shows it. A receiver that was not scheduled for a while (a busy
+    /// machine) stamps the packets that waited all at once: the first of
+    /// them look delayed, and the later ones catch up.
+    fn growth_us(&self) -> i64 {
+        match (self.last_sent_owd_us, self.min_owd_us) {
+            (Some(last), Some(min)) => last - min,
+            _ => 0,
         }
     }
 
@@ -108,7 +126,7 @@ impl ClusterMeasure {
     pub(crate) fn verdict(&self, abort_delay: Duration, tolerated: f64) -> Verdict {
         if self.lost as f64 > tolerated * self.reported as f64 + 0.5 {
             Verdict::Loss
-        } else if self.max_growth_us > abort_delay.as_micros() as i64 {
+        } else if self.growth_us() > abort_delay.as_micros() as i64 {
             Verdict::DelayGrowth
         } else {
             Verdict::Pending
@@ -210,6 +228,31 @@ mod tests {
             Verdict::DelayGrowth,
             "36 ms of growth"
         );
+    }
+
+    #[test]
+    fn delay_a_busy_receiver_adds_at_once_is_no_reason_to_abort() {
+        let t0 = Instant::now();
+        let mut m = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
+        m.sent_packets = 10;
+        m.ended = Some(t0 + 40 * MS);
+        // Sent every 4 ms. The receiver stamps the first three on time,
+        // is then not scheduled until 42 ms and stamps the seven that
+        // waited 0.1 ms apart: the first of those was delayed 30 ms more.
+        let mut r = results(t0, 10, 4000, 4000, &[]);
+        for (i, p) in r.iter_mut().enumerate().skip(3) {
+            p.arrival_us = Some(50_000 + 42_000 + (i as i64 - 3) * 100);
+        }
+        m.on_results(&r);
+        assert_eq!(m.verdict(20 * MS, 0.0), Verdict::Pending);
+        // A queue that grows to the end is still seen, whatever the order
+        // of the reports.
+        let mut q = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
+        let mut r = results(t0, 10, 4000, 8000, &[]);
+        r.reverse();
+        q.on_results(&r[..5]);
+        q.on_results(&r[5..]);
+        assert_eq!(q.verdict(20 * MS, 0.0), Verdict::DelayGrowth);
     }
 
     #[test]

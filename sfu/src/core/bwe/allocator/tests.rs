@@ -607,3 +607,44 @@ fn a_paused_video_is_resumed_by_sharing_the_rate_rather_than_waiting() {
     assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
     assert_eq!(out.total, kbps(190));
 }
+
+#[test]
+fn a_probe_resumes_a_paused_video_whose_lowest_layer_is_blocked() {
+    let t0 = Instant::now();
+    let cfg = AllocatorConfig::default();
+    let mut a = Allocator::new(cfg.clone());
+    let tracks = [audio(1), camera(2), camera(3), camera(4)];
+    let lowest = vec![
+        Target::Audio,
+        Target::Layer(l(0)),
+        Target::Layer(l(0)),
+        Target::Layer(l(0)),
+    ];
+    let out = a.allocate(&tracks, kbps(600), Signal::default(), t0);
+    assert_eq!(targets(&out), lowest);
+    // A dip pauses the least important camera and blocks its lowest layer.
+    let out = a.allocate(&tracks, kbps(400), Signal::default(), t0 + S);
+    assert_eq!(out.tracks[3].target, Target::Paused(PauseReason::Bandwidth));
+    // During the block the next probe is for that layer (490 kbit/s over
+    // the headroom), not for a higher layer of another camera...
+    let t = t0 + 2 * S;
+    let out = a.allocate(&tracks, kbps(450), Signal::default(), t);
+    assert_eq!(out.tracks[3].target, Target::Paused(PauseReason::Bandwidth));
+    let goal = out
+        .probe_target
+        .expect("a probe to resume the paused camera");
+    assert_eq!(goal, kbps(490).scale(1.0 / cfg.up_headroom));
+    // ...and a probe proving it (probes run 5% above their goal) brings
+    // the camera back, block or not.
+    let proved = Signal {
+        probe_success: Some(goal.scale(1.05)),
+        ..Default::default()
+    };
+    let out = a.allocate(&tracks, goal.scale(1.05), proved, t + 100 * MS);
+    assert!(t + 100 * MS < t0 + S + cfg.block_initial);
+    assert_eq!(targets(&out), lowest);
+    assert!(out.events.contains(&AllocationEvent::Resumed {
+        track: TrackNo(4),
+        layer: l(0)
+    }));
+}

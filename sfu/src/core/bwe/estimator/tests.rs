@@ -10,6 +10,10 @@ struct Path {
     seq: u64,
     queue_free_us: i64,
     pending: Vec<PacketResult>,
+    /// A receiver that is not scheduled for a while every `.0` µs, for
+    /// `.1[k % len]` µs in the k-th period: packets that arrive meanwhile
+    /// are stamped when it runs again.
+    stalls: Option<(i64, Vec<i64>)>,
 }
 
 impl Path {
@@ -19,6 +23,21 @@ impl Path {
             seq: 0,
             queue_free_us: 0,
             pending: Vec::new(),
+            stalls: None,
+        }
+    }
+
+    fn stamp(&self, arrival_us: i64) -> i64 {
+        let Some((period, lens)) = &self.stalls else {
+            return arrival_us;
+        };
+        let k = arrival_us / period;
+        let len = lens[k as usize % lens.len()];
+        let into = arrival_us % period;
+        if into < len {
+            arrival_us - into + len
+        } else {
+            arrival_us
         }
     }
 
@@ -44,7 +63,7 @@ impl Path {
             e.on_packet_sent(size as usize, t);
             self.pending.push(PacketResult {
                 sent,
-                arrival_us: Some(self.queue_free_us + 20_000),
+                arrival_us: Some(self.stamp(self.queue_free_us + 20_000)),
             });
             t += gap;
             if t >= next_fb {
@@ -172,4 +191,29 @@ fn loss_learnt_before_the_leg_went_quiet_is_forgotten() {
     let later = end + 3_500 * MS;
     assert!(!e.is_congested(later));
     assert!(e.estimate(later) > cut);
+}
+
+#[test]
+fn a_receiver_that_stamps_late_now_and_then_is_no_congestion_for_the_detector() {
+    let mut e = Estimator::new(EstimatorConfig::default());
+    let mut p = Path::new();
+    // Every 250 ms the receiver sleeps for 10 to 70 ms, longer each time
+    // for four periods: delay that grows and falls back, with no queue
+    // (the path carries four times what is sent).
+    p.stalls = Some((250_000, vec![10_000, 30_000, 50_000, 70_000]));
+    let mut congested = 0;
+    for i in 0..100 {
+        p.run(
+            &mut e,
+            i * 100,
+            100,
+            Bitrate::kbps(500),
+            Bitrate::kbps(2000),
+        );
+        congested += e.is_congested(p.t0 + Duration::from_millis(i * 100 + 100)) as u32;
+    }
+    let now = p.t0 + 10_000 * MS;
+    let est = e.estimate(now);
+    assert_eq!(congested, 0, "estimate {est}, state {:?}", e.state(now));
+    assert!(est >= Bitrate::kbps(500), "{est}");
 }
