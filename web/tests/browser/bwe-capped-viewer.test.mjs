@@ -11,6 +11,12 @@
 // layer. Prints fps, freezes, loss, send rate against the cap and the time it
 // took to settle (docs/benchmarks.md).
 //
+// Diagnostics: BWE_TRACE=1 prints the server's figures for the capped
+// viewer every second of the window (BWE_WINDOW_S long, 20 s by default);
+// BWE_LOG sets the server's log filter (`info,sfu::shard::bwe=debug` logs
+// every probe's outcome) and BWE_SERVER_LOG names a file for the server's
+// log; BWE_CAP_KBIT changes the cap.
+//
 // Needs a private network namespace it may add links to (test.sh runs the
 // browser tests under `unshare -n`): skipped on the host network.
 
@@ -32,7 +38,6 @@ const SERVER_IP = '10.99.0.1';
 const VIEWER_IP = '10.99.0.2';
 /** How long the figures are taken over once the room has settled. */
 const WINDOW_S = Number(process.env.BWE_WINDOW_S ?? 20);
-/** BWE_TRACE=1 prints the capped viewer's server-side figures every second of the window. */
 const TRACE = !!process.env.BWE_TRACE;
 
 /** Only loopback (and nothing we did not make) in this namespace. */
