@@ -7,6 +7,7 @@ pub mod demux;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod heap;
 pub mod relay_io;
 pub mod runtime;
 pub mod shard;

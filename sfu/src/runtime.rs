@@ -235,6 +235,7 @@ impl ShardCtx {
         let mut batches: Vec<Vec<(SocketAddr, BytesMut)>> = vec![Vec::new(); self.peers_tx.len()];
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
         let mut relays = RelaySockets::new(self.relay_bind.0, self.relay_bind.1);
+        let mut had_peers = false;
         loop {
             let deadline = self
                 .shard
@@ -277,6 +278,12 @@ impl ShardCtx {
                 routes.retain_owners(|(_, u)| table.contains_key(u));
             }
             self.emit(&mut relays);
+            let has_peers = self.shard.peer_count() > 0;
+            if had_peers && !has_peers {
+                crate::heap::release_free_heap();
+                tracing::debug!(shard = self.index, "shard empty: free heap returned");
+            }
+            had_peers = has_peers;
         }
     }
 
