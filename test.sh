@@ -4,8 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # System packages: headless Chromium for the browser tests, coturn for the
-# TURN tests, redis-server for the cluster tests, iproute2 and nftables for
-# the browser tests that change a participant's network.
+# TURN tests (openssl makes the certificate of the TURN-over-TLS test),
+# redis-server for the cluster tests, iproute2 and nftables for the browser
+# tests that change a participant's network.
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
@@ -13,6 +14,7 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
 command -v turnserver >/dev/null 2>&1 || missing+=(coturn)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if ((${#missing[@]})); then
   echo "== installing ${missing[*]}"
   apt-get update -qq

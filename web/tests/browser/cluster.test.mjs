@@ -7,7 +7,11 @@
 // to a surviving node with its resume token, publishes and subscribes
 // again, and the others see and hear it again; the dead node leaves the
 // cluster's directory (the time from the kill to the first frame decoded
-// again is printed, not asserted: see docs/benchmarks.md).
+// again is printed, not asserted: see docs/benchmarks.md). (3) A page
+// written against the plain browser API only, on one node, and the demo page
+// on another decode each other through a relay. (4) A P2P room whose two
+// members are on two nodes: offers, answers and candidates cross through
+// Redis, media goes browser to browser, and no relay is opened.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +20,11 @@ import net from 'node:net';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { session, startServer, waitInPage, waitForMediaFlow, sleep } from './harness.mjs';
+import { fileURLToPath } from 'node:url';
+import { session, startServer, hostPageServer, waitInPage, waitForMediaFlow, sleep } from './harness.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const MEMBER_PAGE = fs.readFileSync(path.join(here, 'fixtures/simulcast-member.html'), 'utf8');
 
 /** A free TCP port on loopback. */
 async function freePort() {
@@ -193,5 +201,62 @@ test('kill -9 of a node: its participant comes back on another node and the room
   assert.deepEqual(roomNodes(after, room), { n1: 2 });
   const stats = await (await fetch(`${nodes[0].url}/api/stats`)).json();
   assert.equal(stats.media.relays, 0, 'the room no longer spans nodes: its relay is gone');
+  s.passed();
+});
+
+test('a plain-API page on one node and the demo page on another decode each other through a relay', async (t) => {
+  const s = await session(t, { server: false });
+  const nodes = await startCluster(s, 2);
+  const room = 'plain2';
+  const alice = await joinOn(s, nodes[0], room, 'Alice');
+  await waitForCluster(nodes[0].url, (v) => v.nodes.find((n) => n.id === 'n1')?.load.participants === 1, 'n1 with Alice');
+  // The page connects to the second node's /ws itself: no SDK, no redirect.
+  const host = await hostPageServer(() => MEMBER_PAGE);
+  t.after(host.close);
+  const ws = `${nodes[1].url.replace('http://', 'ws://')}/ws`;
+  const plain = await s.participant(`${host.origin}/?ws=${encodeURIComponent(ws)}&room=${room}&name=Plain&publish=1`, { name: 'Plain' });
+  const plainId = await waitInPage(plain, () => window.member.id);
+  const view = await waitForCluster(nodes[0].url, (v) => v.rooms.some((r) => r.room === room && r.participants === 2), 'the room with two');
+  assert.deepEqual(roomNodes(view, room), { n1: 1, n2: 1 }, 'one member per node');
+
+  await waitForTiles(alice.page, [plainId], 90000);
+  await waitForMediaFlow(alice.page);
+  await waitInPage(plain, async () => (await window.member.inbound()).video.some((v) => v.framesDecoded > 0), undefined, 90000);
+  await waitInPage(plain, async () => (await window.member.inbound()).audio.some((a) => a.totalSamplesReceived > 0), undefined, 60000);
+  const heard = await plain.evaluate(async () => (await window.member.inbound()).audio);
+  assert.ok(heard.some((a) => a.packetsReceived > 0), `the plain page hears Alice: ${JSON.stringify(heard)}`);
+  for (const node of nodes) {
+    const stats = await (await fetch(`${node.url}/api/stats`)).json();
+    assert.equal(stats.media.relays, 1, `${node.url}: one relay, to the other node`);
+    assert.ok(stats.media.relay_packets_out > 0 && stats.media.relay_packets_in > 0, JSON.stringify(stats.media));
+  }
+  s.passed();
+});
+
+test('a P2P room across two nodes: signaling crosses through Redis, media goes browser to browser', async (t) => {
+  const s = await session(t, { server: false });
+  const nodes = await startCluster(s, 2);
+  const room = 'p2p2';
+  const join = async (node, name) => {
+    const page = await s.participant(`${node.url}/?room=${room}&mode=p2p&name=${name}&autojoin=1`, { name });
+    const id = await waitInPage(page, () => window.demo.client?.room && window.demo.client.id);
+    return { page, id };
+  };
+  const alice = await join(nodes[0], 'Alice');
+  await waitForCluster(nodes[0].url, (v) => v.nodes.find((n) => n.id === 'n1')?.load.participants === 1, 'n1 with Alice');
+  const bob = await join(nodes[1], 'Bob');
+  const view = await waitForCluster(nodes[0].url, (v) => v.rooms.some((r) => r.room === room && r.participants === 2), 'the room with two');
+  assert.deepEqual(roomNodes(view, room), { n1: 1, n2: 1 }, 'one member per node');
+
+  for (const [m, other] of [[alice, bob], [bob, alice]]) {
+    await waitForTiles(m.page, [other.id], 90000);
+    const media = await waitForMediaFlow(m.page);
+    assert.equal(media.states.length, 1, 'one peer connection, to the other browser');
+  }
+  for (const node of nodes) {
+    const stats = await (await fetch(`${node.url}/api/stats`)).json();
+    assert.equal(stats.media.relays, 0, 'a P2P room opens no relay');
+    assert.equal(stats.media.connections, 0, 'and no media connection to the server');
+  }
   s.passed();
 });

@@ -1,8 +1,11 @@
 // coturn for browser tests: a TURN server on loopback, started per test
 // and killed when it ends.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 /** A free UDP port on 127.0.0.1 (bound, then released for coturn). */
 export async function freeUdpPort() {
@@ -32,15 +35,37 @@ async function stunAnswers(port) {
 }
 
 /**
+ * A self-signed certificate and key for 127.0.0.1 (openssl), in a temporary
+ * directory removed when the test ends.
+ * @param {import('node:test').TestContext} t
+ */
+export function selfSignedCert(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'turn-tls-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-keyout', key, '-out', cert,
+  ], { stdio: 'pipe' });
+  return { cert, key };
+}
+
+/**
  * Starts coturn on loopback (UDP and TCP on `port`, `use-auth-secret` with
- * `secret`); resolves once it answers STUN, with a function returning its log.
+ * `secret`; with `tls`, TURN over TLS on `tls.port` too); resolves once it
+ * answers STUN, with a function returning its log.
  * @param {import('node:test').TestContext} t
  * @param {number} port
  * @param {string} secret
+ * @param {{ port: number, cert: string, key: string }} [tls]
  */
-export async function startCoturn(t, port, secret) {
+export async function startCoturn(t, port, secret, tls) {
+  const tlsArgs = tls
+    ? [`--tls-listening-port=${tls.port}`, `--cert=${tls.cert}`, `--pkey=${tls.key}`]
+    : ['--no-tls'];
   const proc = spawn('turnserver', [
-    '-n', '--no-cli', '--no-tls', '--no-dtls', '--log-file=stdout', '--simple-log',
+    '-n', '--no-cli', ...tlsArgs, '--no-dtls', '--log-file=stdout', '--simple-log',
     '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`,
     '--min-port=49152', '--max-port=49400', '--allow-loopback-peers',
     '--realm=sfu.test', '--use-auth-secret', `--static-auth-secret=${secret}`,

@@ -1,7 +1,8 @@
 // A participant on a network that drops all UDP (some corporate and hotel
 // networks do) still gets media: the server hands out TURN credentials in
 // `joined`, the SDK gives them to its peer connection, and Chromium relays
-// through coturn over TCP. Chromium runs without loopback candidates, on a
+// through coturn over TCP, or over TLS where only `turns:` is handed out
+// (port 443 is often the only way out). Chromium runs without loopback candidates, on a
 // veth address in the test's private namespace, and nftables drops every
 // UDP datagram to or from that address.
 
@@ -9,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { session, waitInPage, waitForMediaFlow, RUN_SFU, hasMediaPlane } from './harness.mjs';
-import { freeUdpPort, startCoturn } from './coturn.mjs';
+import { freeUdpPort, selfSignedCert, startCoturn } from './coturn.mjs';
 import { privateNamespace, veth } from './netns.mjs';
 
 const SECRET = 'udp-blocked-secret';
@@ -40,7 +41,12 @@ function dropUdp(t, addr) {
   };
 }
 
-test('a participant whose UDP is dropped gets media through TURN over TCP (SFU room)', async (t) => {
+/**
+ * Alice's UDP is dropped; the server hands out `turnUrl` (coturn over TCP,
+ * or over TLS with `tls`). Both participants get media, and Alice's
+ * selected path is relayed over `relayProtocol`.
+ */
+async function relayedCall(t, { room, relayProtocol, tls }) {
   if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
   const why = privateNamespace();
   if (why) return t.skip(why);
@@ -52,18 +58,21 @@ test('a participant whose UDP is dropped gets media through TURN over TCP (SFU r
   veth(t, 'ub', `${ADDR}/24`);
   const dropped = dropUdp(t, ADDR);
   const port = await freeUdpPort();
-  const coturnLog = await startCoturn(t, port, SECRET);
+  const tlsPort = tls ? await freeUdpPort() : 0;
+  const coturnLog = await startCoturn(t, port, SECRET, tls ? { port: tlsPort, ...selfSignedCert(t) } : undefined);
 
   const s = await session(t, {
     env: {
-      SFU_ICE__TURN__URLS: `turn:127.0.0.1:${port}?transport=tcp`,
+      // Only the one way in: TURN over TCP, or TURN over TLS.
+      SFU_ICE__TURN__URLS: tls ? `turns:127.0.0.1:${tlsPort}?transport=tcp` : `turn:127.0.0.1:${port}?transport=tcp`,
       SFU_ICE__TURN__SECRET: SECRET,
     },
   });
-  const room = 'udp-blocked';
   const alice = await s.participant(`/?room=${room}&mode=sfu&name=Alice&autojoin=1`, {
     name: 'Alice (no UDP)',
     without: ['--allow-loopback-in-peer-connection'],
+    // The relay's certificate is self-signed: a real deployment's is not.
+    args: tls ? ['--ignore-certificate-errors'] : [],
   });
   if (!(await hasMediaPlane(alice))) return t.skip('the server has no SFU media plane');
   const bob = await s.participant(`/?room=${room}&mode=sfu&name=Bob&autojoin=1`, { name: 'Bob' });
@@ -88,7 +97,13 @@ test('a participant whose UDP is dropped gets media through TURN over TCP (SFU r
     return cand && { type: cand.candidateType, relayProtocol: cand.relayProtocol, address: cand.address };
   });
   assert.equal(local?.type, 'relay', `Alice's path is relayed: ${JSON.stringify(local)}`);
-  assert.equal(local?.relayProtocol, 'tcp', `to the relay over TCP: ${JSON.stringify(local)}`);
+  assert.equal(local?.relayProtocol, relayProtocol, `to the relay over ${relayProtocol}: ${JSON.stringify(local)}`);
   assert.ok(dropped() > 0, 'Alice did try UDP, and it was dropped');
   s.passed();
-});
+}
+
+test('a participant whose UDP is dropped gets media through TURN over TCP (SFU room)', (t) =>
+  relayedCall(t, { room: 'udp-blocked', relayProtocol: 'tcp', tls: false }));
+
+test('a participant whose UDP is dropped gets media through TURN over TLS (SFU room)', (t) =>
+  relayedCall(t, { room: 'udp-blocked-tls', relayProtocol: 'tls', tls: true }));
