@@ -11,7 +11,10 @@
 // written against the plain browser API only, on one node, and the demo page
 // on another decode each other through a relay. (4) A P2P room whose two
 // members are on two nodes: offers, answers and candidates cross through
-// Redis, media goes browser to browser, and no relay is opened.
+// Redis, media goes browser to browser, and no relay is opened. (5)
+// SIGTERM to a node: its participant is told to move, takes its place on
+// the other node without anyone seeing it leave, and the node exits with
+// status 0 once it has gone.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -258,5 +261,43 @@ test('a P2P room across two nodes: signaling crosses through Redis, media goes b
     assert.equal(stats.media.relays, 0, 'a P2P room opens no relay');
     assert.equal(stats.media.connections, 0, 'and no media connection to the server');
   }
+  s.passed();
+});
+
+test('SIGTERM to a node: its participant moves to another node unseen, and the node exits cleanly', async (t) => {
+  const s = await session(t, { server: false });
+  const nodes = await startCluster(s, 2);
+  const room = 'drain';
+  const alice = await joinOn(s, nodes[0], room, 'Alice');
+  await waitForCluster(nodes[0].url, (v) => v.nodes.find((n) => n.id === 'n1')?.load.participants === 1, 'n1 with Alice');
+  const bob = await joinOn(s, nodes[1], room, 'Bob');
+  const view = await waitForCluster(nodes[0].url, (v) => v.rooms.some((r) => r.room === room && r.participants === 2), 'the room with two');
+  assert.deepEqual(roomNodes(view, room), { n1: 1, n2: 1 });
+  await waitForTiles(alice.page, [bob.id]);
+  await waitForTiles(bob.page, [alice.id]);
+  await alice.page.evaluate(() => {
+    window.seen = [];
+    window.demo.client.on('participant-left', (e) => window.seen.push(`left:${e.id}`));
+  });
+  await bob.page.evaluate(() => {
+    window.changes = [];
+    window.demo.client.on('node-changed', (e) => window.changes.push(e));
+  });
+
+  const termAt = Date.now();
+  const exiting = nodes[1].kill('SIGTERM');
+  const change = await waitInPage(bob.page, () => window.changes.find((c) => c.reason === 'move'), undefined, 60000);
+  assert.equal(change.node, 'n1', 'told to move to the other node');
+  assert.equal(await exiting, 0, 'the drained node exits with status 0');
+  assert.equal(await bob.page.evaluate(() => window.demo.client.id), bob.id, 'Bob kept his place');
+  // Media again both ways, now through n1 alone.
+  const back = await waitForMediaFlow(bob.page);
+  assert.ok(back.video.framesDecoded > 0);
+  console.log(`SIGTERM to Bob decoding again on n1: ${Date.now() - termAt} ms`);
+  await waitForTiles(alice.page, [bob.id]);
+  await waitForMediaFlow(alice.page);
+  assert.deepEqual(await alice.page.evaluate(() => window.seen), [], 'nobody saw Bob leave');
+  const after = await waitForCluster(nodes[0].url, (v) => v.nodes.length === 1, 'n2 gone');
+  assert.deepEqual(roomNodes(after, room), { n1: 2 });
   s.passed();
 });

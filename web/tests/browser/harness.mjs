@@ -88,7 +88,7 @@ export async function hostPageServer(html) {
 /**
  * Starts `$SFU_BIN` on 127.0.0.1 with ephemeral HTTP and UDP ports.
  * @param {{ env?: Record<string, string>, args?: string[] }} [opts]
- * @returns {Promise<{ url: string, port: number, logs: () => string, stop: () => Promise<void>, kill: (signal: NodeJS.Signals) => Promise<void> }>}
+ * @returns {Promise<{ url: string, port: number, logs: () => string, stop: () => Promise<void>, kill: (signal: NodeJS.Signals) => Promise<number | null> }>}
  */
 export async function startServer(opts = {}) {
   if (!fs.existsSync(SFU_BIN)) throw new Error(`server binary not found: ${SFU_BIN} (build it or set SFU_BIN)`);
@@ -133,11 +133,11 @@ export async function startServer(opts = {}) {
     await exited;
     clearTimeout(t);
   };
-  /** Sends `signal` (e.g. SIGKILL, to see a node die) and waits until it exits. */
+  /** Sends `signal` (e.g. SIGKILL, to see a node die) and waits until it exits; resolves with its exit code (null when the signal killed it). */
   const kill = async (/** @type {NodeJS.Signals} */ signal) => {
-    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
     proc.kill(signal);
-    await exited;
+    return exited;
   };
   return { url: `http://127.0.0.1:${port}`, port, logs: () => log, stop, kill };
 }
