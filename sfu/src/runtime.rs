@@ -407,12 +407,8 @@ impl ShardCtx {
     /// Sends what the shard produced and publishes its counters.
     fn emit(&mut self, relays: &mut RelaySockets) {
         let (out, events, ufrag_changes) = self.shard.take_output();
-        let mut send_failed = 0;
-        for (to, data) in out.drain(..) {
-            if self.socket.send_to(&data, to).is_err() {
-                send_failed += 1;
-            }
-        }
+        let mut send_failed = crate::batch_send::send_all(&self.socket, out);
+        out.clear();
         if !ufrag_changes.is_empty() {
             let mut table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
             for c in ufrag_changes.drain(..) {
