@@ -109,10 +109,29 @@ async function startCluster(s, n) {
 }
 
 /** Opens the demo page on `node` and waits until it is in the room. */
-async function joinOn(s, node, room, name) {
-  const page = await s.participant(`${node.url}/?room=${room}&mode=sfu&name=${name}&autojoin=1`, { name });
+async function joinOn(s, node, room, name, mode = 'sfu') {
+  const page = await s.participant(`${node.url}/?room=${room}&mode=${mode}&name=${name}&autojoin=1`, { name });
   const id = await waitInPage(page, () => window.demo.client?.room && window.demo.client.id);
   return { page, id };
+}
+
+/** Two nodes, and Alice (the demo page) in `room` on the first. */
+async function twoNodesWithAlice(s, room, mode = 'sfu') {
+  const nodes = await startCluster(s, 2);
+  const alice = await joinOn(s, nodes[0], room, 'Alice', mode);
+  await waitForCluster(nodes[0].url, (v) => v.nodes.find((n) => n.id === 'n1')?.load.participants === 1, 'n1 with Alice');
+  return { nodes, alice };
+}
+
+/** Waits until `room` has two members, one on each node. */
+async function oneOnEachNode(nodes, room) {
+  const view = await waitForCluster(nodes[0].url, (v) => v.rooms.some((r) => r.room === room && r.participants === 2), 'the room with two');
+  assert.deepEqual(roomNodes(view, room), { n1: 1, n2: 1 }, 'one member per node');
+}
+
+/** A node's media figures (`/api/stats`). */
+async function mediaStats(node) {
+  return (await (await fetch(`${node.url}/api/stats`)).json()).media;
 }
 
 /** Waits until `page` decodes video in the tile of each of `ids`. */
@@ -209,18 +228,15 @@ test('kill -9 of a node: its participant comes back on another node and the room
 
 test('a plain-API page on one node and the demo page on another decode each other through a relay', async (t) => {
   const s = await session(t, { server: false });
-  const nodes = await startCluster(s, 2);
   const room = 'plain2';
-  const alice = await joinOn(s, nodes[0], room, 'Alice');
-  await waitForCluster(nodes[0].url, (v) => v.nodes.find((n) => n.id === 'n1')?.load.participants === 1, 'n1 with Alice');
+  const { nodes, alice } = await twoNodesWithAlice(s, room);
   // The page connects to the second node's /ws itself: no SDK, no redirect.
   const host = await hostPageServer(() => MEMBER_PAGE);
   t.after(host.close);
   const ws = `${nodes[1].url.replace('http://', 'ws://')}/ws`;
   const plain = await s.participant(`${host.origin}/?ws=${encodeURIComponent(ws)}&room=${room}&name=Plain&publish=1`, { name: 'Plain' });
   const plainId = await waitInPage(plain, () => window.member.id);
-  const view = await waitForCluster(nodes[0].url, (v) => v.rooms.some((r) => r.room === room && r.participants === 2), 'the room with two');
-  assert.deepEqual(roomNodes(view, room), { n1: 1, n2: 1 }, 'one member per node');
+  await oneOnEachNode(nodes, room);
 
   await waitForTiles(alice.page, [plainId], 90000);
   await waitForMediaFlow(alice.page);
@@ -229,27 +245,19 @@ test('a plain-API page on one node and the demo page on another decode each othe
   const heard = await plain.evaluate(async () => (await window.member.inbound()).audio);
   assert.ok(heard.some((a) => a.packetsReceived > 0), `the plain page hears Alice: ${JSON.stringify(heard)}`);
   for (const node of nodes) {
-    const stats = await (await fetch(`${node.url}/api/stats`)).json();
-    assert.equal(stats.media.relays, 1, `${node.url}: one relay, to the other node`);
-    assert.ok(stats.media.relay_packets_out > 0 && stats.media.relay_packets_in > 0, JSON.stringify(stats.media));
+    const m = await mediaStats(node);
+    assert.equal(m.relays, 1, `${node.url}: one relay, to the other node`);
+    assert.ok(m.relay_packets_out > 0 && m.relay_packets_in > 0, JSON.stringify(m));
   }
   s.passed();
 });
 
 test('a P2P room across two nodes: signaling crosses through Redis, media goes browser to browser', async (t) => {
   const s = await session(t, { server: false });
-  const nodes = await startCluster(s, 2);
   const room = 'p2p2';
-  const join = async (node, name) => {
-    const page = await s.participant(`${node.url}/?room=${room}&mode=p2p&name=${name}&autojoin=1`, { name });
-    const id = await waitInPage(page, () => window.demo.client?.room && window.demo.client.id);
-    return { page, id };
-  };
-  const alice = await join(nodes[0], 'Alice');
-  await waitForCluster(nodes[0].url, (v) => v.nodes.find((n) => n.id === 'n1')?.load.participants === 1, 'n1 with Alice');
-  const bob = await join(nodes[1], 'Bob');
-  const view = await waitForCluster(nodes[0].url, (v) => v.rooms.some((r) => r.room === room && r.participants === 2), 'the room with two');
-  assert.deepEqual(roomNodes(view, room), { n1: 1, n2: 1 }, 'one member per node');
+  const { nodes, alice } = await twoNodesWithAlice(s, room, 'p2p');
+  const bob = await joinOn(s, nodes[1], room, 'Bob', 'p2p');
+  await oneOnEachNode(nodes, room);
 
   for (const [m, other] of [[alice, bob], [bob, alice]]) {
     await waitForTiles(m.page, [other.id], 90000);
@@ -257,22 +265,19 @@ test('a P2P room across two nodes: signaling crosses through Redis, media goes b
     assert.equal(media.states.length, 1, 'one peer connection, to the other browser');
   }
   for (const node of nodes) {
-    const stats = await (await fetch(`${node.url}/api/stats`)).json();
-    assert.equal(stats.media.relays, 0, 'a P2P room opens no relay');
-    assert.equal(stats.media.connections, 0, 'and no media connection to the server');
+    const m = await mediaStats(node);
+    assert.equal(m.relays, 0, 'a P2P room opens no relay');
+    assert.equal(m.connections, 0, 'and no media connection to the server');
   }
   s.passed();
 });
 
 test('SIGTERM to a node: its participant moves to another node unseen, and the node exits cleanly', async (t) => {
   const s = await session(t, { server: false });
-  const nodes = await startCluster(s, 2);
   const room = 'drain';
-  const alice = await joinOn(s, nodes[0], room, 'Alice');
-  await waitForCluster(nodes[0].url, (v) => v.nodes.find((n) => n.id === 'n1')?.load.participants === 1, 'n1 with Alice');
+  const { nodes, alice } = await twoNodesWithAlice(s, room);
   const bob = await joinOn(s, nodes[1], room, 'Bob');
-  const view = await waitForCluster(nodes[0].url, (v) => v.rooms.some((r) => r.room === room && r.participants === 2), 'the room with two');
-  assert.deepEqual(roomNodes(view, room), { n1: 1, n2: 1 });
+  await oneOnEachNode(nodes, room);
   await waitForTiles(alice.page, [bob.id]);
   await waitForTiles(bob.page, [alice.id]);
   await alice.page.evaluate(() => {
