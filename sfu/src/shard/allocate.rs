@@ -108,6 +108,7 @@ pub fn allocate_peer(
         congested: bwe.leg.is_congested(now),
         probe_success: bwe.probe_success.take(),
         delivered: bwe.leg.recent_best(),
+        standing: bwe.leg.standing_congestion(),
     };
     let alloc = bwe.alloc.allocate(&inputs, estimate, signal, now);
     bwe.allocated = alloc.total;

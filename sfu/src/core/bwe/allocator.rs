@@ -219,13 +219,16 @@ impl Allocator {
 
         self.rebalance(tracks, &mut next, up_budget, signal, now);
 
-        // Over budget: down at once, least important first.
+        // Over budget: down at once, least important first. Without standing
+        // congestion a single back-off of the estimate moves nothing: the
+        // committed set is kept down to `down_tolerance` of it.
         let base_total = total(tracks, &self.committed_targets(tracks));
         let shortfall = base_total > budget;
         let order = select::rank_order(tracks);
         let mut sum = total(tracks, &next);
+        let tolerated = !signal.standing && budget.as_f64() >= cfg.down_tolerance * sum.as_f64();
         for &i in order.iter().rev() {
-            if sum <= budget {
+            if sum <= budget || tolerated {
                 break;
             }
             let p = provisional.tracks[i].target;

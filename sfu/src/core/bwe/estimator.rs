@@ -389,6 +389,14 @@ impl Estimator {
         recent_overuse || (lossy && !self.quiet(now))
     }
 
+    /// Congestion that stands, as opposed to one overuse verdict: more than
+    /// `CONGESTED_QUEUE` standing on the path, or loss above its baseline.
+    pub fn standing_congestion(&self) -> bool {
+        self.queue.queueing_us() > CONGESTED_QUEUE.as_micros() as i64
+            || self.loss.excess() > super::loss::CONGESTED
+            || self.loss.bound().is_some()
+    }
+
     /// Nothing sent and no feedback for `LOSS_MEMORY`: what the loss part
     /// learnt is stale. Kept, it would hold the leg congested for good,
     /// since nothing new can arrive to clear it.

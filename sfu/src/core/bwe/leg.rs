@@ -199,6 +199,11 @@ impl LegBwe {
     }
 
     /// The highest rate the path delivered over about the last 30 s.
+    /// Congestion that stands: a queue or loss (see `Signal::standing`).
+    pub fn standing_congestion(&self) -> bool {
+        self.estimator.standing_congestion()
+    }
+
     pub fn recent_best(&self) -> Option<Bitrate> {
         self.estimator.recent_best()
     }

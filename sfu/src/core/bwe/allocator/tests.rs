@@ -327,20 +327,38 @@ fn moves_up_together_never_pass_the_headroom() {
 }
 
 #[test]
-fn a_dip_that_still_fits_moves_nothing() {
+fn a_dip_that_still_fits_moves_nothing_nor_does_one_back_off() {
     let t0 = Instant::now();
-    let mut a = Allocator::new(AllocatorConfig::default());
     let tracks = [camera(1), camera(2)];
-    a.allocate(&tracks, kbps(1000), Signal::default(), t0);
-    // 500 + 500 fits 1000 exactly; at 990 it no longer fits and the less
-    // important camera goes down.
+    let both_middle = vec![Target::Layer(l(1)), Target::Layer(l(1))];
+    let one_down = vec![Target::Layer(l(1)), Target::Layer(l(0))];
+    let standing = Signal {
+        standing: true,
+        ..Default::default()
+    };
+    let at_1000 = || {
+        let mut a = Allocator::new(AllocatorConfig::default());
+        a.allocate(&tracks, kbps(1000), Signal::default(), t0);
+        a
+    };
+    // 500 + 500 fits 1000 exactly.
+    let mut a = at_1000();
     let out = a.allocate(&tracks, kbps(1000), Signal::default(), t0 + S);
     assert!(out.events.is_empty());
-    let out = a.allocate(&tracks, kbps(990), Signal::default(), t0 + 2 * S);
-    assert_eq!(
-        targets(&out),
-        vec![Target::Layer(l(1)), Target::Layer(l(0))]
-    );
+    // With a queue standing on the path, 990 no longer fits and the less
+    // important camera goes down at once.
+    let out = a.allocate(&tracks, kbps(990), standing, t0 + 2 * S);
+    assert_eq!(targets(&out), one_down);
+    // Without one, an estimate backed off to 85% of the total (one
+    // overuse verdict) moves nothing...
+    let mut b = at_1000();
+    let out = b.allocate(&tracks, kbps(850), Signal::default(), t0 + S);
+    assert_eq!(targets(&out), both_middle);
+    assert!(out.events.is_empty());
+    // ...but under `down_tolerance` of it the set no longer holds.
+    let mut c = at_1000();
+    let out = c.allocate(&tracks, kbps(790), Signal::default(), t0 + S);
+    assert_eq!(targets(&out), one_down);
 }
 
 #[test]
@@ -602,6 +620,7 @@ fn a_paused_video_is_resumed_by_sharing_the_rate_rather_than_waiting() {
         congested: true,
         probe_success: Some(kbps(2000)),
         delivered: Some(kbps(2000)),
+        standing: true,
     };
     let out = c.allocate(&tracks, kbps(800), congested, t);
     assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
@@ -623,7 +642,7 @@ fn a_probe_resumes_a_paused_video_whose_lowest_layer_is_blocked() {
     let out = a.allocate(&tracks, kbps(600), Signal::default(), t0);
     assert_eq!(targets(&out), lowest);
     // A dip pauses the least important camera and blocks its lowest layer.
-    let out = a.allocate(&tracks, kbps(400), Signal::default(), t0 + S);
+    let out = a.allocate(&tracks, kbps(350), Signal::default(), t0 + S);
     assert_eq!(out.tracks[3].target, Target::Paused(PauseReason::Bandwidth));
     // During the block the next probe is for that layer (490 kbit/s over
     // the headroom), not for a higher layer of another camera...

@@ -135,6 +135,10 @@ pub struct Signal {
     /// The highest rate the path delivered lately (`LegBwe::recent_best`):
     /// a move up without a probe may go this far.
     pub delivered: Option<Bitrate>,
+    /// The path shows congestion that stands: a queue of more than 60 ms
+    /// above its floor, or loss above its baseline. Then the committed set
+    /// must fit the whole estimate at once.
+    pub standing: bool,
 }
 
 /// Parameters of the allocator (`[bwe.allocation]` in the config).
@@ -146,6 +150,13 @@ pub struct AllocatorConfig {
     /// set is kept while it fits the whole estimate. The band between is
     /// the hysteresis that keeps a steady link from flapping.
     pub up_headroom: f64,
+    /// While the path shows no standing congestion (`Signal::standing`),
+    /// the committed set is kept down to an estimate of this fraction of
+    /// its total. The estimator answers each overuse by backing off to 90%
+    /// of what the path delivered, which is about what is sent: without
+    /// this, one back-off (a burst of jitter on a busy machine is enough)
+    /// would pause a video at once.
+    pub down_tolerance: f64,
     /// A layer left for lack of bandwidth is blocked this long at first...
     pub block_initial: Duration,
     /// ...doubling each time the track is pushed down again, up to this.
@@ -159,6 +170,7 @@ impl Default for AllocatorConfig {
         AllocatorConfig {
             up_hold: Duration::from_secs(3),
             up_headroom: 0.9,
+            down_tolerance: 0.8,
             block_initial: Duration::from_secs(8),
             block_max: Duration::from_secs(120),
             block_reset: Duration::from_secs(60),

@@ -252,3 +252,55 @@ fn the_estimate_never_exceeds_1_5_times_the_sent_rate_outside_probes() {
         }
     }
 }
+
+/// The capped viewer of the browser test (web/tests/browser/
+/// bwe-capped-viewer.test.mjs) on the simulator: three simulcast cameras
+/// (100/300/900 kbit/s) and three audio tracks through 600 kbit/s with a
+/// deep queue, as `tc htb` gives. The three lowest layers fit. Jitter (a
+/// busy machine's scheduling, in the browser test) makes the delay
+/// detector see overuse now and then; each time the estimate backs off to
+/// 90% of what was delivered, about what is sent. None of that may pause a
+/// video: only congestion that stands does.
+#[test]
+fn three_cameras_on_a_jittery_600_kbps_link_keep_flowing() {
+    use crate::core::bwe::allocator::AllocationEvent;
+    for jitter_ms in [0u32, 15, 30, 50] {
+        let mut links = vec![
+            LinkConfig::bottleneck(kbps(600), 10 * S, 2 * MS),
+            LinkConfig::wire(2 * MS),
+        ];
+        links[0].jitter = jitter_ms * MS;
+        let media = MediaSpec::Layered {
+            cameras: vec![vec![100, 300, 900]; 3],
+            audio: 3,
+        };
+        let mut bed = single(media, links);
+        bed.run(120 * S);
+        let s = bed.samples(0);
+        let from = bed.time(20 * S);
+        let pauses = bed.flows[0]
+            .events
+            .iter()
+            .filter(|(t, e)| *t >= from && matches!(e, AllocationEvent::Paused { .. }))
+            .count();
+        let late = || s.iter().filter(|x| x.t >= 20 * S);
+        let est = mean(late(), |x| x.estimate);
+        let sent = mean(late(), |x| x.sent);
+        let low = late().map(|x| x.estimate).min().unwrap();
+        println!("600 kbit/s, jitter {jitter_ms} ms: {pauses} pauses, estimate mean {est}, lowest {low}, sent mean {sent}");
+        assert_eq!(
+            pauses,
+            0,
+            "jitter {jitter_ms} ms: {:?}",
+            bed.flows[0]
+                .events
+                .iter()
+                .map(|(t, e)| (*t - bed.t0, *e))
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            sent >= kbps(400),
+            "the three lowest layers and audio flow: {sent}"
+        );
+    }
+}

@@ -399,6 +399,7 @@ impl Flow {
                     congested,
                     probe_success: self.probe_success.take(),
                     delivered: self.leg.recent_best(),
+                    standing: self.leg.standing_congestion(),
                 };
                 let a = self.allocator.allocate(&inputs, estimate, signal, now);
                 self.events.extend(a.events.iter().map(|e| (now, *e)));
