@@ -72,7 +72,11 @@ def main():
         if after:
             xa = x(after[0]["seconds"] / 60)
             out.append(f'<line x1="{xa:.1f}" x2="{xa:.1f}" y1="{TOP}" y2="{axis_y}" stroke="#555" stroke-dasharray="4 3"/>')
-            out.append(f'<text x="{xa + 4:.1f}" y="{TOP + 14}" fill="#555">round {rnd}: bots left</text>')
+            # A marker near the right edge takes its label on its left.
+            if xa > W - RIGHT - 140:
+                out.append(f'<text x="{xa - 4:.1f}" y="{TOP + 14}" fill="#555" text-anchor="end">round {rnd}: bots left</text>')
+            else:
+                out.append(f'<text x="{xa + 4:.1f}" y="{TOP + 14}" fill="#555">round {rnd}: bots left</text>')
     out.append("</svg>")
     open(sys.argv[2], "w").write("\n".join(out) + "\n")
 
