@@ -75,6 +75,11 @@ struct RunArgs {
     /// The server's HTTP address (loopback only).
     #[arg(long, default_value = "http://127.0.0.1:7880")]
     url: String,
+    /// A further node of a cluster (HTTP address, loopback only; repeat for
+    /// more): publishers join --url, subscribers are spread over --url and
+    /// these, and the report adds each node's figures and relay traffic.
+    #[arg(long = "node")]
+    nodes: Vec<String>,
     /// Start the server binary on loopback with ephemeral ports instead.
     #[arg(long)]
     spawn_server: bool,
@@ -183,7 +188,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn loopback_addr(url: &str) -> anyhow::Result<SocketAddr> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| anyhow::anyhow!("--url must start with http:// (got {url})"))?;
+        .ok_or_else(|| anyhow::anyhow!("a server URL must start with http:// (got {url})"))?;
     let hostport = rest.split('/').next().unwrap_or(rest);
     let hostport = if hostport.contains(':') && !hostport.ends_with(']') {
         hostport.to_owned()
@@ -286,10 +291,19 @@ async fn run_one(a: &RunArgs, rooms: usize, clips: &Clips) -> anyhow::Result<Rep
         _server = None;
         loopback_addr(&a.url)?
     };
+    if a.spawn_server && !a.nodes.is_empty() {
+        anyhow::bail!("--node names nodes of a running cluster; it cannot go with --spawn-server");
+    }
+    let nodes = a
+        .nodes
+        .iter()
+        .map(|u| loopback_addr(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let target = Arc::new(Target {
         http,
         api_key: key,
         follow_redirects: a.redirect,
+        nodes,
     });
     let report = scenario::run(&scn, target, clips, !a.quiet).await?;
     if report.failed_bots > 0 {

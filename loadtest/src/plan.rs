@@ -23,6 +23,9 @@ pub struct Target {
     pub api_key: Option<(String, String)>,
     /// Bots join with `redirect: true` and follow a cluster's `redirect`.
     pub follow_redirects: bool,
+    /// Further nodes of a cluster (HTTP, loopback): subscribers are spread
+    /// over `http` and these; publishers join `http`.
+    pub nodes: Vec<SocketAddr>,
 }
 
 /// State every bot and peer task shares with the run.

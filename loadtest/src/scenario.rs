@@ -2,6 +2,7 @@
 //! measure for the configured duration, stop them, and gather the figures.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use crate::http;
 use crate::outcome::BotReport;
 use crate::peer::{Encoding, Publish};
 use crate::plan::{Scenario, Shared, Target};
-use crate::report::{Adaptive, Report, ServerSample};
+use crate::report::{Adaptive, NodeFigures, Report, ServerSample};
 use loadtest::api_stats::{self, SubscriberFigures};
 
 /// The clips, loaded once and shared by every publisher.
@@ -62,9 +63,9 @@ impl Clips {
     }
 }
 
-/// Reads the server's `/metrics`.
-pub async fn sample_server(target: &Target) -> Option<ServerSample> {
-    let (status, text) = http::request(target.http, "GET", "/metrics", None)
+/// Reads a server's `/metrics`.
+pub async fn sample_server(http_addr: SocketAddr) -> Option<ServerSample> {
+    let (status, text) = http::request(http_addr, "GET", "/metrics", None)
         .await
         .ok()?;
     if status != 200 {
@@ -81,6 +82,9 @@ pub async fn sample_server(target: &Target) -> Option<ServerSample> {
         keyframe_requests: http::metric(&text, "sfu_keyframe_requests_sent_total").unwrap_or(0.0),
         dropped: http::metric(&text, "sfu_packets_dropped_total").unwrap_or(0.0),
         dropped_by_reason: http::metric_by_label(&text, "sfu_packets_dropped_total", "reason"),
+        relay_packets_out: http::metric(&text, "sfu_relay_packets_out_total").unwrap_or(0.0),
+        relay_bytes_out: http::metric(&text, "sfu_relay_bytes_out_total").unwrap_or(0.0),
+        relay_packets_in: http::metric(&text, "sfu_relay_packets_in_total").unwrap_or(0.0),
     })
 }
 
@@ -130,7 +134,7 @@ pub async fn run(
 ) -> anyhow::Result<Report> {
     let shared = Arc::new(Shared::default());
     let progress = Progress::new(progress);
-    let idle = sample_server(&target).await;
+    let idle = sample_server(target.http).await;
 
     let mut specs = Vec::new();
     // Publishers first in every room, so subscribers find tracks waiting;
@@ -146,18 +150,22 @@ pub async fn run(
                 },
                 audio: Some(clips.audio.clone()),
             });
-            let (view, downlink) = if publisher {
-                (scn.publisher_view, None)
+            let (view, downlink, node) = if publisher {
+                (scn.publisher_view, None, None)
             } else {
                 let s = i - scn.publishers;
-                (scn.subscriber_size(s), scn.subscriber_downlink(s))
+                (
+                    scn.subscriber_size(s),
+                    scn.subscriber_downlink(s),
+                    subscriber_node(&target, s),
+                )
             };
             specs.push(BotSpec {
                 room: format!("{}-{r}", scn.room_prefix),
                 name: format!("{}{i}", if publisher { "pub" } else { "sub" }),
                 mode: scn.mode,
                 publish,
-                node: None,
+                node,
                 view,
                 downlink,
             });
@@ -197,7 +205,8 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    let start = sample_server(&target).await;
+    let start = sample_server(target.http).await;
+    let nodes_start = sample_nodes(&target).await;
     let subscribers_start = sample_subscribers(&target).await;
     let own_cpu_start = own_cpu_seconds();
     shared.measuring.store(true, Ordering::Relaxed);
@@ -223,7 +232,8 @@ pub async fn run(
         (Some(a), Some(b)) => Some((b - a) / window.as_secs_f64() * 100.0),
         _ => None,
     };
-    let end = sample_server(&target).await;
+    let end = sample_server(target.http).await;
+    let nodes_end = sample_nodes(&target).await;
     let subscribers_end = sample_subscribers(&target).await;
     progress.done();
 
@@ -251,7 +261,43 @@ pub async fn run(
         subscribers_end.as_deref(),
     );
     report.loadtest_cpu_percent = own_cpu;
+    report.nodes = nodes_figures(&target, nodes_start, nodes_end);
     Ok(report)
+}
+
+/// The node a subscriber joins: round robin over the target and its
+/// further nodes; `None` (the target) without further nodes.
+fn subscriber_node(target: &Target, s: usize) -> Option<SocketAddr> {
+    match s % (target.nodes.len() + 1) {
+        0 => None,
+        k => Some(target.nodes[k - 1]),
+    }
+}
+
+/// Every node's `/metrics` when the run spans several; empty otherwise.
+async fn sample_nodes(target: &Target) -> Vec<Option<ServerSample>> {
+    if target.nodes.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![sample_server(target.http).await];
+    for n in &target.nodes {
+        out.push(sample_server(*n).await);
+    }
+    out
+}
+
+/// Each node's figures over the window; a node that did not answer at
+/// the start or the end is left out.
+fn nodes_figures(
+    target: &Target,
+    start: Vec<Option<ServerSample>>,
+    end: Vec<Option<ServerSample>>,
+) -> Vec<NodeFigures> {
+    let addrs = std::iter::once(target.http).chain(target.nodes.iter().copied());
+    addrs
+        .zip(start.into_iter().zip(end))
+        .filter_map(|(addr, (a, b))| Some(NodeFigures::between(addr.to_string(), &a?, &b?)))
+        .collect()
 }
 
 /// User+system CPU seconds of this process (all threads), from procfs.

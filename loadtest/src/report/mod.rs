@@ -12,7 +12,9 @@ use crate::plan::Scenario;
 use crate::stats::{percentiles_of, Histogram, Percentiles};
 
 mod adaptive;
+mod nodes;
 pub use adaptive::Adaptive;
+pub use nodes::NodeFigures;
 
 /// One reading of the server's `/metrics`.
 #[derive(Debug, Clone)]
@@ -27,6 +29,10 @@ pub struct ServerSample {
     pub keyframe_requests: f64,
     pub dropped: f64,
     pub dropped_by_reason: Vec<(String, f64)>,
+    /// RTP sent to and received from other nodes over relays (0 alone).
+    pub relay_packets_out: f64,
+    pub relay_bytes_out: f64,
+    pub relay_packets_in: f64,
 }
 
 /// The report. Field names are stable: scripts and the sweep read them.
@@ -105,6 +111,10 @@ pub struct Report {
     /// per-subscriber figures (docs/loadtest.md lists the fields).
     #[serde(flatten)]
     pub adaptive: Adaptive,
+    /// Each node's figures when the run spans several nodes of a cluster
+    /// (`--node`); empty for one server, whose figures are the `server_*` ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeFigures>,
 }
 
 fn ms(d: Option<Duration>) -> Option<f64> {
@@ -281,6 +291,7 @@ impl Report {
                 .and_then(|l| l.split_whitespace().next()?.parse().ok()),
             errors,
             adaptive: Adaptive::default(),
+            nodes: Vec::new(),
         }
     }
 
@@ -384,6 +395,7 @@ impl Report {
             f(self.loadtest_cpu_percent, 0),
             f(self.load_average, 2)
         );
+        s.push_str(&nodes::table(&self.nodes));
         s.push_str(&self.adaptive.table());
         for e in &self.errors {
             let _ = writeln!(s, "error           {e}");

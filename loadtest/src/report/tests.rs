@@ -35,6 +35,9 @@ fn sample(at: Instant, cpu: f64, rss: f64, out: f64) -> ServerSample {
         keyframe_requests: 0.0,
         dropped: 0.0,
         dropped_by_reason: vec![],
+        relay_packets_out: 0.0,
+        relay_bytes_out: 0.0,
+        relay_packets_in: 0.0,
     }
 }
 
