@@ -235,6 +235,14 @@ impl Hub {
                 node: node.clone(),
                 end: RelayEnd::between(&me, node),
             });
+            if let Some((kind, sdp)) = self.early_sdp.take(room, node) {
+                fx.media.push(MediaCommand::RelaySdp {
+                    room: room.clone(),
+                    node: node.clone(),
+                    kind,
+                    sdp,
+                });
+            }
         }
         if !wanted.is_empty() {
             self.relays.insert(room.clone(), wanted);
@@ -332,6 +340,11 @@ impl Hub {
                         kind,
                         sdp,
                     });
+                } else if !self.early_sdp.hold(room, node, kind, sdp, now) {
+                    tracing::warn!(
+                        dropped = self.early_sdp.dropped,
+                        "relay SDP for a relay not open yet dropped: too many held"
+                    );
                 }
             }
             ClusterIn::Move { room, url, node } => {

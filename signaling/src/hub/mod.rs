@@ -26,6 +26,7 @@
 mod admission;
 mod bridge;
 mod cluster;
+mod early_sdp;
 mod relay;
 mod rooms;
 mod sessions;
@@ -114,6 +115,7 @@ pub struct Hub {
     node: Option<NodeId>,
     pending: cluster::Pending,
     relays: cluster::Relays,
+    early_sdp: early_sdp::EarlySdp,
 }
 
 impl Hub {
@@ -149,6 +151,7 @@ impl Hub {
             node: None,
             pending: HashMap::new(),
             relays: HashMap::new(),
+            early_sdp: Default::default(),
         }
     }
 

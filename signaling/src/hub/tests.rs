@@ -590,4 +590,47 @@ mod cluster {
             matches!(&fx.cluster[..], [ClusterOut::Relay { node, .. }] if node.as_str() == "n2")
         );
     }
+
+    #[test]
+    fn a_relay_offer_that_overtakes_the_room_event_waits_for_its_relay() {
+        let mut h = node_hub();
+        let a = connect(&mut h);
+        join_via_cluster(&mut h, &a, vec![]);
+        let offer = |h: &mut Hub, sdp: &str| {
+            h.handle(
+                Input::Cluster(ClusterIn::RelaySdp {
+                    room: room(),
+                    node: NodeId::new("n2"),
+                    kind: SdpKind::Offer,
+                    sdp: sdp.into(),
+                }),
+                1000,
+            )
+        };
+        // n2's offer arrives before this node knows n2 serves the room:
+        // no relay to hand it to yet.
+        assert!(offer(&mut h, "v=0 first").media.is_empty());
+        assert!(offer(&mut h, "v=0 latest").media.is_empty());
+        // The room event follows: the relay opens and gets n2's latest offer.
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Joined {
+                room: room(),
+                member: remote("c", "Cy"),
+            }),
+            1000,
+        );
+        assert!(
+            matches!(&fx.media[..], [
+                MediaCommand::RelayOpen { node: open, .. },
+                MediaCommand::RelaySdp { node, kind: SdpKind::Offer, sdp, .. },
+            ] if open.as_str() == "n2" && node.as_str() == "n2" && sdp == "v=0 latest"),
+            "{fx:?}"
+        );
+        // Once open, offers go straight through, and nothing is held twice.
+        let fx = offer(&mut h, "v=0 again");
+        assert!(
+            matches!(&fx.media[..], [MediaCommand::RelaySdp { sdp, .. }] if sdp == "v=0 again"),
+            "{fx:?}"
+        );
+    }
 }
