@@ -187,6 +187,14 @@ pub enum MediaCommand {
         kind: SdpKind,
         sdp: String,
     },
+    /// Which of a member's published tracks carry a screen share (from its
+    /// `media-state`), here or on another node: allocation serves them
+    /// before cameras. An empty list clears them.
+    ScreenTracks {
+        room: RoomName,
+        publisher: ParticipantId,
+        tracks: Vec<String>,
+    },
 }
 
 impl MediaCommand {
@@ -201,7 +209,8 @@ impl MediaCommand {
             | MediaCommand::TrackSettings { participant, .. } => Some(participant),
             MediaCommand::RelayOpen { .. }
             | MediaCommand::RelayClose { .. }
-            | MediaCommand::RelaySdp { .. } => None,
+            | MediaCommand::RelaySdp { .. }
+            | MediaCommand::ScreenTracks { .. } => None,
         }
     }
 
@@ -216,7 +225,8 @@ impl MediaCommand {
             | MediaCommand::TrackSettings { room, .. }
             | MediaCommand::RelayOpen { room, .. }
             | MediaCommand::RelayClose { room, .. }
-            | MediaCommand::RelaySdp { room, .. } => room,
+            | MediaCommand::RelaySdp { room, .. }
+            | MediaCommand::ScreenTracks { room, .. } => room,
         }
     }
 }

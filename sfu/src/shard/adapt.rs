@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use signaling::ids::ParticipantId;
 use signaling::media::{EncodingState, MediaEvent, Speaker, TrackSettings};
 
-use super::allocate::{allocate_peer, pause_reason, subscriber_stats, Cap, StreamChange};
+use super::allocate::{allocate_peer, pause_reason, subscriber_stats, Cap, Ranking, StreamChange};
 use super::track::Published;
 use super::Shard;
 use crate::core::ids::TrackNo;
@@ -33,13 +33,20 @@ pub const SPEAKING_LEVEL: f32 = 0.01;
 pub struct SpeakerState {
     last: Vec<ParticipantId>,
     sent_at: Option<Instant>,
+    /// Send the list next round even if it did not change.
+    resend: bool,
 }
 
 impl SpeakerState {
     /// Makes the next round send the room's list even if it did not
     /// change: a member who just joined has not heard it.
     pub(super) fn resend(&mut self) {
-        self.last.clear();
+        self.resend = true;
+    }
+
+    /// Who speaks now, loudest first, as last told to the room.
+    pub(super) fn speaking(&self) -> &[ParticipantId] {
+        &self.last
     }
 }
 
@@ -102,9 +109,20 @@ impl Shard {
         let mut changes: Vec<(ParticipantId, StreamChange)> = Vec::new();
         let mut figures = Vec::new();
         let Shard {
-            peers, tracks, cfg, ..
+            peers,
+            tracks,
+            cfg,
+            screens,
+            speakers,
+            ..
         } = self;
+        // A room with nobody here any more forgets its screen shares.
+        screens.retain(|room, s| !s.is_empty() && peers.values().any(|p| p.room == *room));
         for peer in peers.values_mut() {
+            let ranking = Ranking {
+                screens: screens.get(&peer.room),
+                speaking: speakers.get(&peer.room).map_or(&[], |s| s.speaking()),
+            };
             let mut caps = Vec::with_capacity(peer.legs.len());
             for (track, leg) in peer.legs.iter() {
                 let Some(p) = tracks.get(track) else { continue };
@@ -123,11 +141,14 @@ impl Shard {
                     visible,
                 });
             }
+            // Allocation ranks equals in input order: make it the order
+            // the tracks were published in, the same at every round.
+            caps.sort_by_key(|c| c.track);
             let targets: Vec<(TrackNo, Option<Layer>)> =
                 // A relay to another node carries every layer its subscribers
                 // there may need: they are allocated on that node.
                 if cfg.bwe.enabled && peer.connected && peer.relay.is_none() && peer.bwe.active() {
-                    let (t, ch) = allocate_peer(peer, tracks, &caps, &cfg.bwe, now);
+                    let (t, ch) = allocate_peer(peer, tracks, &caps, ranking, &cfg.bwe, now);
                     changes.extend(ch.into_iter().map(|c| (peer.participant.clone(), c)));
                     t
                 } else {
@@ -279,10 +300,11 @@ impl Shard {
             let due = state
                 .sent_at
                 .is_none_or(|t| now.saturating_duration_since(t) >= SPEAKERS_EVERY);
-            if ids == state.last || !due {
+            if (ids == state.last && !state.resend) || !due {
                 continue;
             }
             state.last = ids;
+            state.resend = false;
             state.sent_at = Some(now);
             let speakers: Vec<Speaker> = list
                 .into_iter()

@@ -50,12 +50,35 @@ pub struct StreamChange {
     pub paused: Option<PauseReason>,
 }
 
+/// What ranks a subscriber's videos when its estimate does not carry them
+/// all: screen shares first, then the video of whoever is speaking.
+#[derive(Clone, Copy, Default)]
+pub struct Ranking<'a> {
+    /// Publisher (participant id) to its screen-share track ids.
+    pub screens: Option<&'a HashMap<String, Vec<String>>>,
+    /// Who speaks in the room now, loudest first.
+    pub speaking: &'a [signaling::ids::ParticipantId],
+}
+
+impl Ranking<'_> {
+    fn screen_share(&self, p: &Published) -> bool {
+        self.screens
+            .and_then(|s| s.get(&p.stream_id))
+            .is_some_and(|ids| ids.contains(&p.track_id))
+    }
+
+    fn speaking(&self, p: &Published) -> bool {
+        self.speaking.iter().any(|id| id.as_str() == p.stream_id)
+    }
+}
+
 /// The allocation of one subscriber: per leg the target to set, and what
 /// to tell the subscriber.
 pub fn allocate_peer(
     peer: &mut Peer,
     tracks: &HashMap<TrackNo, Published>,
     caps: &[Cap],
+    ranking: Ranking<'_>,
     settings: &BweSettings,
     now: Instant,
 ) -> (Vec<(TrackNo, Option<Layer>)>, Vec<StreamChange>) {
@@ -89,8 +112,8 @@ pub fn allocate_peer(
         inputs.push(TrackInput {
             track: c.track,
             kind,
-            screen_share: false,
-            active_speaker: false,
+            screen_share: p.is_video() && ranking.screen_share(p),
+            active_speaker: p.is_video() && ranking.speaking(p),
             visible: c.visible || c.cap.is_some(),
             paused_by_subscriber: leg.settings.paused,
             max_layer: c.cap.map(|l| {

@@ -54,6 +54,9 @@ use track::Published;
 /// A participant without the publish grant cannot offer anything to
 /// publish, so it gets ours at once.
 pub const INITIAL_OFFER_GRACE: Duration = Duration::from_millis(400);
+/// Screen-share tracks remembered per publisher (the signaling side keeps
+/// at most 16 tracks per member).
+const MAX_SCREEN_TRACKS: usize = 16;
 
 /// What every shard is configured with.
 #[derive(Clone, Debug)]
@@ -107,6 +110,9 @@ pub struct Shard {
     /// When adaptation (layers, dynacast, speakers) runs next.
     next_adapt: Instant,
     speakers: HashMap<String, adapt::SpeakerState>,
+    /// Per room, per publisher (here or on another node), the track ids
+    /// that carry a screen share; kept while the room has members here.
+    screens: HashMap<String, HashMap<String, Vec<String>>>,
     relays: relay::Relays,
     /// Every random choice of the shard (SSRCs of forwarded tracks and of
     /// probes, first transport-wide sequence numbers) comes from here, so
@@ -150,6 +156,7 @@ impl Shard {
             unusable_repairs: Arc::default(),
             next_adapt: Instant::now(),
             speakers: HashMap::new(),
+            screens: HashMap::new(),
             relays: relay::Relays::default(),
             rng,
             counts: Counts::default(),
@@ -196,6 +203,19 @@ impl Shard {
                 kind,
                 sdp,
             } => self.relay_sdp(&room, &node, kind, sdp, now),
+            MediaCommand::ScreenTracks {
+                room,
+                publisher,
+                mut tracks,
+            } => {
+                tracks.truncate(MAX_SCREEN_TRACKS);
+                let room = self.screens.entry(room.as_str().to_owned()).or_default();
+                if tracks.is_empty() {
+                    room.remove(publisher.as_str());
+                } else {
+                    room.insert(publisher.as_str().to_owned(), tracks);
+                }
+            }
         }
         self.flush(now);
     }

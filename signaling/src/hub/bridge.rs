@@ -8,7 +8,7 @@ use super::{Effects, Hub};
 use crate::error::ErrorCode;
 use crate::ids::{ClientId, ParticipantId, RoomName};
 use crate::media::{MediaCommand, MediaEvent};
-use crate::protocol::{sdp_text, RoomMode, ServerMessage};
+use crate::protocol::{sdp_text, MediaState, RoomMode, ServerMessage, TrackSource};
 
 impl Hub {
     pub(super) fn offer_to_media(&mut self, conn: &ClientId, sdp: &Value, fx: &mut Effects) {
@@ -96,6 +96,36 @@ impl Hub {
                 settings,
             }
         })
+    }
+
+    /// Tells the media plane which of a member's tracks are screen shares
+    /// (SFU rooms only). Without `always`, only when it has some (a member
+    /// whose state is learnt, not changed).
+    pub(super) fn screen_tracks_to_media(
+        &self,
+        room: &RoomName,
+        publisher: &ParticipantId,
+        media: &MediaState,
+        always: bool,
+        fx: &mut Effects,
+    ) {
+        if !self.media_available || self.rooms.mode(room) != Some(RoomMode::Sfu) {
+            return;
+        }
+        let tracks: Vec<String> = media
+            .tracks
+            .iter()
+            .filter(|t| t.source == TrackSource::Screen)
+            .map(|t| t.id.clone())
+            .collect();
+        if tracks.is_empty() && !always {
+            return;
+        }
+        fx.media.push(MediaCommand::ScreenTracks {
+            room: room.clone(),
+            publisher: publisher.clone(),
+            tracks,
+        });
     }
 
     /// Hands an untargeted offer, answer or candidate to the media plane.

@@ -193,6 +193,10 @@ impl Hub {
     }
 
     pub(super) fn on_cluster(&mut self, input: ClusterIn, now: Millis, fx: &mut Effects) {
+        let screens_room = match &input {
+            ClusterIn::Media { room, .. } => Some(room.clone()),
+            _ => None,
+        };
         let room = match &input {
             ClusterIn::Entered { room, .. }
             | ClusterIn::Snapshot { room, .. }
@@ -201,9 +205,54 @@ impl Hub {
             | ClusterIn::Moved { room, .. } => Some(room.clone()),
             _ => None,
         };
+        // Remote members whose screen shares the media plane must learn.
+        let screens: Vec<(ParticipantId, bool)> = match &input {
+            ClusterIn::Joined { member, .. } => vec![(member.id().clone(), false)],
+            ClusterIn::Media { id, .. } | ClusterIn::Left { id, .. } => vec![(id.clone(), true)],
+            _ => Vec::new(),
+        };
+        let all_remote = matches!(
+            input,
+            ClusterIn::Entered { .. } | ClusterIn::Snapshot { .. }
+        );
         self.on_cluster_input(input, now, fx);
-        if let Some(room) = room {
-            self.sync_relays(&room, fx);
+        if let Some(room) = &room {
+            self.sync_relays(room, fx);
+        }
+        if let Some(room) = room.or(screens_room) {
+            self.remote_screens(&room, &screens, all_remote, fx);
+        }
+    }
+
+    /// Tells the media plane the screen shares of the room's members on
+    /// other nodes: those named in `ids` (with `true`: even none, to clear
+    /// them), or with `all`, every remote member that shares.
+    fn remote_screens(
+        &self,
+        room: &RoomName,
+        ids: &[(ParticipantId, bool)],
+        all: bool,
+        fx: &mut Effects,
+    ) {
+        let members = self.rooms.members(room);
+        for m in members.iter().filter(|m| m.node.is_some()) {
+            let named = ids.iter().find(|(id, _)| id == m.id());
+            if all || named.is_some() {
+                let always = named.is_some_and(|(_, a)| *a);
+                self.screen_tracks_to_media(room, m.id(), &m.info.media, always, fx);
+            }
+        }
+        // A member that left is no longer listed (the room may be gone
+        // here too): clear what it shared.
+        for (id, always) in ids {
+            let gone = !members.iter().any(|m| m.id() == id) && !self.participants.contains_key(id);
+            if *always && gone && self.media_available {
+                fx.media.push(MediaCommand::ScreenTracks {
+                    room: room.clone(),
+                    publisher: id.clone(),
+                    tracks: Vec::new(),
+                });
+            }
         }
     }
 

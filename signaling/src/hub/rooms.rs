@@ -281,6 +281,7 @@ impl Hub {
         }
         let room = p.room.clone();
         self.rooms.set_media(&room, &pid, media.clone());
+        self.screen_tracks_to_media(&room, &pid, &media, true, fx);
         if self.node.is_some() {
             fx.cluster.push(ClusterOut::Media {
                 room: room.clone(),

@@ -48,6 +48,39 @@ fn connect(hub: &mut Hub) -> ClientId {
 }
 
 #[test]
+fn a_screen_share_in_media_state_reaches_the_media_plane() {
+    let mut h = hub(Duration::ZERO);
+    let a = connect(&mut h);
+    msg(&mut h, &a, r#"{"type":"join","room":"r"}"#, 0);
+    let fx = msg(
+        &mut h,
+        &a,
+        r#"{"type":"media-state","microphone":true,"camera":true,"screen":true,
+            "tracks":[{"id":"cam1","source":"camera"},{"id":"scr1","source":"screen"}]}"#,
+        0,
+    );
+    assert_eq!(
+        fx.media,
+        vec![MediaCommand::ScreenTracks {
+            room: room(),
+            publisher: a.clone(),
+            tracks: vec!["scr1".into()],
+        }]
+    );
+    // Sharing stops: the media plane is told there is none now.
+    let fx = msg(
+        &mut h,
+        &a,
+        r#"{"type":"media-state","microphone":true,"camera":true,"tracks":[{"id":"cam1","source":"camera"}]}"#,
+        0,
+    );
+    assert!(
+        matches!(&fx.media[..], [MediaCommand::ScreenTracks { tracks, .. }] if tracks.is_empty()),
+        "{fx:?}"
+    );
+}
+
+#[test]
 fn sfu_join_offer_and_leave_drive_the_media_plane() {
     let mut h = hub(Duration::ZERO);
     let a = connect(&mut h);
@@ -630,6 +663,43 @@ mod cluster {
         let fx = offer(&mut h, "v=0 again");
         assert!(
             matches!(&fx.media[..], [MediaCommand::RelaySdp { sdp, .. }] if sdp == "v=0 again"),
+            "{fx:?}"
+        );
+    }
+
+    #[test]
+    fn a_remote_member_s_screen_share_reaches_the_media_plane_and_goes_with_it() {
+        let mut h = node_hub();
+        let a = connect(&mut h);
+        join_via_cluster(&mut h, &a, vec![remote("b", "Bob")]);
+        let mut media = crate::protocol::MediaState::default();
+        media.tracks.push(crate::protocol::TrackInfo {
+            id: "scr".into(),
+            source: crate::protocol::TrackSource::Screen,
+        });
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Media {
+                room: room(),
+                id: ClientId::from_string("b"),
+                media,
+            }),
+            0,
+        );
+        assert!(
+            matches!(&fx.media[..], [MediaCommand::ScreenTracks { publisher, tracks, .. }]
+                if publisher.as_str() == "b" && tracks == &["scr".to_string()]),
+            "{fx:?}"
+        );
+        let fx = h.handle(
+            Input::Cluster(ClusterIn::Left {
+                room: room(),
+                id: ClientId::from_string("b"),
+            }),
+            0,
+        );
+        assert!(
+            fx.media.iter().any(|c| matches!(c, MediaCommand::ScreenTracks { publisher, tracks, .. }
+                if publisher.as_str() == "b" && tracks.is_empty())),
             "{fx:?}"
         );
     }
