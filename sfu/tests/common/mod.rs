@@ -1,6 +1,12 @@
 //! In-process WebRTC clients (the `rtc` Sans-I/O peer connection on real
 //! loopback UDP sockets) talking to a real [`SfuPlane`]: signaling is the
 //! plane's own command/event interface, media is real ICE + DTLS-SRTP.
+//!
+//! [`Net`] runs on real sockets and the wall clock, and is kept for what
+//! only exists in the runtime: its UDP demultiplexing, the route table
+//! between shards, and relays between nodes (`forwarding.rs`,
+//! `garbage.rs`, `spoofed_stun.rs`, `relay.rs`). Every other media test
+//! runs on [`sim::SimNet`], in virtual time.
 #![allow(dead_code)]
 
 pub mod camera;
@@ -244,12 +250,7 @@ pub struct Client {
     pub connected: bool,
     pub received: BTreeMap<String, Received>,
     pub track_streams: HashMap<String, Vec<String>>,
-    pub errors: Vec<String>,
     pub offers_received: u32,
-    /// Own offers rolled back because the server's offer collided.
-    pub rollbacks: u32,
-    /// Candidates the server trickled (`None`: end of candidates).
-    pub trickled: Vec<Option<signaling::protocol::IceCandidate>>,
 }
 
 impl Client {
@@ -269,10 +270,7 @@ impl Client {
             connected: false,
             received: BTreeMap::new(),
             track_streams: HashMap::new(),
-            errors: Vec::new(),
             offers_received: 0,
-            rollbacks: 0,
-            trickled: Vec::new(),
         }
     }
 
@@ -368,9 +366,6 @@ pub struct Net {
     pub events: MediaEventReceiver,
     pub clients: Vec<Client>,
     pub room: RoomName,
-    /// Signaling events for these participants wait in `held` (to stage a glare).
-    pub hold: Vec<ParticipantId>,
-    pub held: Vec<MediaEvent>,
     /// Offers and answers for other nodes' ends of relays, for the test to carry.
     pub relay_sdp: Vec<MediaEvent>,
     buf: Vec<u8>,
@@ -388,8 +383,6 @@ impl Net {
             events,
             clients: Vec::new(),
             room: RoomName::parse("room").unwrap(),
-            hold: Vec::new(),
-            held: Vec::new(),
             relay_sdp: Vec::new(),
             buf: vec![0; 2048],
         }
@@ -424,21 +417,8 @@ impl Net {
 
     /// One round: signaling events, then every client's I/O and timers.
     pub fn pump(&mut self) {
-        if self.hold.is_empty() && !self.held.is_empty() {
-            for ev in std::mem::take(&mut self.held) {
-                self.on_event(ev);
-            }
-        }
         while let Ok(ev) = self.events.try_recv() {
-            let Some(who) = ev.participant() else {
-                self.relay_sdp.push(ev);
-                continue;
-            };
-            if self.hold.contains(who) {
-                self.held.push(ev);
-            } else {
-                self.on_event(ev);
-            }
+            self.on_event(ev);
         }
         let now = Instant::now();
         for i in 0..self.clients.len() {
@@ -477,7 +457,6 @@ impl Net {
                     c.pc.set_local_description(now, RTCSessionDescription::rollback(None).unwrap())
                         .unwrap();
                     c.want_offer = true;
-                    c.rollbacks += 1;
                 }
                 let offer = RTCSessionDescription::offer(sdp).unwrap();
                 c.pc.set_remote_description(now, offer).unwrap();
@@ -500,24 +479,9 @@ impl Net {
                     c.pc.set_remote_description(now, answer).unwrap();
                 }
             }
-            MediaEvent::Candidate {
-                participant,
-                candidate,
-            } => {
-                if let Some(i) = self.index_of(&participant) {
-                    self.clients[i].trickled.push(candidate);
-                }
-            }
-            MediaEvent::Error {
-                participant,
-                message,
-                ..
-            } => {
-                if let Some(i) = self.index_of(&participant) {
-                    self.clients[i].errors.push(message);
-                }
-            }
-            MediaEvent::ActiveSpeakers { .. }
+            MediaEvent::Candidate { .. }
+            | MediaEvent::Error { .. }
+            | MediaEvent::ActiveSpeakers { .. }
             | MediaEvent::PublisherEncodings { .. }
             | MediaEvent::StreamState { .. } => {}
             MediaEvent::RelaySdp { .. } => self.relay_sdp.push(ev),
