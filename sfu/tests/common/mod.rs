@@ -564,6 +564,7 @@ impl Net {
     }
 
     /// Pumps until `cond` holds or `timeout` passes; true if it held.
+    /// Between pumps it waits for the clients' sockets and timers.
     pub fn pump_until(&mut self, timeout: Duration, mut cond: impl FnMut(&Net) -> bool) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
@@ -571,12 +572,18 @@ impl Net {
             if cond(self) {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            wait_for_io(
+                &mut [&mut *self],
+                end.saturating_duration_since(Instant::now()),
+            );
         }
         false
     }
 
-    /// Pumps for a while, calling `each` every `every` (to send media).
+    /// Pumps for `dur` of wall-clock time (real sockets: a window in which
+    /// the server does its work), calling `each` every `every` (to send
+    /// media at a steady rate). Between pumps it waits for the clients'
+    /// sockets and timers.
     pub fn pump_for(&mut self, dur: Duration, every: Duration, mut each: impl FnMut(&mut Net)) {
         let end = Instant::now() + dur;
         let mut next = Instant::now();
@@ -586,7 +593,11 @@ impl Net {
                 next += every;
             }
             self.pump();
-            std::thread::sleep(Duration::from_millis(1));
+            let due = next.min(end);
+            wait_for_io(
+                &mut [&mut *self],
+                due.saturating_duration_since(Instant::now()),
+            );
         }
     }
 
@@ -594,6 +605,36 @@ impl Net {
     /// expected tracks are negotiated.
     pub fn all_connected(&self) -> bool {
         self.clients.iter().all(|c| c.connected)
+    }
+}
+
+/// The longest [`wait_for_io`] blocks: signaling events and the plane's
+/// figures do not wake it, so it looks again this often.
+const IO_WAIT_CAP: Duration = Duration::from_millis(5);
+
+/// Blocks until a datagram waits on one of these nets' client sockets or
+/// one of their connections' timers is due, for at most `max` (and at
+/// most [`IO_WAIT_CAP`]).
+pub fn wait_for_io(nets: &mut [&mut Net], max: Duration) {
+    use std::os::fd::AsRawFd;
+    let now = Instant::now();
+    let mut wait = max.min(IO_WAIT_CAP);
+    let mut fds = Vec::new();
+    for c in nets.iter_mut().flat_map(|n| n.clients.iter_mut()) {
+        if let Some(t) = c.pc.poll_timeout() {
+            wait = wait.min(t.saturating_duration_since(now));
+        }
+        fds.push(libc::pollfd {
+            fd: c.socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+    let ms = wait.as_micros().div_ceil(1000) as libc::c_int;
+    // SAFETY: `fds` is a live array of `fds.len()` pollfd structs for the
+    // duration of the call; poll(2) only writes their `revents`.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
     }
 }
 
