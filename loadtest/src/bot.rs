@@ -3,7 +3,6 @@
 //! in a P2P room).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -101,7 +100,7 @@ pub async fn run(spec: BotSpec, target: Arc<Target>, shared: Arc<Shared>) -> Bot
     let result = session(&spec, &target, &shared, &mut report, &mut peers).await;
     if let Err(e) = result {
         report.error = Some(format!("{e:#}"));
-        shared.failed.fetch_add(1, Ordering::Relaxed);
+        shared.count_failed();
     }
     for (_, p) in peers.drain() {
         let _ = p.tx.send(PeerCommand::Stop);
@@ -190,7 +189,7 @@ async fn session(
                         joined = true;
                         report.participant = client_id;
                         report.joined_after = Some(started.elapsed());
-                        shared.joined.fetch_add(1, Ordering::Relaxed);
+                        shared.count_joined();
                         mode = m.unwrap_or(spec.mode);
                         if spec.publish.is_some() {
                             let media = json!({"type": "media-state",
@@ -295,6 +294,7 @@ async fn session(
                 }
                 ws_tx.send(Message::text(frame.to_string())).await?;
             }
+            // Keep-alive pings at a fixed interval.
             _ = tokio::time::sleep_until(next_ping.into()) => {
                 next_ping = Instant::now() + ping_every;
                 ws_tx.send(Message::text(r#"{"type":"ping"}"#)).await?;

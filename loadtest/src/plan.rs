@@ -6,11 +6,11 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use signaling::protocol::RoomMode;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::shaper::LinkSpec;
 
@@ -36,6 +36,8 @@ pub struct Shared {
     pub joined: AtomicU64,
     pub failed: AtomicU64,
     pub packets_received: AtomicU64,
+    /// Woken when a bot joins or fails.
+    arrivals: Notify,
     stop: watch::Sender<bool>,
 }
 
@@ -46,12 +48,38 @@ impl Default for Shared {
             joined: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             packets_received: AtomicU64::new(0),
+            arrivals: Notify::new(),
             stop: watch::channel(false).0,
         }
     }
 }
 
 impl Shared {
+    /// A bot joined its room.
+    pub fn count_joined(&self) {
+        self.joined.fetch_add(1, Ordering::Relaxed);
+        self.arrivals.notify_waiters();
+    }
+
+    /// A bot gave up (its session ended in an error).
+    pub fn count_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        self.arrivals.notify_waiters();
+    }
+
+    /// Waits until `total` bots have joined or failed, or `bound` passes.
+    pub async fn all_arrived(&self, total: u64, bound: Duration) {
+        let end = tokio::time::Instant::now() + bound;
+        loop {
+            // Made before the check, so a bot counted after it still wakes us.
+            let arrival = self.arrivals.notified();
+            let arrived = self.joined.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed);
+            if arrived >= total || tokio::time::timeout_at(end, arrival).await.is_err() {
+                return;
+            }
+        }
+    }
+
     pub fn deadline_passed(&self) -> bool {
         *self.stop.borrow()
     }

@@ -177,6 +177,7 @@ pub async fn run(
     let ramp_start = Instant::now();
     let mut tasks = Vec::with_capacity(specs.len());
     for (n, spec) in specs.into_iter().enumerate() {
+        // Joins are paced at the scenario's join rate.
         tokio::time::sleep_until((ramp_start + interval * n as u32).into()).await;
         tasks.push(tokio::spawn(bot::run(spec, target.clone(), shared.clone())));
         progress.line(&format!(
@@ -186,15 +187,12 @@ pub async fn run(
         ));
     }
     // Wait for every bot to join (or fail), bounded.
-    let join_deadline = Instant::now() + Duration::from_secs(30);
-    while shared.joined.load(Ordering::Relaxed) + shared.failed.load(Ordering::Relaxed) < total
-        && Instant::now() < join_deadline
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    shared.all_arrived(total, Duration::from_secs(30)).await;
     // Nobody got in (server down, bad key): report the errors at once.
     let nobody = shared.joined.load(Ordering::Relaxed) == 0;
-    // Let offers, answers and the first keyframes settle.
+    // Let offers, answers and the first keyframes settle: the scenario's
+    // warm-up is a length of time by design, with a progress line every
+    // 250 ms.
     let warm_end = Instant::now() + if nobody { Duration::ZERO } else { scn.warmup };
     while Instant::now() < warm_end {
         progress.line(&format!(
@@ -214,6 +212,7 @@ pub async fn run(
     let window_end = window_start + if nobody { Duration::ZERO } else { scn.duration };
     let mut last_packets = 0;
     while Instant::now() < window_end {
+        // The measured window is a length of time; a progress line a second.
         tokio::time::sleep(Duration::from_secs(1).min(window_end - Instant::now())).await;
         let p = shared.packets_received.load(Ordering::Relaxed);
         progress.line(&format!(

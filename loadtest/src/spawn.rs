@@ -86,7 +86,7 @@ pub async fn start(bin: &Path, extra_env: &[(String, String)]) -> anyhow::Result
     let (tx, rx) = oneshot::channel();
     let tail2 = tail.clone();
     // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
         let mut tx = Some(tx);
         while let Ok(Some(line)) = lines.next_line().await {
@@ -113,8 +113,8 @@ pub async fn start(bin: &Path, extra_env: &[(String, String)]) -> anyhow::Result
     }
     let exited = child.try_wait().ok().flatten();
     let _ = child.kill().await;
-    // Let the log reader take the last lines.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Let the log reader take the last lines: it ends when the pipe closes.
+    let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
     let log = tail
         .lock()
         .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"))

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{payload, Net};
+use common::{payload, wait_for_io, Net};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use signaling::ids::NodeId;
 use signaling::media::{MediaCommand, MediaEvent, MediaPlane, RelayEnd};
@@ -44,8 +44,31 @@ fn pump_both(a: &mut Net, b: &mut Net) {
     carry(b, "b", a);
 }
 
+/// Pumps both nodes until `cond` holds, for at most `max` of wall-clock
+/// time, waiting for the clients' sockets and timers between pumps; true
+/// if it held.
+fn pump_both_until(
+    a: &mut Net,
+    b: &mut Net,
+    max: Duration,
+    mut cond: impl FnMut(&Net, &Net) -> bool,
+) -> bool {
+    let end = Instant::now() + max;
+    loop {
+        pump_both(a, b);
+        if cond(a, b) {
+            return true;
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        wait_for_io(&mut [&mut *a, &mut *b], left);
+    }
+}
+
 /// One frame of alice's media (video, and audio if `audio`), then the
-/// two nodes pumped for about 10 ms.
+/// two nodes pumped for 10 ms: the frame rate of her camera.
 fn frame(a: &mut Net, b: &mut Net, alice: usize, seq: &mut u16, audio: bool) {
     *seq = seq.wrapping_add(1);
     let s = *seq;
@@ -54,10 +77,7 @@ fn frame(a: &mut Net, b: &mut Net, alice: usize, seq: &mut u16, audio: bool) {
     if audio {
         c.send_rtp(1, s, s as u32 * 960, payload(s, 80), true);
     }
-    for _ in 0..5 {
-        pump_both(a, b);
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    pump_both_until(a, b, Duration::from_millis(10), |_, _| false);
 }
 
 #[test]
@@ -166,11 +186,8 @@ fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
     let end = Instant::now() + Duration::from_secs(10);
     let before = loop {
         let v = a.plane.stats().keyframe_requests_sent;
-        let until = Instant::now() + Duration::from_millis(800);
-        while Instant::now() < until {
-            pump_both(&mut a, &mut b);
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        // A window of wall-clock time in which nothing may change.
+        pump_both_until(&mut a, &mut b, Duration::from_millis(800), |_, _| false);
         if a.plane.stats().keyframe_requests_sent == v {
             break v;
         }
@@ -179,12 +196,12 @@ fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
     let end = Instant::now() + Duration::from_secs(10);
     let mut crossed = false;
     while Instant::now() < end && !crossed {
+        // Asked again every 100 ms, as a receiver does while it has no
+        // picture (the throttle may merge a request away).
         b.request_keyframe(bob, "alice-video");
-        for _ in 0..50 {
-            pump_both(&mut a, &mut b);
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        crossed = a.plane.stats().keyframe_requests_sent > before;
+        crossed = pump_both_until(&mut a, &mut b, Duration::from_millis(100), |a, _| {
+            a.plane.stats().keyframe_requests_sent > before
+        });
     }
     assert!(crossed, "bob's PLI reached alice's node through the relay");
 

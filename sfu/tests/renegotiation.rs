@@ -1,88 +1,61 @@
 //! Tracks coming and going while offers cross: the server (impolite)
 //! ignores a client offer that collides with its own, the client (polite)
 //! rolls back and offers again, and in the end everyone receives every
-//! track of the others.
+//! track of the others. On the simulated network, in virtual time.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{payload, Net};
+use common::sim::SimNet;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use signaling::media::MediaPlane;
+use signaling::media::MediaEvent;
+
+const FRAME: Duration = Duration::from_millis(10);
+/// Virtual time allowed for each phase to converge.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Client `who` has received at least 20 packets of each of `tracks`.
+fn receives(n: &SimNet, who: usize, tracks: &[&str]) -> bool {
+    tracks.iter().all(|t| n.clients[who].packets_of(t) >= 20)
+}
 
 #[test]
 fn concurrent_changes_converge() {
-    let mut net = Net::new(1);
+    let mut net = SimNet::new(7);
     let a = net.join("a", true, true);
     net.clients[a].add_track("a-video", RtpCodecKind::Video);
     let b = net.join("b", true, true);
     net.clients[b].add_track("b-video", RtpCodecKind::Video);
     let mut seq = 0u16;
-    let mut send = move |net: &mut Net| {
-        seq = seq.wrapping_add(1);
-        for c in net.clients.iter_mut() {
-            for i in 0..c.senders.len() {
-                c.send_rtp(i, seq, seq as u32 * 3000, payload(seq, 300), true);
-            }
-        }
-    };
-    let receives = |n: &Net, who: usize, tracks: &[&str]| {
-        tracks.iter().all(|t| {
-            n.clients[who]
-                .received
-                .get(*t)
-                .is_some_and(|r| r.packets >= 20)
-        })
-    };
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    while !(receives(&net, a, &["b-video"]) && receives(&net, b, &["a-video"]))
-        && std::time::Instant::now() < end
-    {
-        net.pump_for(
-            Duration::from_millis(50),
-            Duration::from_millis(10),
-            &mut send,
-        );
-    }
-    assert!(receives(&net, a, &["b-video"]) && receives(&net, b, &["a-video"]));
+    assert!(
+        net.media_until(&mut seq, FRAME, PATIENCE, |n| receives(n, a, &["b-video"])
+            && receives(n, b, &["a-video"]))
+    );
 
     // Staged glare: c publishes, so the server offers a; a does not see
     // that offer yet and sends an offer of its own (a new track). b adds a
     // track at the same time.
-    net.hold.push(net.clients[a].id.clone());
+    net.clients[a].hold_signaling = true;
     let c = net.join("c", true, true);
     net.clients[c].add_track("c-video", RtpCodecKind::Video);
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    while net.held.is_empty() && std::time::Instant::now() < end {
-        net.pump_for(
-            Duration::from_millis(20),
-            Duration::from_millis(10),
-            &mut send,
-        );
-    }
-    assert!(!net.held.is_empty(), "the server offered a the new track");
+    assert!(
+        net.media_until(&mut seq, FRAME, PATIENCE, |n| n.clients[a]
+            .held
+            .iter()
+            .any(|e| matches!(e, MediaEvent::Offer { .. }))),
+        "the server offered a the new track"
+    );
     net.clients[a].add_track("a-audio", RtpCodecKind::Audio);
     net.clients[b].add_track("b-audio", RtpCodecKind::Audio);
-    net.pump_for(
-        Duration::from_millis(50),
-        Duration::from_millis(10),
-        &mut send,
-    );
-    net.hold.clear();
-    let all = |n: &Net| {
+    net.media_until(&mut seq, FRAME, Duration::from_millis(50), |_| false);
+    net.clients[a].hold_signaling = false;
+    let all = |n: &SimNet| {
         receives(n, a, &["b-video", "b-audio", "c-video"])
             && receives(n, b, &["a-video", "a-audio", "c-video"])
             && receives(n, c, &["a-video", "a-audio", "b-video", "b-audio"])
     };
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    while !all(&net) && std::time::Instant::now() < end {
-        net.pump_for(
-            Duration::from_millis(50),
-            Duration::from_millis(10),
-            &mut send,
-        );
-    }
+    net.media_until(&mut seq, FRAME, PATIENCE, all);
     for (i, cl) in net.clients.iter().enumerate() {
         let got: Vec<(&String, u64)> = cl.received.iter().map(|(k, r)| (k, r.packets)).collect();
         assert!(
@@ -91,7 +64,7 @@ fn concurrent_changes_converge() {
             cl.errors
         );
     }
-    assert_eq!(net.plane.stats().tracks, 5);
+    assert_eq!(net.shard.counts.tracks, 5);
     assert!(
         net.clients[a].rollbacks >= 1,
         "a rolled its colliding offer back"

@@ -4,21 +4,59 @@
 //! handler is ignored.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-struct Running(Child);
+/// A started process; a thread waits for its end.
+struct Running {
+    pid: u32,
+    ended: Receiver<ExitStatus>,
+    status: Option<ExitStatus>,
+}
+
+impl Running {
+    fn new(mut child: Child) -> Running {
+        let pid = child.id();
+        let (tx, ended) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Ok(st) = child.wait() {
+                let _ = tx.send(st);
+            }
+        });
+        Running {
+            pid,
+            ended,
+            status: None,
+        }
+    }
+
+    /// Waits (at most a generous minute) for the process to end.
+    fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.ended.recv_timeout(Duration::from_secs(60)).ok();
+        }
+        self.status
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        // Still running: the waiting thread has not reaped it, so the pid
+        // is still this process's.
+        if self.status.is_none() && self.ended.try_recv() == Err(TryRecvError::Empty) {
+            // SAFETY: kill(2) takes plain integers and touches no memory.
+            unsafe {
+                libc::kill(self.pid as libc::pid_t, libc::SIGKILL);
+            }
+            let _ = self.ended.recv_timeout(Duration::from_secs(10));
+        }
     }
 }
 
 /// Starts `program args…` (the server, or a wrapper around it), waits for
 /// the server's "listening on" line and keeps draining its log.
-fn start(program: &str, args: &[&str]) -> (Running, std::sync::mpsc::Receiver<String>) {
+fn start(program: &str, args: &[&str]) -> (Running, Receiver<String>) {
     let mut cmd = Command::new(program);
     for (k, _) in std::env::vars() {
         if k.starts_with("SFU_") {
@@ -35,7 +73,7 @@ fn start(program: &str, args: &[&str]) -> (Running, std::sync::mpsc::Receiver<St
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -50,7 +88,7 @@ fn start(program: &str, args: &[&str]) -> (Running, std::sync::mpsc::Receiver<St
             Err(e) => panic!("the server did not start listening: {e}"),
         }
     }
-    (Running(child), rx)
+    (Running::new(child), rx)
 }
 
 fn kill(pid: u32, signal: &str) {
@@ -62,27 +100,15 @@ fn kill(pid: u32, signal: &str) {
     assert!(ok, "kill {signal} {pid}");
 }
 
-/// Waits (at most a generous minute) for the process to end.
-fn exit_status(r: &mut Running) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Some(st) = r.0.try_wait().unwrap() {
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
-fn logged(rx: &std::sync::mpsc::Receiver<String>, what: &str) -> bool {
+fn logged(rx: &Receiver<String>, what: &str) -> bool {
     rx.try_iter().any(|l| l.contains(what))
 }
 
 #[test]
 fn sigterm_stops_the_server_cleanly() {
     let (mut server, log) = start(env!("CARGO_BIN_EXE_sfu"), &[]);
-    kill(server.0.id(), "-TERM");
-    let st = exit_status(&mut server).expect("the server ends after SIGTERM");
+    kill(server.pid, "-TERM");
+    let st = server.exit_status().expect("the server ends after SIGTERM");
     assert_eq!(
         st.code(),
         Some(0),
@@ -94,8 +120,8 @@ fn sigterm_stops_the_server_cleanly() {
 #[test]
 fn sigint_stops_the_server_cleanly() {
     let (mut server, log) = start(env!("CARGO_BIN_EXE_sfu"), &[]);
-    kill(server.0.id(), "-INT");
-    let st = exit_status(&mut server).expect("the server ends after SIGINT");
+    kill(server.pid, "-INT");
+    let st = server.exit_status().expect("the server ends after SIGINT");
     assert_eq!(st.code(), Some(0), "{st}");
     assert!(logged(&log, "SIGINT: stopping"));
 }
@@ -118,7 +144,7 @@ fn sigterm_stops_the_server_as_the_first_process_of_a_pid_namespace() {
     );
     // The server is the child `unshare` forked.
     let children =
-        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", wrapper.0.id())).unwrap();
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", wrapper.pid)).unwrap();
     let pid: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
@@ -127,7 +153,9 @@ fn sigterm_stops_the_server_as_the_first_process_of_a_pid_namespace() {
         "PID 1 in its namespace: {nspid}"
     );
     kill(pid, "-TERM");
-    let st = exit_status(&mut wrapper).expect("the server, as PID 1, ends after SIGTERM");
+    let st = wrapper
+        .exit_status()
+        .expect("the server, as PID 1, ends after SIGTERM");
     assert_eq!(st.code(), Some(0), "{st}");
     assert!(logged(&log, "SIGTERM: stopping"));
 }

@@ -20,26 +20,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A generous bound for anything that must happen "eventually".
-const LONG: Duration = Duration::from_secs(30);
-
 fn p2p() -> SignalingConfig {
     let mut cfg = SignalingConfig::default();
     cfg.rooms.default_mode = RoomMode::P2p;
     cfg.rooms.reconnect_grace = Duration::ZERO;
     cfg
-}
-
-/// Polls `cond` until it holds or `LONG` passes.
-async fn eventually(mut cond: impl AsyncFnMut() -> bool) -> bool {
-    let end = tokio::time::Instant::now() + LONG;
-    while tokio::time::Instant::now() < end {
-        if cond().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 /// Reads until the peer closes the TCP connection; true if it did within

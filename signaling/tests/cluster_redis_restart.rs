@@ -4,31 +4,11 @@
 
 mod common;
 
-use std::future::Future;
-use std::time::Duration;
-
 use common::redis::RedisServer;
-use common::{cluster_node, Client};
+use common::{cluster_node, eventually, Client, LONG};
 use serde_json::json;
 use signaling::cluster::Store;
 use signaling::config::SignalingConfig;
-
-/// Long enough for any step here on a loaded machine; reaching it means
-/// the step never happens.
-const BOUND: Duration = Duration::from_secs(30);
-
-/// Polls `check` until it holds; fails after [`BOUND`] with `what`.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let end = tokio::time::Instant::now() + BOUND;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < end, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Whether Redis lists exactly `nodes` as live and room `r` with
 /// `participants` members.
@@ -70,17 +50,19 @@ async fn nodes_put_themselves_and_their_rooms_back_after_redis_restarts_empty() 
 
     // Both nodes register again and put their members back.
     let store = Store::connect(&redis.url(), "test:").await.unwrap();
-    eventually(
-        "n1 and n2 registered again, with Ann and Bob in `r`",
-        || registered(&store, &["n1", "n2"], 2),
-    )
-    .await;
+    assert!(
+        eventually(|| registered(&store, &["n1", "n2"], 2)).await,
+        "never happened: n1 and n2 registered again, with Ann and Bob in `r`"
+    );
     let n1_cluster = n1.sig.cluster().unwrap().clone();
-    eventually("n1 counts a reconnect", || {
-        let s = n1_cluster.stats();
-        async move { s.redis_connected && s.redis_reconnects >= 1 }
-    })
-    .await;
+    assert!(
+        eventually(|| {
+            let s = n1_cluster.stats();
+            async move { s.redis_connected && s.redis_reconnects >= 1 }
+        })
+        .await,
+        "never happened: n1 counts a reconnect"
+    );
 
     // A newcomer on n2 finds the room with both members and their media.
     let mut cy = Client::connect(n2.addr).await;
@@ -130,13 +112,13 @@ async fn nodes_put_themselves_and_their_rooms_back_after_redis_restarts_empty() 
     }
 
     // The cluster task still stops, and n1 leaves the cluster cleanly.
-    tokio::time::timeout(BOUND, n1_cluster.stop())
+    tokio::time::timeout(LONG, n1_cluster.stop())
         .await
         .expect("the cluster task stops");
-    eventually("n1 gone from the registry", || {
-        registered(&store, &["n2"], 2)
-    })
-    .await;
+    assert!(
+        eventually(|| registered(&store, &["n2"], 2)).await,
+        "never happened: n1 gone from the registry"
+    );
     assert_eq!(
         bob.recv_type("participant-left").await["id"],
         ann.id.as_str()
@@ -155,11 +137,14 @@ async fn a_node_without_redis_serves_its_rooms_refuses_joins_and_still_stops() {
 
     redis.kill();
     let cluster = n1.sig.cluster().unwrap().clone();
-    eventually("n1 notices Redis is gone", || {
-        let s = cluster.stats();
-        async move { !s.redis_connected }
-    })
-    .await;
+    assert!(
+        eventually(|| {
+            let s = cluster.stats();
+            async move { !s.redis_connected }
+        })
+        .await,
+        "never happened: n1 notices Redis is gone"
+    );
 
     // Members here still talk to each other.
     bob.send(json!({"type":"offer","target":ann.id,"sdp":"v=0"}))
@@ -173,7 +158,7 @@ async fn a_node_without_redis_serves_its_rooms_refuses_joins_and_still_stops() {
     let mut cy = Client::connect(n1.addr).await;
     cy.send(json!({"type":"join","room":"other","name":"Cy"}))
         .await;
-    let e = cy.recv_type_within("error", BOUND).await;
+    let e = cy.recv_type_within("error", LONG).await;
     assert_eq!(e["code"], "internal", "{e}");
     assert_eq!(e["request"], "join", "{e}");
 
@@ -184,7 +169,7 @@ async fn a_node_without_redis_serves_its_rooms_refuses_joins_and_still_stops() {
         ann.recv_type("participant-left").await["id"],
         bob.id.as_str()
     );
-    tokio::time::timeout(BOUND, cluster.stop())
+    tokio::time::timeout(LONG, cluster.stop())
         .await
         .expect("the cluster task stops while Redis is down");
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::redis::RedisServer;
-use common::{cluster_node, Client, TestServer};
+use common::{cluster_node, eventually, Client, TestServer};
 use serde_json::{json, Value};
 use signaling::config::SignalingConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,23 +33,18 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
 /// Waits until the registry, read through `node`, lists both nodes and
 /// n1's last heartbeat reports `n1_participants` participants.
 async fn settle(node: std::net::SocketAddr, n1_participants: u64) {
-    let end = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, view) = http_get(node, "/api/cluster").await;
+    let mut view = Value::Null;
+    let settled = eventually(async || {
+        let status;
+        (status, view) = http_get(node, "/api/cluster").await;
         let nodes = view["nodes"].as_array().cloned().unwrap_or_default();
         let n1 = nodes.iter().find(|n| n["id"] == "n1");
-        if status == 200
+        status == 200
             && nodes.len() == 2
             && n1.is_some_and(|n| n["load"]["participants"].as_u64() == Some(n1_participants))
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < end,
-            "the cluster did not settle: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert!(settled, "the cluster did not settle: {view}");
 }
 
 #[tokio::test]

@@ -321,6 +321,8 @@ async fn drive(
         if let Some(t) = cap.as_ref().and_then(|c| c.link.poll_timeout()) {
             deadline = deadline.min(t);
         }
+        // Until the next timer of the connection or the shaped link is due
+        // (input on the channels and the socket wakes the loop first).
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::select! {
             biased;

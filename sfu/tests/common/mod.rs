@@ -1,6 +1,12 @@
 //! In-process WebRTC clients (the `rtc` Sans-I/O peer connection on real
 //! loopback UDP sockets) talking to a real [`SfuPlane`]: signaling is the
 //! plane's own command/event interface, media is real ICE + DTLS-SRTP.
+//!
+//! [`Net`] runs on real sockets and the wall clock, and is kept for what
+//! only exists in the runtime: its UDP demultiplexing, the route table
+//! between shards, and relays between nodes (`forwarding.rs`,
+//! `garbage.rs`, `spoofed_stun.rs`, `relay.rs`). Every other media test
+//! runs on [`sim::SimNet`], in virtual time.
 #![allow(dead_code)]
 
 pub mod camera;
@@ -244,12 +250,7 @@ pub struct Client {
     pub connected: bool,
     pub received: BTreeMap<String, Received>,
     pub track_streams: HashMap<String, Vec<String>>,
-    pub errors: Vec<String>,
     pub offers_received: u32,
-    /// Own offers rolled back because the server's offer collided.
-    pub rollbacks: u32,
-    /// Candidates the server trickled (`None`: end of candidates).
-    pub trickled: Vec<Option<signaling::protocol::IceCandidate>>,
 }
 
 impl Client {
@@ -269,10 +270,7 @@ impl Client {
             connected: false,
             received: BTreeMap::new(),
             track_streams: HashMap::new(),
-            errors: Vec::new(),
             offers_received: 0,
-            rollbacks: 0,
-            trickled: Vec::new(),
         }
     }
 
@@ -368,9 +366,6 @@ pub struct Net {
     pub events: MediaEventReceiver,
     pub clients: Vec<Client>,
     pub room: RoomName,
-    /// Signaling events for these participants wait in `held` (to stage a glare).
-    pub hold: Vec<ParticipantId>,
-    pub held: Vec<MediaEvent>,
     /// Offers and answers for other nodes' ends of relays, for the test to carry.
     pub relay_sdp: Vec<MediaEvent>,
     buf: Vec<u8>,
@@ -388,8 +383,6 @@ impl Net {
             events,
             clients: Vec::new(),
             room: RoomName::parse("room").unwrap(),
-            hold: Vec::new(),
-            held: Vec::new(),
             relay_sdp: Vec::new(),
             buf: vec![0; 2048],
         }
@@ -424,21 +417,8 @@ impl Net {
 
     /// One round: signaling events, then every client's I/O and timers.
     pub fn pump(&mut self) {
-        if self.hold.is_empty() && !self.held.is_empty() {
-            for ev in std::mem::take(&mut self.held) {
-                self.on_event(ev);
-            }
-        }
         while let Ok(ev) = self.events.try_recv() {
-            let Some(who) = ev.participant() else {
-                self.relay_sdp.push(ev);
-                continue;
-            };
-            if self.hold.contains(who) {
-                self.held.push(ev);
-            } else {
-                self.on_event(ev);
-            }
+            self.on_event(ev);
         }
         let now = Instant::now();
         for i in 0..self.clients.len() {
@@ -477,7 +457,6 @@ impl Net {
                     c.pc.set_local_description(now, RTCSessionDescription::rollback(None).unwrap())
                         .unwrap();
                     c.want_offer = true;
-                    c.rollbacks += 1;
                 }
                 let offer = RTCSessionDescription::offer(sdp).unwrap();
                 c.pc.set_remote_description(now, offer).unwrap();
@@ -500,24 +479,9 @@ impl Net {
                     c.pc.set_remote_description(now, answer).unwrap();
                 }
             }
-            MediaEvent::Candidate {
-                participant,
-                candidate,
-            } => {
-                if let Some(i) = self.index_of(&participant) {
-                    self.clients[i].trickled.push(candidate);
-                }
-            }
-            MediaEvent::Error {
-                participant,
-                message,
-                ..
-            } => {
-                if let Some(i) = self.index_of(&participant) {
-                    self.clients[i].errors.push(message);
-                }
-            }
-            MediaEvent::ActiveSpeakers { .. }
+            MediaEvent::Candidate { .. }
+            | MediaEvent::Error { .. }
+            | MediaEvent::ActiveSpeakers { .. }
             | MediaEvent::PublisherEncodings { .. }
             | MediaEvent::StreamState { .. } => {}
             MediaEvent::RelaySdp { .. } => self.relay_sdp.push(ev),
@@ -600,6 +564,7 @@ impl Net {
     }
 
     /// Pumps until `cond` holds or `timeout` passes; true if it held.
+    /// Between pumps it waits for the clients' sockets and timers.
     pub fn pump_until(&mut self, timeout: Duration, mut cond: impl FnMut(&Net) -> bool) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
@@ -607,12 +572,18 @@ impl Net {
             if cond(self) {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            wait_for_io(
+                &mut [&mut *self],
+                end.saturating_duration_since(Instant::now()),
+            );
         }
         false
     }
 
-    /// Pumps for a while, calling `each` every `every` (to send media).
+    /// Pumps for `dur` of wall-clock time (real sockets: a window in which
+    /// the server does its work), calling `each` every `every` (to send
+    /// media at a steady rate). Between pumps it waits for the clients'
+    /// sockets and timers.
     pub fn pump_for(&mut self, dur: Duration, every: Duration, mut each: impl FnMut(&mut Net)) {
         let end = Instant::now() + dur;
         let mut next = Instant::now();
@@ -622,7 +593,11 @@ impl Net {
                 next += every;
             }
             self.pump();
-            std::thread::sleep(Duration::from_millis(1));
+            let due = next.min(end);
+            wait_for_io(
+                &mut [&mut *self],
+                due.saturating_duration_since(Instant::now()),
+            );
         }
     }
 
@@ -630,6 +605,36 @@ impl Net {
     /// expected tracks are negotiated.
     pub fn all_connected(&self) -> bool {
         self.clients.iter().all(|c| c.connected)
+    }
+}
+
+/// The longest [`wait_for_io`] blocks: signaling events and the plane's
+/// figures do not wake it, so it looks again this often.
+const IO_WAIT_CAP: Duration = Duration::from_millis(5);
+
+/// Blocks until a datagram waits on one of these nets' client sockets or
+/// one of their connections' timers is due, for at most `max` (and at
+/// most [`IO_WAIT_CAP`]).
+pub fn wait_for_io(nets: &mut [&mut Net], max: Duration) {
+    use std::os::fd::AsRawFd;
+    let now = Instant::now();
+    let mut wait = max.min(IO_WAIT_CAP);
+    let mut fds = Vec::new();
+    for c in nets.iter_mut().flat_map(|n| n.clients.iter_mut()) {
+        if let Some(t) = c.pc.poll_timeout() {
+            wait = wait.min(t.saturating_duration_since(now));
+        }
+        fds.push(libc::pollfd {
+            fd: c.socket.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+    let ms = wait.as_micros().div_ceil(1000) as libc::c_int;
+    // SAFETY: `fds` is a live array of `fds.len()` pollfd structs for the
+    // duration of the call; poll(2) only writes their `revents`.
+    unsafe {
+        libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms);
     }
 }
 

@@ -32,7 +32,7 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use sfu::shard::{Shard, ShardConfig};
 use signaling::ids::{ParticipantId, RoomName};
 use signaling::media::{MediaCommand, MediaEvent, TrackSettings};
-use signaling::protocol::Permissions;
+use signaling::protocol::{IceCandidate, Permissions};
 
 use super::{client_pc, opus, vp8, ClientOptions, Received};
 
@@ -64,6 +64,10 @@ pub struct SimClient {
     pub server_sdps: Vec<String>,
     /// Offers the server sent this client.
     pub offers_received: u32,
+    /// Own offers rolled back because the server's offer collided.
+    pub rollbacks: u32,
+    /// Candidates the server trickled (`None`: end of candidates).
+    pub trickled: Vec<Option<IceCandidate>>,
     /// Applied to this client's offers and answers before the server gets them.
     pub munge: Option<SdpMunge>,
     /// Datagrams from this client are lost (the client went silent).
@@ -415,6 +419,8 @@ impl SimNet {
             errors: Vec::new(),
             server_sdps: Vec::new(),
             offers_received: 0,
+            rollbacks: 0,
+            trickled: Vec::new(),
             munge: None,
             uplink_blocked: false,
             downlink_loss: 0.0,
@@ -492,10 +498,23 @@ impl SimNet {
         &mut self,
         dt: Duration,
         max: Duration,
+        cond: impl FnMut(&SimNet) -> bool,
+    ) -> bool {
+        self.run_until(dt, max, |_| {}, cond)
+    }
+
+    /// Calls `each` (to send media), then steps by `dt`, until `cond`
+    /// holds, for at most `max` of virtual time. True if it held.
+    pub fn run_until(
+        &mut self,
+        dt: Duration,
+        max: Duration,
+        mut each: impl FnMut(&mut SimNet),
         mut cond: impl FnMut(&SimNet) -> bool,
     ) -> bool {
         let end = self.now + max;
         while self.now < end {
+            each(self);
             self.step(dt);
             if cond(self) {
                 return true;
@@ -511,6 +530,34 @@ impl SimNet {
             each(self);
             self.step(every);
         }
+    }
+
+    /// Sends packet `seq` (a 200-byte payload, one frame of 90 kHz
+    /// video after the last) on every published track of every client.
+    pub fn send_on_every_track(&mut self, seq: u16) {
+        let now = self.now;
+        for c in self.clients.iter_mut() {
+            for i in 0..c.senders.len() {
+                c.send_rtp(i, seq, seq as u32 * 3000, super::payload(seq, 200), now);
+            }
+        }
+    }
+
+    /// Every `frame`, sends the next packet (`seq` counts them) on every
+    /// published track, then steps; until `cond` holds, for at most `max`
+    /// of virtual time. True if it held.
+    pub fn media_until(
+        &mut self,
+        seq: &mut u16,
+        frame: Duration,
+        max: Duration,
+        cond: impl FnMut(&SimNet) -> bool,
+    ) -> bool {
+        let each = |n: &mut SimNet| {
+            *seq = seq.wrapping_add(1);
+            n.send_on_every_track(*seq);
+        };
+        self.run_until(frame, max, each, cond)
     }
 
     /// One exchange: the shard's output to clients, clients' output to the
@@ -629,6 +676,7 @@ impl SimNet {
                     c.pc.set_local_description(now, RTCSessionDescription::rollback(None).unwrap())
                         .expect("rollback");
                     c.want_offer = true;
+                    c.rollbacks += 1;
                 }
                 c.pc.set_remote_description(now, RTCSessionDescription::offer(sdp).unwrap())
                     .expect("server offer applies");
@@ -704,7 +752,15 @@ impl SimNet {
                     c.stream_states.push((publisher, track, paused));
                 }
             }
-            MediaEvent::Candidate { .. } | MediaEvent::RelaySdp { .. } => {}
+            MediaEvent::Candidate {
+                participant,
+                candidate,
+            } => {
+                if let Some(c) = self.clients.iter_mut().find(|c| c.id == participant) {
+                    c.trickled.push(candidate);
+                }
+            }
+            MediaEvent::RelaySdp { .. } => {}
         }
     }
 }

@@ -18,6 +18,27 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// A generous bound for anything that must happen "eventually" on a
+/// loaded machine; reaching it means it never happens.
+pub const LONG: Duration = Duration::from_secs(30);
+
+/// Polls `cond` until it holds or [`LONG`] passes; true if it held. Only
+/// for state that sends no event to await (the server's counters, what
+/// Redis holds, a listener with a free place): the pause between polls
+/// is a polling interval, not a guess at how long the condition takes.
+pub async fn eventually(mut cond: impl AsyncFnMut() -> bool) -> bool {
+    let end = tokio::time::Instant::now() + LONG;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub sig: Signaling,

@@ -1,8 +1,10 @@
 //! A real `redis-server` on a free loopback port, stopped when dropped.
 
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
 
 pub struct RedisServer {
     child: Child,
@@ -19,7 +21,7 @@ impl Drop for TempDir {
 }
 
 impl RedisServer {
-    /// Starts one and waits until it answers.
+    /// Starts one and waits until it accepts connections.
     pub fn start() -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -27,21 +29,22 @@ impl RedisServer {
             .port();
         let dir = std::env::temp_dir().join(format!("redis-test-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let server = RedisServer {
-            child: Self::spawn(port, &dir),
+        let (child, ready) = Self::spawn(port, &dir);
+        wait_ready(ready);
+        RedisServer {
+            child,
             port,
             _dir: TempDir(dir),
-        };
-        server.wait_ready();
-        server
+        }
     }
 
     /// Kills it (SIGKILL: no chance to save anything, and it saves nothing
     /// anyway) and starts a new, empty one on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        self.child = Self::spawn(self.port, &self._dir.0);
-        self.wait_ready();
+        let (child, ready) = Self::spawn(self.port, &self._dir.0);
+        self.child = child;
+        wait_ready(ready);
     }
 
     /// Kills it with SIGKILL and waits until it is gone.
@@ -50,8 +53,10 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
-    fn spawn(port: u16, dir: &std::path::Path) -> Child {
-        Command::new("redis-server")
+    /// Starts `redis-server`; the receiver hears once it accepts
+    /// connections (its log says so), and hangs up if it ends first.
+    fn spawn(port: u16, dir: &std::path::Path) -> (Child, Receiver<()>) {
+        let mut child = Command::new("redis-server")
             .args([
                 "--port",
                 &port.to_string(),
@@ -64,18 +69,21 @@ impl RedisServer {
                 "--dir",
             ])
             .arg(dir)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server runs (apt-get install redis-server)")
-    }
-
-    fn wait_ready(&self) {
-        let end = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < end, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            .expect("redis-server runs (apt-get install redis-server)");
+        let log = child.stdout.take().expect("piped stdout");
+        let (tx, ready) = mpsc::channel();
+        std::thread::spawn(move || {
+            // Read to the end, so the server never blocks on a full pipe.
+            for line in BufReader::new(log).lines().map_while(Result::ok) {
+                if line.contains("Ready to accept connections") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        (child, ready)
     }
 
     pub fn url(&self) -> String {
@@ -87,5 +95,13 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Waits (at most a generous 20 s) for the server's word that it accepts
+/// connections.
+fn wait_ready(ready: Receiver<()>) {
+    if let Err(e) = ready.recv_timeout(Duration::from_secs(20)) {
+        panic!("redis-server did not start: {e}");
     }
 }
