@@ -13,17 +13,6 @@ use common::camera::{last_width, sized, Camera, FRAME};
 use common::sim::SimNet;
 use common::ClientOptions;
 
-/// Simulcast at about 250, 500 and 1000 kbit/s (1, 2 and 4 packets of
-/// 1000 bytes a frame at 30 fps), a keyframe every two seconds.
-fn camera() -> Camera {
-    Camera {
-        packets: [1, 2, 4],
-        packet_len: 1000,
-        keyframe_every: 60,
-        ..Camera::new()
-    }
-}
-
 /// With RTX negotiated (as browsers do), probes repeat media the
 /// subscriber already got on the leg's RTX flow, which the server's SDP
 /// names: no SSRC of their own, which a browser would show as a stream
@@ -40,7 +29,7 @@ fn probes_on_the_rtx_flow_lift_the_estimate() {
     };
     let viewer = net.join_with("viewer", false, true, opts);
     net.track_settings(viewer, a, "cam", sized(1280, 720));
-    let mut cam = camera();
+    let mut cam = Camera::at_rates();
     for _ in 0..600 {
         cam.send(&mut net, a, false);
         net.step(FRAME);
@@ -67,7 +56,7 @@ fn feedback_drives_the_estimate_and_probes_move_the_subscriber_up() {
     net.clients[a].add_simulcast_track("cam", &["q", "h", "f"]);
     let viewer = net.join("viewer", false, true);
     net.track_settings(viewer, a, "cam", sized(1280, 720));
-    let mut cam = camera();
+    let mut cam = Camera::at_rates();
     let mut reached = None;
     for i in 0..900 {
         cam.send(&mut net, a, false);
@@ -103,7 +92,7 @@ fn a_lossy_downlink_moves_the_subscriber_down_and_bounds_retransmissions() {
     net.clients[a].add_simulcast_track("cam", &["q", "h", "f"]);
     let viewer = net.join("viewer", false, true);
     net.track_settings(viewer, a, "cam", sized(1280, 720));
-    let mut cam = camera();
+    let mut cam = Camera::at_rates();
     let top = |n: &SimNet| last_width(n, viewer, "cam") == Some(1280);
     let mut i = 0;
     while i < 900 && !top(&net) {

@@ -17,17 +17,6 @@ use sfu::core::bwe::Bitrate;
 use signaling::ids::ParticipantId;
 use signaling::media::MediaCommand;
 
-/// Simulcast at about 250, 500 and 1000 kbit/s (1, 2 and 4 packets of
-/// 1000 bytes a frame at 30 fps).
-fn camera() -> Camera {
-    Camera {
-        packets: [1, 2, 4],
-        packet_len: 1000,
-        keyframe_every: 60,
-        ..Camera::new()
-    }
-}
-
 /// Two publishers ("first", "second"), each with a simulcast video and a
 /// microphone, and a viewer of both whose estimate cannot carry two videos.
 fn room(seed: u64) -> (SimNet, [usize; 3]) {
@@ -112,7 +101,7 @@ fn a_screen_share_keeps_flowing_and_a_camera_is_paused() {
             important,
             vec![format!("{}-video", NAMES[important])],
         );
-        let mut cams = [camera(), camera()];
+        let mut cams = [Camera::at_rates(), Camera::at_rates()];
         run(&mut net, &mut cams, who, [127, 127], 300);
         let got = received_during(&mut net, &mut cams, who, [127, 127], viewer, 150);
         assert!(
@@ -146,7 +135,7 @@ fn the_speaker_s_camera_keeps_flowing_and_a_silent_one_is_paused() {
         let who = [first, second];
         let mut levels = [127u8; 2];
         levels[important] = 10;
-        let mut cams = [camera(), camera()];
+        let mut cams = [Camera::at_rates(), Camera::at_rates()];
         run(&mut net, &mut cams, who, levels, 300);
         let got = received_during(&mut net, &mut cams, who, levels, viewer, 150);
         assert!(

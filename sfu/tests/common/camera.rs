@@ -53,6 +53,18 @@ impl Camera {
         }
     }
 
+    /// Simulcast at about 250, 500 and 1000 kbit/s (1, 2 and 4 packets of
+    /// 1000 bytes a frame at 30 fps), a keyframe every two seconds: rates
+    /// at which bandwidth decides the layer.
+    pub fn at_rates() -> Self {
+        Camera {
+            packets: [1, 2, 4],
+            packet_len: 1000,
+            keyframe_every: 60,
+            ..Camera::new()
+        }
+    }
+
     pub fn send(&mut self, net: &mut SimNet, publisher: usize, key: bool) {
         let now = net.now;
         let k = key || self.frame.is_multiple_of(self.keyframe_every);
