@@ -114,6 +114,7 @@ impl Room {
         let cfg = Arc::new(ShardConfig {
             codecs: vec!["opus".into(), "vp8".into()],
             advertise: vec![SERVER],
+            tcp: false,
             keyframe_min_interval: Duration::from_millis(500),
             nack_cache_packets: 1024,
             bwe: Default::default(),

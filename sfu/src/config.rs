@@ -16,6 +16,10 @@ pub struct MediaConfig {
     /// Addresses advertised in ICE candidates (a public IP for a host behind
     /// 1:1 NAT). Empty: the bind address.
     pub advertise: Vec<IpAddr>,
+    /// Also take ICE over TCP on the media port (the same port number as
+    /// UDP), for clients whose networks drop UDP; advertised as passive
+    /// TCP candidates.
+    pub tcp: bool,
     /// Worker shards. Zero: one per core.
     pub shards: usize,
     /// Codecs offered and accepted, by name, in order of preference:
@@ -111,6 +115,7 @@ impl Default for MediaConfig {
             bind: IpAddr::from([127, 0, 0, 1]),
             udp_port: 7882,
             advertise: Vec::new(),
+            tcp: true,
             shards: 0,
             codecs: ["opus", "vp8", "h264", "vp9", "av1"]
                 .iter()

@@ -13,6 +13,7 @@ pub mod relay_io;
 pub mod runtime;
 pub mod shard;
 pub mod stats;
+pub mod tcp;
 
 /// Log directives that hold the media library to errors where it would
 /// write a line per packet a stranger can send: a bad SRTP packet or

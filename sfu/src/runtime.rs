@@ -71,6 +71,26 @@ impl SfuPlane {
         socket.set_nonblocking(true)?;
         let local_addr = socket.local_addr()?;
         tracing::info!("media UDP listening on {local_addr}");
+        let tcp_listener = if cfg.tcp {
+            match std::net::TcpListener::bind(local_addr).and_then(|l| {
+                l.set_nonblocking(true)?;
+                Ok(l)
+            }) {
+                Ok(l) => {
+                    tracing::info!("media TCP listening on {local_addr} (ICE over TCP)");
+                    Some(l)
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "[media] tcp: cannot listen on TCP {local_addr}: {e}; ICE over TCP is off"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let tcp_conns = Arc::new(crate::tcp::Connections::default());
         let mut advertise: Vec<SocketAddr> = cfg
             .advertise
             .iter()
@@ -101,6 +121,7 @@ impl SfuPlane {
         let shard_cfg = Arc::new(ShardConfig {
             codecs: cfg.codecs.clone(),
             advertise,
+            tcp: tcp_listener.is_some(),
             keyframe_min_interval: Duration::from_millis(cfg.keyframe_min_interval_ms),
             nack_cache_packets: cfg.nack_cache_packets,
             bwe: cfg.bwe.settings(),
@@ -115,6 +136,7 @@ impl SfuPlane {
             rxs.push(rx);
         }
         let mut counts = Vec::with_capacity(n);
+        let mut tcp_listener = tcp_listener;
         for (i, rx) in rxs.into_iter().enumerate() {
             let shared = Arc::new(SharedCounts::default());
             counts.push(shared.clone());
@@ -128,6 +150,8 @@ impl SfuPlane {
                 ufrags: ufrags.clone(),
                 shared,
                 relay_bind: (cfg.bind, relay_ip),
+                tcp: tcp_conns.clone(),
+                tcp_listener: if i == 0 { tcp_listener.take() } else { None },
             };
             std::thread::Builder::new()
                 .name(format!("media-shard-{i}"))
@@ -197,6 +221,10 @@ struct ShardCtx {
     shared: Arc<SharedCounts>,
     /// (bind, advertised) address of relay sockets.
     relay_bind: (std::net::IpAddr, std::net::IpAddr),
+    /// Open ICE-over-TCP connections (every shard sends on them).
+    tcp: Arc<crate::tcp::Connections>,
+    /// Shard 0 only, with `[media] tcp`: the media port's TCP listener.
+    tcp_listener: Option<std::net::TcpListener>,
 }
 
 impl ShardCtx {
@@ -230,6 +258,29 @@ impl ShardCtx {
         } else {
             None
         };
+        // Frames from ICE-over-TCP connections, taken like datagrams.
+        let tcp_refused = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tcp_in = match self
+            .tcp_listener
+            .take()
+            .map(tokio::net::TcpListener::from_std)
+        {
+            Some(Ok(listener)) => {
+                let (tx, rx) = mpsc::channel(crate::tcp::INBOUND_QUEUE);
+                tokio::spawn(crate::tcp::accept(
+                    listener,
+                    self.tcp.clone(),
+                    tx,
+                    tcp_refused.clone(),
+                ));
+                Some(rx)
+            }
+            Some(Err(e)) => {
+                tracing::warn!("media TCP listener cannot be polled: {e}");
+                None
+            }
+            None => None,
+        };
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut routes: Routes = AddrTable::new(CONSENT_TIMEOUT, MAX_ADDRS_PER_OWNER);
         let mut batches: Vec<Vec<(SocketAddr, BytesMut)>> = vec![Vec::new(); self.peers_tx.len()];
@@ -259,6 +310,15 @@ impl ShardCtx {
                     }
                     self.shard.handle_timeout(now);
                 }
+                Some((from, data)) = tcp_frame(tcp_in.as_mut()) => {
+                    let now = Instant::now();
+                    self.dispatch(from, &data, now, &mut routes, &mut batches);
+                    while let Some((from, data)) = tcp_in.as_mut().and_then(|r| r.try_recv().ok()) {
+                        self.dispatch(from, &data, now, &mut routes, &mut batches);
+                    }
+                    self.flush_batches(&mut batches);
+                    self.shard.handle_timeout(now);
+                }
                 r = readable(receiver.as_ref()) => {
                     if r.is_ok() {
                         if let Some(sock) = receiver.as_ref() {
@@ -276,6 +336,9 @@ impl ShardCtx {
                 next_sweep = now + SWEEP_EVERY;
                 let table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
                 routes.retain_owners(|(_, u)| table.contains_key(u));
+            }
+            for _ in 0..tcp_refused.swap(0, std::sync::atomic::Ordering::Relaxed) {
+                self.shard.counts.drop(Drop::TcpRefused);
             }
             self.emit(&mut relays);
             let has_peers = self.shard.peer_count() > 0;
@@ -329,28 +392,46 @@ impl ShardCtx {
                     break;
                 }
             };
-            let data = &buf[..n];
-            let target = if demux::classify(data) == demux::Kind::Stun {
-                self.route_stun(from, data, now, routes)
-            } else {
-                match routes.owner(&from) {
-                    Some((i, _)) => Ok(*i),
-                    None if demux::classify(data) == demux::Kind::Other => Err(Drop::Garbage),
-                    None => Err(Drop::UnknownSource),
-                }
-            };
-            match target {
-                Ok(0) => self.shard.handle_datagram(from, BytesMut::from(data), now),
-                Ok(i) if i < batches.len() => batches[i].push((from, BytesMut::from(data))),
-                Ok(_) => {}
-                Err(why) => {
-                    self.shard.counts.packets_in += 1;
-                    self.shard.counts.bytes_in += n as u64;
-                    self.shard.refuse(why, from, now);
-                }
-            }
+            self.dispatch(from, &buf[..n], now, routes, batches);
         }
         self.shard.counts.routes = routes.len() as u64;
+        self.flush_batches(batches);
+        self.shard.handle_timeout(now);
+    }
+
+    /// One datagram (from the UDP socket or a TCP connection's frame) to
+    /// the shard that owns its source: this one at once, others batched.
+    fn dispatch(
+        &mut self,
+        from: SocketAddr,
+        data: &[u8],
+        now: Instant,
+        routes: &mut Routes,
+        batches: &mut [Vec<(SocketAddr, BytesMut)>],
+    ) {
+        let target = if demux::classify(data) == demux::Kind::Stun {
+            self.route_stun(from, data, now, routes)
+        } else {
+            match routes.owner(&from) {
+                Some((i, _)) => Ok(*i),
+                None if demux::classify(data) == demux::Kind::Other => Err(Drop::Garbage),
+                None => Err(Drop::UnknownSource),
+            }
+        };
+        match target {
+            Ok(0) => self.shard.handle_datagram(from, BytesMut::from(data), now),
+            Ok(i) if i < batches.len() => batches[i].push((from, BytesMut::from(data))),
+            Ok(_) => {}
+            Err(why) => {
+                self.shard.counts.packets_in += 1;
+                self.shard.counts.bytes_in += data.len() as u64;
+                self.shard.refuse(why, from, now);
+            }
+        }
+    }
+
+    /// Hands each other shard its batch.
+    fn flush_batches(&mut self, batches: &mut [Vec<(SocketAddr, BytesMut)>]) {
         for (i, batch) in batches.iter_mut().enumerate() {
             if !batch.is_empty() {
                 let b = std::mem::take(batch);
@@ -359,7 +440,6 @@ impl ShardCtx {
                 }
             }
         }
-        self.shard.handle_timeout(now);
     }
 
     /// The shard a STUN datagram goes to: only a binding request signed
@@ -401,13 +481,15 @@ impl ShardCtx {
                 table.contains_key(u)
             })
             .map_err(|_| Drop::AddressInUse)?;
+        self.tcp.authenticated(from);
         Ok(shard)
     }
 
     /// Sends what the shard produced and publishes its counters.
     fn emit(&mut self, relays: &mut RelaySockets) {
         let (out, events, ufrag_changes) = self.shard.take_output();
-        let mut send_failed = crate::batch_send::send_all(&self.socket, out);
+        let mut send_failed = self.tcp.divert(out);
+        send_failed += crate::batch_send::send_all(&self.socket, out);
         out.clear();
         if !ufrag_changes.is_empty() {
             let mut table = self.ufrags.lock().unwrap_or_else(|e| e.into_inner());
@@ -454,6 +536,16 @@ impl ShardCtx {
 async fn readable(s: Option<&tokio::net::UdpSocket>) -> io::Result<()> {
     match s {
         Some(s) => s.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next frame from the TCP connections; forever without them.
+async fn tcp_frame(
+    rx: Option<&mut mpsc::Receiver<(SocketAddr, BytesMut)>>,
+) -> Option<(SocketAddr, BytesMut)> {
+    match rx {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -51,6 +51,9 @@ pub enum Drop {
     NackBudget,
     /// A keyframe request from a congested subscriber inside its interval.
     KeyframeThrottled,
+    /// A TCP connection to the media port turned away (too many open), or
+    /// a frame from one dropped because the receive queue was full.
+    TcpRefused,
 }
 
 pub const DROP_REASONS: &[(Drop, &str)] = &[
@@ -72,9 +75,10 @@ pub const DROP_REASONS: &[(Drop, &str)] = &[
     (Drop::AddressInUse, "address_in_use"),
     (Drop::NackBudget, "nack_budget"),
     (Drop::KeyframeThrottled, "keyframe_throttled"),
+    (Drop::TcpRefused, "tcp_refused"),
 ];
 
-pub const N_DROPS: usize = 18;
+pub const N_DROPS: usize = 19;
 
 /// A drop reason's name in statistics.
 pub fn drop_name(why: Drop) -> &'static str {

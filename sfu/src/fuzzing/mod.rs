@@ -310,6 +310,7 @@ fn shard_config() -> Arc<ShardConfig> {
             .map(str::to_owned)
             .to_vec(),
         advertise: vec![server_addr()],
+        tcp: false,
         keyframe_min_interval: Duration::from_millis(500),
         nack_cache_packets: 64,
         bwe: Default::default(),

@@ -64,6 +64,9 @@ pub struct ShardConfig {
     pub codecs: Vec<String>,
     /// Host candidates: advertised address(es) with the shared port.
     pub advertise: Vec<SocketAddr>,
+    /// The same addresses are also advertised as passive TCP candidates
+    /// (the runtime takes ICE over TCP on the media port).
+    pub tcp: bool,
     pub keyframe_min_interval: Duration,
     pub nack_cache_packets: u16,
     /// Bandwidth estimation, probing and allocation per subscriber.

@@ -102,6 +102,19 @@ impl Shard {
                 }),
             });
         }
+        if self.cfg.tcp {
+            for (i, addr) in self.cfg.advertise.iter().enumerate() {
+                self.events.push(MediaEvent::Candidate {
+                    participant: peer.participant.clone(),
+                    candidate: Some(IceCandidate {
+                        candidate: tcp_candidate(i, *addr),
+                        sdp_mid: mid.clone(),
+                        sdp_m_line_index: Some(0),
+                        username_fragment: Some(peer.ufrag.clone()),
+                    }),
+                });
+            }
+        }
         self.events.push(MediaEvent::Candidate {
             participant: peer.participant.clone(),
             candidate: None,
@@ -436,4 +449,17 @@ impl Shard {
         let changes = self.routing.unpublish(t);
         self.apply_routes(changes, now);
     }
+}
+
+/// A passive TCP host candidate (RFC 6544) for the media port at `addr`.
+/// Its priority is below any UDP host candidate's (type preference 126,
+/// direction preference 4 for passive): a client that can reach the port
+/// over UDP keeps using UDP.
+fn tcp_candidate(i: usize, addr: std::net::SocketAddr) -> String {
+    const PRIORITY: u32 = (126 << 24) | ((4 << 13 | 8191) << 8) | 255;
+    format!(
+        "candidate:tcp{i} 1 tcp {PRIORITY} {} {} typ host tcptype passive",
+        addr.ip(),
+        addr.port()
+    )
 }

@@ -366,6 +366,7 @@ impl SimNet {
         let mut cfg = ShardConfig {
             codecs: vec!["opus".into(), "vp8".into()],
             advertise: vec![SERVER],
+            tcp: false,
             keyframe_min_interval: Duration::from_millis(200),
             nack_cache_packets: 1024,
             bwe: Default::default(),

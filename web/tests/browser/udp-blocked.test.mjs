@@ -1,8 +1,9 @@
 // A participant on a network that drops all UDP (some corporate and hotel
-// networks do) still gets media: the server hands out TURN credentials in
-// `joined`, the SDK gives them to its peer connection, and Chromium relays
-// through coturn over TCP, or over TLS where only `turns:` is handed out
-// (port 443 is often the only way out). Chromium runs without loopback candidates, on a
+// networks do) still gets media: over TCP to the media port itself (ICE
+// over TCP, `[media] tcp`), or through TURN: the server hands out TURN
+// credentials in `joined`, the SDK gives them to its peer connection, and
+// Chromium relays through coturn over TCP, or over TLS where only `turns:`
+// is handed out (port 443 is often the only way out). Chromium runs without loopback candidates, on a
 // veth address in the test's private namespace, and nftables drops every
 // UDP datagram to or from that address.
 
@@ -107,3 +108,55 @@ test('a participant whose UDP is dropped gets media through TURN over TCP (SFU r
 
 test('a participant whose UDP is dropped gets media through TURN over TLS (SFU room)', (t) =>
   relayedCall(t, { room: 'udp-blocked-tls', relayProtocol: 'tls', tls: true }));
+
+test('participants whose UDP is dropped get media over TCP to the media port (ICE over TCP, SFU room)', async (t) => {
+  if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
+  const why = privateNamespace();
+  if (why) return t.skip(why);
+  try {
+    execFileSync('nft', ['--version']);
+  } catch {
+    return t.skip('nft (nftables) is missing');
+  }
+  // The server is reached at a veth address whose UDP is dropped both
+  // ways, and no TURN server is handed out: TCP to the media port is the
+  // only way in, for both participants.
+  const addr = '10.99.9.1';
+  veth(t, 'ut', `${addr}/24`);
+  const dropped = dropUdp(t, addr);
+  const s = await session(t, {
+    env: { SFU_MEDIA__BIND: '0.0.0.0', SFU_MEDIA__ADVERTISE: addr, SFU_MEDIA__TCP: 'true' },
+  });
+  const opts = { without: ['--allow-loopback-in-peer-connection'] };
+  const alice = await s.participant('/?room=ice-tcp&mode=sfu&name=Alice&autojoin=1', { name: 'Alice', ...opts });
+  if (!(await hasMediaPlane(alice))) return t.skip('the server has no SFU media plane');
+  const bob = await s.participant('/?room=ice-tcp&mode=sfu&name=Bob&autojoin=1', { name: 'Bob', ...opts });
+  await waitInPage(alice, () => window.demo.client?.room && window.demo.client.id);
+  await waitInPage(bob, () => window.demo.client?.room && window.demo.client.id);
+  await waitForMediaFlow(alice);
+  await waitForMediaFlow(bob);
+  for (const [name, page] of [
+    ['Alice', alice],
+    ['Bob', bob],
+  ]) {
+    const pair = await page.evaluate(async () => {
+      const [pc] = window.demo.client.peerConnections();
+      const report = await pc.getStats();
+      let out = null;
+      report.forEach((x) => {
+        if (x.type === 'transport' && x.selectedCandidatePairId) {
+          const p = report.get(x.selectedCandidatePairId);
+          const l = report.get(p?.localCandidateId);
+          const r = report.get(p?.remoteCandidateId);
+          out = { local: l?.protocol, remote: r?.protocol, remoteType: r?.candidateType, tcpType: r?.tcpType };
+        }
+      });
+      return out;
+    });
+    assert.equal(pair?.local, 'tcp', `${name}'s path is TCP: ${JSON.stringify(pair)}`);
+    assert.equal(pair?.remoteType, 'host', `to the server's own port: ${JSON.stringify(pair)}`);
+    t.diagnostic(`${name}'s selected pair: ${JSON.stringify(pair)}`);
+  }
+  assert.ok(dropped() > 0, 'UDP was tried, and dropped');
+  s.passed();
+});
