@@ -698,8 +698,10 @@ mod cluster {
             0,
         );
         assert!(
-            fx.media.iter().any(|c| matches!(c, MediaCommand::ScreenTracks { publisher, tracks, .. }
-                if publisher.as_str() == "b" && tracks.is_empty())),
+            fx.media.iter().any(
+                |c| matches!(c, MediaCommand::ScreenTracks { publisher, tracks, .. }
+                if publisher.as_str() == "b" && tracks.is_empty())
+            ),
             "{fx:?}"
         );
     }
