@@ -36,7 +36,8 @@ pub enum Drop {
     /// A subscriber waits for a keyframe to start or switch (one was asked for).
     WaitingKeyframe,
     /// A retransmission flow's packet that repairs nothing: padding sent
-    /// to probe bandwidth, or a repaired rid no media arrived on.
+    /// to probe bandwidth, a repaired rid no media arrived on, or a repeat
+    /// of a packet that already arrived (a browser's probe with payload).
     UnusableRepair,
     /// A STUN message naming a connection without proving it holds the
     /// connection's ICE password (no or a wrong MESSAGE-INTEGRITY, or not a

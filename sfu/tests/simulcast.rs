@@ -254,6 +254,64 @@ fn a_lost_packet_of_a_simulcast_layer_is_repaired_by_its_rid_retransmission() {
 }
 
 #[test]
+fn a_browser_probe_repeating_a_packet_already_received_is_not_forwarded() {
+    let mut net = SimNet::new(34);
+    let a = net.join("a", true, false);
+    net.clients[a].add_simulcast_track("cam", &["q", "h", "f"]);
+    let big = net.join("big", false, true);
+    net.track_settings(big, a, "cam", sized(1280, 720));
+    let mut cam = Camera::new();
+    assert!(run_until(&mut net, &mut cam, |n| last_width(n, big, "cam")
+        == Some(1280)));
+
+    // Browsers probe their uplink with RTX packets that repeat media they
+    // sent before. The server has that packet: the repeat repairs nothing.
+    // Forwarded under its first copy's numbers, the subscriber would drop
+    // it as a replay and never acknowledge it in its transport-cc
+    // feedback, which its bandwidth estimate takes for loss.
+    cam.send(&mut net, a, false);
+    for _ in 0..5 {
+        net.step(FRAME);
+    }
+    let sent_seq = cam.seq[2].wrapping_sub(1);
+    let again = vp8(
+        false,
+        cam.pid[2].wrapping_sub(1),
+        cam.tl0[2],
+        false,
+        SIZES[2],
+        cam.packet_len,
+    );
+    let received = net.clients[big].received["cam"].packets;
+    let forwarded = net.shard.counts.packets_forwarded;
+    let unusable = net.shard.counts.dropped[sfu::stats::Drop::UnusableRepair as usize];
+    let now = net.now;
+    net.clients[a].send_rtx("f", 0x5eed_0001, 7, sent_seq, &again[..], now);
+    for _ in 0..5 {
+        net.step(FRAME);
+    }
+    assert_eq!(
+        (
+            net.shard.counts.packets_forwarded,
+            net.clients[big].received["cam"].packets
+        ),
+        (forwarded, received),
+        "the repeat is not forwarded"
+    );
+    assert_eq!(
+        net.shard.counts.dropped[sfu::stats::Drop::UnusableRepair as usize],
+        unusable + 1
+    );
+    // Nothing is missing either.
+    let gaps = net.clients[big].received["cam"].gaps();
+    for _ in 0..3 {
+        cam.send(&mut net, a, false);
+        net.step(FRAME);
+    }
+    assert_eq!(net.clients[big].received["cam"].gaps(), gaps);
+}
+
+#[test]
 fn publishers_who_subscribe_get_each_others_simulcast() {
     let mut net = SimNet::new(44);
     let a = net.join("a", true, true);

@@ -8,6 +8,7 @@
 //! (SRTP). No clock read (`now` comes from the wake-up), no lock, no log
 //! line.
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
@@ -151,9 +152,17 @@ impl Shard {
             self.counts.drop(Drop::NotPermitted);
             return;
         };
-        let Some(read) = published.read(&pkt, now) else {
-            self.counts.drop(Drop::NotPermitted);
-            return;
+        let read = match published.read(&pkt, now) {
+            Ok(r) => r,
+            // Counted with the repairs the connection found useless.
+            Err(Drop::UnusableRepair) => {
+                self.unusable_repairs.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(d) => {
+                self.counts.drop(d);
+                return;
+            }
         };
         let av1 = read.codec == CodecKind::Av1;
         let input = InPacket {

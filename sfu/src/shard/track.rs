@@ -15,16 +15,36 @@ use crate::core::ids::PeerKey;
 use crate::core::keyframe::KeyframeThrottle;
 use crate::core::sdp;
 use crate::core::seq::seq_newer;
+use crate::stats::Drop;
 
 /// A stream that sent nothing for this long is taken as stopped (paused
 /// by its encoder, or by dynacast).
 pub const STREAM_IDLE: Duration = Duration::from_millis(1500);
+
+/// How many sequence numbers back from the newest a stream remembers
+/// which arrived (a multiple of 64 that divides 65536).
+const RECEIVED_WINDOW: u16 = 512;
+
+/// What an arriving packet is to its stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arrival {
+    /// Newer than any before.
+    New,
+    /// Older than the newest and not seen before: a repair of a loss.
+    Repair,
+    /// A packet that already arrived, sent again.
+    Duplicate,
+}
 
 /// One simulcast encoding (or the one stream of a plain track).
 pub struct InStream {
     pub rid: Option<String>,
     pub ssrc: u32,
     highest_seq: Option<u16>,
+    /// Which of the last `RECEIVED_WINDOW` sequence numbers up to the
+    /// newest arrived, one bit each, indexed by the number modulo the
+    /// window.
+    received: [u64; RECEIVED_WINDOW as usize / 64],
     pub last_packet: Option<Instant>,
     /// Coded size from the last keyframe, when the codec tells it.
     pub size: Option<(u16, u16)>,
@@ -41,6 +61,7 @@ impl InStream {
             rid,
             ssrc,
             highest_seq: None,
+            received: [0; RECEIVED_WINDOW as usize / 64],
             last_packet: None,
             size: None,
             keyframe,
@@ -56,8 +77,46 @@ impl InStream {
             .is_some_and(|t| now.saturating_duration_since(t) < STREAM_IDLE)
     }
 
-    /// Notes a packet; true if it is a repair (older than the newest seen).
-    fn on_packet(&mut self, seq: u16, bytes: usize, now: Instant) -> bool {
+    /// Notes a packet and says what it is. A duplicate is not counted:
+    /// browsers probe their uplink with RTX packets that repeat media
+    /// already sent, and one the server got already repairs nothing. Sent
+    /// on under its first copy's numbers, a subscriber would discard it
+    /// (SRTP replay protection) without acknowledging it in its
+    /// transport-cc feedback, which the subscriber's bandwidth estimate
+    /// takes for loss; counted, it would inflate the stream's measured
+    /// rate, which the allocator compares with the estimate.
+    fn on_packet(&mut self, seq: u16, bytes: usize, now: Instant) -> Arrival {
+        let arrival = match self.highest_seq {
+            Some(h) if !seq_newer(seq, h) => {
+                if h.wrapping_sub(seq) < RECEIVED_WINDOW && self.seen(seq) {
+                    Arrival::Duplicate
+                } else {
+                    // Too old to tell is taken as a repair, as before.
+                    Arrival::Repair
+                }
+            }
+            Some(h) => {
+                // Numbers skipped on the way up have not arrived (yet).
+                let ahead = seq.wrapping_sub(h);
+                if ahead >= RECEIVED_WINDOW {
+                    self.received = [0; RECEIVED_WINDOW as usize / 64];
+                } else {
+                    for n in 1..ahead {
+                        self.set_seen(h.wrapping_add(n), false);
+                    }
+                }
+                self.highest_seq = Some(seq);
+                Arrival::New
+            }
+            None => {
+                self.highest_seq = Some(seq);
+                Arrival::New
+            }
+        };
+        if arrival == Arrival::Duplicate {
+            return arrival;
+        }
+        self.set_seen(seq, true);
         self.last_packet = Some(now);
         match self.window_start {
             Some(t) if now.saturating_duration_since(t) >= Duration::from_secs(1) => {
@@ -70,12 +129,20 @@ impl InStream {
             _ => {}
         }
         self.window_bytes += bytes as u64;
-        match self.highest_seq {
-            Some(h) if !seq_newer(seq, h) => h != seq,
-            _ => {
-                self.highest_seq = Some(seq);
-                false
-            }
+        arrival
+    }
+
+    fn seen(&self, seq: u16) -> bool {
+        let i = (seq % RECEIVED_WINDOW) as usize;
+        self.received[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn set_seen(&mut self, seq: u16, seen: bool) {
+        let i = (seq % RECEIVED_WINDOW) as usize;
+        if seen {
+            self.received[i / 64] |= 1 << (i % 64);
+        } else {
+            self.received[i / 64] &= !(1 << (i % 64));
         }
     }
 }
@@ -177,6 +244,12 @@ impl Published {
     /// position in `streams`.
     pub fn add_stream(&mut self, rid: Option<String>, ssrc: u32, keyframe: KeyframeThrottle) {
         if let Some(s) = self.streams.iter_mut().find(|s| s.rid == rid) {
+            if s.ssrc != ssrc {
+                // Another SSRC numbers its packets afresh: none of them
+                // arrived before.
+                s.highest_seq = None;
+                s.received = [0; RECEIVED_WINDOW as usize / 64];
+            }
             s.ssrc = ssrc;
             return;
         }
@@ -219,15 +292,24 @@ impl Published {
     }
 
     /// Reads an incoming packet once for every subscriber: its stream, the
-    /// layer and picture information, whether it is a repair. `None`: a
-    /// packet of no stream of this track.
-    pub fn read(&mut self, pkt: &Packet, now: Instant) -> Option<Incoming> {
+    /// layer and picture information, whether it is a repair. An error: a
+    /// packet of no stream of this track, or one that already arrived.
+    pub fn read(&mut self, pkt: &Packet, now: Instant) -> Result<Incoming, Drop> {
         let ssrc = pkt.header.ssrc;
-        let at = self.streams.iter().position(|s| s.ssrc == ssrc)?;
+        let at = self
+            .streams
+            .iter()
+            .position(|s| s.ssrc == ssrc)
+            .ok_or(Drop::NotPermitted)?;
         let stream = self.stream_index(&self.streams[at]);
         let codec = self.codec_kind(pkt.header.payload_type);
         let size = 12 + pkt.payload.len();
-        let retransmission = self.streams[at].on_packet(pkt.header.sequence_number, size, now);
+        let retransmission = match self.streams[at].on_packet(pkt.header.sequence_number, size, now)
+        {
+            Arrival::New => false,
+            Arrival::Repair => true,
+            Arrival::Duplicate => return Err(Drop::UnusableRepair),
+        };
         if self.kind == RtpCodecKind::Audio {
             if let Some(l) = self
                 .audio_level_id
@@ -236,7 +318,7 @@ impl Published {
             {
                 self.on_audio_level(l);
             }
-            return Some(Incoming {
+            return Ok(Incoming {
                 stream,
                 codec,
                 retransmission,
@@ -272,7 +354,7 @@ impl Published {
                 self.layer_sizes = layers;
             }
         }
-        Some(Incoming {
+        Ok(Incoming {
             stream,
             codec,
             retransmission,
@@ -298,4 +380,31 @@ pub struct Incoming {
     pub codec: CodecKind,
     pub retransmission: bool,
     pub info: FrameInfo,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packet_that_already_arrived_is_a_duplicate_and_a_missing_one_a_repair() {
+        let now = Instant::now();
+        let mut s = InStream::new(None, 1, KeyframeThrottle::new(Duration::from_millis(500)));
+        // Across the wrap, 65534 and 1 missing.
+        for seq in [65_533u16, 65_535, 0, 2] {
+            assert_eq!(s.on_packet(seq, 100, now), Arrival::New);
+        }
+        assert_eq!(s.on_packet(65_534, 100, now), Arrival::Repair);
+        assert_eq!(s.on_packet(65_534, 100, now), Arrival::Duplicate);
+        assert_eq!(s.on_packet(2, 100, now), Arrival::Duplicate);
+        assert_eq!(s.on_packet(1, 100, now), Arrival::Repair);
+        // A jump forgets what lay in the window before it: the numbers
+        // skipped did not arrive.
+        assert_eq!(s.on_packet(2 + 600, 100, now), Arrival::New);
+        assert_eq!(s.on_packet(2 + 600 - 512 + 1, 100, now), Arrival::Repair);
+        // Further back than the window: a repair, as it cannot be told.
+        assert_eq!(s.on_packet(2, 100, now), Arrival::Repair);
+        // Only what was counted is in the window's bytes.
+        assert_eq!(s.window_bytes, 900);
+    }
 }
