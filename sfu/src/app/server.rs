@@ -99,6 +99,24 @@ async fn signaling(
     Ok(Signaling::start_clustered(cfg.signaling(), media, node).await?)
 }
 
+/// SIGTERM and SIGINT, caught from the server's first moment: a signal
+/// that arrives while it starts stops it cleanly too, instead of killing it
+/// by the default action.
+struct StopSignals {
+    term: std::io::Result<tokio::signal::unix::Signal>,
+    int: std::io::Result<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn catch() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        StopSignals {
+            term: signal(SignalKind::terminate()),
+            int: signal(SignalKind::interrupt()),
+        }
+    }
+}
+
 /// In a cluster, SIGTERM drains the node: no new participants, the ones
 /// here are told to move, and the node leaves once they have (or after
 /// `[cluster] drain_timeout`). Without a cluster, SIGTERM or SIGINT stops
@@ -106,11 +124,11 @@ async fn signaling(
 /// its default action: as a container's first process (PID 1) the server
 /// would otherwise never see it, and `docker stop` would wait its 10 s and
 /// kill it.
-async fn drained(sig: Signaling, timeout: std::time::Duration) {
+async fn drained(sig: Signaling, timeout: std::time::Duration, signals: StopSignals) {
     let Some(cluster) = sig.cluster().cloned() else {
-        return stop_signal().await;
+        return stop_signal(signals).await;
     };
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    let mut term = match signals.term {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!("cannot catch SIGTERM ({e}); the node will not drain");
@@ -140,13 +158,8 @@ async fn drained(sig: Signaling, timeout: std::time::Duration) {
 }
 
 /// Resolves on SIGTERM or SIGINT (never, if neither can be caught).
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (term, int) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    );
-    let (mut term, mut int) = match (term, int) {
+async fn stop_signal(signals: StopSignals) {
+    let (mut term, mut int) = match (signals.term, signals.int) {
         (Ok(t), Ok(i)) => (t, i),
         (Err(e), _) | (_, Err(e)) => {
             tracing::warn!(
@@ -164,6 +177,7 @@ async fn stop_signal() {
 
 /// Runs the server until it is stopped.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let signals = StopSignals::catch();
     let listener = tokio::net::TcpListener::bind(cfg.server.listen).await?;
     let (media, media_addr) = match media_plane(&cfg) {
         Some((plane, events, addr)) => (Some((plane, events)), addr.to_string()),
@@ -189,7 +203,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         });
     }
     let app = app(&cfg, sig.clone());
-    let drain = drained(sig, cfg.cluster.drain_timeout);
+    let drain = drained(sig, cfg.cluster.drain_timeout, signals);
     tokio::select! {
         r = serve(&cfg, listener, app, limits, counter) => r,
         () = drain => Ok(()),
