@@ -67,6 +67,8 @@ async function relayedCall(t, { room, relayProtocol, tls }) {
       // Only the one way in: TURN over TCP, or TURN over TLS.
       SFU_ICE__TURN__URLS: tls ? `turns:127.0.0.1:${tlsPort}?transport=tcp` : `turn:127.0.0.1:${port}?transport=tcp`,
       SFU_ICE__TURN__SECRET: SECRET,
+      // No ICE over TCP to the media port: the relay is what is tested.
+      SFU_MEDIA__TCP: 'false',
     },
   });
   const alice = await s.participant(`/?room=${room}&mode=sfu&name=Alice&autojoin=1`, {
