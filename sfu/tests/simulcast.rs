@@ -187,9 +187,10 @@ fn the_room_hears_who_speaks_loudest_first() {
     assert_eq!(net.clients[listener].speakers.len(), n);
 }
 
-#[test]
-fn a_lost_packet_of_a_simulcast_layer_is_repaired_by_its_rid_retransmission() {
-    let mut net = SimNet::new(33);
+/// A simulcast publisher `a` and a subscriber `big` that receives its top
+/// layer, with the camera that got it there.
+fn watching_the_top_layer(seed: u64) -> (SimNet, usize, usize, Camera) {
+    let mut net = SimNet::new(seed);
     let a = net.join("a", true, false);
     net.clients[a].add_simulcast_track("cam", &["q", "h", "f"]);
     let big = net.join("big", false, true);
@@ -197,6 +198,12 @@ fn a_lost_packet_of_a_simulcast_layer_is_repaired_by_its_rid_retransmission() {
     let mut cam = Camera::new();
     assert!(run_until(&mut net, &mut cam, |n| last_width(n, big, "cam")
         == Some(1280)));
+    (net, a, big, cam)
+}
+
+#[test]
+fn a_lost_packet_of_a_simulcast_layer_is_repaired_by_its_rid_retransmission() {
+    let (mut net, a, big, mut cam) = watching_the_top_layer(33);
 
     // The network loses one packet of layer f (sent as a delta frame's
     // first packet, never delivered)...
@@ -255,14 +262,7 @@ fn a_lost_packet_of_a_simulcast_layer_is_repaired_by_its_rid_retransmission() {
 
 #[test]
 fn a_browser_probe_repeating_a_packet_already_received_is_not_forwarded() {
-    let mut net = SimNet::new(34);
-    let a = net.join("a", true, false);
-    net.clients[a].add_simulcast_track("cam", &["q", "h", "f"]);
-    let big = net.join("big", false, true);
-    net.track_settings(big, a, "cam", sized(1280, 720));
-    let mut cam = Camera::new();
-    assert!(run_until(&mut net, &mut cam, |n| last_width(n, big, "cam")
-        == Some(1280)));
+    let (mut net, a, big, mut cam) = watching_the_top_layer(34);
 
     // Browsers probe their uplink with RTX packets that repeat media they
     // sent before. The server has that packet: the repeat repairs nothing.

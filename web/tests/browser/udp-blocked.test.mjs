@@ -18,6 +18,19 @@ const SECRET = 'udp-blocked-secret';
 const ADDR = '10.99.8.1';
 const TABLE = 'sfutest_noudp';
 
+/** Why these tests cannot run here, or null. */
+function cannotDropUdp() {
+  if (!RUN_SFU) return 'SFU-room variants turned off (WEB_TEST_SFU=0)';
+  const why = privateNamespace();
+  if (why) return why;
+  try {
+    execFileSync('nft', ['--version']);
+  } catch {
+    return 'nft (nftables) is missing';
+  }
+  return null;
+}
+
 /** @param {string} script */
 function nft(script) {
   return execFileSync('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
@@ -48,14 +61,8 @@ function dropUdp(t, addr) {
  * selected path is relayed over `relayProtocol`.
  */
 async function relayedCall(t, { room, relayProtocol, tls }) {
-  if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
-  const why = privateNamespace();
+  const why = cannotDropUdp();
   if (why) return t.skip(why);
-  try {
-    execFileSync('nft', ['--version']);
-  } catch {
-    return t.skip('nft (nftables) is missing');
-  }
   veth(t, 'ub', `${ADDR}/24`);
   const dropped = dropUdp(t, ADDR);
   const port = await freeUdpPort();
@@ -112,14 +119,8 @@ test('a participant whose UDP is dropped gets media through TURN over TLS (SFU r
   relayedCall(t, { room: 'udp-blocked-tls', relayProtocol: 'tls', tls: true }));
 
 test('participants whose UDP is dropped get media over TCP to the media port (ICE over TCP, SFU room)', async (t) => {
-  if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
-  const why = privateNamespace();
+  const why = cannotDropUdp();
   if (why) return t.skip(why);
-  try {
-    execFileSync('nft', ['--version']);
-  } catch {
-    return t.skip('nft (nftables) is missing');
-  }
   // The server is reached at a veth address whose UDP is dropped both
   // ways, and no TURN server is handed out: TCP to the media port is the
   // only way in, for both participants.
