@@ -37,6 +37,7 @@ mod bitrate;
 pub mod estimator;
 pub mod feedback;
 pub mod history;
+mod jitter;
 pub mod leg;
 mod loss;
 pub mod pacer;

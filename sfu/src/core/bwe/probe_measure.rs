@@ -40,13 +40,38 @@ pub(crate) struct ClusterMeasure {
     last_send: Option<Instant>,
     last_send_size: u32,
     send_bytes: u64,
-    first_arrival: Option<(i64, u32)>,
-    last_arrival: Option<i64>,
-    recv_bytes: u64,
     min_owd_us: Option<i64>,
     /// One-way delay of the latest-sent packet received so far.
     last_sent_owd_us: Option<i64>,
     last_sent_received: Option<Instant>,
+    /// One-way delay against send time, for the least-squares slope.
+    fit: Fit,
+}
+
+/// Least-squares line through (send time, one-way delay) points, in
+/// milliseconds.
+#[derive(Debug, Default)]
+struct Fit {
+    n: f64,
+    x: f64,
+    y: f64,
+    xx: f64,
+    xy: f64,
+}
+
+impl Fit {
+    fn add(&mut self, x: f64, y: f64) {
+        self.n += 1.0;
+        self.x += x;
+        self.y += y;
+        self.xx += x * x;
+        self.xy += x * y;
+    }
+
+    fn slope(&self) -> Option<f64> {
+        let d = self.n * self.xx - self.x * self.x;
+        (self.n >= 2.0 && d > f64::EPSILON).then(|| (self.n * self.xy - self.x * self.y) / d)
+    }
 }
 
 impl ClusterMeasure {
@@ -64,12 +89,10 @@ impl ClusterMeasure {
             last_send: None,
             last_send_size: 0,
             send_bytes: 0,
-            first_arrival: None,
-            last_arrival: None,
-            recv_bytes: 0,
             min_owd_us: None,
             last_sent_owd_us: None,
             last_sent_received: None,
+            fit: Fit::default(),
         }
     }
 
@@ -91,15 +114,12 @@ impl ClusterMeasure {
                 continue;
             };
             self.received += 1;
-            self.recv_bytes += r.sent.size as u64;
-            if self.first_arrival.is_none_or(|(f, _)| arrival < f) {
-                self.first_arrival = Some((arrival, r.sent.size));
-            }
-            self.last_arrival = Some(self.last_arrival.map_or(arrival, |l| l.max(arrival)));
             // One-way delay up to an unknown clock offset: only its growth counts.
             let owd = arrival
                 .saturating_sub(s.saturating_duration_since(self.started).as_micros() as i64);
             self.min_owd_us = Some(self.min_owd_us.map_or(owd, |m| m.min(owd)));
+            let x_ms = s.saturating_duration_since(self.started).as_secs_f64() * 1000.0;
+            self.fit.add(x_ms, owd as f64 / 1000.0);
             if self.last_sent_received.is_none_or(|l| s >= l) {
                 self.last_sent_received = Some(s);
                 self.last_sent_owd_us = Some(owd);
@@ -145,22 +165,28 @@ impl ClusterMeasure {
 
     /// The measured deliverable rate and whether the path kept up with the
     /// send rate; `None` without enough received packets.
+    ///
+    /// How much the path stretched the cluster is the slope of its packets'
+    /// one-way delay over their send times, fitted by least squares: a path
+    /// that keeps up adds no delay along the cluster (slope 0), a bottleneck
+    /// of capacity C under a probe at rate R adds R/C - 1 per unit of time.
+    /// Delay noise moves single packets, which would stretch or shrink a
+    /// span measured from the earliest to the latest arrival; the fit
+    /// averages it out over every packet.
     pub(crate) fn result(&self, min_packets: u32) -> Option<(Bitrate, bool)> {
         if self.received < min_packets.max(2) {
             return None;
         }
         let send_span = self.last_send?.saturating_duration_since(self.first_send?);
-        let (first_arrival, first_size) = self.first_arrival?;
-        let recv_span_us = self.last_arrival? - first_arrival;
-        if send_span.is_zero() || recv_span_us <= 0 {
+        if send_span.is_zero() {
             return None;
         }
-        // Each span covers all packets but one: the last sent, the first received.
+        // The span covers all packets but one: the last sent.
         let send = Bitrate::from_bytes(self.send_bytes - self.last_send_size as u64, send_span);
-        let recv = Bitrate::from_bytes(
-            self.recv_bytes - first_size as u64,
-            Duration::from_micros(recv_span_us as u64),
-        );
+        let slope = self.fit.slope()?;
+        // A receiver that was not scheduled for a while stamps what waited
+        // at once: the delay falls along the cluster. That is no faster path.
+        let recv = send.scale(1.0 / (1.0 + slope.max(-0.5)));
         if recv.as_f64() < SATURATED_RATIO * send.as_f64() {
             Some((recv.scale(SATURATED_USE), false))
         } else {
@@ -210,6 +236,48 @@ mod tests {
         assert!(m.complete());
         assert_eq!(m.verdict(20 * MS, 0.0), Verdict::Pending);
         assert_eq!(m.result(5), Some((Bitrate::kbps(2000), true)));
+    }
+
+    /// Arrivals of `results` moved by up to `amplitude_us` of noise
+    /// (a fixed pseudo-random sequence), never before the previous one.
+    fn with_noise(mut r: Vec<PacketResult>, amplitude_us: i64) -> Vec<PacketResult> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut prev = i64::MIN;
+        for p in r.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let noise = (x % (amplitude_us as u64 + 1)) as i64;
+            let a = p.arrival_us.unwrap() + noise;
+            p.arrival_us = Some(a.max(prev));
+            prev = a.max(prev);
+        }
+        r
+    }
+
+    #[test]
+    fn delay_noise_neither_fails_a_probe_the_path_keeps_up_with_nor_hides_a_bottleneck() {
+        let t0 = Instant::now();
+        // 150 ms at 2 Mbit/s (38 packets) with up to 30 ms of noise on
+        // each arrival: the earliest and latest arrivals alone would say
+        // the path delivered a sixth less than it did.
+        let mut ok = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
+        ok.sent_packets = 38;
+        ok.ended = Some(t0 + 150 * MS);
+        ok.on_results(&with_noise(results(t0, 38, 4000, 4000, &[]), 30_000));
+        let (rate, reached) = ok.result(5).unwrap();
+        assert!(reached, "{rate}");
+        // The same noise on a bottleneck at 1.5 Mbit/s.
+        let mut sat = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
+        sat.sent_packets = 38;
+        sat.ended = Some(t0 + 150 * MS);
+        sat.on_results(&with_noise(results(t0, 38, 4000, 5333, &[]), 30_000));
+        let (rate, reached) = sat.result(5).unwrap();
+        assert!(!reached, "{rate}");
+        assert!(
+            (1200..=1600).contains(&(rate.as_f64() as u64 / 1000)),
+            "about 95% of 1.5 Mbit/s: {rate}"
+        );
     }
 
     #[test]

@@ -12,7 +12,13 @@
 //!
 //! A cluster is aborted at once when its feedback shows a loss or its
 //! packets' delay grows past `abort_delay`, or when the caller says the leg
-//! is congested. After a success the next probe may follow after
+//! is congested. On a path with delay noise (the jitter the caller reports
+//! with [`Prober::set_jitter`]) clusters last longer (up to
+//! `jitter_duration_multiple` times the jitter, at most four times
+//! `duration`) and the abort threshold grows by `jitter_abort_multiple`
+//! times the jitter: otherwise noise alone would fail most probes (the
+//! measure itself fits a line through every packet's delay, see
+//! [`super::probe_measure`]). After a success the next probe may follow after
 //! `min_interval`; after a failure the wait starts at `backoff_initial` and
 //! doubles up to `backoff_max`.
 
@@ -41,6 +47,10 @@ pub struct ProberConfig {
     /// Wait after a failed probe, doubling up to `backoff_max`.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// A cluster lasts at least this many times the path's jitter.
+    pub jitter_duration_multiple: u32,
+    /// The abort threshold grows by this many times the path's jitter.
+    pub jitter_abort_multiple: u32,
 }
 
 impl Default for ProberConfig {
@@ -54,6 +64,8 @@ impl Default for ProberConfig {
             min_interval: Duration::from_millis(500),
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(3),
+            jitter_duration_multiple: 5,
+            jitter_abort_multiple: 3,
         }
     }
 }
@@ -127,6 +139,7 @@ pub struct Prober {
     next_allowed: Option<Instant>,
     backoff: Duration,
     tolerated: f64,
+    jitter: Duration,
     stats: ProberStats,
 }
 
@@ -142,12 +155,28 @@ impl Prober {
             measures: VecDeque::new(),
             next_allowed: None,
             tolerated: 0.0,
+            jitter: Duration::ZERO,
             stats: ProberStats::default(),
         }
     }
 
     pub fn stats(&self) -> ProberStats {
         self.stats
+    }
+
+    /// The path's delay noise (RFC 3550 interarrival jitter), for the
+    /// clusters that start and the verdicts that follow.
+    pub fn set_jitter(&mut self, jitter: Duration) {
+        self.jitter = jitter;
+    }
+
+    fn cluster_duration(&self) -> Duration {
+        (self.jitter * self.cfg.jitter_duration_multiple)
+            .clamp(self.cfg.duration, self.cfg.duration * 4)
+    }
+
+    fn abort_delay(&self) -> Duration {
+        self.cfg.abort_delay + self.jitter * self.cfg.jitter_abort_multiple
     }
 
     /// A cluster is being sent.
@@ -174,7 +203,7 @@ impl Prober {
         let id = ProbeClusterId(self.next_id);
         self.next_id = self.next_id.wrapping_add(1);
         let min_bytes = self.cfg.min_packets as u64 * self.cfg.packet_size as u64;
-        let target_bytes = (rate.bytes_in(self.cfg.duration) as u64).max(min_bytes);
+        let target_bytes = (rate.bytes_in(self.cluster_duration()) as u64).max(min_bytes);
         self.active = Some(Active {
             id,
             rate,
@@ -286,7 +315,7 @@ impl Prober {
 
     /// Outcomes due at `now` without feedback (time-outs).
     pub fn poll_outcome(&mut self, now: Instant) -> Option<ProbeOutcome> {
-        let abort_delay = self.cfg.abort_delay;
+        let abort_delay = self.abort_delay();
         let tolerated = self.tolerated;
         let timeout = self.cfg.result_timeout;
         let active_id = self.active.as_ref().map(|a| a.id);
@@ -321,6 +350,9 @@ impl Prober {
         let end = match (forced, measured) {
             (Some(end), _) => end,
             (None, Some((_, true))) => ProbeEnd::Success,
+            // Short of the cluster's own send rate (media sent meanwhile
+            // adds to it) but above the rate probed for: that rate is proven.
+            (None, Some((r, false))) if r >= m.rate => ProbeEnd::Success,
             (None, Some((_, false))) => ProbeEnd::Saturated,
             (None, None) => ProbeEnd::Timeout,
         };
