@@ -168,7 +168,7 @@ pub fn allocate_peer(
         bwe.leg.on_layer_switch(now + Duration::from_millis(100));
     }
     if settings.probing {
-        bwe.maybe_probe(alloc.probe_target, now);
+        bwe.maybe_probe(alloc.probe_target.zip(alloc.probe_goal), now);
     }
     let targets = alloc
         .tracks

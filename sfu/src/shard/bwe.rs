@@ -293,12 +293,13 @@ impl SubscriberBwe {
         true
     }
 
-    /// Asks for a probe towards `target` when probing is on and useful.
-    pub fn maybe_probe(&mut self, target: Option<Bitrate>, now: Instant) {
-        let (Some(t), Some(_)) = (target, &self.probe_route) else {
+    /// Asks for a probe towards `target` (the next step and the goal, see
+    /// `LegBwe::request_probe_towards`) when probing is on and useful.
+    pub fn maybe_probe(&mut self, target: Option<(Bitrate, Bitrate)>, now: Instant) {
+        let (Some((step, goal)), Some(_)) = (target, &self.probe_route) else {
             return;
         };
-        if self.leg.request_probe(t, now).is_ok() {
+        if self.leg.request_probe_towards(step, goal, now).is_ok() {
             self.counts.probes_started += 1;
         }
     }

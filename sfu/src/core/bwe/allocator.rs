@@ -179,20 +179,22 @@ impl Allocator {
         for &i in &select::rank_order(tracks) {
             let (t, p) = (&tracks[i], &provisional.up_tracks[i]);
             let st = self.state.get_mut(&t.track).expect("inserted above");
-            // A probe that proves the total lifts a block on the lowest
-            // layer: the block keeps an unproven resume from repeating,
-            // and a paused video must not wait out a long one.
-            let lifted = st.block.is_some_and(|(b, _)| select::lowest(t) == Some(b))
-                && matches!(next[i], Target::Paused(PauseReason::Bandwidth))
-                && select::lowest(t).is_some_and(|l| {
-                    let mut with = next.clone();
-                    with[i] = Target::Layer(l);
-                    proven_by_probe(total(tracks, &with))
-                });
-            let want = match (lifted, select::lowest(t)) {
-                // Back at the lowest layer first; higher ones later, as usual.
-                (true, Some(l)) => Target::Layer(l),
-                _ => cap_below_block(t, p.target, st.block),
+            // A probe that proves the total with a blocked layer lifts the
+            // block: the block keeps unproven moves up from repeating a
+            // shed, but a path that has room again (a cap lifted, a
+            // paused video's lowest layer) must not wait it out.
+            let lifted = st.block.map(|(b, _)| b).filter(|&b| {
+                rank(Target::Layer(b)) > rank(next[i])
+                    && select::is_available(t, b)
+                    && {
+                        let mut with = next.clone();
+                        with[i] = Target::Layer(b);
+                        proven_by_probe(total(tracks, &with))
+                    }
+            });
+            let want = match lifted {
+                Some(b) => Target::Layer(b),
+                None => cap_below_block(t, p.target, st.block),
             };
             if rank(want) <= rank(next[i]) {
                 st.up_since = None;
@@ -213,6 +215,9 @@ impl Allocator {
                 continue;
             }
             idle_try = false;
+            if lifted.is_some() {
+                st.block = None;
+            }
             st.up_since = None;
             st.moved_up_since_shed = true;
         }
@@ -242,7 +247,7 @@ impl Allocator {
             }
         }
 
-        self.finish(tracks, next, provisional, now)
+        self.finish(tracks, next, provisional)
     }
 
     /// A video paused for bandwidth while others take more than their
@@ -341,7 +346,6 @@ impl Allocator {
         tracks: &[TrackInput],
         next: Vec<Target>,
         provisional: &Provisional,
-        now: Instant,
     ) -> Allocation {
         let mut events = Vec::new();
         let mut out = Vec::with_capacity(tracks.len());
@@ -364,25 +368,22 @@ impl Allocator {
         let best = select::select(tracks, Bitrate::MAX, select::Layers::All, None);
         let desired: Bitrate = best.iter().map(|a| a.bitrate).sum();
         let targets: Vec<Target> = out.iter().map(|a| a.target).collect();
-        // A paused video's way back is a probe for its lowest layer, even
-        // while that layer is blocked (a proof lifts the block).
-        let blocks: Vec<Option<Layer>> = self
-            .blocks(tracks, now)
-            .into_iter()
-            .zip(tracks.iter().zip(&targets))
-            .map(|(b, (t, g))| {
-                b.filter(|&b| {
-                    !(matches!(g, Target::Paused(PauseReason::Bandwidth))
-                        && select::lowest(t) == Some(b))
-                })
-            })
-            .collect();
+        // Probes go for blocked layers too: a probe that proves one lifts
+        // its block (the prober's backoff keeps failed tries rare).
+        let blocks = vec![None; tracks.len()];
         let next = select::next_step(tracks, &targets, &blocks);
+        let reach: Bitrate =
+            select::select(tracks, Bitrate::MAX, select::Layers::Available, Some(&blocks))
+                .iter()
+                .map(|a| a.bitrate)
+                .sum();
+        let over_headroom = |b: Bitrate| b.scale(1.0 / self.cfg.up_headroom);
         Allocation {
             tracks: out,
             total,
             events,
-            probe_target: next.map(|n| n.scale(1.0 / self.cfg.up_headroom)),
+            probe_target: next.map(over_headroom),
+            probe_goal: next.map(|n| over_headroom(reach.max(n))),
             desired,
         }
     }

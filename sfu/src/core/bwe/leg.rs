@@ -22,6 +22,7 @@ use super::feedback::TransportFeedback;
 use super::history::{
     HistoryStats, PacketKind, PacketResult, SendHistory, SentPacket, SeqAllocator, TransportSeq,
 };
+use super::jitter::Jitter;
 use super::prober::{ProbeEnd, ProbeOutcome, ProbePacket, Prober, ProberConfig, ProberStats};
 use super::Bitrate;
 
@@ -70,7 +71,7 @@ impl Default for LegConfig {
 pub enum ProbeRefused {
     #[error("the leg is congested")]
     Congested,
-    #[error("the estimate already allows the rate")]
+    #[error("the estimate allows the rate and the path delivered it lately")]
     NotNeeded,
     #[error("a probe is running or the wait after the last one is not over")]
     NotNow,
@@ -94,10 +95,14 @@ pub struct LegBwe {
     history: SendHistory,
     estimator: Estimator,
     prober: Prober,
+    jitter: Jitter,
     results: Vec<PacketResult>,
     /// No overuse and no failed probe yet: probing is allowed while the
     /// leg is not application-limited, to find the capacity quickly.
     startup: bool,
+    /// The last probe succeeded, and no congestion since: the next one
+    /// goes for the allocator's goal.
+    climbing: bool,
     packets_sent: u64,
     bytes_sent: u64,
 }
@@ -110,8 +115,10 @@ impl LegBwe {
             history: SendHistory::new(cfg.history_packets, cfg.history_age),
             estimator: Estimator::new(cfg.estimator.clone()),
             prober: Prober::new(cfg.prober.clone()),
+            jitter: Jitter::default(),
             results: Vec::new(),
             startup: true,
+            climbing: false,
             packets_sent: 0,
             bytes_sent: 0,
             cfg,
@@ -155,6 +162,8 @@ impl LegBwe {
         results.clear();
         self.history.on_feedback(fb, now, &mut results);
         self.estimator.on_feedback(&results, now);
+        self.jitter.on_results(&results);
+        self.prober.set_jitter(self.jitter.get());
         // Twice the path's usual loss is not the probe's doing.
         let tolerated = 2.0 * self.estimator.loss_baseline();
         let mut outcome = self.prober.on_feedback(&results, tolerated, now);
@@ -167,6 +176,7 @@ impl LegBwe {
         }
         if self.estimator.is_congested(now) {
             self.startup = false;
+            self.climbing = false;
         }
         outcome
     }
@@ -176,6 +186,7 @@ impl LegBwe {
             .measured
             .filter(|_| matches!(o.end, ProbeEnd::Success | ProbeEnd::Saturated));
         self.estimator.on_probe_ended(measured, o.is_success(), now);
+        self.climbing = o.is_success();
         if !o.is_success() {
             self.startup = false;
         }
@@ -233,8 +244,29 @@ impl LegBwe {
         target: Bitrate,
         now: Instant,
     ) -> Result<Bitrate, ProbeRefused> {
+        self.request_probe_towards(target, target, now)
+    }
+
+    /// As [`Self::request_probe`] for the allocator's next step `target`,
+    /// with `goal` the estimate everything it wants needs. At start-up and
+    /// while probes succeed the probe goes for the goal (still at most
+    /// `probe_max_multiple` times the estimate): each success doubles what
+    /// is proven, so a subscriber with room climbs in a few probes rather
+    /// than a layer at a time. After a failure or congestion it goes for
+    /// the next step only.
+    pub fn request_probe_towards(
+        &mut self,
+        target: Bitrate,
+        goal: Bitrate,
+        now: Instant,
+    ) -> Result<Bitrate, ProbeRefused> {
         let estimate = self.estimator.estimate(now);
-        if target <= estimate {
+        // Not needed when the estimate allows the target and the path
+        // delivered it lately: the allocator moves up on those. Either
+        // alone is no proof (the estimate grows while the leg sends less,
+        // up to 1.5 times what it sends; a rate delivered before a drop
+        // says nothing of the path now).
+        if target <= estimate && self.estimator.recent_best().is_some_and(|d| d >= target) {
             return Err(ProbeRefused::NotNeeded);
         }
         if self.estimator.is_congested(now) {
@@ -256,7 +288,12 @@ impl LegBwe {
                 return Err(ProbeRefused::NotApplicationLimited);
             }
         }
-        let rate = target
+        let want = if self.startup || self.climbing {
+            goal.max(target)
+        } else {
+            target
+        };
+        let rate = want
             .scale(self.cfg.probe_margin)
             .min(estimate.scale(self.cfg.probe_max_multiple));
         self.prober.start(rate, now).ok_or(ProbeRefused::NotNow)?;
@@ -342,13 +379,13 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_is_refused_when_not_needed_or_congested_and_runs_otherwise() {
+    fn a_probe_runs_when_asked_unless_one_runs_already() {
         let t0 = Instant::now();
+        // An estimate (300 kbit/s at first) that allows the target proves
+        // nothing: the probe runs.
+        let mut low = LegBwe::new(LegConfig::default(), 0);
+        assert_eq!(low.request_probe(Bitrate::kbps(100), t0), Ok(Bitrate::kbps(105)));
         let mut leg = LegBwe::new(LegConfig::default(), 0);
-        assert_eq!(
-            leg.request_probe(Bitrate::kbps(100), t0),
-            Err(ProbeRefused::NotNeeded)
-        );
         let rate = leg.request_probe(Bitrate::kbps(500), t0).unwrap();
         assert_eq!(rate, Bitrate::kbps(525), "5% above the target");
         let rate_capped = {

@@ -72,6 +72,7 @@ impl DynacastNeeds {
                 total: Default::default(),
                 events: Vec::new(),
                 probe_target: None,
+                probe_goal: None,
                 desired: Default::default(),
             },
         )

@@ -391,46 +391,57 @@ fn a_probe_success_moves_up_at_once_but_congestion_never_does() {
 }
 
 #[test]
-fn a_layer_left_for_lack_of_bandwidth_is_blocked_longer_each_time() {
+fn a_layer_left_for_lack_of_bandwidth_is_blocked_longer_each_time_unless_a_probe_proves_it() {
     let t0 = Instant::now();
     let cfg = AllocatorConfig::default();
     let mut a = Allocator::new(cfg.clone());
     let tracks = [camera(1)];
-    let probe = |r| Signal {
-        probe_success: Some(kbps(r)),
+    // The estimate allows the top layer and the path delivered it lately:
+    // without a block, that held for `up_hold` moves the track up.
+    let known = Signal {
+        delivered: Some(kbps(1700)),
         ..Default::default()
+    };
+    // Allocates every 250 ms in [from, to]; the last target.
+    let hold = |a: &mut Allocator, from: Instant, to: Instant| {
+        let mut t = from;
+        let mut last = None;
+        while t <= to {
+            last = Some(a.allocate(&tracks, kbps(1700), known, t).tracks[0].target);
+            t += 250 * MS;
+        }
+        last.unwrap()
     };
     a.allocate(&tracks, kbps(1600), Signal::default(), t0);
     // Pushed down from the top layer.
     let out = a.allocate(&tracks, kbps(1000), Signal::default(), t0 + S);
     assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
-    // Even a probe cannot take it back up during the block...
-    let out = a.allocate(
-        &tracks,
-        kbps(1700),
-        probe(1700),
-        t0 + S + cfg.block_initial - MS,
-    );
-    assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
-    // ...but can after it.
+    // No move back up during the block, however long the estimate allows it...
+    let end = t0 + S + cfg.block_initial - MS;
+    assert_eq!(hold(&mut a, t0 + S + MS, end), Target::Layer(l(1)));
+    // ...but after it.
     let t1 = t0 + S + cfg.block_initial;
-    let out = a.allocate(&tracks, kbps(1700), probe(1700), t1);
-    assert_eq!(out.tracks[0].target, Target::Layer(l(2)));
+    assert_eq!(hold(&mut a, t1, t1 + cfg.up_hold), Target::Layer(l(2)));
     // Pushed down again after moving up: blocked twice as long.
-    a.allocate(&tracks, kbps(1000), Signal::default(), t1 + S);
-    let out = a.allocate(
-        &tracks,
-        kbps(1700),
-        probe(1700),
-        t1 + S + cfg.block_initial * 2 - MS,
-    );
+    let t2 = t1 + cfg.up_hold + S;
+    a.allocate(&tracks, kbps(1000), Signal::default(), t2);
+    let end = t2 + cfg.block_initial * 2 - MS;
+    assert_eq!(hold(&mut a, t2 + MS, end), Target::Layer(l(1)));
+    let t3 = t2 + cfg.block_initial * 2;
+    assert_eq!(hold(&mut a, t3, t3 + cfg.up_hold), Target::Layer(l(2)));
+
+    // A probe that proves the blocked layer lifts the block at once (a
+    // cap lifted from the path must not be waited out).
+    let t4 = t3 + cfg.up_hold + S;
+    a.allocate(&tracks, kbps(1000), Signal::default(), t4);
+    let out = a.allocate(&tracks, kbps(1700), known, t4 + S);
     assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
-    let out = a.allocate(
-        &tracks,
-        kbps(1700),
-        probe(1700),
-        t1 + S + cfg.block_initial * 2,
-    );
+    assert!(out.probe_target.is_some(), "the blocked layer is probed for");
+    let proof = Signal {
+        probe_success: Some(kbps(1700)),
+        ..Default::default()
+    };
+    let out = a.allocate(&tracks, kbps(1700), proof, t4 + S + 250 * MS);
     assert_eq!(out.tracks[0].target, Target::Layer(l(2)));
 }
 

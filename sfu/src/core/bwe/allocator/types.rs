@@ -122,6 +122,12 @@ pub struct Allocation {
     /// single step, over `up_headroom`): what to probe for before moving up.
     /// `None` when every track has what it wants.
     pub probe_target: Option<Bitrate>,
+    /// The estimate every track's best available layer needs (over
+    /// `up_headroom`, layers blocked after congestion left out): what to
+    /// probe for while probes keep succeeding, so that a subscriber with
+    /// room climbs in a few probes rather than a layer at a time. `None`
+    /// when every track has what it wants.
+    pub probe_goal: Option<Bitrate>,
     /// The total rate with every track at the best layer it wants.
     pub desired: Bitrate,
 }

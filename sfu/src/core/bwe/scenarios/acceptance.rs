@@ -304,3 +304,77 @@ fn three_cameras_on_a_jittery_600_kbps_link_keep_flowing() {
         );
     }
 }
+
+/// Three simulcast cameras at the SDK's default rates (150/500/1500 kbit/s)
+/// and three audio tracks: what a member of a four-person room receives.
+fn three_cameras() -> MediaSpec {
+    MediaSpec::Layered {
+        cameras: vec![vec![150, 500, 1500]; 3],
+        audio: 3,
+    }
+}
+
+/// A path through loopback or a LAN: no rate limit but the host's, a few
+/// milliseconds of delay, and a busy machine's scheduling jitter.
+fn fast_path(jitter: Duration) -> Vec<LinkConfig> {
+    let mut links = vec![
+        LinkConfig::bottleneck(kbps(100_000), 2 * S, 2 * MS),
+        LinkConfig::wire(2 * MS),
+    ];
+    links[0].jitter = jitter;
+    links
+}
+
+/// The browser test's uncapped members: from the first feedback, the
+/// estimate climbs by probes from its initial 300 kbit/s to the three top
+/// layers (4.6 Mbit/s) in a few steps, not one layer at a time.
+#[test]
+fn three_cameras_on_a_fast_link_reach_their_top_layers_within_5_s() {
+    for jitter_ms in [0u32, 15, 30] {
+        let mut bed = single(three_cameras(), fast_path(jitter_ms * MS));
+        bed.run(30 * S);
+        let s = bed.samples(0);
+        let top = first_time(s, Duration::ZERO, |x| x.at_top == 3);
+        let downs = bed.flows[0].switches_between(bed.time(10 * S), bed.time(30 * S));
+        println!("fast link, jitter {jitter_ms} ms: all three top layers from {top:?}, switches after 10 s: {downs}");
+        assert!(
+            top.is_some_and(|t| t <= 5 * S),
+            "jitter {jitter_ms} ms: top layers from {top:?}\n{}",
+            describe(s, Duration::ZERO, 15 * S, 250 * MS)
+        );
+        assert!(
+            s.iter().filter(|x| x.t >= 10 * S).all(|x| x.at_top == 3),
+            "jitter {jitter_ms} ms: the top layers are kept"
+        );
+    }
+}
+
+/// The browser test's capped viewer: 800 kbit/s with a deep queue (as
+/// `tc htb` gives) and a busy machine's jitter, lifted at 40 s. Under the
+/// cap the server sends less than it; after the lift all three cameras are
+/// back on their top layers within 10 s.
+#[test]
+fn three_cameras_capped_at_800_kbps_are_back_on_their_top_layers_within_10_s_of_the_lift() {
+    for jitter_ms in [0u32, 15, 30] {
+        let mut links = vec![
+            LinkConfig::bottleneck(kbps(800), 10 * S, 2 * MS),
+            LinkConfig::wire(2 * MS),
+        ];
+        links[0].jitter = jitter_ms * MS;
+        let mut bed = single(three_cameras(), links);
+        bed.at(40 * S, Change::Rate(0, None));
+        bed.run(70 * S);
+        let s = bed.samples(0);
+        let capped = s.iter().filter(|x| x.t >= 10 * S && x.t < 40 * S);
+        let capped_sent = mean(capped.clone(), |x| x.sent);
+        let capped_max = capped.clone().map(|x| x.sent).max().unwrap();
+        let back = first_time(s, 40 * S, |x| x.at_top == 3).map(|t| t - 40 * S);
+        println!("800 kbit/s, jitter {jitter_ms} ms: sent under the cap mean {capped_sent}, max {capped_max}; top layers {back:?} after the lift");
+        assert!(capped_sent <= kbps(800), "jitter {jitter_ms} ms: {capped_sent}");
+        assert!(
+            back.is_some_and(|t| t <= 10 * S),
+            "jitter {jitter_ms} ms: back on top {back:?} after the lift\n{}",
+            describe(s, 38 * S, 70 * S, 250 * MS)
+        );
+    }
+}

@@ -391,7 +391,7 @@ impl Flow {
                 }
                 // A paused encoder wants nothing more.
                 let paused = self.sources.iter().any(|s| s.paused);
-                (!paused).then_some(Bitrate::kbps(max_kbps))
+                (!paused).then_some((Bitrate::kbps(max_kbps), Bitrate::kbps(max_kbps)))
             }
             MediaSpec::Layered { .. } => {
                 let inputs = self.inputs();
@@ -423,11 +423,11 @@ impl Flow {
                         s.set_layer(layer, now);
                     }
                 }
-                a.probe_target
+                a.probe_target.zip(a.probe_goal)
             }
         };
-        if let Some(target) = probe_target {
-            if self.leg.request_probe(target, now).is_ok() {
+        if let Some((target, goal)) = probe_target {
+            if self.leg.request_probe_towards(target, goal, now).is_ok() {
                 self.probes.push((now, None, now));
             }
         }
@@ -460,6 +460,20 @@ impl Flow {
                 max_layer: None,
             })
             .collect()
+    }
+
+    /// Simulcast videos whose committed target is their top layer.
+    pub(crate) fn videos_at_top(&self) -> usize {
+        self.sources
+            .iter()
+            .zip(&self.last_targets)
+            .filter(|(s, t)| match (&s.kind, t) {
+                (SourceKind::Simulcast { layers }, Target::Layer(l)) => {
+                    l.spatial as usize + 1 == layers.len()
+                }
+                _ => false,
+            })
+            .count()
     }
 
     /// Layer switches and pauses the allocator decided.

@@ -56,6 +56,8 @@ pub(crate) struct Sample {
     pub probing: bool,
     pub congested: bool,
     pub state: super::estimator::EstimatorState,
+    /// Simulcast videos whose committed target is their top layer.
+    pub at_top: usize,
 }
 
 pub(crate) struct Bed {
@@ -205,6 +207,7 @@ impl Bed {
                 probing: f.near_probe(now, grace),
                 congested: f.leg.is_congested(now),
                 state: f.leg.state(now),
+                at_top: f.videos_at_top(),
             };
             self.samples[i].push(s);
         }
