@@ -72,7 +72,7 @@ pub struct BweConfig {
 impl Default for BweConfig {
     fn default() -> Self {
         BweConfig {
-            enabled: false,
+            enabled: true,
             probing: true,
             initial_kbps: 300,
             min_kbps: 30,
