@@ -120,10 +120,13 @@ async function apiStats(url) {
 
 const sum = (a) => a.reduce((x, y) => x + y, 0);
 
-test('a viewer capped at 800 kbit/s gets lower simulcast layers that fit and the top ones once the cap is lifted; uncapped members keep the top layer', { timeout: 600000 }, async (t) => {
-  if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
-  if (!inPrivateNamespace()) return t.skip('needs a private network namespace as root (test.sh runs browser tests under unshare -n)');
-
+/**
+ * One run of the room. `t` needs only `after` (cleanups, run when the
+ * attempt ends). Throws the first failed assertion, with `publisherLimited`
+ * set when a publisher's own Chromium held back its top encodings for lack
+ * of uplink bandwidth (see the test below).
+ */
+async function attempt(t) {
   const capped = await launchCappedBrowser(t);
   const s = await session(t, {
     env: {
@@ -160,9 +163,16 @@ test('a viewer capped at 800 kbit/s gets lower simulcast layers that fit and the
   const firstFrames = (Date.now() - t0) / 1000;
 
   // Uncapped members reach the top layer of each other's video.
+  // (And when every publisher sends its top encoding: Chromium's own
+  // estimate of its uplink turns it on, which the server cannot hasten.)
   let top = null;
+  let pubTop = null;
   const topDeadline = Date.now() + 120000;
   while (Date.now() < topDeadline) {
+    if (pubTop === null) {
+      const outs = await Promise.all(members.map((m) => m.page.evaluate(() => window.member.outbound())));
+      if (outs.every((o) => o.some((e) => e.rid === 'f' && e.fps > 0))) pubTop = (Date.now() - t0) / 1000;
+    }
     const video = uncappedVideo(await apiStats(api));
     if (video.length >= 6 && video.every((tr) => tr.layer === 'f')) {
       top = (Date.now() - t0) / 1000;
@@ -265,6 +275,7 @@ test('a viewer capped at 800 kbit/s gets lower simulcast layers that fit and the
     cap_kbit: CAP_KBIT,
     first_frames_s: +firstFrames.toFixed(1),
     uncapped_top_layer_at_s: +top.toFixed(1),
+    publishers_sending_top_at_s: pubTop === null ? null : +pubTop.toFixed(1),
     window_s: +secs.toFixed(1),
     capped_fps_per_video: fps.map((f) => +f.toFixed(1)),
     capped_widths: widths,
@@ -303,6 +314,15 @@ test('a viewer capped at 800 kbit/s gets lower simulcast layers that fit and the
   console.log(`capped viewer stream-state: ${JSON.stringify(await vic.evaluate(() => window.member.streamStates))}`);
   if (process.env.BWE_SERVER_LOG) fs.writeFileSync(process.env.BWE_SERVER_LOG, s.server.logs());
 
+  try {
+    checks();
+  } catch (e) {
+    e.publisherLimited = pubs.some(([, out]) => out.some((x) => x.rid !== 'q' && x.fps === 0 && x.limit === 'bandwidth'));
+    throw e;
+  }
+  s.passed();
+
+  function checks() {
   // Under the cap: every video keeps decoding, on a lower layer, at 10 fps
   // or more with no freeze over 1 s, and audio keeps flowing.
   assert.equal(fps.length, 3, 'three remote videos at the capped viewer');
@@ -322,5 +342,28 @@ test('a viewer capped at 800 kbit/s gets lower simulcast layers that fit and the
   // Lifted: back on the top layer of every video.
   assert.ok(backOnTop !== null, `the viewer is back on the top layers after the cap is lifted: ${JSON.stringify(vicFinal.tracks.map((tr) => [tr.layer, tr.target, tr.paused]))}`);
   assert.ok(liftedWidths.every((w) => w > 640), `the viewer decodes the top layers: ${liftedWidths}`);
-  s.passed();
+  }
+}
+
+// Chromium publishers on a loaded machine sometimes hold back their top
+// encodings for a minute or more, reporting qualityLimitationReason
+// "bandwidth" on their own loopback uplink (docs/benchmarks.md). A run
+// where that happened cannot show what the server gives its subscribers,
+// so it is run once more, said so in the output; any other failure, or
+// the same one twice, fails the test.
+test('a viewer capped at 800 kbit/s gets lower simulcast layers that fit and the top ones once the cap is lifted; uncapped members keep the top layer', { timeout: 900000 }, async (t) => {
+  if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
+  if (!inPrivateNamespace()) return t.skip('needs a private network namespace as root (test.sh runs browser tests under unshare -n)');
+  for (let n = 1; ; n++) {
+    const cleanups = [];
+    try {
+      await attempt({ after: (fn) => cleanups.push(fn) });
+      return;
+    } catch (e) {
+      if (!e.publisherLimited || n >= 2) throw e;
+      console.log(`attempt ${n}: a publisher held back its top encodings for lack of uplink bandwidth (${e.message.split('\n')[0]}); running the room again`);
+    } finally {
+      for (const c of cleanups.reverse()) await c().catch(() => {});
+    }
+  }
 });

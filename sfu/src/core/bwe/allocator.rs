@@ -50,6 +50,8 @@ struct TrackState {
     up_since: Option<Instant>,
     /// This layer and above are blocked until then.
     block: Option<(Layer, Instant)>,
+    /// The total that did not fit when the block was set.
+    block_total: Bitrate,
     backoff: Duration,
     moved_up_since_shed: bool,
     last_shed: Option<Instant>,
@@ -63,6 +65,8 @@ struct TrackState {
 pub struct Allocator {
     cfg: AllocatorConfig,
     state: HashMap<TrackNo, TrackState>,
+    /// Since when the committed set has been over the estimate.
+    short_since: Option<Instant>,
 }
 
 impl Allocator {
@@ -70,6 +74,7 @@ impl Allocator {
         Allocator {
             cfg,
             state: HashMap::new(),
+            short_since: None,
         }
     }
 
@@ -136,6 +141,7 @@ impl Allocator {
                     target: Target::Paused(PauseReason::Bandwidth),
                     up_since: None,
                     block: None,
+                    block_total: Bitrate::ZERO,
                     backoff: cfg.block_initial,
                     moved_up_since_shed: false,
                     last_shed: None,
@@ -183,8 +189,15 @@ impl Allocator {
             // block: the block keeps unproven moves up from repeating a
             // shed, but a path that has room again (a cap lifted, a
             // paused video's lowest layer) must not wait it out.
+            // Only a proof well above the total that did not fit says the
+            // path changed; a probe that barely passes on a capped path
+            // (delay noise) would otherwise move up into the same shed.
+            let changed = signal
+                .probe_success
+                .is_some_and(|r| r.as_f64() >= BLOCK_LIFT * st.block_total.as_f64());
             let lifted = st.block.map(|(b, _)| b).filter(|&b| {
-                rank(Target::Layer(b)) > rank(next[i])
+                changed
+                    && rank(Target::Layer(b)) > rank(next[i])
                     && select::is_available(t, b)
                     && {
                         let mut with = next.clone();
@@ -229,6 +242,13 @@ impl Allocator {
         // committed set is kept down to `down_tolerance` of it.
         let base_total = total(tracks, &self.committed_targets(tracks));
         let shortfall = base_total > budget;
+        let short_since = if shortfall {
+            *self.short_since.get_or_insert(now)
+        } else {
+            self.short_since = None;
+            now
+        };
+        let may_pause = now.saturating_duration_since(short_since) >= cfg.pause_hold;
         let order = select::rank_order(tracks);
         let mut sum = total(tracks, &next);
         let tolerated = !signal.standing && budget.as_f64() >= cfg.down_tolerance * sum.as_f64();
@@ -236,13 +256,24 @@ impl Allocator {
             if sum <= budget || tolerated {
                 break;
             }
-            let p = provisional.tracks[i].target;
+            let mut p = provisional.tracks[i].target;
+            // A flowing video goes down to its lowest layer at once, but
+            // is paused only once the shortfall has lasted `pause_hold`.
+            if matches!(p, Target::Paused(PauseReason::Bandwidth))
+                && matches!(next[i], Target::Layer(_))
+                && !may_pause
+            {
+                match select::lowest(tracks.get(i).expect("same length")) {
+                    Some(l) => p = Target::Layer(l),
+                    None => continue,
+                }
+            }
             if rank(p) < rank(next[i]) {
                 let from = next[i];
                 next[i] = p;
                 sum = total(tracks, &next);
                 if shortfall {
-                    self.block(tracks[i].track, from, now);
+                    self.block(tracks[i].track, from, base_total, now);
                 }
             }
         }
@@ -328,7 +359,7 @@ impl Allocator {
             .collect()
     }
 
-    fn block(&mut self, track: TrackNo, left: Target, now: Instant) {
+    fn block(&mut self, track: TrackNo, left: Target, total: Bitrate, now: Instant) {
         let Some(st) = self.state.get_mut(&track) else {
             return;
         };
@@ -337,6 +368,7 @@ impl Allocator {
             st.backoff = (st.backoff * 2).min(self.cfg.block_max);
         }
         st.block = Some((layer, now + st.backoff));
+        st.block_total = total;
         st.moved_up_since_shed = false;
         st.last_shed = Some(now);
     }
@@ -411,6 +443,10 @@ fn event(track: TrackNo, prev: Option<Target>, next: Target) -> Option<Allocatio
         _ => None,
     }
 }
+
+/// A probe lifts a block when it proves this many times the total that
+/// did not fit when the block was set.
+const BLOCK_LIFT: f64 = 1.25;
 
 /// Ordering of targets by how much they take: paused < any layer.
 fn rank(t: Target) -> (u8, Option<Layer>) {

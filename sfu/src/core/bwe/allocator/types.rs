@@ -169,6 +169,11 @@ pub struct AllocatorConfig {
     pub block_max: Duration,
     /// A track stable this long starts again from `block_initial`.
     pub block_reset: Duration,
+    /// A flowing video is paused for bandwidth only once the committed set
+    /// has been over the estimate this long (2 s): a pause is a freeze, a layer
+    /// down is not, and a dip of the estimate (a queue draining after a
+    /// move down, a burst of jitter) passes sooner.
+    pub pause_hold: Duration,
 }
 
 impl Default for AllocatorConfig {
@@ -180,6 +185,7 @@ impl Default for AllocatorConfig {
             block_initial: Duration::from_secs(8),
             block_max: Duration::from_secs(120),
             block_reset: Duration::from_secs(60),
+            pause_hold: Duration::from_secs(2),
         }
     }
 }
