@@ -1,5 +1,7 @@
 //! Server CPU per forwarded packet: one publisher to 1, 10 and 100
-//! subscribers, through one shard.
+//! subscribers, through one shard, for a video track (VP8, 1,100-byte
+//! payloads, with the NACK cache and layer logic) and an audio track (Opus,
+//! 100-byte payloads).
 //!
 //! What is measured, per iteration: one SRTP datagram from the publisher
 //! handed to `Shard::handle_datagram` (SRTP decrypt, the receive-side
@@ -29,7 +31,7 @@ use rand::SeedableRng;
 use rtc::interceptor::Registry;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
-use rtc::peer_connection::configuration::media_engine::{MediaEngine, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::message::RTCMessage;
@@ -65,6 +67,54 @@ fn vp8() -> RTCRtpCodec {
     }
 }
 
+fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: Vec::new(),
+    }
+}
+
+/// What the publisher sends.
+#[derive(Clone, Copy, Debug)]
+enum Media {
+    Video,
+    Audio,
+}
+
+impl Media {
+    fn name(self) -> &'static str {
+        match self {
+            Media::Video => "video",
+            Media::Audio => "audio",
+        }
+    }
+
+    fn codec(self) -> RTCRtpCodec {
+        match self {
+            Media::Video => vp8(),
+            Media::Audio => opus(),
+        }
+    }
+
+    fn kind(self) -> RtpCodecKind {
+        match self {
+            Media::Video => RtpCodecKind::Video,
+            Media::Audio => RtpCodecKind::Audio,
+        }
+    }
+
+    /// Payload size and RTP timestamp step of one packet.
+    fn packet(self) -> (usize, u32) {
+        match self {
+            Media::Video => (1100, 3000),
+            Media::Audio => (100, 960),
+        }
+    }
+}
+
 struct Client {
     id: ParticipantId,
     addr: SocketAddr,
@@ -81,6 +131,14 @@ fn client(i: u16) -> Client {
             payload_type: 96,
         },
         RtpCodecKind::Video,
+    )
+    .unwrap();
+    me.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: opus(),
+            payload_type: 111,
+        },
+        RtpCodecKind::Audio,
     )
     .unwrap();
     let registry = register_default_interceptors(Registry::new(), &mut me).unwrap();
@@ -107,10 +165,11 @@ struct Room {
     clients: Vec<Client>,
     ssrc: u32,
     seq: u16,
+    media: Media,
 }
 
 impl Room {
-    fn new(n: usize) -> Room {
+    fn new(n: usize, media: Media) -> Room {
         let cfg = Arc::new(ShardConfig {
             codecs: vec!["opus".into(), "vp8".into()],
             advertise: vec![SERVER],
@@ -137,17 +196,18 @@ impl Room {
             );
         }
         let ssrc = 0x1234_5678;
+        let track_id = format!("pub-{}", media.name());
         let track = MediaStreamTrack::new(
             "pub".into(),
-            "pub-video".into(),
-            "pub-video".into(),
-            RtpCodecKind::Video,
+            track_id.clone(),
+            track_id,
+            media.kind(),
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
                     ..Default::default()
                 },
-                codec: vp8(),
+                codec: media.codec(),
                 ..Default::default()
             }],
         );
@@ -168,6 +228,7 @@ impl Room {
             clients,
             ssrc,
             seq: 0,
+            media,
         };
         let deadline = Instant::now() + Duration::from_secs(120);
         while room.clients[1..].iter().any(|c| c.received < 3) {
@@ -292,17 +353,18 @@ impl Room {
             .codecs
             .first()?
             .payload_type;
+        let (size, ts_step) = self.media.packet();
         let pkt = Packet {
             header: Header {
                 version: 2,
                 marker: true,
                 payload_type: pt,
                 sequence_number: self.seq,
-                timestamp: self.seq as u32 * 3000,
+                timestamp: (self.seq as u32).wrapping_mul(ts_step),
                 ssrc: self.ssrc,
                 ..Default::default()
             },
-            payload: Bytes::from(vec![0x90u8; 1100]),
+            payload: Bytes::from(vec![0x90u8; size]),
         };
         let _ = sender.write_rtp(Instant::now(), pkt);
         let mut out = Vec::new();
@@ -332,11 +394,14 @@ fn forward(c: &mut Criterion) {
     let mut group = c.benchmark_group("forward_one_packet");
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(5));
-    for n in [1usize, 10, 100] {
-        let mut room = Room::new(n);
+    for (media, n) in [Media::Video, Media::Audio]
+        .into_iter()
+        .flat_map(|m| [1usize, 10, 100].map(|n| (m, n)))
+    {
+        let mut room = Room::new(n, media);
         let from = room.clients[0].addr;
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+        group.bench_with_input(BenchmarkId::new(media.name(), n), &n, |b, _| {
             b.iter_custom(|iters| {
                 // Untimed: let the clients' consent checks and reports through
                 // so the connections stay up.
