@@ -52,6 +52,11 @@ struct TrackState {
     block: Option<(Layer, Instant)>,
     /// The total that did not fit when the block was set.
     block_total: Bitrate,
+    /// When a probe last lifted a block of this track.
+    lifted_at: Option<Instant>,
+    /// The block was set soon after a lift: no probe lifts it (a shaper
+    /// that lets a short burst through can pass probes it cannot carry).
+    block_firm: bool,
     backoff: Duration,
     moved_up_since_shed: bool,
     last_shed: Option<Instant>,
@@ -142,6 +147,8 @@ impl Allocator {
                     up_since: None,
                     block: None,
                     block_total: Bitrate::ZERO,
+                    lifted_at: None,
+                    block_firm: false,
                     backoff: cfg.block_initial,
                     moved_up_since_shed: false,
                     last_shed: None,
@@ -197,6 +204,7 @@ impl Allocator {
                 .is_some_and(|r| r.as_f64() >= BLOCK_LIFT * st.block_total.as_f64());
             let lifted = st.block.map(|(b, _)| b).filter(|&b| {
                 changed
+                    && !st.block_firm
                     && rank(Target::Layer(b)) > rank(next[i])
                     && select::is_available(t, b)
                     && {
@@ -230,6 +238,7 @@ impl Allocator {
             idle_try = false;
             if lifted.is_some() {
                 st.block = None;
+                st.lifted_at = Some(now);
             }
             st.up_since = None;
             st.moved_up_since_shed = true;
@@ -369,6 +378,9 @@ impl Allocator {
         }
         st.block = Some((layer, now + st.backoff));
         st.block_total = total;
+        st.block_firm = st
+            .lifted_at
+            .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.block_initial);
         st.moved_up_since_shed = false;
         st.last_shed = Some(now);
     }

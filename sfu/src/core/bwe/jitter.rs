@@ -1,6 +1,8 @@
 //! The path's delay noise, as RFC 3550 measures interarrival jitter: for
 //! each received packet, how much its transit time differs from the
-//! previous one's, smoothed over 16 packets.
+//! previous one's, smoothed over 16 packets; only packets sent at least
+//! 5 ms after the one compared with count (within a burst, a slow link's
+//! serialization spreads arrivals, and that is its rate, not noise).
 //!
 //! A probe is judged by the delay and spacing of a few dozen packets; on a
 //! path whose delay jumps by tens of milliseconds anyway (a busy machine's
@@ -11,6 +13,9 @@
 use std::time::{Duration, Instant};
 
 use super::history::PacketResult;
+
+/// Packets sent closer than this belong to one burst.
+const GROUP_SPAN_US: i64 = 5_000;
 
 /// A single transit difference above this is an outlier (a pause, a
 /// reordering of feedback), not noise: it counts at this much.
@@ -34,6 +39,12 @@ impl Jitter {
                 } else {
                     -(prev_sent.duration_since(sent).as_micros() as i64)
                 };
+                // Packets sent together (a frame's burst) are spread by the
+                // link's serialization, which is rate, not noise: compare
+                // only packets sent apart, as the delay detector's groups do.
+                if send_gap.abs() < GROUP_SPAN_US {
+                    continue;
+                }
                 let d = ((arrival - prev_arrival) - send_gap).unsigned_abs() as f64;
                 self.jitter_us += (d.min(MAX_SAMPLE_US) - self.jitter_us) / 16.0;
             }
@@ -86,6 +97,23 @@ mod tests {
         noisy.on_results(&rs);
         let j = noisy.get().as_micros();
         assert!((19_000..=20_000).contains(&j), "{j}");
+    }
+
+    #[test]
+    fn a_burst_spread_by_a_slow_link_is_no_jitter() {
+        let t0 = Instant::now();
+        let mut j = Jitter::default();
+        // Frames of 5 packets every 33 ms, sent at once, arriving 12 ms
+        // apart (1,200 bytes at 800 kbit/s).
+        let rs: Vec<_> = (0..100u64)
+            .map(|i| {
+                let frame = i / 5;
+                let sent = frame * 33_000;
+                result(t0, i, sent, sent as i64 + 2_000 + (i % 5) as i64 * 12_000)
+            })
+            .collect();
+        j.on_results(&rs);
+        assert!(j.get() < Duration::from_millis(2), "{:?}", j.get());
     }
 
     #[test]

@@ -447,6 +447,13 @@ fn a_layer_left_for_lack_of_bandwidth_is_blocked_longer_each_time_unless_a_probe
     assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
     let out = a.allocate(&tracks, kbps(2000), proof(2000), t4 + S + 500 * MS);
     assert_eq!(out.tracks[0].target, Target::Layer(l(2)));
+    // Pushed down again soon after that lift: the proof was wrong (a
+    // shaper let the probe's burst through), and no probe lifts this block.
+    let t5 = t4 + 2 * S;
+    let out = a.allocate(&tracks, kbps(1000), Signal::default(), t5);
+    assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
+    let out = a.allocate(&tracks, kbps(3000), proof(3000), t5 + 250 * MS);
+    assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
 }
 
 #[test]
