@@ -72,6 +72,8 @@ pub struct Allocator {
     state: HashMap<TrackNo, TrackState>,
     /// Since when the committed set has been over the estimate.
     short_since: Option<Instant>,
+    /// When a track last moved up.
+    last_up: Option<Instant>,
 }
 
 impl Allocator {
@@ -80,6 +82,7 @@ impl Allocator {
             cfg,
             state: HashMap::new(),
             short_since: None,
+            last_up: None,
         }
     }
 
@@ -236,6 +239,7 @@ impl Allocator {
                 continue;
             }
             idle_try = false;
+            self.last_up = Some(now);
             if lifted.is_some() {
                 st.block = None;
                 st.lifted_at = Some(now);
@@ -257,7 +261,13 @@ impl Allocator {
             self.short_since = None;
             now
         };
-        let may_pause = now.saturating_duration_since(short_since) >= cfg.pause_hold;
+        // Nor soon after a move up: the set before it fitted, and the
+        // estimate's fall while the queue the move built drains is no
+        // reason to freeze a video that flowed before it.
+        let may_pause = now.saturating_duration_since(short_since) >= cfg.pause_hold
+            && self
+                .last_up
+                .is_none_or(|t| now.saturating_duration_since(t) >= cfg.pause_after_up);
         let order = select::rank_order(tracks);
         let mut sum = total(tracks, &next);
         let tolerated = !signal.standing && budget.as_f64() >= cfg.down_tolerance * sum.as_f64();

@@ -599,11 +599,15 @@ fn a_paused_video_is_resumed_by_sharing_the_rate_rather_than_waiting() {
         let t1 = t0 + S + cfg.pause_hold + cfg.block_initial;
         let out = a.allocate(&tracks, kbps(700), probe(700), t1);
         assert_eq!(out.tracks[2].target, Target::Layer(l(0)));
+        // (Nor within `pause_after_up` of the move up at t1.)
         a.allocate(&tracks, kbps(250), Signal::default(), t1 + S);
         let out = a.allocate(&tracks, kbps(250), Signal::default(), t1 + S + cfg.pause_hold);
+        assert_eq!(out.tracks[2].target, Target::Layer(l(0)), "not so soon after a move up");
+        let t2 = t1 + cfg.pause_after_up.max(S + cfg.pause_hold);
+        let out = a.allocate(&tracks, kbps(250), Signal::default(), t2);
         assert_eq!(out.tracks[1].target, Target::Layer(l(0)));
         assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
-        t1 + 2 * S + cfg.pause_hold
+        t2 + S
     };
     // A probe proves 800 kbit/s while the second camera's lowest layer is
     // still blocked: the first camera does not take it all (middle layer,

@@ -174,6 +174,8 @@ pub struct AllocatorConfig {
     /// down is not, and a dip of the estimate (a queue draining after a
     /// move down, a burst of jitter) passes sooner.
     pub pause_hold: Duration,
+    /// Nor within this long of a move up (5 s): the set before it fitted.
+    pub pause_after_up: Duration,
 }
 
 impl Default for AllocatorConfig {
@@ -186,6 +188,7 @@ impl Default for AllocatorConfig {
             block_max: Duration::from_secs(120),
             block_reset: Duration::from_secs(60),
             pause_hold: Duration::from_secs(2),
+            pause_after_up: Duration::from_secs(5),
         }
     }
 }
