@@ -426,11 +426,15 @@ impl Allocator {
         // its block (the prober's backoff keeps failed tries rare).
         let blocks = vec![None; tracks.len()];
         let next = select::next_step(tracks, &targets, &blocks);
-        let reach: Bitrate =
-            select::select(tracks, Bitrate::MAX, select::Layers::Available, Some(&blocks))
-                .iter()
-                .map(|a| a.bitrate)
-                .sum();
+        let reach: Bitrate = select::select(
+            tracks,
+            Bitrate::MAX,
+            select::Layers::Available,
+            Some(&blocks),
+        )
+        .iter()
+        .map(|a| a.bitrate)
+        .sum();
         let over_headroom = |b: Bitrate| b.scale(1.0 / self.cfg.up_headroom);
         Allocation {
             tracks: out,

@@ -31,7 +31,9 @@ impl Jitter {
     /// Takes the results of one feedback, in sending order.
     pub fn on_results(&mut self, results: &[PacketResult]) {
         for r in results {
-            let Some(arrival) = r.arrival_us else { continue };
+            let Some(arrival) = r.arrival_us else {
+                continue;
+            };
             let sent = r.sent.sent_at;
             if let Some((prev_sent, prev_arrival)) = self.last {
                 let send_gap = if sent >= prev_sent {

@@ -384,7 +384,10 @@ mod tests {
         // An estimate (300 kbit/s at first) that allows the target proves
         // nothing: the probe runs.
         let mut low = LegBwe::new(LegConfig::default(), 0);
-        assert_eq!(low.request_probe(Bitrate::kbps(100), t0), Ok(Bitrate::kbps(105)));
+        assert_eq!(
+            low.request_probe(Bitrate::kbps(100), t0),
+            Ok(Bitrate::kbps(105))
+        );
         let mut leg = LegBwe::new(LegConfig::default(), 0);
         let rate = leg.request_probe(Bitrate::kbps(500), t0).unwrap();
         assert_eq!(rate, Bitrate::kbps(525), "5% above the target");

@@ -438,7 +438,10 @@ fn a_layer_left_for_lack_of_bandwidth_is_blocked_longer_each_time_unless_a_probe
     a.allocate(&tracks, kbps(1000), Signal::default(), t4);
     let out = a.allocate(&tracks, kbps(1700), known, t4 + S);
     assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
-    assert!(out.probe_target.is_some(), "the blocked layer is probed for");
+    assert!(
+        out.probe_target.is_some(),
+        "the blocked layer is probed for"
+    );
     let proof = |k| Signal {
         probe_success: Some(kbps(k)),
         ..Default::default()
@@ -595,14 +598,28 @@ fn a_paused_video_is_resumed_by_sharing_the_rate_rather_than_waiting() {
     let paused_twice = |a: &mut Allocator| {
         a.allocate(&tracks, kbps(700), probe(700), t0);
         a.allocate(&tracks, kbps(250), Signal::default(), t0 + S);
-        a.allocate(&tracks, kbps(250), Signal::default(), t0 + S + cfg.pause_hold);
+        a.allocate(
+            &tracks,
+            kbps(250),
+            Signal::default(),
+            t0 + S + cfg.pause_hold,
+        );
         let t1 = t0 + S + cfg.pause_hold + cfg.block_initial;
         let out = a.allocate(&tracks, kbps(700), probe(700), t1);
         assert_eq!(out.tracks[2].target, Target::Layer(l(0)));
         // (Nor within `pause_after_up` of the move up at t1.)
         a.allocate(&tracks, kbps(250), Signal::default(), t1 + S);
-        let out = a.allocate(&tracks, kbps(250), Signal::default(), t1 + S + cfg.pause_hold);
-        assert_eq!(out.tracks[2].target, Target::Layer(l(0)), "not so soon after a move up");
+        let out = a.allocate(
+            &tracks,
+            kbps(250),
+            Signal::default(),
+            t1 + S + cfg.pause_hold,
+        );
+        assert_eq!(
+            out.tracks[2].target,
+            Target::Layer(l(0)),
+            "not so soon after a move up"
+        );
         let t2 = t1 + cfg.pause_after_up.max(S + cfg.pause_hold);
         let out = a.allocate(&tracks, kbps(250), Signal::default(), t2);
         assert_eq!(out.tracks[1].target, Target::Layer(l(0)));
@@ -674,7 +691,12 @@ fn a_probe_resumes_a_paused_video_whose_lowest_layer_is_blocked() {
     // `pause_hold`, and blocks its lowest layer.
     let out = a.allocate(&tracks, kbps(350), Signal::default(), t0 + S);
     assert_eq!(out.tracks[3].target, Target::Layer(l(0)), "not at once");
-    let out = a.allocate(&tracks, kbps(350), Signal::default(), t0 + S + cfg.pause_hold);
+    let out = a.allocate(
+        &tracks,
+        kbps(350),
+        Signal::default(),
+        t0 + S + cfg.pause_hold,
+    );
     assert_eq!(out.tracks[3].target, Target::Paused(PauseReason::Bandwidth));
     // During the block the next probe is for that layer (490 kbit/s over
     // the headroom), not for a higher layer of another camera...

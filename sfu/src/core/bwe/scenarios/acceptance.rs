@@ -370,7 +370,10 @@ fn three_cameras_capped_at_800_kbps_are_back_on_their_top_layers_within_10_s_of_
         let capped_max = capped.clone().map(|x| x.sent).max().unwrap();
         let back = first_time(s, 40 * S, |x| x.at_top == 3).map(|t| t - 40 * S);
         println!("800 kbit/s, jitter {jitter_ms} ms: sent under the cap mean {capped_sent}, max {capped_max}; top layers {back:?} after the lift");
-        assert!(capped_sent <= kbps(800), "jitter {jitter_ms} ms: {capped_sent}");
+        assert!(
+            capped_sent <= kbps(800),
+            "jitter {jitter_ms} ms: {capped_sent}"
+        );
         assert!(
             back.is_some_and(|t| t <= 10 * S),
             "jitter {jitter_ms} ms: back on top {back:?} after the lift\n{}",
