@@ -294,12 +294,12 @@ impl SubscriberBwe {
     }
 
     /// Asks for a probe towards `target` (the next step and the goal, see
-    /// `LegBwe::request_probe_towards`) when probing is on and useful.
+    /// `LegBwe::request_probe`) when probing is on and useful.
     pub fn maybe_probe(&mut self, target: Option<(Bitrate, Bitrate)>, now: Instant) {
         let (Some((step, goal)), Some(_)) = (target, &self.probe_route) else {
             return;
         };
-        if self.leg.request_probe_towards(step, goal, now).is_ok() {
+        if self.leg.request_probe(step, goal, now).is_ok() {
             self.counts.probes_started += 1;
         }
     }

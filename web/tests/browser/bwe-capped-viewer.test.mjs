@@ -324,25 +324,25 @@ async function attempt(t) {
   s.passed();
 
   function checks() {
-  // Under the cap: every video keeps decoding, on a lower layer, at 10 fps
-  // or more with no freeze over 1 s, and audio keeps flowing.
-  assert.equal(fps.length, 3, 'three remote videos at the capped viewer');
-  for (const f of fps) assert.ok(f >= 10, `every video decodes at 10 fps or more at the capped viewer: ${fps}`);
-  assert.ok(worstFreeze <= 1, `no freeze over 1 s at the capped viewer: ${worstFreeze} s`);
-  assert.ok(!layers.has('f'), `no top layer to the capped viewer: ${JSON.stringify(fig.capped_layer_samples)}`);
-  assert.ok(widths.every((w) => w > 0 && w < 1280), `lower layers at the capped viewer: ${widths}`);
-  assert.equal(last.vic.audio.length, 3, 'three remote audio streams at the capped viewer');
-  assert.equal(audioGaps, 0, 'audio reaches the capped viewer in every second of the window');
-  // What the server sends it stays under the cap.
-  assert.ok(meanSent <= CAP_KBIT * 1000, `mean send rate ${meanSent} over the cap`);
-  assert.ok(overCap <= Math.ceil(sent.length / 10), `send rate over the cap in ${overCap} of ${sent.length} seconds: ${sent}`);
-  // The uncapped members are unaffected: top layer throughout, no freeze over 1 s.
-  assert.equal(uncappedOffTop, 0, `uncapped members keep the top layer: ${JSON.stringify(finalStats.media.subscribers.map((x) => [x.participant, x.tracks.map((tr) => tr.layer)]))}`);
-  assert.ok(uncappedWorstFreeze <= 1, `no freeze over 1 s at the uncapped members: ${uncappedWorstFreeze} s`);
-  for (const f of uncappedFps) assert.ok(f >= 10, `uncapped members decode at 10 fps or more: ${uncappedFps}`);
-  // Lifted: back on the top layer of every video.
-  assert.ok(backOnTop !== null, `the viewer is back on the top layers after the cap is lifted: ${JSON.stringify(vicFinal.tracks.map((tr) => [tr.layer, tr.target, tr.paused]))}`);
-  assert.ok(liftedWidths.every((w) => w > 640), `the viewer decodes the top layers: ${liftedWidths}`);
+    // Under the cap: every video keeps decoding, on a lower layer, at 10 fps
+    // or more with no freeze over 1 s, and audio keeps flowing.
+    assert.equal(fps.length, 3, 'three remote videos at the capped viewer');
+    for (const f of fps) assert.ok(f >= 10, `every video decodes at 10 fps or more at the capped viewer: ${fps}`);
+    assert.ok(worstFreeze <= 1, `no freeze over 1 s at the capped viewer: ${worstFreeze} s`);
+    assert.ok(!layers.has('f'), `no top layer to the capped viewer: ${JSON.stringify(fig.capped_layer_samples)}`);
+    assert.ok(widths.every((w) => w > 0 && w < 1280), `lower layers at the capped viewer: ${widths}`);
+    assert.equal(last.vic.audio.length, 3, 'three remote audio streams at the capped viewer');
+    assert.equal(audioGaps, 0, 'audio reaches the capped viewer in every second of the window');
+    // What the server sends it stays under the cap.
+    assert.ok(meanSent <= CAP_KBIT * 1000, `mean send rate ${meanSent} over the cap`);
+    assert.ok(overCap <= Math.ceil(sent.length / 10), `send rate over the cap in ${overCap} of ${sent.length} seconds: ${sent}`);
+    // The uncapped members are unaffected: top layer throughout, no freeze over 1 s.
+    assert.equal(uncappedOffTop, 0, `uncapped members keep the top layer: ${JSON.stringify(finalStats.media.subscribers.map((x) => [x.participant, x.tracks.map((tr) => tr.layer)]))}`);
+    assert.ok(uncappedWorstFreeze <= 1, `no freeze over 1 s at the uncapped members: ${uncappedWorstFreeze} s`);
+    for (const f of uncappedFps) assert.ok(f >= 10, `uncapped members decode at 10 fps or more: ${uncappedFps}`);
+    // Lifted: back on the top layer of every video.
+    assert.ok(backOnTop !== null, `the viewer is back on the top layers after the cap is lifted: ${JSON.stringify(vicFinal.tracks.map((tr) => [tr.layer, tr.target, tr.paused]))}`);
+    assert.ok(liftedWidths.every((w) => w > 640), `the viewer decodes the top layers: ${liftedWidths}`);
   }
 }
 
@@ -350,11 +350,12 @@ async function attempt(t) {
 // encodings for a minute or more, reporting qualityLimitationReason
 // "bandwidth" on their own loopback uplink (docs/benchmarks.md). A run
 // where that happened cannot show what the server gives its subscribers.
-// And in about one run in four the server itself still moves the capped
-// viewer up on a probe the cap does not carry, and the estimate's fall
-// after it pauses a video for a few seconds (a freeze over 1 s, or a
-// video under 10 fps): a known shortfall of the allocator (issue 13 stays
-// open for it), not the failure this test is here to catch. Either way the
+// And the server itself still moves the capped viewer up, now and then, on
+// a probe the cap does not carry; until it stopped pausing videos within
+// 5 s of a move up, the estimate's fall after such a move paused a video
+// for seconds in about one run in four (a freeze over 1 s, or a video under
+// 10 fps). That is a known shortfall of the allocator (issue 13 stays open
+// for it), not the failure this test is here to catch. Either way the
 // room is run once more, said so in the output; any other failure, or a
 // second failed run, fails the test.
 test('a viewer capped at 800 kbit/s gets lower simulcast layers that fit and the top ones once the cap is lifted; uncapped members keep the top layer', { timeout: 900000 }, async (t) => {

@@ -14,10 +14,13 @@
 //!    what is committed, with hysteresis. Changes the subscriber asked for
 //!    (hidden, paused, lower max quality) and a layer that disappeared apply
 //!    at once. When the committed set no longer fits the estimate, tracks
-//!    move down at once, least important first, and the layer they left is
-//!    blocked for a while (longer each time the same track is pushed down
-//!    again after moving up; a probe that proves a paused track's lowest
-//!    layer lifts its block). A move up must fit `up_headroom` of the
+//!    move down at once, least important first (a flowing video is paused
+//!    only after `pause_hold` over the estimate, and not within
+//!    `pause_after_up` of a move up), and the layer they left is blocked
+//!    for a while (longer each time the same track is pushed down again
+//!    after moving up; a probe that proves the blocked layer at 1.25 times
+//!    the total that did not fit lifts the block, unless the block followed
+//!    such a lift within `block_initial`). A move up must fit `up_headroom` of the
 //!    estimate and needs either a probe that just proved the rate, or the
 //!    provisional result asking for it continuously for `up_hold` to a
 //!    total the path has already delivered lately; none happens while the
@@ -29,7 +32,7 @@
 //! The output says, per track, the target layer or why it is paused, the
 //! layer the subscriber would want the publisher to send (for dynacast, see
 //! [`DynacastNeeds`]), the events to forward to the subscriber, and the
-//! rate to probe for before the next move up.
+//! rates to probe for: the next move up, and everything wanted.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -195,13 +198,12 @@ impl Allocator {
         for &i in &select::rank_order(tracks) {
             let (t, p) = (&tracks[i], &provisional.up_tracks[i]);
             let st = self.state.get_mut(&t.track).expect("inserted above");
-            // A probe that proves the total with a blocked layer lifts the
-            // block: the block keeps unproven moves up from repeating a
-            // shed, but a path that has room again (a cap lifted, a
-            // paused video's lowest layer) must not wait it out.
-            // Only a proof well above the total that did not fit says the
-            // path changed; a probe that barely passes on a capped path
-            // (delay noise) would otherwise move up into the same shed.
+            // A probe that proves the total with a blocked layer, and well
+            // above the total that did not fit, lifts the block: the block
+            // keeps unproven moves up from repeating a shed, but a path
+            // that has room again (a cap lifted, a paused video's lowest
+            // layer) must not wait it out. A probe that barely passes on a
+            // capped path (delay noise) would lead into the same shed.
             let changed = signal
                 .probe_success
                 .is_some_and(|r| r.as_f64() >= BLOCK_LIFT * st.block_total.as_f64());
@@ -282,7 +284,7 @@ impl Allocator {
                 && matches!(next[i], Target::Layer(_))
                 && !may_pause
             {
-                match select::lowest(tracks.get(i).expect("same length")) {
+                match select::lowest(&tracks[i]) {
                     Some(l) => p = Target::Layer(l),
                     None => continue,
                 }
@@ -424,17 +426,11 @@ impl Allocator {
         let targets: Vec<Target> = out.iter().map(|a| a.target).collect();
         // Probes go for blocked layers too: a probe that proves one lifts
         // its block (the prober's backoff keeps failed tries rare).
-        let blocks = vec![None; tracks.len()];
-        let next = select::next_step(tracks, &targets, &blocks);
-        let reach: Bitrate = select::select(
-            tracks,
-            Bitrate::MAX,
-            select::Layers::Available,
-            Some(&blocks),
-        )
-        .iter()
-        .map(|a| a.bitrate)
-        .sum();
+        let next = select::next_step(tracks, &targets, &[]);
+        let reach: Bitrate = select::select(tracks, Bitrate::MAX, select::Layers::Available, None)
+            .iter()
+            .map(|a| a.bitrate)
+            .sum();
         let over_headroom = |b: Bitrate| b.scale(1.0 / self.cfg.up_headroom);
         Allocation {
             tracks: out,

@@ -11,8 +11,8 @@
 //!   subscriber (see [`super::feedback`] for the conversion); a returned
 //!   [`ProbeOutcome`] goes to the allocator;
 //! - [`LegBwe::estimate`] when it allocates and to set the pacer's rate;
-//! - [`LegBwe::request_probe`] when the allocator wants more than the
-//!   estimate allows, then [`LegBwe::poll_probe`] at
+//! - [`LegBwe::request_probe`] with the allocator's next step and goal
+//!   while it wants more than it has, then [`LegBwe::poll_probe`] at
 //!   [`LegBwe::next_deadline`] to get the padding to send.
 
 use std::time::{Duration, Instant};
@@ -232,29 +232,18 @@ impl LegBwe {
         }
     }
 
-    /// Asks for a probe towards `target` (the total rate the allocator
-    /// would like to send). The probe runs at `target x probe_margin`,
-    /// at most `probe_max_multiple` times the estimate. Refused on a
-    /// congested leg, when the estimate already allows `target`, while
-    /// another probe runs or the wait after one is not over, and while the
-    /// leg sends close to its estimate (unless at start-up, or far below
-    /// the capacity the path showed before).
+    /// Asks for a probe: `target` is the estimate the allocator's next
+    /// move up needs, `goal` the estimate everything it wants needs. At
+    /// start-up and while probes succeed the probe goes for the goal,
+    /// otherwise for the target; it runs at that times `probe_margin`, at
+    /// most `probe_max_multiple` times the estimate, so each success
+    /// doubles what is proven and a subscriber with room climbs in a few
+    /// probes rather than a layer at a time. Refused on a congested leg,
+    /// when the estimate allows `target` and the path delivered it lately,
+    /// while another probe runs or the wait after one is not over, and
+    /// while the leg sends close to its estimate (unless at start-up, or
+    /// far below the capacity the path showed before).
     pub fn request_probe(
-        &mut self,
-        target: Bitrate,
-        now: Instant,
-    ) -> Result<Bitrate, ProbeRefused> {
-        self.request_probe_towards(target, target, now)
-    }
-
-    /// As [`Self::request_probe`] for the allocator's next step `target`,
-    /// with `goal` the estimate everything it wants needs. At start-up and
-    /// while probes succeed the probe goes for the goal (still at most
-    /// `probe_max_multiple` times the estimate): each success doubles what
-    /// is proven, so a subscriber with room climbs in a few probes rather
-    /// than a layer at a time. After a failure or congestion it goes for
-    /// the next step only.
-    pub fn request_probe_towards(
         &mut self,
         target: Bitrate,
         goal: Bitrate,
@@ -385,15 +374,18 @@ mod tests {
         // nothing: the probe runs.
         let mut low = LegBwe::new(LegConfig::default(), 0);
         assert_eq!(
-            low.request_probe(Bitrate::kbps(100), t0),
+            low.request_probe(Bitrate::kbps(100), Bitrate::kbps(100), t0),
             Ok(Bitrate::kbps(105))
         );
         let mut leg = LegBwe::new(LegConfig::default(), 0);
-        let rate = leg.request_probe(Bitrate::kbps(500), t0).unwrap();
+        let rate = leg
+            .request_probe(Bitrate::kbps(500), Bitrate::kbps(500), t0)
+            .unwrap();
         assert_eq!(rate, Bitrate::kbps(525), "5% above the target");
         let rate_capped = {
             let mut leg2 = LegBwe::new(LegConfig::default(), 0);
-            leg2.request_probe(Bitrate::kbps(5000), t0).unwrap()
+            leg2.request_probe(Bitrate::kbps(5000), Bitrate::kbps(5000), t0)
+                .unwrap()
         };
         assert_eq!(
             rate_capped,
@@ -401,7 +393,7 @@ mod tests {
             "at most twice the estimate"
         );
         assert_eq!(
-            leg.request_probe(Bitrate::kbps(500), t0),
+            leg.request_probe(Bitrate::kbps(500), Bitrate::kbps(500), t0),
             Err(ProbeRefused::NotNow)
         );
         // Padding comes out and is tagged with the cluster.

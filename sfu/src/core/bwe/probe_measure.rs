@@ -202,6 +202,15 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// A 2 Mbit/s cluster that started at `t0`, sent `packets` and ended
+    /// `after` it.
+    fn sent(t0: Instant, packets: u32, after: Duration) -> ClusterMeasure {
+        let mut m = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
+        m.sent_packets = packets;
+        m.ended = Some(t0 + after);
+        m
+    }
+
     /// `n` packets of 1000 bytes sent every `send_gap_us`, arriving every
     /// `recv_gap_us` (a bottleneck spaces them), some lost.
     fn results(
@@ -228,9 +237,7 @@ mod tests {
     #[test]
     fn a_probe_the_path_keeps_up_with_measures_the_send_rate() {
         let t0 = Instant::now();
-        let mut m = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
-        m.sent_packets = 10;
-        m.ended = Some(t0 + 40 * MS);
+        let mut m = sent(t0, 10, 40 * MS);
         // 1000 bytes every 4 ms = 2 Mbit/s, arriving just as spaced.
         m.on_results(&results(t0, 10, 4000, 4000, &[]));
         assert!(m.complete());
@@ -261,16 +268,12 @@ mod tests {
         // 150 ms at 2 Mbit/s (38 packets) with up to 30 ms of noise on
         // each arrival: the earliest and latest arrivals alone would say
         // the path delivered a sixth less than it did.
-        let mut ok = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
-        ok.sent_packets = 38;
-        ok.ended = Some(t0 + 150 * MS);
+        let mut ok = sent(t0, 38, 150 * MS);
         ok.on_results(&with_noise(results(t0, 38, 4000, 4000, &[]), 30_000));
         let (rate, reached) = ok.result(5).unwrap();
         assert!(reached, "{rate}");
         // The same noise on a bottleneck at 1.5 Mbit/s.
-        let mut sat = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
-        sat.sent_packets = 38;
-        sat.ended = Some(t0 + 150 * MS);
+        let mut sat = sent(t0, 38, 150 * MS);
         sat.on_results(&with_noise(results(t0, 38, 4000, 5333, &[]), 30_000));
         let (rate, reached) = sat.result(5).unwrap();
         assert!(!reached, "{rate}");
@@ -283,9 +286,7 @@ mod tests {
     #[test]
     fn a_saturated_probe_measures_the_bottleneck() {
         let t0 = Instant::now();
-        let mut m = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
-        m.sent_packets = 10;
-        m.ended = Some(t0 + 40 * MS);
+        let mut m = sent(t0, 10, 40 * MS);
         // Sent at 2 Mbit/s, arriving at 1 Mbit/s: the queue grows 4 ms a packet.
         m.on_results(&results(t0, 10, 4000, 8000, &[]));
         let (rate, ok) = m.result(5).unwrap();
@@ -301,9 +302,7 @@ mod tests {
     #[test]
     fn delay_a_busy_receiver_adds_at_once_is_no_reason_to_abort() {
         let t0 = Instant::now();
-        let mut m = ClusterMeasure::new(ProbeClusterId(1), Bitrate::kbps(2000), t0);
-        m.sent_packets = 10;
-        m.ended = Some(t0 + 40 * MS);
+        let mut m = sent(t0, 10, 40 * MS);
         // Sent every 4 ms. The receiver stamps the first three on time,
         // is then not scheduled until 42 ms and stamps the seven that
         // waited 0.1 ms apart: the first of those was delayed 30 ms more.

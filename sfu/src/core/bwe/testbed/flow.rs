@@ -427,7 +427,7 @@ impl Flow {
             }
         };
         if let Some((target, goal)) = probe_target {
-            if self.leg.request_probe_towards(target, goal, now).is_ok() {
+            if self.leg.request_probe(target, goal, now).is_ok() {
                 self.probes.push((now, None, now));
             }
         }
