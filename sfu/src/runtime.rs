@@ -37,6 +37,10 @@ use crate::stats::{self, Drop, SharedCounts};
 const MAX_DATAGRAM: usize = 2048;
 /// How often shard 0 forgets addresses of connections that are gone.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
+/// Datagrams read from the socket before their output is written (see
+/// `ShardCtx::drain_socket`): enough to amortise a wake-up, few enough that a
+/// forwarded packet leaves within a chunk's processing of its stamped time.
+const DRAIN_CHUNK: usize = 32;
 
 /// A connection's ufrag: its shard, and its ICE password to check STUN
 /// requests with before their source is routed.
@@ -322,7 +326,11 @@ impl ShardCtx {
                 r = readable(receiver.as_ref()) => {
                     if r.is_ok() {
                         if let Some(sock) = receiver.as_ref() {
-                            self.drain_socket(sock, &mut buf, &mut routes, &mut batches);
+                            // A chunk at a time, its output written before
+                            // the next is read (see `drain_socket`).
+                            while self.drain_socket(sock, &mut buf, &mut routes, &mut batches) {
+                                self.emit(&mut relays);
+                            }
                         }
                     }
                 }
@@ -373,22 +381,33 @@ impl ShardCtx {
         }
     }
 
-    /// Reads every ready datagram: ours are handled at once, the others'
-    /// are batched per shard.
+    /// Reads up to `DRAIN_CHUNK` ready datagrams, all at one `now`: ours
+    /// are handled at once, the others' batched per shard. Returns true
+    /// when the chunk was full (more may wait). The caller writes the
+    /// chunk's output before reading on: packets forwarded are
+    /// stamped with `now` as their send time for the subscribers' estimates,
+    /// so a backlog drained at one `now` and written at the end (a shard
+    /// that was not scheduled for a while on a busy machine) would show
+    /// every subscriber a queue that is not on its path.
     fn drain_socket(
         &mut self,
         sock: &tokio::net::UdpSocket,
         buf: &mut [u8],
         routes: &mut Routes,
         batches: &mut [Vec<(SocketAddr, BytesMut)>],
-    ) {
+    ) -> bool {
         let now = Instant::now();
-        loop {
+        let mut full = true;
+        for _ in 0..DRAIN_CHUNK {
             let (n, from) = match sock.try_recv_from(buf) {
                 Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    full = false;
+                    break;
+                }
                 Err(e) => {
                     tracing::debug!("media socket receive error: {e}");
+                    full = false;
                     break;
                 }
             };
@@ -397,6 +416,7 @@ impl ShardCtx {
         self.shard.counts.routes = routes.len() as u64;
         self.flush_batches(batches);
         self.shard.handle_timeout(now);
+        full
     }
 
     /// One datagram (from the UDP socket or a TCP connection's frame) to
