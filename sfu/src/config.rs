@@ -67,6 +67,10 @@ pub struct BweConfig {
     /// A layer left for lack of bandwidth is blocked this long at first, ms
     /// (doubling, up to 120 s, when the same track is pushed down again).
     pub block_initial_ms: u64,
+    /// Media to an estimating subscriber leaves through a pacer.
+    pub pacing: bool,
+    /// The pacer's rate, percent of the estimate.
+    pub pacing_percent: u16,
 }
 
 impl Default for BweConfig {
@@ -82,6 +86,8 @@ impl Default for BweConfig {
             up_hold_ms: 3000,
             up_headroom_percent: 90,
             block_initial_ms: 8000,
+            pacing: false,
+            pacing_percent: 250,
         }
     }
 }
@@ -105,6 +111,8 @@ impl BweConfig {
         s.alloc.up_hold = Duration::from_millis(self.up_hold_ms);
         s.alloc.up_headroom = f64::from(self.up_headroom_percent.clamp(50, 100)) / 100.0;
         s.alloc.block_initial = Duration::from_millis(self.block_initial_ms);
+        s.pacing = self.pacing;
+        s.pacer.rate_multiplier = f64::from(self.pacing_percent.clamp(100, 1000)) / 100.0;
         s
     }
 }

@@ -55,6 +55,17 @@ pub enum Drop {
     /// A TCP connection to the media port turned away (too many open), or
     /// a frame from one dropped because the receive queue was full.
     TcpRefused,
+    /// Not sent: a subscriber's pacer queue was full, even of less
+    /// important packets.
+    PacerQueueFull,
+    /// Taken out of a subscriber's pacer queue (the newest video frame,
+    /// whole) to make room for a more important packet.
+    PacerEvicted,
+    /// The rest of a video frame that lost a packet in the pacer: the
+    /// subscriber sees a clean gap, and the shard asks for a keyframe.
+    PacerFrameIncomplete,
+    /// Waited in a pacer for a leg that was removed.
+    PacerStreamRemoved,
 }
 
 pub const DROP_REASONS: &[(Drop, &str)] = &[
@@ -77,9 +88,13 @@ pub const DROP_REASONS: &[(Drop, &str)] = &[
     (Drop::NackBudget, "nack_budget"),
     (Drop::KeyframeThrottled, "keyframe_throttled"),
     (Drop::TcpRefused, "tcp_refused"),
+    (Drop::PacerQueueFull, "pacer_queue_full"),
+    (Drop::PacerEvicted, "pacer_evicted"),
+    (Drop::PacerFrameIncomplete, "pacer_frame_incomplete"),
+    (Drop::PacerStreamRemoved, "pacer_stream_removed"),
 ];
 
-pub const N_DROPS: usize = 19;
+pub const N_DROPS: usize = 23;
 
 /// A drop reason's name in statistics.
 pub fn drop_name(why: Drop) -> &'static str {

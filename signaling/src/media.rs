@@ -379,7 +379,29 @@ pub struct SubscriberStats {
     pub keyframe_requests_throttled: u64,
     /// What the estimate is made of (absent while estimation is off).
     pub bwe: Option<EstimateParts>,
+    /// Its send queue (absent while estimation is off).
+    pub pacer: Option<PacerFigures>,
     pub tracks: Vec<SubscriberTrackStats>,
+}
+
+/// A subscriber connection's pacer: what waits in it now, and what it
+/// sent and dropped so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PacerFigures {
+    /// Its media goes through the pacer now: its estimate holds it back
+    /// (a track gets less than it wants, or the path is congested).
+    pub paced: bool,
+    pub queued_packets: u64,
+    pub queued_bytes: u64,
+    /// How long the oldest queued packet has waited.
+    pub queue_ms: u64,
+    /// The longest any sent packet waited.
+    pub max_wait_ms: u64,
+    pub sent_packets: u64,
+    /// Queue full, evicted for a more important packet, or the rest of a
+    /// frame that lost a packet (see the `pacer_*` drop reasons).
+    pub dropped_packets: u64,
 }
 
 /// The parts of a subscriber's estimate: the estimate is the lowest of
@@ -415,6 +437,10 @@ pub struct SubscriberTrackStats {
     pub target: Option<String>,
     /// Why it gets nothing: `bandwidth`, `hidden`, `subscriber`, `no_layers`.
     pub paused: Option<String>,
+    /// The layers of a layered video its publisher sends now, lowest
+    /// first (a layer the encoder stopped sending, for lack of CPU or
+    /// uplink, is missing: no subscriber can get it); empty otherwise.
+    pub publisher_layers: Vec<String>,
 }
 
 /// A media plane. Calls must not block: implementations queue the command

@@ -338,6 +338,37 @@ pub fn render(
             ("result=\"failed\"", sum(|s| s.probes_failed)),
         ],
     );
+    let paced: Vec<&signaling::media::PacerFigures> = m
+        .subscribers
+        .iter()
+        .filter_map(|s| s.pacer.as_ref())
+        .collect();
+    family(
+        &mut out,
+        "sfu_pacer_queued_packets",
+        "gauge",
+        "Packets waiting in subscriber connections' pacers: all of them, and the longest queue.",
+        &[
+            (
+                "stat=\"sum\"",
+                paced.iter().map(|p| p.queued_packets).sum::<u64>() as f64,
+            ),
+            (
+                "stat=\"max\"",
+                paced.iter().map(|p| p.queued_packets).max().unwrap_or(0) as f64,
+            ),
+        ],
+    );
+    family(
+        &mut out,
+        "sfu_pacer_queue_seconds",
+        "gauge",
+        "How long the oldest packet in the longest-waiting subscriber pacer has waited.",
+        &[(
+            "",
+            paced.iter().map(|p| p.queue_ms).max().unwrap_or(0) as f64 / 1000.0,
+        )],
+    );
     family(
         &mut out,
         "sfu_bwe_retransmissions_total",
@@ -457,6 +488,11 @@ mod tests {
                 estimate_bps: Some(600_000),
                 probes_started: 2,
                 retransmissions_dropped: 5,
+                pacer: Some(signaling::media::PacerFigures {
+                    queued_packets: 7,
+                    queue_ms: 250,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }],
         };
@@ -491,6 +527,11 @@ mod tests {
             sample(&text, "sfu_bwe_probes_total{result=\"started\"}"),
             Some(2.0)
         );
+        assert_eq!(
+            sample(&text, "sfu_pacer_queued_packets{stat=\"max\"}"),
+            Some(7.0)
+        );
+        assert_eq!(sample(&text, "sfu_pacer_queue_seconds"), Some(0.25));
         assert_eq!(
             sample(&text, "sfu_bwe_retransmissions_total{result=\"dropped\"}"),
             Some(5.0)

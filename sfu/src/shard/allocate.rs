@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use signaling::media::{EstimateParts, SubscriberStats, SubscriberTrackStats};
+use signaling::media::{EstimateParts, PacerFigures, SubscriberStats, SubscriberTrackStats};
 
 use super::bwe::BweSettings;
 use super::peer::Peer;
@@ -87,14 +87,13 @@ pub fn allocate_peer(
         let (Some(p), Some(leg)) = (tracks.get(&c.track), peer.legs.get(&c.track)) else {
             continue;
         };
-        let simulcast = !p.rids.is_empty();
-        // Only simulcast video has a lower layer to fall back to. A
-        // single-stream video (and an SVC stream, whose layers are not
-        // allocated separately yet) is a fixed cost like audio, as
-        // mediasoup treats its simple consumers: pausing it would be no
-        // adaptation, and with nothing sent the estimate could not be
-        // measured back up.
-        let kind = if p.is_video() && simulcast {
+        let layered = p.is_video() && (!p.rids.is_empty() || p.svc());
+        // Only a layered video (simulcast streams, or an SVC stream's
+        // spatial layers) has a lower layer to fall back to. A
+        // single-layer video is a fixed cost like audio, as mediasoup
+        // treats its simple consumers: pausing it would be no adaptation,
+        // and with nothing sent the estimate could not be measured back up.
+        let kind = if layered {
             TrackKind::Video {
                 layers: layer_rates(p, now),
             }
@@ -116,13 +115,7 @@ pub fn allocate_peer(
             active_speaker: p.is_video() && ranking.speaking(p),
             visible: c.visible || c.cap.is_some(),
             paused_by_subscriber: leg.settings.paused,
-            max_layer: c.cap.map(|l| {
-                if simulcast {
-                    ALayer::new(l.spatial.min(p.stream_count().saturating_sub(1)), 0)
-                } else {
-                    ALayer::new(0, 0)
-                }
-            }),
+            max_layer: c.cap.map(|l| max_layer(p, l)),
         });
     }
     let bwe = &mut peer.bwe;
@@ -132,11 +125,45 @@ pub fn allocate_peer(
         probe_success: bwe.probe_success.take(),
         delivered: bwe.leg.recent_best(),
         standing: bwe.leg.standing_congestion(),
+        sustained: Some(bwe.leg.sustained(now)),
+        carried: bwe.leg.delivered(),
     };
     let alloc = bwe.alloc.allocate(&inputs, estimate, signal, now);
     bwe.allocated = alloc.total;
+    bwe.limited = signal.congested || alloc.probe_target.is_some();
+    bwe.set_pacing_rate(now);
     let mut changes = Vec::new();
     let mut moved_up = false;
+    if !alloc.events.is_empty() && tracing::enabled!(tracing::Level::DEBUG) {
+        // Why a subscriber moved: what it had to go on, and each video's
+        // layer rates (measured, or expected before a measurement).
+        let rates: Vec<String> = inputs
+            .iter()
+            .filter_map(|i| match &i.kind {
+                TrackKind::Video { layers } => Some(format!(
+                    "{}:{}",
+                    i.track,
+                    layers
+                        .iter()
+                        .map(|l| format!("{}", l.bitrate))
+                        .collect::<Vec<_>>()
+                        .join("/")
+                )),
+                _ => None,
+            })
+            .collect();
+        tracing::debug!(
+            peer = %peer.key,
+            events = ?alloc.events,
+            %estimate,
+            total = %alloc.total,
+            probe = ?signal.probe_success.map(|b| b.to_string()),
+            delivered = ?signal.delivered.map(|b| b.to_string()),
+            congested = signal.congested,
+            ?rates,
+            "allocation moved"
+        );
+    }
     for e in &alloc.events {
         match *e {
             // Only pauses the subscriber did not choose are news to it.
@@ -175,42 +202,91 @@ pub fn allocate_peer(
         .iter()
         .filter_map(|a| Some((a, caps.iter().find(|c| c.track == a.track)?)))
         .map(|(a, c)| {
-            let t = match a.target {
-                Target::Audio => c.cap,
-                Target::Paused(_) => None,
-                Target::Layer(l) => c.cap.map(|cap| {
-                    let simulcast = tracks.get(&a.track).is_some_and(|p| !p.rids.is_empty());
-                    if simulcast {
-                        Layer::new(l.spatial, cap.temporal)
-                    } else {
-                        cap
-                    }
-                }),
-            };
-            (a.track, t)
+            (
+                a.track,
+                forwarder_target(tracks.get(&a.track), c.cap, a.target),
+            )
         })
         .collect();
     (targets, changes)
 }
 
+/// The highest allocator layer the cap allows: its spatial layer (a
+/// simulcast stream or an SVC spatial layer), within what the track has.
+fn max_layer(p: &Published, cap: Layer) -> ALayer {
+    ALayer::new(cap.spatial.min(layer_count(p).saturating_sub(1)), 0)
+}
+
+/// The forwarder's target for the allocator's: the spatial layer it
+/// chose, never above the cap, with the cap's temporal layers (they are
+/// not allocated); the cap itself for a track of one layer.
+fn forwarder_target(p: Option<&Published>, cap: Option<Layer>, target: Target) -> Option<Layer> {
+    match target {
+        Target::Audio => cap,
+        Target::Paused(_) => None,
+        Target::Layer(l) => cap.map(|cap| {
+            if p.is_some_and(|p| !p.rids.is_empty() || p.svc()) {
+                Layer::new(l.spatial.min(cap.spatial), cap.temporal)
+            } else {
+                cap
+            }
+        }),
+    }
+}
+
+/// How many layers the allocator chooses among: simulcast streams, an SVC
+/// stream's spatial layers, or 1.
+fn layer_count(p: &Published) -> u8 {
+    if p.rids.is_empty() {
+        p.spatial_layers.max(1)
+    } else {
+        p.stream_count()
+    }
+}
+
+/// The expected rate of layer `i` of `n` not measured yet: the lowest
+/// of `n` takes the `n`-th last of [`EXPECTED`].
+fn expected(i: u8, n: u8) -> Bitrate {
+    let k = (i as usize + EXPECTED.len()).saturating_sub(n as usize);
+    Bitrate::bps(EXPECTED.get(k).copied().unwrap_or(EXPECTED_SINGLE))
+}
+
 /// The layers of a video track the allocator may choose from: simulcast
-/// streams (each with all its temporal layers), or the one stream.
+/// streams (each with all its temporal layers), an SVC stream's spatial
+/// layers (each with the layers below it and all temporal layers, as the
+/// SVC selector forwards it), or the one stream.
 fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
-    let measured = |i: u8| {
-        p.stream_by_index(i)
-            .filter(|s| {
-                s.last_packet
-                    .is_some_and(|t| now.saturating_duration_since(t) < STALE)
-            })
-            .map(|s| s.bitrate)
-            .filter(|b| *b > 0)
+    let fresh = |i: u8| {
+        p.stream_by_index(i).filter(|s| {
+            s.last_packet
+                .is_some_and(|t| now.saturating_duration_since(t) < STALE)
+        })
     };
+    let measured = |i: u8| fresh(i).map(|s| s.bitrate).filter(|b| *b > 0);
     let available = |i: u8| {
         p.stream_by_index(i)
             .is_some_and(|s| s.active(now))
             // Paused by dynacast: it comes back when asked for.
             || p.encodings_told.get(i as usize) == Some(&false)
     };
+    if p.svc() {
+        let n = p.spatial_layers;
+        let stream = fresh(0).filter(|s| s.bitrate > 0);
+        return (0..n)
+            .map(|i| LayerRate {
+                layer: ALayer::new(i, 0),
+                bitrate: stream
+                    .map(|s| s.rate_up_to(i))
+                    .filter(|b| *b > 0)
+                    .map_or_else(|| expected(i, n), Bitrate::bps),
+                // A spatial layer the encoder stopped sending (Chromium
+                // drops its top layers when its own uplink or CPU is
+                // short) is not there to switch to, until it returns.
+                available: (available(0) || p.streams.is_empty())
+                    && stream.is_none_or(|s| s.layer_seen(i)),
+            })
+            .collect();
+    }
     if p.rids.is_empty() {
         return vec![LayerRate {
             layer: ALayer::new(0, 0),
@@ -220,15 +296,24 @@ fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
     }
     let n = p.stream_count();
     (0..n)
-        .map(|i| {
-            let k = (i as usize + EXPECTED.len()).saturating_sub(n as usize);
-            let expected = EXPECTED.get(k).copied().unwrap_or(EXPECTED_SINGLE);
-            LayerRate {
-                layer: ALayer::new(i, 0),
-                bitrate: Bitrate::bps(measured(i).unwrap_or(expected)),
-                available: available(i),
-            }
+        .map(|i| LayerRate {
+            layer: ALayer::new(i, 0),
+            bitrate: measured(i).map_or_else(|| expected(i, n), Bitrate::bps),
+            available: available(i),
         })
+        .collect()
+}
+
+/// The layers of a layered video its publisher sends now (or would send
+/// again when asked: paused by dynacast), by name, lowest first.
+fn publisher_layers(p: &Published, now: Instant) -> Vec<String> {
+    if !p.is_video() || (p.rids.is_empty() && !p.svc()) {
+        return Vec::new();
+    }
+    layer_rates(p, now)
+        .iter()
+        .filter(|l| l.available)
+        .map(|l| layer_name(p, Layer::new(l.layer.spatial, l.layer.temporal)))
         .collect()
 }
 
@@ -290,6 +375,7 @@ pub fn subscriber_stats(
                 layer: leg.fwd.current().map(|l| layer_name(p, l)),
                 target: leg.fwd.target().map(|l| layer_name(p, l)),
                 paused,
+                publisher_layers: publisher_layers(p, now),
             })
         })
         .collect();
@@ -320,6 +406,21 @@ pub fn subscriber_stats(
             loss_permille: (state.loss * 1000.0).round().clamp(0.0, 1000.0) as u32,
             queueing_ms: state.queueing.as_millis() as u64,
         }),
+        pacer: active.then(|| {
+            let (packets, bytes, wait, st) = bwe.pacer_figures(now);
+            PacerFigures {
+                paced: bwe.paces(),
+                queued_packets: packets as u64,
+                queued_bytes: bytes,
+                queue_ms: wait.as_millis() as u64,
+                max_wait_ms: st.max_wait_us / 1000,
+                sent_packets: st.sent_packets,
+                dropped_packets: st.queue_full + st.evicted + st.frame_incomplete,
+            }
+        }),
         tracks: list,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,6 +24,9 @@ use crate::core::bwe::allocator::{Allocator, AllocatorConfig};
 use crate::core::bwe::feedback::TransportFeedback;
 use crate::core::bwe::history::PacketKind;
 use crate::core::bwe::leg::{LegBwe, LegConfig};
+use crate::core::bwe::pacer::{
+    DropReason as PacerDrop, Pacer, PacerConfig, PacerStats, PacketMeta, Priority,
+};
 use crate::core::bwe::prober::ProbeOutcome;
 use crate::core::bwe::Bitrate;
 use crate::stats::Drop;
@@ -52,6 +55,10 @@ pub struct BweSettings {
     /// A congested subscriber's keyframe requests reach the publisher at
     /// most this often.
     pub congested_keyframe_interval: Duration,
+    /// Media to an estimating subscriber leaves through its pacer (off by
+    /// default, see `[media.bwe] pacing` in docs/config.md).
+    pub pacing: bool,
+    pub pacer: PacerConfig,
 }
 
 impl Default for BweSettings {
@@ -63,6 +70,8 @@ impl Default for BweSettings {
             alloc: AllocatorConfig::default(),
             retransmit_share: 0.2,
             congested_keyframe_interval: Duration::from_secs(2),
+            pacing: false,
+            pacer: PacerConfig::default(),
         }
     }
 }
@@ -126,6 +135,24 @@ pub struct ProbeFiller {
     pub payload: Bytes,
 }
 
+/// A packet waiting in a connection's pacer, not yet stamped with its
+/// transport-wide sequence number (numbers follow the order of sending).
+#[derive(Debug)]
+pub struct Queued {
+    pub packet: Packet,
+    /// RTP size before stamping.
+    pub size: usize,
+    pub kind: PacketKind,
+}
+
+/// A packet the pacer will not send: its SSRC, what it was, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacerDropped {
+    pub ssrc: u32,
+    pub kind: PacketKind,
+    pub reason: PacerDrop,
+}
+
 /// One subscriber connection's estimation state.
 #[derive(Debug)]
 pub struct SubscriberBwe {
@@ -152,6 +179,11 @@ pub struct SubscriberBwe {
     pub sent_bps: u64,
     /// Tracks the subscriber was told are paused for bandwidth.
     pub told_paused: Vec<crate::core::ids::TrackNo>,
+    pacing: bool,
+    pacer: Pacer<Queued>,
+    /// The estimate holds this subscriber back: a track has less than it
+    /// wants, or the path is congested (set by each allocation).
+    pub limited: bool,
 }
 
 impl SubscriberBwe {
@@ -175,6 +207,9 @@ impl SubscriberBwe {
             window_bytes: 0,
             sent_bps: 0,
             told_paused: Vec::new(),
+            pacing: s.pacing,
+            pacer: Pacer::new(s.pacer.clone(), s.leg.estimator.initial),
+            limited: true,
         }
     }
 
@@ -235,6 +270,89 @@ impl SubscriberBwe {
         if let Some(o) = self.leg.on_feedback(&fb, now) {
             self.on_outcome(o);
         }
+        self.set_pacing_rate(now);
+    }
+
+    /// Paces at a multiple of the estimate, or of what the last
+    /// allocation gave the tracks if that is more: tracks with no lower
+    /// layer (audio, single-layer video) are sent whatever the estimate,
+    /// and pacing them below their own rate would only hold every packet
+    /// in the queue until its drain bound (half a second).
+    pub fn set_pacing_rate(&mut self, now: Instant) {
+        self.pacer
+            .set_estimate(self.leg.estimate(now).max(self.allocated));
+    }
+
+    /// Whether media written now goes through the pacer: the estimate
+    /// means something (feedback arrives) and holds the subscriber back,
+    /// or packets still wait there (which must leave first, in order).
+    ///
+    /// A subscriber that gets everything it wants within its estimate, on
+    /// a path without congestion, is not paced: pacing is for a leg whose
+    /// estimate is the limit, and for the others it would only add timer
+    /// wake-ups and hold back each frame's last packets.
+    pub fn paces(&self) -> bool {
+        self.pacing && ((self.active() && self.limited) || !self.pacer.is_empty())
+    }
+
+    /// Queues a packet (unstamped) for [`Self::next_paced`]. A video
+    /// packet's frame is its RTP timestamp, its stream its SSRC.
+    pub fn enqueue(&mut self, packet: Packet, size: usize, kind: PacketKind, now: Instant) {
+        let priority = match kind {
+            PacketKind::Audio => Priority::Audio,
+            PacketKind::Retransmission => Priority::Retransmission,
+            PacketKind::Video => Priority::Video,
+            PacketKind::Padding => Priority::Padding,
+        };
+        let meta = PacketMeta {
+            size: size + SRTP_OVERHEAD,
+            priority,
+            stream: packet.header.ssrc,
+            frame: packet.header.timestamp,
+        };
+        self.pacer.push(Queued { packet, size, kind }, meta, now);
+    }
+
+    /// The next queued packet the pacing budget allows at `now`, stamped
+    /// and recorded as sent.
+    pub fn next_paced(&mut self, now: Instant) -> Option<(Packet, usize, PacketKind)> {
+        let Queued {
+            mut packet,
+            size,
+            kind,
+        } = self.pacer.poll(now)?.item;
+        self.on_send(&mut packet.header, size, kind, None, now);
+        Some((packet, size, kind))
+    }
+
+    /// A packet the pacer dropped (queue full, evicted for something more
+    /// important, the rest of a frame that lost a packet, a stream gone).
+    pub fn pacer_dropped(&mut self) -> Option<PacerDropped> {
+        self.pacer.pop_dropped().map(|d| PacerDropped {
+            ssrc: d.meta.stream,
+            kind: d.item.kind,
+            reason: d.reason,
+        })
+    }
+
+    /// Drops what waits for a stream that is gone (a removed leg).
+    pub fn remove_stream(&mut self, ssrc: u32) {
+        self.pacer.remove_stream(ssrc);
+    }
+
+    /// When the pacer next has a packet to send.
+    pub fn pacer_deadline(&self) -> Option<Instant> {
+        self.pacer.next_deadline()
+    }
+
+    /// The pacer's queue: packets, bytes, the oldest one's wait, counters.
+    pub fn pacer_figures(&self, now: Instant) -> (usize, u64, Duration, PacerStats) {
+        (
+            self.pacer.len(),
+            self.pacer.queued_bytes(),
+            self.pacer.queue_delay(now),
+            self.pacer.stats(),
+        )
     }
 
     fn on_outcome(&mut self, o: ProbeOutcome) {
@@ -551,5 +669,133 @@ mod tests {
         let t0 = Instant::now();
         assert!((0..100).all(|_| b.allow_retransmission(1200, 0.2, t0).is_ok()));
         assert!((0..10).all(|_| b.allow_keyframe_request(Duration::from_secs(2), t0)));
+    }
+
+    fn rtp(ssrc: u32, seq: u16, ts: u32) -> Packet {
+        Packet {
+            header: Header {
+                version: 2,
+                ssrc,
+                sequence_number: seq,
+                timestamp: ts,
+                ..Default::default()
+            },
+            payload: Bytes::from_static(&[0; 8]),
+        }
+    }
+
+    /// A connection with pacing on whose feedback arrives, numbering from
+    /// `first_seq`.
+    fn paced_leg(first_seq: u16) -> SubscriberBwe {
+        let s = BweSettings {
+            pacing: true,
+            ..Default::default()
+        };
+        let mut b = SubscriberBwe::new(&s, 1, first_seq);
+        b.twcc_id = Some(5);
+        b.feedback_seen = true;
+        b
+    }
+
+    #[test]
+    fn paced_media_leaves_at_the_pacing_rate_numbered_in_sending_order() {
+        let mut b = paced_leg(100);
+        b.feedback_seen = false;
+        assert!(!b.paces(), "no feedback yet: no rate to pace at");
+        b.feedback_seen = true;
+        assert!(b.paces());
+        b.limited = false;
+        assert!(!b.paces(), "everything it wants fits: nothing to pace");
+        b.limited = true;
+        let t0 = Instant::now();
+        // A frame of 20 packets, then an audio packet: audio leaves first,
+        // the frame at 2.5 x the initial 300 kbit/s (about 11 ms a packet).
+        for i in 0..20 {
+            b.enqueue(rtp(10, i, 9000), 1000, PacketKind::Video, t0);
+        }
+        b.enqueue(rtp(20, 0, 960), 100, PacketKind::Audio, t0);
+        // No longer held back, it still sends what waits first, in order.
+        b.limited = false;
+        assert!(b.paces());
+        let mut sent = Vec::new();
+        let mut t = t0;
+        while t < t0 + Duration::from_secs(1) {
+            while let Some((p, _, kind)) = b.next_paced(t) {
+                let ext = p.header.get_extension(5).expect("stamped when sent");
+                let twcc = u16::from_be_bytes([ext[0], ext[1]]);
+                sent.push((t, kind, p.header.sequence_number, twcc));
+            }
+            t += Duration::from_millis(1);
+        }
+        assert_eq!(sent.len(), 21);
+        assert_eq!(sent[0].1, PacketKind::Audio);
+        assert_eq!(sent[0].0, t0);
+        let media: Vec<u16> = sent[1..].iter().map(|s| s.2).collect();
+        assert_eq!(media, (0..20).collect::<Vec<u16>>(), "the frame in order");
+        let twcc: Vec<u16> = sent.iter().map(|s| s.3).collect();
+        assert_eq!(
+            twcc,
+            (100..121).collect::<Vec<u16>>(),
+            "numbers in sending order"
+        );
+        // 19 gaps of 1,016 bytes at 750 kbit/s: about 206 ms.
+        let span = sent[20].0 - sent[1].0;
+        assert!(
+            span >= Duration::from_millis(190) && span <= Duration::from_millis(220),
+            "{span:?}"
+        );
+        assert_eq!(b.counts.packets_sent, 21);
+        assert!(b.pacer_deadline().is_none());
+    }
+
+    #[test]
+    fn a_removed_leg_leaves_nothing_in_the_pacer() {
+        let mut b = paced_leg(0);
+        let t0 = Instant::now();
+        for i in 0..10 {
+            b.enqueue(rtp(10, i, 9000), 1000, PacketKind::Video, t0);
+        }
+        assert!(b.next_paced(t0).is_some());
+        b.remove_stream(10);
+        assert!(b.next_paced(t0 + Duration::from_secs(1)).is_none());
+        let dropped: Vec<PacerDropped> = std::iter::from_fn(|| b.pacer_dropped()).collect();
+        assert_eq!(dropped.len(), 9);
+        assert!(dropped
+            .iter()
+            .all(|d| d.ssrc == 10 && d.reason == PacerDrop::StreamRemoved));
+        assert!(b.pacer_deadline().is_none());
+    }
+
+    #[test]
+    fn tracks_sent_above_the_estimate_are_paced_at_their_own_rate() {
+        let mut b = paced_leg(0);
+        let t0 = Instant::now();
+        // Audio and single-layer video the allocation keeps whatever the
+        // estimate: 2 Mbit/s against the initial 300 kbit/s. Paced at
+        // 2.5 x 300 kbit/s, 50 kB would wait more than half a second; at
+        // 2.5 x 2 Mbit/s they take 80 ms.
+        b.allocated = Bitrate::kbps(2000);
+        b.set_pacing_rate(t0);
+        for i in 0..50 {
+            b.enqueue(
+                rtp(10, i, 9000 + u32::from(i / 5)),
+                1000,
+                PacketKind::Video,
+                t0,
+            );
+        }
+        let mut last = t0;
+        let mut t = t0;
+        let mut n = 0;
+        while t < t0 + Duration::from_secs(2) {
+            while b.next_paced(t).is_some() {
+                n += 1;
+                last = t;
+            }
+            t += Duration::from_millis(1);
+        }
+        assert_eq!(n, 50);
+        let took = last - t0;
+        assert!(took <= Duration::from_millis(100), "{took:?}");
     }
 }

@@ -23,25 +23,13 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::MarshalSize;
 
+use super::pace::{self, write_rtp};
 use super::Shard;
 use crate::core::bwe::history::PacketKind;
 use crate::core::codec::CodecKind;
 use crate::core::forwarder::{Decision, DropReason, InPacket};
 use crate::core::ids::{PeerKey, TrackNo};
 use crate::stats::Drop;
-
-/// Hands a forwarded packet to a connection's send path (interceptors,
-/// SRTP). The track id is not used on the way out.
-fn write_rtp(
-    pc: &mut rtc::peer_connection::RTCPeerConnection,
-    now: Instant,
-    p: Packet,
-) -> Result<(), rtc::shared::error::Error> {
-    pc.handle_write(rtc::peer_connection::message::TaggedRTCMessage {
-        now,
-        message: RTCMessage::RtpPacket(String::new(), p),
-    })
-}
 
 impl Shard {
     /// Drains what one connection produced: media to forward, feedback to
@@ -182,6 +170,7 @@ impl Shard {
             peers,
             counts,
             dirty,
+            pacer_lost,
             ..
         } = self;
         for sub in routing.subscribers(track) {
@@ -225,34 +214,22 @@ impl Shard {
             header.timestamp = out.ts;
             header.marker = out.marker;
             leg.fwd.ext.apply(&mut header, av1);
-            let size = (header.marshal_size() + out.payload.len()) as u64;
+            let size = header.marshal_size() + out.payload.len();
             let kind = if leg.kind == RtpCodecKind::Audio {
                 PacketKind::Audio
             } else {
                 PacketKind::Video
             };
-            peer.bwe
-                .on_send(&mut header, size as usize, kind, None, now);
             let p = Packet {
                 header,
                 payload: out.payload,
             };
-            // Straight to the connection's write path: the numbering is the
-            // leg's own (from the SDP both sides use now), which the
-            // library's per-sender checks would hold against its single,
-            // first-negotiated set of numbers.
-            let to_relay = peer.relay.is_some();
-            match write_rtp(&mut peer.pc, now, p) {
-                Ok(()) => {
-                    counts.packets_forwarded += 1;
-                    counts.bytes_forwarded += size;
-                    if to_relay {
-                        counts.relay_packets_out += 1;
-                        counts.relay_bytes_out += size;
-                    }
-                }
-                Err(_) => counts.drop(Drop::WriteFailed),
-            }
+            // Straight to the connection's send path (its pacer, then the
+            // write path): the numbering is the leg's own (from the SDP
+            // both sides use now), which the library's per-sender checks
+            // would hold against its single, first-negotiated set of
+            // numbers.
+            pace::send(peer, p, size, kind, now, counts, pacer_lost);
             if !peer.dirty {
                 peer.dirty = true;
                 dirty.push(*sub);
@@ -261,6 +238,7 @@ impl Shard {
         for s in keyframes {
             self.request_keyframe(track, s, now);
         }
+        self.pacer_keyframes(now);
     }
 
     /// RTCP a subscriber sent about one of its legs.
@@ -343,23 +321,30 @@ impl Shard {
                         };
                         leg.fwd.ext.apply(&mut header, false);
                         let size = header.marshal_size() + o.payload.len();
-                        peer.bwe
-                            .on_send(&mut header, size, PacketKind::Retransmission, None, now);
-                        resend.push(Packet {
-                            header,
-                            payload: o.payload.clone(),
-                        });
+                        resend.push((
+                            Packet {
+                                header,
+                                payload: o.payload.clone(),
+                            },
+                            size,
+                        ));
                     }
                     None => self.counts.drop(Drop::NackMiss),
                 }
             }
         }
-        for p in resend {
-            match write_rtp(&mut peer.pc, now, p) {
-                Ok(()) => self.counts.nacks_answered += 1,
-                _ => self.counts.drop(Drop::WriteFailed),
-            }
+        for (p, size) in resend {
+            pace::send(
+                peer,
+                p,
+                size,
+                PacketKind::Retransmission,
+                now,
+                &mut self.counts,
+                &mut self.pacer_lost,
+            );
         }
+        self.pacer_keyframes(now);
         self.mark(from);
     }
 

@@ -13,6 +13,7 @@ mod adapt;
 mod allocate;
 pub mod bwe;
 mod forward;
+mod pace;
 mod peer;
 mod relay;
 mod signal;
@@ -117,6 +118,8 @@ pub struct Shard {
     /// that carry a screen share; kept while the room has members here.
     screens: HashMap<String, HashMap<String, Vec<String>>>,
     relays: relay::Relays,
+    /// Legs whose video frame a pacer dropped: each wants a keyframe.
+    pacer_lost: Vec<(PeerKey, TrackNo)>,
     /// Every random choice of the shard (SSRCs of forwarded tracks and of
     /// probes, first transport-wide sequence numbers) comes from here, so
     /// a test that seeds it replays the same call. ICE credentials are
@@ -161,6 +164,7 @@ impl Shard {
             speakers: HashMap::new(),
             screens: HashMap::new(),
             relays: relay::Relays::default(),
+            pacer_lost: Vec::new(),
             rng,
             counts: Counts::default(),
             subscribers: (Vec::new(), false),
@@ -422,6 +426,7 @@ impl Shard {
         for (t, s) in kf {
             self.send_keyframe_request(t, s, now);
         }
+        self.send_paced(now);
         self.send_probes(now);
         self.flush(now);
     }
@@ -440,7 +445,13 @@ impl Shard {
         // Adaptation only has work while something is published.
         let adapt = (!self.tracks.is_empty()).then_some(self.next_adapt);
         let probes = self.peers.values().filter_map(|p| p.bwe.next_deadline());
-        peers.chain(kf).chain(adapt).chain(probes).min()
+        let paced = self.peers.values().filter_map(|p| p.bwe.pacer_deadline());
+        peers
+            .chain(kf)
+            .chain(adapt)
+            .chain(probes)
+            .chain(paced)
+            .min()
     }
 
     /// Datagrams to send, then events for signaling, then ufrag-table changes.

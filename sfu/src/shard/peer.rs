@@ -338,6 +338,7 @@ impl Peer {
     pub fn remove_leg(&mut self, track: TrackNo) {
         if let Some(leg) = self.legs.remove(&track) {
             self.leg_by_ssrc.remove(&leg.fwd.ssrc);
+            self.bwe.remove_stream(leg.fwd.ssrc);
             if let Err(e) = self.pc.remove_track(leg.sender) {
                 tracing::debug!(peer = %self.key, %track, "remove_track: {e}");
             }

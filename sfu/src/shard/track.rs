@@ -25,6 +25,11 @@ pub const STREAM_IDLE: Duration = Duration::from_millis(1500);
 /// which arrived (a multiple of 64 that divides 65536).
 const RECEIVED_WINDOW: u16 = 512;
 
+/// Spatial layers a stream's rate is measured for, one slot each (VP9
+/// numbers up to 8 in 3 bits, AV1's dependency descriptor up to 4).
+/// Higher ones, which no codec here can name, share the top slot.
+pub const SPATIAL_SLOTS: usize = 8;
+
 /// What an arriving packet is to its stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arrival {
@@ -53,6 +58,11 @@ pub struct InStream {
     window_start: Option<Instant>,
     window_bytes: u64,
     pub bitrate: u64,
+    /// The same per spatial layer (SVC; all in slot 0 otherwise): what a
+    /// subscriber's link carries for a spatial target is the sum up to it,
+    /// see [`InStream::rate_up_to`].
+    layer_bytes: [u64; SPATIAL_SLOTS],
+    layer_bitrate: [u64; SPATIAL_SLOTS],
 }
 
 impl InStream {
@@ -68,7 +78,25 @@ impl InStream {
             window_start: None,
             window_bytes: 0,
             bitrate: 0,
+            layer_bytes: [0; SPATIAL_SLOTS],
+            layer_bitrate: [0; SPATIAL_SLOTS],
         }
+    }
+
+    /// The rate of the last window's packets of spatial layers up to
+    /// `spatial`: what the SVC selector forwards for that target (it keeps
+    /// every lower layer, `core/layer/svc.rs`), all temporal layers
+    /// included. 0 before a window has ended.
+    pub fn rate_up_to(&self, spatial: u8) -> u64 {
+        let n = (spatial as usize + 1).min(SPATIAL_SLOTS);
+        self.layer_bitrate[..n].iter().sum()
+    }
+
+    /// Whether spatial layer `spatial` had packets in the last window.
+    pub fn layer_seen(&self, spatial: u8) -> bool {
+        self.layer_bitrate
+            .get(spatial as usize)
+            .is_some_and(|b| *b > 0)
     }
 
     /// Whether media arrived on it recently.
@@ -85,7 +113,7 @@ impl InStream {
     /// transport-cc feedback, which the subscriber's bandwidth estimate
     /// takes for loss; counted, it would inflate the stream's measured
     /// rate, which the allocator compares with the estimate.
-    fn on_packet(&mut self, seq: u16, bytes: usize, now: Instant) -> Arrival {
+    fn on_packet(&mut self, seq: u16, now: Instant) -> Arrival {
         let arrival = match self.highest_seq {
             Some(h) if !seq_newer(seq, h) => {
                 if h.wrapping_sub(seq) < RECEIVED_WINDOW && self.seen(seq) {
@@ -118,10 +146,21 @@ impl InStream {
         }
         self.set_seen(seq, true);
         self.last_packet = Some(now);
+        arrival
+    }
+
+    /// Counts a packet that is not a duplicate in the rate windows, under
+    /// its spatial layer. No allocation: this is the per-packet path.
+    fn count(&mut self, bytes: usize, spatial: u8, now: Instant) {
         match self.window_start {
             Some(t) if now.saturating_duration_since(t) >= Duration::from_secs(1) => {
                 let secs = now.saturating_duration_since(t).as_secs_f64();
-                self.bitrate = (self.window_bytes as f64 * 8.0 / secs) as u64;
+                let rate = |b: u64| (b as f64 * 8.0 / secs) as u64;
+                self.bitrate = rate(self.window_bytes);
+                for (r, b) in self.layer_bitrate.iter_mut().zip(&mut self.layer_bytes) {
+                    *r = rate(*b);
+                    *b = 0;
+                }
                 self.window_start = Some(now);
                 self.window_bytes = 0;
             }
@@ -129,7 +168,8 @@ impl InStream {
             _ => {}
         }
         self.window_bytes += bytes as u64;
-        arrival
+        let slot = (spatial as usize).min(SPATIAL_SLOTS - 1);
+        self.layer_bytes[slot] += bytes as u64;
     }
 
     fn seen(&self, seq: u16) -> bool {
@@ -240,6 +280,12 @@ impl Published {
         self.kind == RtpCodecKind::Video
     }
 
+    /// One stream with several spatial layers (VP9 or AV1 SVC), seen in
+    /// its packets: its layers are allocated one by one.
+    pub fn svc(&self) -> bool {
+        self.rids.is_empty() && self.spatial_layers > 1 && self.is_video()
+    }
+
     /// Adds a stream (a simulcast encoding that just opened); returns its
     /// position in `streams`.
     pub fn add_stream(&mut self, rid: Option<String>, ssrc: u32, keyframe: KeyframeThrottle) {
@@ -304,13 +350,13 @@ impl Published {
         let stream = self.stream_index(&self.streams[at]);
         let codec = self.codec_kind(pkt.header.payload_type);
         let size = 12 + pkt.payload.len();
-        let retransmission = match self.streams[at].on_packet(pkt.header.sequence_number, size, now)
-        {
+        let retransmission = match self.streams[at].on_packet(pkt.header.sequence_number, now) {
             Arrival::New => false,
             Arrival::Repair => true,
             Arrival::Duplicate => return Err(Drop::UnusableRepair),
         };
         if self.kind == RtpCodecKind::Audio {
+            self.streams[at].count(size, 0, now);
             if let Some(l) = self
                 .audio_level_id
                 .and_then(|id| pkt.header.get_extension(id))
@@ -331,6 +377,7 @@ impl Published {
             .and_then(|id| pkt.header.get_extension(id))
             .and_then(|v| self.dd.read(&v));
         let info = frame_info(codec, &pkt.payload, dd.as_ref());
+        self.streams[at].count(size, info.spatial, now);
         if info.spatial + 1 > self.spatial_layers {
             self.spatial_layers = info.spatial + 1;
         }
@@ -385,26 +432,125 @@ pub struct Incoming {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::codec::FrameInfo;
+    use crate::core::layer::{Layer, LayerPacket, Svc, Verdict};
+
+    fn stream() -> InStream {
+        InStream::new(None, 1, KeyframeThrottle::new(Duration::from_millis(500)))
+    }
+
+    /// As `Published::read` does: noted, then counted unless a duplicate.
+    fn arrive(s: &mut InStream, seq: u16, now: Instant) -> Arrival {
+        let a = s.on_packet(seq, now);
+        if a != Arrival::Duplicate {
+            s.count(100, 0, now);
+        }
+        a
+    }
 
     #[test]
     fn a_packet_that_already_arrived_is_a_duplicate_and_a_missing_one_a_repair() {
         let now = Instant::now();
-        let mut s = InStream::new(None, 1, KeyframeThrottle::new(Duration::from_millis(500)));
+        let mut s = stream();
         // Across the wrap, 65534 and 1 missing.
         for seq in [65_533u16, 65_535, 0, 2] {
-            assert_eq!(s.on_packet(seq, 100, now), Arrival::New);
+            assert_eq!(arrive(&mut s, seq, now), Arrival::New);
         }
-        assert_eq!(s.on_packet(65_534, 100, now), Arrival::Repair);
-        assert_eq!(s.on_packet(65_534, 100, now), Arrival::Duplicate);
-        assert_eq!(s.on_packet(2, 100, now), Arrival::Duplicate);
-        assert_eq!(s.on_packet(1, 100, now), Arrival::Repair);
+        assert_eq!(arrive(&mut s, 65_534, now), Arrival::Repair);
+        assert_eq!(arrive(&mut s, 65_534, now), Arrival::Duplicate);
+        assert_eq!(arrive(&mut s, 2, now), Arrival::Duplicate);
+        assert_eq!(arrive(&mut s, 1, now), Arrival::Repair);
         // A jump forgets what lay in the window before it: the numbers
         // skipped did not arrive.
-        assert_eq!(s.on_packet(2 + 600, 100, now), Arrival::New);
-        assert_eq!(s.on_packet(2 + 600 - 512 + 1, 100, now), Arrival::Repair);
+        assert_eq!(arrive(&mut s, 2 + 600, now), Arrival::New);
+        assert_eq!(arrive(&mut s, 2 + 600 - 512 + 1, now), Arrival::Repair);
         // Further back than the window: a repair, as it cannot be told.
-        assert_eq!(s.on_packet(2, 100, now), Arrival::Repair);
+        assert_eq!(arrive(&mut s, 2, now), Arrival::Repair);
         // Only what was counted is in the window's bytes.
         assert_eq!(s.window_bytes, 900);
+    }
+
+    /// Two seconds of an L3T3_KEY-like stream at 30 pictures a second: a
+    /// keyframe first, then per picture one packet per spatial layer, the
+    /// layers growing in size and the temporal pattern 0, 2, 1, 2.
+    fn svc_pictures() -> Vec<(FrameInfo, usize, bool)> {
+        let mut out = Vec::new();
+        for pic in 0..60u32 {
+            let temporal = [0, 2, 1, 2][pic as usize % 4];
+            for spatial in 0..3u8 {
+                let info = FrameInfo {
+                    picture_start: spatial == 0,
+                    keyframe: pic == 0 && spatial == 0,
+                    spatial,
+                    temporal,
+                    temporal_switch: true,
+                    layer_end: true,
+                    ..Default::default()
+                };
+                let bytes = [200, 500, 1100][spatial as usize] + (pic as usize % 7) * 10;
+                out.push((info, bytes, spatial == 2));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_rate_up_to_a_spatial_layer_is_what_the_svc_selector_forwards_for_it() {
+        let t0 = Instant::now();
+        for target in 0..3u8 {
+            let mut s = stream();
+            let mut sel = Svc::new(Some(Layer::new(target, u8::MAX)));
+            let mut forwarded = 0u64;
+            let mut counted_from = None;
+            for (i, (info, bytes, marker)) in svc_pictures().into_iter().enumerate() {
+                let now = t0 + Duration::from_millis(i as u64 / 3 * 1000 / 30);
+                assert_eq!(s.on_packet(i as u16, now), Arrival::New);
+                s.count(bytes, info.spatial, now);
+                let p = LayerPacket {
+                    stream: 0,
+                    info: &info,
+                    marker,
+                    retransmission: false,
+                };
+                let fwd = matches!(sel.on_packet(&p), Verdict::Forward { .. });
+                // The rate of the second window (from the first packet at
+                // or after 1 s) against the bytes forwarded in it.
+                if now >= t0 + Duration::from_secs(1) && counted_from.is_none() {
+                    counted_from = Some(now);
+                    forwarded = 0;
+                }
+                if fwd {
+                    forwarded += bytes as u64;
+                }
+            }
+            // Closes the second window.
+            let end = t0 + Duration::from_secs(2);
+            s.on_packet(60_000, end);
+            s.count(1, 0, end);
+            let secs = end
+                .saturating_duration_since(counted_from.unwrap())
+                .as_secs_f64();
+            let sent = (forwarded as f64 * 8.0 / secs) as u64;
+            let measured = s.rate_up_to(target);
+            assert!(
+                measured.abs_diff(sent) <= 8,
+                "target s{target}: measured {measured}, forwarded {sent}"
+            );
+            assert!(s.layer_seen(target));
+        }
+        let s = stream();
+        assert_eq!(s.rate_up_to(2), 0, "nothing before a window ends");
+        assert!(!s.layer_seen(0));
+    }
+
+    #[test]
+    fn spatial_layers_past_the_slots_share_the_top_one() {
+        let t0 = Instant::now();
+        let mut s = stream();
+        s.count(1000, 200, t0);
+        s.count(1, 0, t0 + Duration::from_secs(1));
+        assert_eq!(s.rate_up_to(u8::MAX), 8000);
+        assert!(s.layer_seen(SPATIAL_SLOTS as u8 - 1));
+        assert!(!s.layer_seen(u8::MAX));
     }
 }

@@ -654,8 +654,13 @@ impl SimNet {
             }
         }
         moved |= !up.is_empty() || !commands.is_empty();
+        let delivered = !up.is_empty();
         for (from, data) in up {
             self.shard.handle_datagram(from, data, now);
+        }
+        // As the runtime does after each batch of datagrams.
+        if delivered {
+            self.shard.handle_timeout(now);
         }
         for cmd in commands {
             self.shard.handle_command(cmd, now);

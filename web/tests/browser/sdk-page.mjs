@@ -14,6 +14,16 @@ import { waitInPage, sleep } from './harness.mjs';
 export async function sdkParticipant(s, o) {
   // The server's own page (same origin as /sdk/); it is replaced below.
   const page = await s.participant('/sdk/index.js', { name: o.name, viewport: o.viewport ?? { width: 1400, height: 900 } });
+  return sdkJoin(page, o);
+}
+
+/**
+ * Joins `room` from a page already open at the server's `/sdk/index.js`
+ * (a browser the test launched itself, e.g. in another network namespace).
+ * @param {import('playwright-core').Page} page
+ * @param {{ room: string, name: string, camera?: boolean, publish?: Record<string, unknown>, tile?: { width: number, height: number }, attach?: boolean }} o
+ */
+export async function sdkJoin(page, o) {
   await page.evaluate(
     async ({ room, name, camera, publish, tile, attach }) => {
       const { RoomClient } = await import('/sdk/index.js');

@@ -66,7 +66,16 @@ struct TrackState {
     /// Not allocated before: starts at the provisional target, no event
     /// but a pause.
     fresh: bool,
+    /// The layer the track had when its publisher stopped sending it, and
+    /// when: once it flows again the track goes back to it at once.
+    restore: Option<(Layer, Instant)>,
 }
+
+/// How long a track pushed down by a vanished layer may go back to it at
+/// once when it returns. A publisher's encoder that drops its top layer
+/// for a moment (Chromium does when its CPU or uplink is short) has not
+/// narrowed the subscriber's path: the layer was carried just before.
+const RESTORE_WITHIN: Duration = Duration::from_secs(10);
 
 /// Allocates for one subscriber. Holds the committed state between calls.
 #[derive(Debug)]
@@ -159,6 +168,7 @@ impl Allocator {
                     moved_up_since_shed: false,
                     last_shed: None,
                     fresh: true,
+                    restore: None,
                 });
                 if st
                     .last_shed
@@ -170,13 +180,28 @@ impl Allocator {
                 if st.block.is_some_and(|(_, until)| now >= until) {
                     st.block = None;
                 }
-                if st.fresh {
-                    p.target
-                } else {
-                    forced(t, st.target, p.target)
+                if st
+                    .restore
+                    .is_some_and(|(_, at)| now.saturating_duration_since(at) >= RESTORE_WITHIN)
+                {
+                    st.restore = None;
                 }
+                if st.fresh {
+                    return p.target;
+                }
+                let f = forced(t, st.target, p.target);
+                if let Target::Layer(l) = st.target {
+                    if rank(f) < rank(st.target) && !select::is_available(t, l) {
+                        st.restore = Some((l, now));
+                    }
+                }
+                f
             })
             .collect();
+        // What the committed set must fit: the estimate, or what the path
+        // allows whatever was sent in the last second, if more (a publisher
+        // that sent little for a moment has not narrowed the path).
+        let keep = signal.sustained.map_or(budget, |s| s.max(budget));
 
         // Moves up, most important first: proven by a probe, or held long
         // enough to a total the path has already delivered; never while
@@ -218,9 +243,16 @@ impl Allocator {
                         proven_by_probe(total(tracks, &with))
                     }
             });
-            let want = match lifted {
-                Some(b) => Target::Layer(b),
-                None => cap_below_block(t, p.target, st.block),
+            // A layer that vanished and flows again: back to it.
+            let back = st.restore.map(|(l, _)| l).filter(|&l| {
+                select::is_available(t, l)
+                    && select::allowed(t, l)
+                    && rank(Target::Layer(l)) > rank(p.target)
+            });
+            let want = match (lifted, back) {
+                (Some(b), _) => Target::Layer(b),
+                (None, Some(l)) => cap_below_block(t, Target::Layer(l), st.block),
+                (None, None) => cap_below_block(t, p.target, st.block),
             };
             if rank(want) <= rank(next[i]) {
                 st.up_since = None;
@@ -236,9 +268,14 @@ impl Allocator {
                 && matches!(want, Target::Layer(l) if select::lowest(t) == Some(l));
             let tried = idle_try && first_layer;
             let probed = proven_by_probe(new_total);
-            if signal.congested || new_total > up_budget || !(probed || (held && known) || tried) {
+            let restored = back.is_some_and(|l| Target::Layer(l) == want) && new_total <= keep;
+            let proven = new_total <= up_budget && (probed || (held && known) || tried);
+            if signal.congested || !(restored || proven) {
                 next[i] = before;
                 continue;
+            }
+            if restored {
+                st.restore = None;
             }
             idle_try = false;
             self.last_up = Some(now);
@@ -256,7 +293,7 @@ impl Allocator {
         // congestion a single back-off of the estimate moves nothing: the
         // committed set is kept down to `down_tolerance` of it.
         let base_total = total(tracks, &self.committed_targets(tracks));
-        let shortfall = base_total > budget;
+        let shortfall = base_total > keep;
         let short_since = if shortfall {
             *self.short_since.get_or_insert(now)
         } else {
@@ -266,15 +303,40 @@ impl Allocator {
         // Nor soon after a move up: the set before it fitted, and the
         // estimate's fall while the queue the move built drains is no
         // reason to freeze a video that flowed before it.
+        // Nor while the path delivers every flowing video's lowest layer
+        // (then the layers above are what does not fit), or carries them
+        // with no queue standing and no loss while nothing above them is
+        // sent: an overuse verdict alone is no reason to freeze a video
+        // when the lowest layers are all that is left to send.
+        let lowest: Vec<Target> = tracks
+            .iter()
+            .zip(&next)
+            .map(|(t, g)| match g {
+                Target::Layer(_) => select::lowest(t).map_or(*g, Target::Layer),
+                _ => *g,
+            })
+            .collect();
+        let at_lowest = lowest == next;
+        let lowest_carried = signal.carried.is_some_and(|c| total(tracks, &lowest) <= c)
+            || (at_lowest && !signal.standing);
         let may_pause = now.saturating_duration_since(short_since) >= cfg.pause_hold
             && self
                 .last_up
-                .is_none_or(|t| now.saturating_duration_since(t) >= cfg.pause_after_up);
+                .is_none_or(|t| now.saturating_duration_since(t) >= cfg.pause_after_up)
+            && !lowest_carried;
         let order = select::rank_order(tracks);
         let mut sum = total(tracks, &next);
-        let tolerated = !signal.standing && budget.as_f64() >= cfg.down_tolerance * sum.as_f64();
+        // And with no congestion on the path at all (no overuse, loss or
+        // standing queue), the set is kept whatever the sum says: the
+        // estimate and the layer rates are measured over a second, and a
+        // keyframe burst that raised a layer's measured rate, or a
+        // publisher that sent little, is not the path narrowing. If the
+        // set does not fit, congestion shows within a round trip or two.
+        let clear = !signal.congested && !signal.standing;
+        let tolerated =
+            clear || (!signal.standing && keep.as_f64() >= cfg.down_tolerance * sum.as_f64());
         for &i in order.iter().rev() {
-            if sum <= budget || tolerated {
+            if sum <= keep || tolerated {
                 break;
             }
             let mut p = provisional.tracks[i].target;
@@ -395,6 +457,7 @@ impl Allocator {
             .is_some_and(|t| now.saturating_duration_since(t) < self.cfg.block_initial);
         st.moved_up_since_shed = false;
         st.last_shed = Some(now);
+        st.restore = None;
     }
 
     fn finish(
@@ -503,10 +566,7 @@ fn forced(t: &TrackInput, committed: Target, provisional: Target) -> Target {
         ) => Target::Paused(r),
         (_, _) => match committed {
             Target::Layer(l) => {
-                let allowed = t
-                    .max_layer
-                    .is_none_or(|m| l.spatial <= m.spatial && l.temporal <= m.temporal);
-                if allowed && select::is_available(t, l) {
+                if select::allowed(t, l) && select::is_available(t, l) {
                     committed
                 } else {
                     // Down to the best allowed layer not above it.
@@ -550,5 +610,7 @@ fn wanted(t: &TrackInput, target: Target, best: Option<Layer>) -> Option<Layer> 
     }
 }
 
+#[cfg(test)]
+mod svc_tests;
 #[cfg(test)]
 mod tests;

@@ -258,9 +258,15 @@ impl Estimator {
         let drain = 1.0 - (standing.as_secs_f64() / QUEUE_DRAIN.as_secs_f64()).min(MAX_DRAIN);
         self.control
             .update(usage, delivered.or(acked), drain, ceiling, rtt, now);
+        // The delay-based part is kept within what the path has shown it
+        // carries (the best of the last 30 s), not within the last second's
+        // rate: a second in which the publishers sent little (a stalled
+        // encoder, a still screen) says nothing of the path, and must not
+        // cost the subscriber its layers. The estimate itself is still
+        // bounded by the last second's rate (`estimate`).
         if !self.in_grace(now) {
-            if let Some(cap) = self.cap(now) {
-                self.control.limit_to(cap);
+            if let Some(bound) = self.validated(now) {
+                self.control.limit_to(bound);
             }
         }
         let delay_congested = usage == Usage::Overuse;
@@ -327,6 +333,11 @@ impl Estimator {
         }
     }
 
+    /// What the path delivered over the last `rate_window` (acknowledged).
+    pub fn delivered(&mut self) -> Option<Bitrate> {
+        self.acked_rate()
+    }
+
     fn acked_rate(&mut self) -> Option<Bitrate> {
         let last = self.last_arrival_us?;
         self.acked.rate(last)
@@ -357,16 +368,43 @@ impl Estimator {
         Some(base.scale(self.cfg.cap_factor).max(self.cfg.initial))
     }
 
+    /// `cap_factor` times the best rate the path delivered over about the
+    /// last 30 s; the last second's bound (`cap`) until that is known.
+    fn validated(&mut self, now: Instant) -> Option<Bitrate> {
+        let cap = self.cap(now)?;
+        Some(match self.recent_best() {
+            Some(best) => best.scale(self.cfg.cap_factor).max(cap),
+            None => cap,
+        })
+    }
+
+    /// What the path-based parts allow (delay and loss), bounded by what
+    /// the path delivered lately (`cap_factor` times its best rate over
+    /// about 30 s) but not by what was sent in the last second. The
+    /// allocator keeps a subscriber's committed layers while they fit
+    /// this: when the estimate falls only because less was sent (a
+    /// publisher's encoder stalled for a moment), the path has not changed.
+    pub fn sustained(&mut self, now: Instant) -> Bitrate {
+        let mut e = self.path_estimate();
+        if let Some(v) = self.validated(now) {
+            e = e.min(v);
+        }
+        e.clamp(self.cfg.min, self.cfg.max)
+    }
+
+    /// The delay-based part under the loss bound, if one holds.
+    fn path_estimate(&self) -> Bitrate {
+        let e = self.control.estimate();
+        self.loss.bound().map_or(e, |b| e.min(b))
+    }
+
     /// The estimate at `now`.
     pub fn estimate(&mut self, now: Instant) -> Bitrate {
         self.check_feedback_timeout(now);
         if self.quiet(now) {
             self.loss.forget();
         }
-        let mut e = self.control.estimate();
-        if let Some(b) = self.loss.bound() {
-            e = e.min(b);
-        }
+        let mut e = self.path_estimate();
         if let Some(cap) = self.cap(now) {
             let cap = match self.probe {
                 Some((p, _)) if self.in_grace(now) => cap.max(p),

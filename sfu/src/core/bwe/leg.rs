@@ -205,16 +205,27 @@ impl LegBwe {
         self.estimator.estimate(now)
     }
 
+    /// What the path allows whatever was sent in the last second
+    /// (`Estimator::sustained`).
+    pub fn sustained(&mut self, now: Instant) -> Bitrate {
+        self.estimator.sustained(now)
+    }
+
+    /// What the path delivered over the last second (acknowledged).
+    pub fn delivered(&mut self) -> Option<Bitrate> {
+        self.estimator.delivered()
+    }
+
     pub fn is_congested(&self, now: Instant) -> bool {
         self.estimator.is_congested(now)
     }
 
-    /// The highest rate the path delivered over about the last 30 s.
     /// Congestion that stands: a queue or loss (see `Signal::standing`).
     pub fn standing_congestion(&self) -> bool {
         self.estimator.standing_congestion()
     }
 
+    /// The highest rate the path delivered over about the last 30 s.
     pub fn recent_best(&self) -> Option<Bitrate> {
         self.estimator.recent_best()
     }

@@ -45,7 +45,9 @@ pub struct PacerConfig {
     pub frame_reserve: usize,
     /// Above this much queued time, the rate rises to drain it in this time.
     pub max_queue_time: Duration,
-    /// After idle time, up to this much of the rate may go at once.
+    /// After idle time, up to this much of the rate may go at once. While
+    /// packets wait, the budget runs on: a poll that comes late sends what
+    /// was due since, so the mean rate holds whatever the timer's grain.
     pub burst: Duration,
     /// Audio leaves at once instead of waiting for the budget.
     pub audio_unpaced: bool,
@@ -196,6 +198,13 @@ impl<T> Pacer<T> {
     /// Queues a packet. What cannot be queued (this packet or evicted
     /// ones) comes out of [`Self::pop_dropped`].
     pub fn push(&mut self, item: T, meta: PacketMeta, now: Instant) {
+        if self.is_empty() {
+            // After idle time, at most the burst allowance may go at once;
+            // while packets wait, the budget runs on, so a late poll
+            // catches up and the mean rate holds.
+            let floor = now.checked_sub(self.cfg.burst).unwrap_or(now);
+            self.next_send = Some(self.next_send.map_or(floor, |t| t.max(floor)));
+        }
         // Frames are tracked for video only: retransmissions belong to old
         // frames and audio frames are single packets.
         let video = meta.priority == Priority::Video;
@@ -320,8 +329,9 @@ impl<T> Pacer<T> {
         let e = self.queues[p].pop_front()?;
         self.queued_bytes -= e.meta.size as u64;
         let rate = self.effective_rate().max(MIN_RATE);
-        let floor = now.checked_sub(self.cfg.burst).unwrap_or(now);
-        let start = self.next_send.map_or(floor, |t| t.max(floor));
+        let start = self
+            .next_send
+            .unwrap_or_else(|| now.checked_sub(self.cfg.burst).unwrap_or(now));
         let cost = rate
             .time_for(e.meta.size as u64)
             .min(Duration::from_secs(1));

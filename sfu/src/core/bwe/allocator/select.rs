@@ -31,7 +31,8 @@ pub(super) fn rank_order(tracks: &[TrackInput]) -> Vec<usize> {
     order
 }
 
-fn allowed(t: &TrackInput, l: Layer) -> bool {
+/// Whether the subscriber's requested maximum allows layer `l`.
+pub(super) fn allowed(t: &TrackInput, l: Layer) -> bool {
     t.max_layer
         .is_none_or(|m| l.spatial <= m.spatial && l.temporal <= m.temporal)
 }

@@ -47,6 +47,25 @@ fn audio(id: u64) -> TrackInput {
     }
 }
 
+/// Congestion on the path (an overuse verdict in the last second): what
+/// lets a lower estimate move the committed set down.
+fn congested_only() -> Signal {
+    Signal {
+        congested: true,
+        ..Default::default()
+    }
+}
+
+/// Congestion that stands (a queue, or loss): what lets a flowing video
+/// at its lowest layer be paused.
+fn collapsed() -> Signal {
+    Signal {
+        congested: true,
+        standing: true,
+        ..Default::default()
+    }
+}
+
 fn targets(a: &Allocation) -> Vec<Target> {
     a.tracks.iter().map(|t| t.target).collect()
 }
@@ -338,12 +357,12 @@ fn a_dip_that_still_fits_moves_nothing_nor_does_one_back_off() {
     };
     let at_1000 = || {
         let mut a = Allocator::new(AllocatorConfig::default());
-        a.allocate(&tracks, kbps(1000), Signal::default(), t0);
+        a.allocate(&tracks, kbps(1000), congested_only(), t0);
         a
     };
     // 500 + 500 fits 1000 exactly.
     let mut a = at_1000();
-    let out = a.allocate(&tracks, kbps(1000), Signal::default(), t0 + S);
+    let out = a.allocate(&tracks, kbps(1000), congested_only(), t0 + S);
     assert!(out.events.is_empty());
     // With a queue standing on the path, 990 no longer fits and the less
     // important camera goes down at once.
@@ -352,13 +371,54 @@ fn a_dip_that_still_fits_moves_nothing_nor_does_one_back_off() {
     // Without one, an estimate backed off to 85% of the total (one
     // overuse verdict) moves nothing...
     let mut b = at_1000();
-    let out = b.allocate(&tracks, kbps(850), Signal::default(), t0 + S);
+    let out = b.allocate(&tracks, kbps(850), congested_only(), t0 + S);
     assert_eq!(targets(&out), both_middle);
     assert!(out.events.is_empty());
     // ...but under `down_tolerance` of it the set no longer holds.
     let mut c = at_1000();
-    let out = c.allocate(&tracks, kbps(790), Signal::default(), t0 + S);
+    let out = c.allocate(&tracks, kbps(790), congested_only(), t0 + S);
     assert_eq!(targets(&out), one_down);
+    // With no congestion on the path at all, a lower estimate (layer
+    // rates measured high for a second, a publisher that sent little)
+    // moves nothing: if the set did not fit, congestion would show.
+    let mut d = at_1000();
+    let out = d.allocate(&tracks, kbps(600), Signal::default(), t0 + S);
+    assert_eq!(targets(&out), both_middle);
+    assert!(out.events.is_empty());
+}
+
+#[test]
+fn an_estimate_that_fell_only_with_the_sent_rate_keeps_the_committed_layers() {
+    let t0 = Instant::now();
+    let tracks = [camera(1), camera(2)];
+    let both_top = vec![Target::Layer(l(2)), Target::Layer(l(2))];
+    let at_3500 = || {
+        let mut a = Allocator::new(AllocatorConfig::default());
+        a.allocate(&tracks, kbps(3500), Signal::default(), t0);
+        a
+    };
+    // A publisher sent little for a second: the estimate, bound to the
+    // rate sent, fell to 1.2 Mbit/s while the path still carries 3.5.
+    let dip = Signal {
+        sustained: Some(kbps(3500)),
+        ..Default::default()
+    };
+    let mut a = at_3500();
+    let out = a.allocate(&tracks, kbps(1200), dip, t0 + S);
+    assert_eq!(targets(&out), both_top);
+    assert!(out.events.is_empty());
+    // What the path allows fell too (congestion): down at once.
+    let congested = Signal {
+        congested: true,
+        sustained: Some(kbps(1200)),
+        ..Default::default()
+    };
+    let out = a.allocate(&tracks, kbps(1200), congested, t0 + 2 * S);
+    assert_ne!(targets(&out), both_top);
+    // Without the path's figure the estimate alone decides, as before.
+    let mut b = at_3500();
+    let out = b.allocate(&tracks, kbps(1200), congested_only(), t0 + S);
+    assert_ne!(targets(&out), both_top);
 }
 
 #[test]
@@ -414,7 +474,7 @@ fn a_layer_left_for_lack_of_bandwidth_is_blocked_longer_each_time_unless_a_probe
     };
     a.allocate(&tracks, kbps(1600), Signal::default(), t0);
     // Pushed down from the top layer.
-    let out = a.allocate(&tracks, kbps(1000), Signal::default(), t0 + S);
+    let out = a.allocate(&tracks, kbps(1000), congested_only(), t0 + S);
     assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
     // No move back up during the block, however long the estimate allows it...
     let end = t0 + S + cfg.block_initial - MS;
@@ -424,7 +484,7 @@ fn a_layer_left_for_lack_of_bandwidth_is_blocked_longer_each_time_unless_a_probe
     assert_eq!(hold(&mut a, t1, t1 + cfg.up_hold), Target::Layer(l(2)));
     // Pushed down again after moving up: blocked twice as long.
     let t2 = t1 + cfg.up_hold + S;
-    a.allocate(&tracks, kbps(1000), Signal::default(), t2);
+    a.allocate(&tracks, kbps(1000), congested_only(), t2);
     let end = t2 + cfg.block_initial * 2 - MS;
     assert_eq!(hold(&mut a, t2 + MS, end), Target::Layer(l(1)));
     let t3 = t2 + cfg.block_initial * 2;
@@ -435,7 +495,7 @@ fn a_layer_left_for_lack_of_bandwidth_is_blocked_longer_each_time_unless_a_probe
     // be waited out. One that barely proves the layer does not: on a
     // capped path delay noise lets such probes pass now and then.
     let t4 = t3 + cfg.up_hold + S;
-    a.allocate(&tracks, kbps(1000), Signal::default(), t4);
+    a.allocate(&tracks, kbps(1000), congested_only(), t4);
     let out = a.allocate(&tracks, kbps(1700), known, t4 + S);
     assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
     assert!(
@@ -453,7 +513,7 @@ fn a_layer_left_for_lack_of_bandwidth_is_blocked_longer_each_time_unless_a_probe
     // Pushed down again soon after that lift: the proof was wrong (a
     // shaper let the probe's burst through), and no probe lifts this block.
     let t5 = t4 + 2 * S;
-    let out = a.allocate(&tracks, kbps(1000), Signal::default(), t5);
+    let out = a.allocate(&tracks, kbps(1000), congested_only(), t5);
     assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
     let out = a.allocate(&tracks, kbps(3000), proof(3000), t5 + 250 * MS);
     assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
@@ -485,6 +545,71 @@ fn a_vanished_layer_moves_the_track_down_at_once() {
     assert_eq!(out.tracks[0].wanted, Some(l(2)));
     assert_eq!(out.desired, kbps(1500));
     assert_eq!(out.probe_target, None, "no layer to move up to is sent now");
+}
+
+#[test]
+fn a_vanished_layer_is_taken_back_at_once_when_it_returns() {
+    let t0 = Instant::now();
+    let cfg = AllocatorConfig::default();
+    let mut cam = camera(1);
+    let setup = |cam: &TrackInput| {
+        let mut a = Allocator::new(cfg.clone());
+        a.allocate(std::slice::from_ref(cam), kbps(2000), Signal::default(), t0);
+        a
+    };
+    let mut a = setup(&cam);
+    let set = |cam: &mut TrackInput, on: bool| {
+        if let TrackKind::Video { layers } = &mut cam.kind {
+            layers[2].available = on;
+        }
+    };
+    set(&mut cam, false);
+    let out = a.allocate(&[cam.clone()], kbps(2000), Signal::default(), t0 + S);
+    assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
+    // The publisher sends it again; the estimate, bound to what was sent
+    // meanwhile, fell to 900 kbit/s, but the path still sustains 2 Mbit/s:
+    // back on it with no probe and no hold.
+    set(&mut cam, true);
+    let dipped = Signal {
+        sustained: Some(kbps(2000)),
+        ..Default::default()
+    };
+    let out = a.allocate(&[cam.clone()], kbps(900), dipped, t0 + 2 * S);
+    assert_eq!(out.tracks[0].target, Target::Layer(l(2)));
+    // Not while the path is congested, nor where it no longer sustains
+    // the layer...
+    for (signal, why) in [
+        (
+            Signal {
+                congested: true,
+                sustained: Some(kbps(2000)),
+                ..Default::default()
+            },
+            "congested",
+        ),
+        (
+            Signal {
+                sustained: Some(kbps(1000)),
+                ..Default::default()
+            },
+            "not sustained",
+        ),
+    ] {
+        let mut a = setup(&cam);
+        set(&mut cam, false);
+        a.allocate(&[cam.clone()], kbps(2000), Signal::default(), t0 + S);
+        set(&mut cam, true);
+        let out = a.allocate(&[cam.clone()], kbps(900), signal, t0 + 2 * S);
+        assert_eq!(out.tracks[0].target, Target::Layer(l(1)), "{why}");
+    }
+    // ...nor once it has been gone for long: then it is a move up.
+    let mut a = setup(&cam);
+    set(&mut cam, false);
+    a.allocate(&[cam.clone()], kbps(2000), Signal::default(), t0 + S);
+    a.allocate(&[cam.clone()], kbps(2000), Signal::default(), t0 + 12 * S);
+    set(&mut cam, true);
+    let out = a.allocate(&[cam.clone()], kbps(900), dipped, t0 + 13 * S);
+    assert_eq!(out.tracks[0].target, Target::Layer(l(1)));
 }
 
 #[test]
@@ -597,31 +722,21 @@ fn a_paused_video_is_resumed_by_sharing_the_rate_rather_than_waiting() {
     // (A dip pauses a flowing video once it has lasted `pause_hold`.)
     let paused_twice = |a: &mut Allocator| {
         a.allocate(&tracks, kbps(700), probe(700), t0);
-        a.allocate(&tracks, kbps(250), Signal::default(), t0 + S);
-        a.allocate(
-            &tracks,
-            kbps(250),
-            Signal::default(),
-            t0 + S + cfg.pause_hold,
-        );
+        a.allocate(&tracks, kbps(250), collapsed(), t0 + S);
+        a.allocate(&tracks, kbps(250), collapsed(), t0 + S + cfg.pause_hold);
         let t1 = t0 + S + cfg.pause_hold + cfg.block_initial;
         let out = a.allocate(&tracks, kbps(700), probe(700), t1);
         assert_eq!(out.tracks[2].target, Target::Layer(l(0)));
         // (Nor within `pause_after_up` of the move up at t1.)
-        a.allocate(&tracks, kbps(250), Signal::default(), t1 + S);
-        let out = a.allocate(
-            &tracks,
-            kbps(250),
-            Signal::default(),
-            t1 + S + cfg.pause_hold,
-        );
+        a.allocate(&tracks, kbps(250), collapsed(), t1 + S);
+        let out = a.allocate(&tracks, kbps(250), collapsed(), t1 + S + cfg.pause_hold);
         assert_eq!(
             out.tracks[2].target,
             Target::Layer(l(0)),
             "not so soon after a move up"
         );
         let t2 = t1 + cfg.pause_after_up.max(S + cfg.pause_hold);
-        let out = a.allocate(&tracks, kbps(250), Signal::default(), t2);
+        let out = a.allocate(&tracks, kbps(250), collapsed(), t2);
         assert_eq!(out.tracks[1].target, Target::Layer(l(0)));
         assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
         t2 + S
@@ -667,10 +782,52 @@ fn a_paused_video_is_resumed_by_sharing_the_rate_rather_than_waiting() {
         probe_success: Some(kbps(2000)),
         delivered: Some(kbps(2000)),
         standing: true,
+        sustained: None,
+        carried: None,
     };
     let out = c.allocate(&tracks, kbps(800), congested, t);
     assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
     assert_eq!(out.total, kbps(190));
+}
+
+#[test]
+fn no_video_is_paused_while_the_path_delivers_every_lowest_layer() {
+    let t0 = Instant::now();
+    let cfg = AllocatorConfig::default();
+    let tracks = [audio(1), camera(2), camera(3), camera(4)];
+    // 40 + 3 x 150 kbit/s: every camera at its lowest layer.
+    let lowest_total = kbps(490);
+    let dip = |carried, standing| Signal {
+        congested: true,
+        standing,
+        carried,
+        ..Default::default()
+    };
+    for (carried, standing, paused) in [
+        // Delivered: no pause, a queue standing or not.
+        (Some(lowest_total), true, false),
+        // Not delivered, with a queue standing: paused.
+        (Some(kbps(400)), true, true),
+        (None, true, true),
+        // Only the lowest layers are sent and no queue stands, no loss:
+        // an overuse verdict alone pauses nothing.
+        (None, false, false),
+    ] {
+        let mut a = Allocator::new(cfg.clone());
+        a.allocate(&tracks, kbps(600), Signal::default(), t0);
+        a.allocate(&tracks, kbps(350), dip(carried, standing), t0 + S);
+        let out = a.allocate(
+            &tracks,
+            kbps(350),
+            dip(carried, standing),
+            t0 + S + cfg.pause_hold,
+        );
+        assert_eq!(
+            out.tracks[3].target == Target::Paused(PauseReason::Bandwidth),
+            paused,
+            "delivered {carried:?}, standing {standing}"
+        );
+    }
 }
 
 #[test]
@@ -689,14 +846,9 @@ fn a_probe_resumes_a_paused_video_whose_lowest_layer_is_blocked() {
     assert_eq!(targets(&out), lowest);
     // A dip pauses the least important camera, once it has lasted
     // `pause_hold`, and blocks its lowest layer.
-    let out = a.allocate(&tracks, kbps(350), Signal::default(), t0 + S);
+    let out = a.allocate(&tracks, kbps(350), collapsed(), t0 + S);
     assert_eq!(out.tracks[3].target, Target::Layer(l(0)), "not at once");
-    let out = a.allocate(
-        &tracks,
-        kbps(350),
-        Signal::default(),
-        t0 + S + cfg.pause_hold,
-    );
+    let out = a.allocate(&tracks, kbps(350), collapsed(), t0 + S + cfg.pause_hold);
     assert_eq!(out.tracks[3].target, Target::Paused(PauseReason::Bandwidth));
     // During the block the next probe is for that layer (490 kbit/s over
     // the headroom), not for a higher layer of another camera...

@@ -145,6 +145,16 @@ pub struct Signal {
     /// above its floor, or loss above its baseline. Then the committed set
     /// must fit the whole estimate at once.
     pub standing: bool,
+    /// What the path allows whatever was sent in the last second
+    /// (`LegBwe::sustained`): the committed set is kept while it fits
+    /// this and the path shows no congestion, even when the estimate fell
+    /// only because the publishers sent less for a moment. `None`: the
+    /// estimate.
+    pub sustained: Option<Bitrate>,
+    /// What the path delivered over the last second (acknowledged). While
+    /// that carries every flowing video at its lowest layer, none is
+    /// paused: the shortfall is in the layers above, which go first.
+    pub carried: Option<Bitrate>,
 }
 
 /// Parameters of the allocator (`[bwe.allocation]` in the config).

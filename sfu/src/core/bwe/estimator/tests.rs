@@ -127,6 +127,69 @@ fn a_probe_result_lifts_the_estimate_for_the_grace_period_only() {
 }
 
 #[test]
+fn a_second_of_little_sending_lowers_the_estimate_but_not_what_the_path_sustains() {
+    let mut e = Estimator::new(EstimatorConfig::default());
+    let mut p = Path::new();
+    // A probe took the estimate up to 3 Mbit/s; then 2 Mbit/s is sent.
+    p.run(&mut e, 0, 2_000, Bitrate::kbps(200), Bitrate::kbps(10_000));
+    e.on_probe_started();
+    e.on_probe_ended(Some(Bitrate::kbps(3000)), true, p.t0 + 2_000 * MS);
+    p.run(
+        &mut e,
+        2_000,
+        8_000,
+        Bitrate::kbps(2000),
+        Bitrate::kbps(10_000),
+    );
+    let t = p.t0 + 10_000 * MS;
+    assert!(e.estimate(t) >= Bitrate::kbps(2500), "{}", e.estimate(t));
+    // The publishers stall: 200 kbit/s for a second and a half.
+    p.run(
+        &mut e,
+        10_000,
+        1_500,
+        Bitrate::kbps(200),
+        Bitrate::kbps(10_000),
+    );
+    let t = p.t0 + 11_500 * MS;
+    let est = e.estimate(t);
+    assert!(est <= Bitrate::kbps(1000), "bound to the rate sent: {est}");
+    let sustained = e.sustained(t);
+    assert!(sustained >= Bitrate::kbps(2500), "{sustained}");
+    assert!(sustained <= Bitrate::kbps(3100), "{sustained}");
+    // Sending again, the estimate is back at once: the stall taught
+    // nothing about the path, so it has nothing to climb back.
+    p.run(
+        &mut e,
+        11_500,
+        1_500,
+        Bitrate::kbps(2000),
+        Bitrate::kbps(10_000),
+    );
+    let est = e.estimate(p.t0 + 13_000 * MS);
+    assert!(est >= Bitrate::kbps(2500), "{est}");
+}
+
+#[test]
+fn what_the_path_sustains_follows_congestion_down() {
+    let mut e = Estimator::new(EstimatorConfig {
+        initial: Bitrate::kbps(2500),
+        ..Default::default()
+    });
+    let mut p = Path::new();
+    p.run(&mut e, 0, 5_000, Bitrate::kbps(2000), Bitrate::kbps(10_000));
+    p.run(
+        &mut e,
+        5_000,
+        3_000,
+        Bitrate::kbps(2000),
+        Bitrate::kbps(1000),
+    );
+    let sustained = e.sustained(p.t0 + 8_000 * MS);
+    assert!(sustained <= Bitrate::kbps(1100), "{sustained}");
+}
+
+#[test]
 fn silence_of_feedback_halves_the_estimate() {
     let mut e = Estimator::new(EstimatorConfig::default());
     let t0 = Instant::now();

@@ -240,3 +240,36 @@ fn an_empty_queue_has_no_deadline_and_a_spent_budget_has_a_future_one() {
     assert!(p.poll(t0).is_none());
     assert!(p.poll(d).is_some());
 }
+
+#[test]
+fn late_polls_catch_up_so_the_mean_rate_holds() {
+    let t0 = Instant::now();
+    // 400 kbit/s x 2.5 = 1 Mbit/s: 40 x 1250 bytes take 400 ms, whether
+    // polled every millisecond or every 33 ms (a busy shard, a coarse
+    // timer). Only the first 5 ms go at once.
+    for step in [MS, 33 * MS] {
+        let mut p = Pacer::new(PacerConfig::default(), Bitrate::kbps(400));
+        for i in 0..40u32 {
+            p.push(i, video(1, i / 4), t0);
+        }
+        let sent = drain(&mut p, t0, t0 + 3000 * MS, step);
+        assert_eq!(sent.len(), 40, "{step:?}");
+        let last = sent[39].0 - t0;
+        assert!(
+            last >= 380 * MS && last <= 390 * MS + step,
+            "{step:?}: {last:?}"
+        );
+        let first_poll = sent.iter().filter(|(t, _)| *t == t0).count();
+        assert_eq!(first_poll, 1, "{step:?}");
+    }
+    // After idle time the allowance is the burst again, not the idle time.
+    let mut p = Pacer::new(PacerConfig::default(), Bitrate::kbps(400));
+    p.push(0, video(1, 0), t0);
+    assert!(p.poll(t0).is_some());
+    let later = t0 + 1000 * MS;
+    for i in 1..10u32 {
+        p.push(i, video(1, i), later);
+    }
+    let at_once = std::iter::from_fn(|| p.poll(later)).count();
+    assert_eq!(at_once, 1);
+}

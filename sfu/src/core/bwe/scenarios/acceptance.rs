@@ -177,7 +177,11 @@ fn five_percent_random_loss_appearing_mid_call_keeps_the_allocation() {
         "{after} vs {before}\n{}",
         describe(s, 15 * S, 60 * S, 500 * MS)
     );
-    assert!(switches <= 2, "{switches}");
+    assert!(
+        switches <= 2,
+        "{switches}\n{}",
+        describe(s, 15 * S, 60 * S, 500 * MS)
+    );
 }
 
 #[test]

@@ -400,6 +400,8 @@ impl Flow {
                     probe_success: self.probe_success.take(),
                     delivered: self.leg.recent_best(),
                     standing: self.leg.standing_congestion(),
+                    sustained: Some(self.leg.sustained(now)),
+                    carried: self.leg.delivered(),
                 };
                 let a = self.allocator.allocate(&inputs, estimate, signal, now);
                 self.events.extend(a.events.iter().map(|e| (now, *e)));
