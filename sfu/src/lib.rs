@@ -1,6 +1,7 @@
 //! The SFU media plane: one UDP port, one peer connection per participant,
 //! RTP forwarding and RTCP feedback between the members of a room.
 
+pub mod batch_recv;
 pub mod batch_send;
 pub mod config;
 pub mod core;

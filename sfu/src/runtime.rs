@@ -22,8 +22,10 @@ use rand::SeedableRng;
 use signaling::media::{
     MediaCommand, MediaEventReceiver, MediaEventSender, MediaPlane, MediaStats, RelayEnd,
 };
+use tokio::io::Interest;
 use tokio::sync::mpsc;
 
+use crate::batch_recv::RecvBatch;
 use crate::config::MediaConfig;
 use crate::core::bind::{AddrTable, MAX_ADDRS_PER_OWNER};
 use crate::demux;
@@ -32,9 +34,6 @@ use crate::relay_io::RelaySockets;
 use crate::shard::{Shard, ShardConfig, UfragChange};
 use crate::stats::{self, Drop, SharedCounts};
 
-/// Largest datagram read; anything longer is truncated and will fail
-/// authentication, which counts it.
-const MAX_DATAGRAM: usize = 2048;
 /// How often shard 0 forgets addresses of connections that are gone.
 const SWEEP_EVERY: Duration = Duration::from_secs(2);
 /// Datagrams read from the socket before their output is written (see
@@ -285,7 +284,7 @@ impl ShardCtx {
             }
             None => None,
         };
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut batch = RecvBatch::new(DRAIN_CHUNK);
         let mut routes: Routes = AddrTable::new(CONSENT_TIMEOUT, MAX_ADDRS_PER_OWNER);
         let mut batches: Vec<Vec<(SocketAddr, BytesMut)>> = vec![Vec::new(); self.peers_tx.len()];
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
@@ -328,7 +327,7 @@ impl ShardCtx {
                         if let Some(sock) = receiver.as_ref() {
                             // A chunk at a time, its output written before
                             // the next is read (see `drain_socket`).
-                            while self.drain_socket(sock, &mut buf, &mut routes, &mut batches) {
+                            while self.drain_socket(sock, &mut batch, &mut routes, &mut batches) {
                                 self.emit(&mut relays);
                             }
                         }
@@ -392,26 +391,30 @@ impl ShardCtx {
     fn drain_socket(
         &mut self,
         sock: &tokio::net::UdpSocket,
-        buf: &mut [u8],
+        batch: &mut RecvBatch,
         routes: &mut Routes,
         batches: &mut [Vec<(SocketAddr, BytesMut)>],
     ) -> bool {
         let now = Instant::now();
-        let mut full = true;
-        for _ in 0..DRAIN_CHUNK {
-            let (n, from) = match sock.try_recv_from(buf) {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    full = false;
-                    break;
-                }
-                Err(e) => {
-                    tracing::debug!("media socket receive error: {e}");
-                    full = false;
-                    break;
-                }
-            };
-            self.dispatch(from, &buf[..n], now, routes, batches);
+        // One system call for the chunk; tokio clears the socket's
+        // readiness when it would block.
+        let full = match sock.try_io(Interest::READABLE, || batch.recv(&self.socket)) {
+            Ok(_) => batch.is_full(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) => {
+                tracing::debug!("media socket receive error: {e}");
+                return false;
+            }
+        };
+        for i in 0..batch.len() {
+            let (got, data) = batch.get(i);
+            if got.truncated {
+                self.shard.counts.packets_in += 1;
+                self.shard.counts.bytes_in += got.len as u64;
+                self.shard.refuse(Drop::Oversize, got.from, now);
+                continue;
+            }
+            self.dispatch(got.from, data, now, routes, batches);
         }
         self.shard.counts.routes = routes.len() as u64;
         self.flush_batches(batches);

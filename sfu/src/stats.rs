@@ -66,6 +66,9 @@ pub enum Drop {
     PacerFrameIncomplete,
     /// Waited in a pacer for a leg that was removed.
     PacerStreamRemoved,
+    /// A datagram longer than the receive buffer (2,048 bytes): cut by
+    /// the kernel, so dropped whole.
+    Oversize,
 }
 
 pub const DROP_REASONS: &[(Drop, &str)] = &[
@@ -92,9 +95,10 @@ pub const DROP_REASONS: &[(Drop, &str)] = &[
     (Drop::PacerEvicted, "pacer_evicted"),
     (Drop::PacerFrameIncomplete, "pacer_frame_incomplete"),
     (Drop::PacerStreamRemoved, "pacer_stream_removed"),
+    (Drop::Oversize, "oversize"),
 ];
 
-pub const N_DROPS: usize = 23;
+pub const N_DROPS: usize = 24;
 
 /// A drop reason's name in statistics.
 pub fn drop_name(why: Drop) -> &'static str {

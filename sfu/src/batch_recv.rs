@@ -1,0 +1,285 @@
+//! Receiving datagrams in batches.
+//!
+//! The receiving shard reads what is ready in chunks (see
+//! `runtime::ShardCtx::drain_socket`). On Linux a chunk is one `recvmmsg`
+//! system call instead of one `recvfrom` per datagram: the system-call
+//! entry and exit are paid once per chunk. Elsewhere each datagram is one
+//! `recv_from`.
+//!
+//! Each slot has room for [`SLOT`] bytes. A larger datagram arrives
+//! truncated; it is marked so the caller can count and drop it rather than
+//! hand a partial packet on (`recvfrom` into a buffer of the same size
+//! truncates silently).
+
+use std::io;
+use std::net::SocketAddr;
+
+/// Bytes per datagram slot: above any datagram a WebRTC peer sends (they
+/// keep under the path MTU, about 1,200 to 1,500 bytes).
+pub const SLOT: usize = 2048;
+
+/// One received datagram in a [`RecvBatch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub from: SocketAddr,
+    /// Bytes in the slot (at most [`SLOT`]).
+    pub len: usize,
+    /// The datagram was longer than the slot and was cut.
+    pub truncated: bool,
+}
+
+/// Buffers for up to `capacity` datagrams, reused from one read to the
+/// next.
+pub struct RecvBatch {
+    data: Vec<u8>,
+    got: Vec<Received>,
+    capacity: usize,
+}
+
+impl RecvBatch {
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        Self {
+            data: vec![0; capacity * SLOT],
+            got: Vec::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    /// Datagrams the last read returned, in arrival order.
+    pub fn len(&self) -> usize {
+        self.got.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.got.is_empty()
+    }
+
+    /// Whether the last read filled every slot (more may be waiting).
+    pub fn is_full(&self) -> bool {
+        self.got.len() == self.capacity
+    }
+
+    /// The `i`-th datagram of the last read and its bytes.
+    pub fn get(&self, i: usize) -> (Received, &[u8]) {
+        let r = self.got[i];
+        (r, &self.data[i * SLOT..i * SLOT + r.len])
+    }
+
+    /// Reads what is ready on `socket`, up to the batch's capacity, without
+    /// blocking. `Err(WouldBlock)` when nothing was ready.
+    pub fn recv(&mut self, socket: &std::net::UdpSocket) -> io::Result<usize> {
+        self.got.clear();
+        #[cfg(target_os = "linux")]
+        {
+            linux::recv(socket, &mut self.data, self.capacity, &mut self.got)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            while self.got.len() < self.capacity {
+                let i = self.got.len();
+                match socket.recv_from(&mut self.data[i * SLOT..(i + 1) * SLOT]) {
+                    Ok((len, from)) => self.got.push(Received {
+                        from,
+                        len,
+                        truncated: false,
+                    }),
+                    Err(e) if self.got.is_empty() => return Err(e),
+                    Err(_) => break,
+                }
+            }
+            Ok(self.got.len())
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io;
+    use std::mem::zeroed;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+    use std::os::fd::AsRawFd;
+
+    use super::{Received, SLOT};
+
+    /// Most slots read in one call (the runtime's chunk is smaller).
+    const MAX: usize = 64;
+
+    /// The source address the kernel wrote, if it is one we know.
+    fn read_addr(a: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match i32::from(a.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in.
+                let sin = unsafe { &*(a as *const _ as *const libc::sockaddr_in) };
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes()),
+                    u16::from_be(sin.sin_port),
+                )))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, for sockaddr_in6.
+                let sin6 = unsafe { &*(a as *const _ as *const libc::sockaddr_in6) };
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                    u16::from_be(sin6.sin6_port),
+                    u32::from_be(sin6.sin6_flowinfo),
+                    sin6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+
+    pub(super) fn recv(
+        socket: &UdpSocket,
+        data: &mut [u8],
+        capacity: usize,
+        got: &mut Vec<Received>,
+    ) -> io::Result<usize> {
+        let n = capacity.min(MAX).min(data.len() / SLOT);
+        // SAFETY: all-zero is a valid value of these plain C structs.
+        let mut addrs: [libc::sockaddr_storage; MAX] = unsafe { zeroed() };
+        let mut iovs: [libc::iovec; MAX] = unsafe { zeroed() };
+        let mut hdrs: [libc::mmsghdr; MAX] = unsafe { zeroed() };
+        for k in 0..n {
+            iovs[k] = libc::iovec {
+                iov_base: data[k * SLOT..].as_mut_ptr() as *mut libc::c_void,
+                iov_len: SLOT,
+            };
+            let h = &mut hdrs[k];
+            h.msg_hdr.msg_name = &mut addrs[k] as *mut _ as *mut libc::c_void;
+            h.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut iovs[k];
+            h.msg_hdr.msg_iovlen = 1;
+        }
+        let got_n = loop {
+            // SAFETY: the first `n` headers point at address storage and
+            // `SLOT`-byte slots of `data` that live until the call returns;
+            // the kernel writes within them (and msg_len, msg_flags).
+            let r = unsafe {
+                libc::recvmmsg(
+                    socket.as_raw_fd(),
+                    hdrs.as_mut_ptr(),
+                    n as u32,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if r >= 0 {
+                break r as usize;
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        };
+        for k in 0..got_n {
+            let h = &hdrs[k];
+            // A source the kernel did not name (not seen on UDP) is kept
+            // as unspecified: the router refuses it as an unknown source.
+            let from = read_addr(&addrs[k])
+                .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+            got.push(Received {
+                from,
+                len: (h.msg_len as usize).min(SLOT),
+                truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            });
+        }
+        Ok(got_n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+
+    fn bound() -> UdpSocket {
+        UdpSocket::bind("127.0.0.1:0").unwrap()
+    }
+
+    /// Reads until `n` datagrams arrived (or a generous bound passed).
+    fn read_n(rx: &UdpSocket, batch: &mut RecvBatch, n: usize) -> Vec<(Received, Vec<u8>)> {
+        rx.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut out = Vec::new();
+        while out.len() < n && Instant::now() < until {
+            match batch.recv(rx) {
+                Ok(_) => {
+                    for i in 0..batch.len() {
+                        let (r, d) = batch.get(i);
+                        out.push((r, d.to_vec()));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) => panic!("receive failed: {e}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn datagrams_from_several_sources_arrive_whole_in_order_and_in_batches() {
+        let rx = bound();
+        let to = rx.local_addr().unwrap();
+        let tx: Vec<UdpSocket> = (0..2).map(|_| bound()).collect();
+        // 100 datagrams, alternating sources, sizes 1 to 1400.
+        let sent: Vec<(SocketAddr, Vec<u8>)> = (0..100u32)
+            .map(|i| {
+                let len = 1 + (i as usize * 53) % 1400;
+                let mut d = vec![(i % 251) as u8; len];
+                d[0] = i as u8;
+                let s = &tx[i as usize % 2];
+                s.send_to(&d, to).unwrap();
+                (s.local_addr().unwrap(), d)
+            })
+            .collect();
+        let mut batch = RecvBatch::new(32);
+        let got = read_n(&rx, &mut batch, sent.len());
+        assert_eq!(got.len(), sent.len());
+        for ((r, d), (from, want)) in got.iter().zip(&sent) {
+            assert_eq!(r.from, *from);
+            assert_eq!(d, want);
+            assert!(!r.truncated);
+        }
+    }
+
+    #[test]
+    fn a_full_read_says_so_and_the_rest_follows() {
+        let rx = bound();
+        let to = rx.local_addr().unwrap();
+        let tx = bound();
+        for i in 0..10u8 {
+            tx.send_to(&[i; 20], to).unwrap();
+        }
+        rx.set_nonblocking(true).unwrap();
+        let mut batch = RecvBatch::new(4);
+        // Loopback delivers synchronously: all ten are queued by now.
+        batch.recv(&rx).unwrap();
+        assert!(batch.is_full());
+        assert_eq!(batch.get(0).1, &[0u8; 20][..]);
+        let rest = read_n(&rx, &mut batch, 6);
+        assert_eq!(rest.len(), 6);
+        assert_eq!(rest[5].1, vec![9u8; 20]);
+        assert!(matches!(batch.recv(&rx), Err(e) if e.kind() == io::ErrorKind::WouldBlock));
+    }
+
+    #[test]
+    fn a_datagram_larger_than_a_slot_is_marked_truncated() {
+        let rx = bound();
+        let to = rx.local_addr().unwrap();
+        let tx = bound();
+        tx.send_to(&vec![7u8; SLOT + 100], to).unwrap();
+        tx.send_to(&[1u8; 10], to).unwrap();
+        let mut batch = RecvBatch::new(8);
+        let got = read_n(&rx, &mut batch, 2);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].0.truncated);
+        assert!(!got[1].0.truncated);
+        assert_eq!(got[1].1, vec![1u8; 10]);
+    }
+}
