@@ -86,7 +86,7 @@ impl Default for BweConfig {
             up_hold_ms: 3000,
             up_headroom_percent: 90,
             block_initial_ms: 8000,
-            pacing: false,
+            pacing: true,
             pacing_percent: 250,
         }
     }
