@@ -1,6 +1,7 @@
 // Side panels: the participant list and the stats table, plus the poller
 // that reads getStats() twice a second for the stats table, the speaking
-// indicators and the connection-quality badges.
+// indicators and the connection-quality badges, and the server's view of
+// this participant's downlink in SFU rooms.
 
 import { summarizeStats, qualityOf } from '/sdk/index.js';
 
@@ -89,4 +90,42 @@ export function renderStats(body, rows, nameOf) {
     }
     body.append(tr);
   }
+}
+
+/**
+ * The server's figures for this participant's downlink in an SFU room (its
+ * bandwidth estimate, what it allocated and sent, each video's layer), from
+ * the server's `/api/stats`; null where the server does not show them to
+ * this page (a stats token is set) or the room is P2P.
+ * @param {import('/sdk/client.js').RoomClient} client
+ */
+export async function fetchServerView(client) {
+  const ws = client.signaling?.url;
+  if (!ws || client.mode !== 'sfu' || !client.id) return null;
+  const r = await fetch(new URL('/api/stats', ws.replace(/^ws/, 'http')), { cache: 'no-store' });
+  if (!r.ok) return null;
+  const st = await r.json();
+  return st?.media?.subscribers?.find((/** @type {any} */ s) => s.participant === client.id) ?? null;
+}
+
+/**
+ * @param {HTMLElement} el
+ * @param {any} sub one entry of `/api/stats` `media.subscribers`, or null
+ * @param {(id: string|null) => string} nameOf
+ */
+export function renderServerView(el, sub, nameOf) {
+  if (!sub) {
+    el.hidden = true;
+    el.textContent = '';
+    return;
+  }
+  const kb = (/** @type {number|null|undefined} */ b) => (b == null ? '–' : `${Math.round(b / 1000)} kb/s`);
+  const head = sub.estimation
+    ? `Server: your downlink estimated at ${kb(sub.estimateBps)}${sub.congested ? ' (congested)' : ''}, ${kb(sub.allocatedBps)} allocated, ${kb(sub.sentBps)} sent`
+    : `Server: no estimate of your downlink yet, ${kb(sub.sentBps)} sent`;
+  const videos = (sub.tracks ?? [])
+    .filter((/** @type {any} */ t) => t.kind === 'video')
+    .map((/** @type {any} */ t) => `${nameOf(t.publisher)} ${t.paused ? `paused (${t.paused})` : (t.layer ?? '–')}`);
+  el.hidden = false;
+  el.textContent = videos.length ? `${head}. Videos: ${videos.join(', ')}.` : `${head}.`;
 }

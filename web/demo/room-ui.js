@@ -3,7 +3,7 @@
 // It only listens to RoomClient events and calls RoomClient methods.
 
 import { TileGrid } from './tiles.js';
-import { renderParticipants, renderStats, StatsPoller } from './panels.js';
+import { renderParticipants, renderStats, StatsPoller, fetchServerView, renderServerView } from './panels.js';
 import { describeError } from './messages.js';
 
 const TEMPLATE = `
@@ -26,6 +26,7 @@ const TEMPLATE = `
     </aside>
     <aside class="panel stats" hidden aria-label="Statistics"><h2>Statistics</h2>
       <table><thead><tr><th>Track</th><th>Kind</th><th>Codec</th><th>Bitrate</th><th>Loss</th><th>RTT</th><th>Resolution</th></tr></thead><tbody></tbody></table>
+      <p class="server-view" hidden></p>
     </aside>
   </div>
   <nav class="bar controls" aria-label="Call controls">
@@ -205,6 +206,14 @@ export function mountRoom(root, client, opts) {
     if (state === 'open' && notice.dataset.kind === 'info') notify('');
   });
   on('error', (e) => notify(describeError(e)));
+  // A video the server stopped sending because this connection cannot
+  // carry even its lowest layer: say so on its tile rather than show it
+  // frozen.
+  on('stream-state', ({ participantId, track, paused, reason }) => {
+    const screen = `screen:${participantId}`;
+    const key = track && grid.tiles.get(screen)?.stream.getTracks().includes(track) ? screen : participantId;
+    grid.set(key, { serverPaused: paused ? reason ?? 'bandwidth' : '' });
+  });
 
   // Who speaks: in SFU rooms the server's `active-speakers` (the loudest
   // tile is highlighted, and first in a large room); in P2P rooms the
@@ -235,6 +244,15 @@ export function mountRoom(root, client, opts) {
     }
   });
   poller.start();
+  // The server's view of our downlink, every 2 s while the panel is open.
+  const serverView = $('.server-view');
+  const serverTimer = setInterval(() => {
+    if ($('.stats').hidden) return;
+    fetchServerView(client)
+      .then((sub) => renderServerView(serverView, sub, nameOf))
+      .catch(() => renderServerView(serverView, null, nameOf));
+  }, 2000);
+  offs.push(() => clearInterval(serverTimer));
 
   const act = (/** @type {() => Promise<unknown>} */ f) => f().catch(() => {}); // errors arrive as 'error' events
   $('.mic').addEventListener('click', () => act(() => client.setMicrophone(!client.localState().microphone)));

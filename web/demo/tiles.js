@@ -49,6 +49,7 @@ export class TileGrid {
         <span class="badge cam-off" title="Camera off" aria-label="camera off">cam off</span>
         <span class="badge viewer" title="Watching only: publishes no camera or microphone">viewer</span>
         <span class="badge speaking" aria-hidden="true">speaking</span>
+        <span class="badge low-bandwidth" title="The server holds this video back: your connection cannot carry it now">paused: low bandwidth</span>
         <span class="badge conn" title="Connection"></span>
         <span class="badge quality" title="Connection quality"></span>
       </figcaption>`;

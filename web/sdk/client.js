@@ -37,6 +37,7 @@ import { onNetworkChange } from './network.js';
  *   'node-changed': { node: string | null, url: string, reason: 'redirect' | 'move' | 'reconnect' },
  *   'active-speakers': { speakers: Speaker[] },
  *   'publisher-encodings': { source: Source | null, mid: string | null, encodings: { rid?: string, active: boolean }[] },
+ *   'stream-state': { participantId: string, trackId: string, track: MediaStreamTrack | null, paused: boolean, reason: string | null },
  *   error: SdkError,
  * }} ClientEvents
  * @typedef {{ key: string, peerId: string | null, link: PeerLink, sig?: SignalingSocket | null, encodingsDone?: Promise<unknown> } & import('./senders.js').SenderSet} PeerEntry
@@ -81,6 +82,8 @@ export class RoomClient extends Emitter {
   #views;
   /** @type {Speaker[]} who speaks in the room, loudest first (SFU rooms, from the server) */
   activeSpeakers = [];
+  /** @type {Map<string, Map<string, string>>} remote tracks the server stopped sending, per participant: track id -> reason */
+  #serverPaused = new Map();
   /** @type {ReturnType<typeof setInterval> | null} */
   #ping = null;
   /** A re-join is under way (see #rejoin). */
@@ -417,6 +420,8 @@ export class RoomClient extends Emitter {
         return this.#onActiveSpeakers(m);
       case 'publisher-encodings':
         return this.#onPublisherEncodings(m);
+      case 'stream-state':
+        return this.#onStreamState(m);
       default:
     }
   }
@@ -484,6 +489,34 @@ export class RoomClient extends Emitter {
   }
 
   /**
+   * The server stopped sending a remote video (its downlink cannot carry
+   * even the lowest layer) or sends it again.
+   * @param {Record<string, any>} m
+   */
+  #onStreamState(m) {
+    if (typeof m.participant !== 'string' || typeof m.track !== 'string') return;
+    const paused = m.paused === true;
+    const reason = paused ? (typeof m.reason === 'string' ? m.reason : 'bandwidth') : null;
+    const mine = this.#serverPaused.get(m.participant) ?? new Map();
+    if (paused) mine.set(m.track, /** @type {string} */ (reason));
+    else mine.delete(m.track);
+    if (mine.size) this.#serverPaused.set(m.participant, mine);
+    else this.#serverPaused.delete(m.participant);
+    const track = this.#remote.of(m.participant).find((r) => r.track.id === m.track)?.track ?? null;
+    this.emit('stream-state', { participantId: m.participant, trackId: m.track, track, paused, reason });
+  }
+
+  /**
+   * Why the server does not send a remote track now (`'bandwidth'`), or
+   * null while it does.
+   * @param {string} participantId
+   * @param {MediaStreamTrack | string} track
+   */
+  serverPaused(participantId, track) {
+    return this.#serverPaused.get(participantId)?.get(trackId(track)) ?? null;
+  }
+
+  /**
    * Dynacast: the server says which encodings of one of our tracks anyone
    * receives; the others are turned off at the encoder (no CPU, no uplink)
    * until it asks for them again.
@@ -546,6 +579,7 @@ export class RoomClient extends Emitter {
       entry.link.close();
     }
     this.#remote.dropParticipant(id);
+    this.#serverPaused.delete(id);
     if (!p) return;
     this.participants.delete(id);
     this.emit('participant-left', { id, participant: p });
@@ -683,6 +717,7 @@ export class RoomClient extends Emitter {
   #closePeers() {
     for (const entry of this.#peers.values()) entry.link.close();
     this.#peers.clear();
+    this.#serverPaused.clear();
     this.#finishMove();
   }
 

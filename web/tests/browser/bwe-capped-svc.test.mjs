@@ -10,11 +10,14 @@
 // picture (a lower spatial layer rather than the whole stream or nothing),
 // what the server sends it stays under the cap, and the uncapped viewer
 // keeps the full size. Once the cap is lifted the capped viewer is back at
-// the full size. Waits are for conditions with generous bounds; the times
-// and figures are printed (docs/benchmarks.md).
+// the full size. Then a cap below even the lowest layer: the server stops
+// sending the video and the viewer's SDK reports it (`stream-state`); the
+// time to resume after that cap is lifted is printed. Waits are for conditions with
+// generous bounds; the times and figures are printed (docs/benchmarks.md).
 //
 // SVC_CAP_KBIT changes the cap (500 by default); SVC_TRACE=1 prints the
-// server's figures for the capped viewer every second.
+// server's figures for the capped viewer every second; SVC_LOG sets the
+// server's log filter (printed when the test fails).
 //
 // Needs a private network namespace it may add links to (test.sh runs the
 // browser tests under `unshare -n`): skipped on the host network.
@@ -26,6 +29,8 @@ import { sdkParticipant, sdkJoin, inboundVideo, outboundVideo, until } from './s
 import { cappedBrowser, privateNamespace, setCap } from './netns.mjs';
 
 const CAP_KBIT = Number(process.env.SVC_CAP_KBIT ?? 500);
+/** A cap below the lowest spatial layer (about 160 kbit/s) and the audio. */
+const PAUSE_CAP_KBIT = 80;
 const SERVER_IP = '10.99.0.1';
 const VIEWER_IP = '10.99.0.2';
 /** How long the figures under the cap are taken over. */
@@ -44,7 +49,11 @@ test('a viewer capped below an SVC stream gets a lower spatial layer that fits, 
   // Uncapped to start with: the stream is measured first.
   const capped = await cappedBrowser(t, { serverIp: SERVER_IP, viewerIp: VIEWER_IP, capKbit: 1_000_000, viewport: { width: 1400, height: 900 } });
   const s = await session(t, {
-    env: { SFU_SERVER__LISTEN: '0.0.0.0:0', SFU_MEDIA__BIND: SERVER_IP },
+    env: {
+      SFU_SERVER__LISTEN: '0.0.0.0:0',
+      SFU_MEDIA__BIND: SERVER_IP,
+      ...(process.env.SVC_LOG ? { SFU_LOG__LEVEL: process.env.SVC_LOG } : {}),
+    },
   });
   const api = async () => (await fetch(`${s.server.url}/api/stats`)).json();
   const t0 = Date.now();
@@ -179,5 +188,44 @@ test('a viewer capped below an SVC stream gets a lower spatial layer that fits, 
   // The uncapped viewer keeps the full size and keeps decoding.
   assert.equal(openSmall, 0, 'the uncapped viewer keeps the full size');
   assert.ok(openFps >= 5, `the uncapped viewer keeps decoding: ${openFps} fps`);
+
+  // Below the lowest layer: the server stops sending the video and the
+  // viewer's SDK says so (the `stream-state` event).
+  setCap(PAUSE_CAP_KBIT);
+  const pausedAt = Date.now();
+  const paused = await until(async () => {
+    const v = videoOf(await api(), vic.id);
+    const said = await vic.page.evaluate(() => window.t.streamStates.filter((e) => e.paused));
+    return v?.paused === 'bandwidth' && said.length > 0 ? said[said.length - 1] : null;
+  }, `under ${PAUSE_CAP_KBIT} kbit/s the video is paused for bandwidth and the SDK says so`, 120000);
+  const trackId = await vic.page.evaluate((p) => window.t.client.tracksOf(p).find((r) => r.track.kind === 'video')?.track.id ?? null, pub.id);
+  assert.equal(paused.value.participantId, pub.id, 'the event names the publisher');
+  assert.equal(paused.value.reason, 'bandwidth');
+  assert.equal(paused.value.track, paused.value.trackId, 'the event carries the remote track');
+  if (trackId) assert.equal(paused.value.trackId, trackId, "the event names the publisher's video track");
+  assert.equal(await vic.page.evaluate((id) => window.t.client.serverPaused(id.p, id.t), { p: pub.id, t: paused.value.trackId }), 'bandwidth');
+  console.log(`capped at ${PAUSE_CAP_KBIT} kbit/s: paused for bandwidth after ${((Date.now() - pausedAt) / 1000).toFixed(1)} s`);
+  // Lifted. The server should send the video again once a probe proves
+  // the link, and the SDK say so. Not asserted: with this publisher's
+  // video the only track (no audio), nothing at all flows to the viewer
+  // while the video is paused, its estimate stays at the floor, and the
+  // probes it sends from there time out (docs/benchmarks.md, known
+  // shortfall). Rooms with audio come back (bwe-capped-viewer.test.mjs).
+  setCap(1_000_000);
+  const resumedAt = Date.now();
+  let resumed = null;
+  for (const deadline = Date.now() + 60000; !resumed && Date.now() < deadline; ) {
+    await sleep(1000);
+    const said = await vic.page.evaluate(() => window.t.streamStates);
+    const lastSaid = said[said.length - 1];
+    const st = await api();
+    const v = videoOf(st, vic.id);
+    if (TRACE) {
+      const x = sub(st, vic.id);
+      console.log(`trace lifted: ${JSON.stringify({ est: x.estimateBps, alloc: x.allocatedBps, sent: x.sentBps, cong: x.congested, probes: [x.probesStarted, x.probesSucceeded, x.probesFailed, x.probesUnsendable], bwe: x.bwe, track: v })}`);
+    }
+    if (lastSaid && !lastSaid.paused && v && !v.paused) resumed = lastSaid;
+  }
+  console.log(resumed ? `lifted: sent again after ${((Date.now() - resumedAt) / 1000).toFixed(1)} s` : 'lifted: still paused after 60 s (no audio to carry the estimate back up)');
   s.passed();
 });

@@ -30,8 +30,11 @@ export async function sdkJoin(page, o) {
       document.documentElement.innerHTML = '<head><title>t</title></head><body style="margin:0"></body>';
       const client = new RoomClient({ publish });
       const w = /** @type {any} */ (window);
-      w.t = { client, tile, attach, events: [] };
+      w.t = { client, tile, attach, events: [], streamStates: [] };
       client.on('publisher-encodings', (e) => w.t.events.push(e));
+      client.on('stream-state', (e) =>
+        w.t.streamStates.push({ participantId: e.participantId, trackId: e.trackId, paused: e.paused, reason: e.reason, track: e.track?.id ?? null, at: Date.now() }),
+      );
       client.on('track-added', ({ participantId, track }) => {
         if (track.kind !== 'video') return;
         const v = document.createElement('video');

@@ -118,6 +118,17 @@ test('SFU room: three browsers, one server port, a late joiner, clean leave', as
     });
   }
 
+  // The stats panel shows the server's view of Ann's downlink: its
+  // estimate from her browser's transport-cc feedback, and the layer of
+  // each video she gets.
+  await pages[0].click('button[data-panel="stats"]');
+  const view = await waitInPage(pages[0], () => {
+    const t = document.querySelector('.stats .server-view')?.textContent ?? '';
+    const videos = t.split('Videos: ')[1] ?? '';
+    return /estimated at \d+ kb\/s/.test(t) && videos.includes('Ben ') && videos.includes('Cat ') ? t : null;
+  }, undefined, 60000);
+  console.log(`Ann's stats panel: ${view}`);
+
   const before = await serverStats(s.server.url);
   assert.equal(before.media.connections, 3);
   const keyframeRequestsBefore = await metric(s.server.url, 'sfu_keyframe_requests_sent_total');

@@ -451,3 +451,29 @@ async function waitFor(fn, ms = 10000) {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+test('stream-state: a remote video the server stopped sending for bandwidth, and sends again, is reported and remembered', async () => {
+  const { client } = makeClient();
+  /** @type {any[]} */
+  const states = [];
+  client.on('stream-state', (d) => states.push(d));
+  const p = client.join({ room: 'r', name: 'Me', token: 'tok' });
+  const ws = FakeWebSocket.last;
+  ws.open();
+  ws.receive(joined({ participants: [peer('b')] }));
+  await p;
+  ws.receive({ type: 'stream-state', participant: 'b', track: 't1', paused: true, reason: 'bandwidth' });
+  assert.deepEqual(states, [{ participantId: 'b', trackId: 't1', track: null, paused: true, reason: 'bandwidth' }]);
+  assert.equal(client.serverPaused('b', 't1'), 'bandwidth');
+  assert.equal(client.serverPaused('b', 't2'), null, 'only the named track');
+  ws.receive({ type: 'stream-state', participant: 'b', track: 't1', paused: false });
+  assert.deepEqual(states[1], { participantId: 'b', trackId: 't1', track: null, paused: false, reason: null });
+  assert.equal(client.serverPaused('b', 't1'), null);
+  // Malformed messages change nothing.
+  ws.receive({ type: 'stream-state', participant: 7, track: 't1', paused: true });
+  assert.equal(states.length, 2);
+  // A participant who leaves takes its paused tracks along.
+  ws.receive({ type: 'stream-state', participant: 'b', track: 't1', paused: true, reason: 'bandwidth' });
+  ws.receive({ type: 'participant-left', id: 'b' });
+  assert.equal(client.serverPaused('b', 't1'), null);
+});
