@@ -143,6 +143,30 @@ pub struct Counts {
     /// ICE restarts accepted (a client re-offered with new credentials).
     pub ice_restarts: u64,
     pub dropped: [u64; N_DROPS],
+    /// Subscribers' bandwidth estimates, one observation per estimating
+    /// subscriber per allocation round: per bucket of [`ESTIMATE_LE_BPS`]
+    /// (the last is above them all), and their sum.
+    pub estimates: [u64; ESTIMATE_BUCKETS],
+    pub estimates_sum_bps: u64,
+    /// Time between one subscriber's consecutive layer switches of the
+    /// same track: per bucket of [`SWITCH_LE_MS`], and their sum.
+    pub switch_intervals: [u64; SWITCH_BUCKETS],
+    pub switch_intervals_sum_ms: u64,
+}
+
+/// Upper bounds of the estimate histogram's buckets, bit/s.
+pub const ESTIMATE_LE_BPS: [u64; 10] = [
+    100_000, 250_000, 500_000, 750_000, 1_000_000, 1_500_000, 2_500_000, 5_000_000, 10_000_000,
+    25_000_000,
+];
+const ESTIMATE_BUCKETS: usize = ESTIMATE_LE_BPS.len() + 1;
+/// Upper bounds of the switch-interval histogram's buckets, ms.
+pub const SWITCH_LE_MS: [u64; 8] = [500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 300_000];
+const SWITCH_BUCKETS: usize = SWITCH_LE_MS.len() + 1;
+
+/// The bucket of `v` among upper bounds `le` (`le.len()` when above all).
+fn bucket(le: &[u64], v: u64) -> usize {
+    le.iter().position(|&b| v <= b).unwrap_or(le.len())
 }
 
 impl Counts {
@@ -150,15 +174,30 @@ impl Counts {
     pub fn drop(&mut self, why: Drop) {
         self.dropped[why as usize] += 1;
     }
+
+    pub fn observe_estimate(&mut self, bps: u64) {
+        self.estimates[bucket(&ESTIMATE_LE_BPS, bps)] += 1;
+        self.estimates_sum_bps = self.estimates_sum_bps.saturating_add(bps);
+    }
+
+    pub fn observe_switch_interval(&mut self, d: std::time::Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.switch_intervals[bucket(&SWITCH_LE_MS, ms)] += 1;
+        self.switch_intervals_sum_ms = self.switch_intervals_sum_ms.saturating_add(ms);
+    }
 }
 
 /// Counters before the drop reasons in [`SharedCounts`].
 const N_FIELDS: usize = 20;
 
+/// Every value of a [`SharedCounts`]: the counters, the drop reasons, and
+/// the two histograms with their sums.
+const N_SHARED: usize = N_FIELDS + N_DROPS + ESTIMATE_BUCKETS + 1 + SWITCH_BUCKETS + 1;
+
 /// The published copy of a [`Counts`], written only by its owner.
 #[derive(Debug)]
 pub struct SharedCounts {
-    v: [AtomicU64; N_FIELDS + N_DROPS],
+    v: [AtomicU64; N_SHARED],
     /// Per-subscriber figures, replaced a few times a second (never per
     /// packet), read by `/api/stats`.
     subscribers: std::sync::Mutex<Vec<signaling::media::SubscriberStats>>,
@@ -212,7 +251,14 @@ impl SharedCounts {
             c.routes,
             c.ice_restarts,
         ];
-        for (i, v) in vals.iter().chain(c.dropped.iter()).enumerate() {
+        let all = vals
+            .iter()
+            .chain(c.dropped.iter())
+            .chain(c.estimates.iter())
+            .chain(std::iter::once(&c.estimates_sum_bps))
+            .chain(c.switch_intervals.iter())
+            .chain(std::iter::once(&c.switch_intervals_sum_ms));
+        for (i, v) in all.enumerate() {
             self.v[i].store(*v, Relaxed);
         }
     }
@@ -223,6 +269,20 @@ impl SharedCounts {
         for (i, d) in dropped.iter_mut().enumerate() {
             *d = g(N_FIELDS + i);
         }
+        let mut at = N_FIELDS + N_DROPS;
+        let mut estimates = [0; ESTIMATE_BUCKETS];
+        for e in estimates.iter_mut() {
+            *e = g(at);
+            at += 1;
+        }
+        let estimates_sum_bps = g(at);
+        at += 1;
+        let mut switch_intervals = [0; SWITCH_BUCKETS];
+        for e in switch_intervals.iter_mut() {
+            *e = g(at);
+            at += 1;
+        }
+        let switch_intervals_sum_ms = g(at);
         Counts {
             connections: g(0),
             tracks: g(1),
@@ -245,6 +305,10 @@ impl SharedCounts {
             routes: g(18),
             ice_restarts: g(19),
             dropped,
+            estimates,
+            estimates_sum_bps,
+            switch_intervals,
+            switch_intervals_sum_ms,
         }
     }
 }
@@ -274,6 +338,16 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         for i in 0..N_DROPS {
             t.dropped[i] += c.dropped[i];
         }
+        for (a, b) in t.estimates.iter_mut().zip(c.estimates) {
+            *a += b;
+        }
+        t.estimates_sum_bps = t.estimates_sum_bps.saturating_add(c.estimates_sum_bps);
+        for (a, b) in t.switch_intervals.iter_mut().zip(c.switch_intervals) {
+            *a += b;
+        }
+        t.switch_intervals_sum_ms = t
+            .switch_intervals_sum_ms
+            .saturating_add(c.switch_intervals_sum_ms);
     }
     signaling::media::MediaStats {
         connections: t.connections,
@@ -299,6 +373,50 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))
             .collect(),
+        bwe_estimate_bps: signaling::media::Histogram {
+            le: ESTIMATE_LE_BPS.iter().map(|&b| b as f64).collect(),
+            counts: t.estimates.to_vec(),
+            sum: t.estimates_sum_bps as f64,
+        },
+        layer_switch_interval_seconds: signaling::media::Histogram {
+            le: SWITCH_LE_MS.iter().map(|&b| b as f64 / 1000.0).collect(),
+            counts: t.switch_intervals.to_vec(),
+            sum: t.switch_intervals_sum_ms as f64 / 1000.0,
+        },
         subscribers: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn histograms_survive_publishing_and_add_up_across_shards() {
+        let mut a = Counts::default();
+        a.observe_estimate(80_000); // first bucket
+        a.observe_estimate(100_000); // on a bound: that bucket
+        a.observe_estimate(30_000_000); // above every bound
+        a.observe_switch_interval(Duration::from_millis(300));
+        let mut b = Counts::default();
+        b.observe_estimate(600_000);
+        b.observe_switch_interval(Duration::from_secs(400));
+        let shared = SharedCounts::default();
+        shared.publish(&a);
+        let a = shared.read();
+        let m = sum([a, b].into_iter());
+        let e = &m.bwe_estimate_bps;
+        assert_eq!(e.le.len() + 1, e.counts.len());
+        assert_eq!(e.counts[0], 2);
+        assert_eq!(e.counts[3], 1, "600 kbit/s is in the 750 kbit/s bucket");
+        assert_eq!(*e.counts.last().unwrap(), 1);
+        assert_eq!(e.counts.iter().sum::<u64>(), 4);
+        assert_eq!(e.sum, 30_780_000.0);
+        let s = &m.layer_switch_interval_seconds;
+        assert_eq!(s.counts[0], 1);
+        assert_eq!(*s.counts.last().unwrap(), 1);
+        assert_eq!(s.sum, 400.3);
+        assert_eq!(s.le[0], 0.5);
     }
 }

@@ -85,6 +85,19 @@ fn feedback_drives_the_estimate_and_probes_move_the_subscriber_up() {
         0,
         "probes leave the media numbering gap-free"
     );
+    // The histograms `/metrics` shows: every allocation round observed the
+    // estimate (about four a second for 30 s), and the climb from `q` to
+    // `f` took at least two switches, so at least one interval.
+    let c = &net.shard.counts;
+    let rounds: u64 = c.estimates.iter().sum();
+    assert!(rounds >= 60, "estimates observed: {:?}", c.estimates);
+    assert!(c.estimates_sum_bps >= rounds * 100_000, "{c:?}");
+    assert!(c.layer_switches >= 2, "{c:?}");
+    assert_eq!(
+        c.switch_intervals.iter().sum::<u64>(),
+        c.layer_switches - 1,
+        "an interval for every switch after the first"
+    );
 }
 
 #[test]

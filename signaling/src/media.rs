@@ -345,8 +345,25 @@ pub struct MediaStats {
     pub ice_restarts: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
+    /// Subscribers' bandwidth estimates, observed at every allocation round.
+    pub bwe_estimate_bps: Histogram,
+    /// Time between one subscriber's consecutive layer switches of a track.
+    pub layer_switch_interval_seconds: Histogram,
     /// Per subscriber connection: bandwidth estimate, allocation, layers.
     pub subscribers: Vec<SubscriberStats>,
+}
+
+/// Observations counted per bucket since the start (`/metrics` renders
+/// them as a Prometheus histogram).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Histogram {
+    /// Upper bounds of the buckets, ascending.
+    pub le: Vec<f64>,
+    /// Observations per bucket, not cumulative; one more than `le`: the
+    /// last counts those above every bound.
+    pub counts: Vec<u64>,
+    /// Sum of all observations.
+    pub sum: f64,
 }
 
 /// One subscriber connection's bandwidth figures (`/api/stats`

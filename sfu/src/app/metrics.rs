@@ -111,6 +111,30 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(&str
     }
 }
 
+/// Writes one histogram family: cumulative `_bucket` samples with `le`,
+/// then `_sum` and `_count`.
+fn histogram(out: &mut String, name: &str, help: &str, h: &signaling::media::Histogram) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    let mut running = 0u64;
+    for (i, n) in h.counts.iter().enumerate() {
+        running += n;
+        match h.le.get(i) {
+            Some(le) => {
+                let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {running}");
+            }
+            None => {
+                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {running}");
+            }
+        }
+    }
+    if h.counts.is_empty() {
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} 0");
+    }
+    let _ = writeln!(out, "{name}_sum {}", h.sum);
+    let _ = writeln!(out, "{name}_count {running}");
+}
+
 /// Escapes a label value for the text format.
 fn escape_label(v: &str) -> String {
     v.replace('\\', "\\\\")
@@ -254,6 +278,12 @@ pub fn render(
         "Times a subscriber moved to another simulcast stream.",
         &[("", m.layer_switches as f64)],
     );
+    histogram(
+        &mut out,
+        "sfu_layer_switch_interval_seconds",
+        "Time between one subscriber's consecutive layer switches of the same track (short intervals are flapping).",
+        &m.layer_switch_interval_seconds,
+    );
     family(
         &mut out,
         "sfu_ice_restarts_total",
@@ -306,6 +336,12 @@ pub fn render(
                 est.iter().filter(|s| s.congested).count() as f64,
             ),
         ],
+    );
+    histogram(
+        &mut out,
+        "sfu_bwe_estimate_bitrate_bps",
+        "Subscribers' bandwidth estimates, observed at every allocation round (every 250 ms per estimating subscriber, and when track settings change).",
+        &m.bwe_estimate_bps,
     );
     family(
         &mut out,
@@ -483,6 +519,16 @@ mod tests {
             relay_packets_in: 40,
             ice_restarts: 5,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
+            bwe_estimate_bps: signaling::media::Histogram {
+                le: vec![500_000.0, 1_000_000.0],
+                counts: vec![2, 3, 1],
+                sum: 4_200_000.0,
+            },
+            layer_switch_interval_seconds: signaling::media::Histogram {
+                le: vec![0.5, 2.0],
+                counts: vec![1, 0, 4],
+                sum: 30.5,
+            },
             subscribers: vec![signaling::media::SubscriberStats {
                 estimation: true,
                 estimate_bps: Some(600_000),
@@ -532,6 +578,21 @@ mod tests {
             Some(7.0)
         );
         assert_eq!(sample(&text, "sfu_pacer_queue_seconds"), Some(0.25));
+        // Histograms: cumulative buckets, then sum and count.
+        for (series, want) in [
+            ("sfu_bwe_estimate_bitrate_bps_bucket{le=\"500000\"}", 2.0),
+            ("sfu_bwe_estimate_bitrate_bps_bucket{le=\"1000000\"}", 5.0),
+            ("sfu_bwe_estimate_bitrate_bps_bucket{le=\"+Inf\"}", 6.0),
+            ("sfu_bwe_estimate_bitrate_bps_sum", 4_200_000.0),
+            ("sfu_bwe_estimate_bitrate_bps_count", 6.0),
+            ("sfu_layer_switch_interval_seconds_bucket{le=\"0.5\"}", 1.0),
+            ("sfu_layer_switch_interval_seconds_bucket{le=\"2\"}", 1.0),
+            ("sfu_layer_switch_interval_seconds_bucket{le=\"+Inf\"}", 5.0),
+            ("sfu_layer_switch_interval_seconds_sum", 30.5),
+            ("sfu_layer_switch_interval_seconds_count", 5.0),
+        ] {
+            assert_eq!(sample(&text, series), Some(want), "{series}");
+        }
         assert_eq!(
             sample(&text, "sfu_bwe_retransmissions_total{result=\"dropped\"}"),
             Some(5.0)
@@ -552,10 +613,18 @@ mod tests {
             sample(&text, "sfu_process_resident_memory_bytes"),
             Some(1048576.0)
         );
-        // Every sample line belongs to a declared family.
+        // Every sample line belongs to a declared family (a histogram's
+        // by its `_bucket`, `_sum` and `_count` series).
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
-            assert!(text.contains(&format!("# TYPE {name} ")), "{line}");
+            let histogram = ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|s| name.strip_suffix(s))
+                .any(|base| text.contains(&format!("# TYPE {base} histogram")));
+            assert!(
+                histogram || text.contains(&format!("# TYPE {name} ")),
+                "{line}"
+            );
         }
     }
 

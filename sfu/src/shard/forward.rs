@@ -206,6 +206,10 @@ impl Shard {
             };
             if out.layer_switch {
                 counts.layer_switches += 1;
+                if let Some(prev) = leg.last_switch {
+                    counts.observe_switch_interval(now.saturating_duration_since(prev));
+                }
+                leg.last_switch = Some(now);
             }
             let mut header = pkt.header.clone();
             header.ssrc = out.ssrc;

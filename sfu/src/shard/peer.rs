@@ -40,6 +40,9 @@ pub struct Leg {
     /// The RTX SSRC signaled for this leg (video): probes go on it (see
     /// `bwe::RtxRoute`).
     pub rtx_ssrc: Option<u32>,
+    /// When this leg last moved to another layer (for the switch-interval
+    /// histogram: a short interval is a flapping layer).
+    pub last_switch: Option<Instant>,
 }
 
 /// A participant's connection.
@@ -250,6 +253,7 @@ impl Peer {
                 fwd: Forwarder::new(ssrc, clock_rate, selector, cache),
                 settings,
                 hidden_since: None,
+                last_switch: None,
                 rtx_ssrc,
             },
         );
