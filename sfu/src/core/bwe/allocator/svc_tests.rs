@@ -3,6 +3,7 @@
 //! layers below included), so a subscriber on a weak link gets a lower
 //! spatial layer rather than all or nothing.
 
+use super::tests::{camera, proved};
 use super::*;
 
 const MS: Duration = Duration::from_millis(1);
@@ -79,19 +80,7 @@ fn a_weak_link_gets_the_spatial_layer_that_fits_rather_than_nothing() {
 #[test]
 fn an_svc_stream_shares_the_estimate_with_simulcast_cameras_layer_by_layer() {
     let a = Allocator::new(AllocatorConfig::default());
-    let mut cam = svc(3, [true; 3], None);
-    cam.kind = TrackKind::Video {
-        layers: [150, 500, 1500]
-            .iter()
-            .enumerate()
-            .map(|(s, k)| LayerRate {
-                layer: l(s as u8),
-                bitrate: kbps(*k),
-                available: true,
-            })
-            .collect(),
-    };
-    let tracks = [mic(1), svc(2, [true; 3], None), cam];
+    let tracks = [mic(1), svc(2, [true; 3], None), camera(3)];
     // 50 + 120 + 150 for the lowest layers, then round-robin steps: the
     // SVC stream to 420 (+300) fits in 900, the camera's +350 does not.
     let p = a.provisional(&tracks, kbps(900), Instant::now());
@@ -150,15 +139,7 @@ fn down_a_spatial_layer_at_once_under_congestion_paused_and_resumed_with_events(
     let paused_at = paused_after.expect("paused once the shortfall held");
     assert!(paused_at - t0 >= AllocatorConfig::default().pause_hold);
     // A probe proves room for the base layer again: resumed on it.
-    let out = a.allocate(
-        &tracks,
-        kbps(300),
-        Signal {
-            probe_success: Some(kbps(300)),
-            ..Default::default()
-        },
-        paused_at + 100 * MS,
-    );
+    let out = a.allocate(&tracks, kbps(300), proved(300), paused_at + 100 * MS);
     assert_eq!(out.tracks[1].target, Target::Layer(l(0)));
     assert_eq!(
         out.events,

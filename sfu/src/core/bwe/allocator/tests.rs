@@ -13,7 +13,7 @@ fn l(s: u8) -> Layer {
 }
 
 /// A camera with three simulcast layers of 150/500/1500 kbit/s.
-fn camera(id: u64) -> TrackInput {
+pub(super) fn camera(id: u64) -> TrackInput {
     TrackInput {
         track: TrackNo(id),
         kind: TrackKind::Video {
@@ -52,6 +52,14 @@ fn audio(id: u64) -> TrackInput {
 fn congested_only() -> Signal {
     Signal {
         congested: true,
+        ..Default::default()
+    }
+}
+
+/// A probe that proved `k` kbit/s: what lets a move up happen at once.
+pub(super) fn proved(k: u64) -> Signal {
+    Signal {
+        probe_success: Some(kbps(k)),
         ..Default::default()
     }
 }
@@ -427,15 +435,7 @@ fn a_probe_success_moves_up_at_once_but_congestion_never_does() {
     let mut a = Allocator::new(AllocatorConfig::default());
     let tracks = [camera(1)];
     a.allocate(&tracks, kbps(600), Signal::default(), t0);
-    let out = a.allocate(
-        &tracks,
-        kbps(1700),
-        Signal {
-            probe_success: Some(kbps(1700)),
-            ..Default::default()
-        },
-        t0 + 100 * MS,
-    );
+    let out = a.allocate(&tracks, kbps(1700), proved(1700), t0 + 100 * MS);
     assert_eq!(out.tracks[0].target, Target::Layer(l(2)));
 
     let mut a = Allocator::new(AllocatorConfig::default());
