@@ -34,6 +34,10 @@ pub struct RecvBatch {
     data: Vec<u8>,
     got: Vec<Received>,
     capacity: usize,
+    /// The system call's headers, allocated once (their pointers are set
+    /// on each read: the batch may have moved since).
+    #[cfg(target_os = "linux")]
+    headers: linux::Headers,
 }
 
 impl RecvBatch {
@@ -43,6 +47,8 @@ impl RecvBatch {
             data: vec![0; capacity * SLOT],
             got: Vec::with_capacity(capacity),
             capacity,
+            #[cfg(target_os = "linux")]
+            headers: linux::Headers::new(capacity),
         }
     }
 
@@ -72,7 +78,7 @@ impl RecvBatch {
         self.got.clear();
         #[cfg(target_os = "linux")]
         {
-            linux::recv(socket, &mut self.data, self.capacity, &mut self.got)
+            self.headers.recv(socket, &mut self.data, &mut self.got)
         }
         #[cfg(not(target_os = "linux"))]
         {
@@ -102,9 +108,6 @@ mod linux {
 
     use super::{Received, SLOT};
 
-    /// Most slots read in one call (the runtime's chunk is smaller).
-    const MAX: usize = 64;
-
     /// The source address the kernel wrote, if it is one we know.
     fn read_addr(a: &libc::sockaddr_storage) -> Option<SocketAddr> {
         match i32::from(a.ss_family) {
@@ -130,63 +133,78 @@ mod linux {
         }
     }
 
-    pub(super) fn recv(
-        socket: &UdpSocket,
-        data: &mut [u8],
-        capacity: usize,
-        got: &mut Vec<Received>,
-    ) -> io::Result<usize> {
-        let n = capacity.min(MAX).min(data.len() / SLOT);
-        // SAFETY: all-zero is a valid value of these plain C structs.
-        let mut addrs: [libc::sockaddr_storage; MAX] = unsafe { zeroed() };
-        let mut iovs: [libc::iovec; MAX] = unsafe { zeroed() };
-        let mut hdrs: [libc::mmsghdr; MAX] = unsafe { zeroed() };
-        for k in 0..n {
-            iovs[k] = libc::iovec {
-                iov_base: data[k * SLOT..].as_mut_ptr() as *mut libc::c_void,
-                iov_len: SLOT,
-            };
-            let h = &mut hdrs[k];
-            h.msg_hdr.msg_name = &mut addrs[k] as *mut _ as *mut libc::c_void;
-            h.msg_hdr.msg_namelen =
-                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut iovs[k];
-            h.msg_hdr.msg_iovlen = 1;
-        }
-        let got_n = loop {
-            // SAFETY: the first `n` headers point at address storage and
-            // `SLOT`-byte slots of `data` that live until the call returns;
-            // the kernel writes within them (and msg_len, msg_flags).
-            let r = unsafe {
-                libc::recvmmsg(
-                    socket.as_raw_fd(),
-                    hdrs.as_mut_ptr(),
-                    n as u32,
-                    libc::MSG_DONTWAIT,
-                    std::ptr::null_mut(),
-                )
-            };
-            if r >= 0 {
-                break r as usize;
+    /// The C structures `recvmmsg` reads and writes, one per slot.
+    pub(super) struct Headers {
+        addrs: Vec<libc::sockaddr_storage>,
+        iovs: Vec<libc::iovec>,
+        hdrs: Vec<libc::mmsghdr>,
+    }
+
+    impl Headers {
+        pub(super) fn new(slots: usize) -> Self {
+            // SAFETY: all-zero is a valid value of these plain C structs.
+            Headers {
+                addrs: (0..slots).map(|_| unsafe { zeroed() }).collect(),
+                iovs: (0..slots).map(|_| unsafe { zeroed() }).collect(),
+                hdrs: (0..slots).map(|_| unsafe { zeroed() }).collect(),
             }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        };
-        for k in 0..got_n {
-            let h = &hdrs[k];
-            // A source the kernel did not name (not seen on UDP) is kept
-            // as unspecified: the router refuses it as an unknown source.
-            let from = read_addr(&addrs[k])
-                .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
-            got.push(Received {
-                from,
-                len: (h.msg_len as usize).min(SLOT),
-                truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
-            });
         }
-        Ok(got_n)
+
+        pub(super) fn recv(
+            &mut self,
+            socket: &UdpSocket,
+            data: &mut [u8],
+            got: &mut Vec<Received>,
+        ) -> io::Result<usize> {
+            let n = self.hdrs.len().min(data.len() / SLOT);
+            for k in 0..n {
+                self.iovs[k] = libc::iovec {
+                    iov_base: data[k * SLOT..].as_mut_ptr() as *mut libc::c_void,
+                    iov_len: SLOT,
+                };
+                let h = &mut self.hdrs[k].msg_hdr;
+                h.msg_name = &mut self.addrs[k] as *mut _ as *mut libc::c_void;
+                h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                h.msg_iov = &mut self.iovs[k];
+                h.msg_iovlen = 1;
+                h.msg_flags = 0;
+            }
+            let got_n = loop {
+                // SAFETY: the first `n` headers point at address storage
+                // and `SLOT`-byte slots of `data` that live until the call
+                // returns; the kernel writes within them (and msg_len,
+                // msg_flags).
+                let r = unsafe {
+                    libc::recvmmsg(
+                        socket.as_raw_fd(),
+                        self.hdrs.as_mut_ptr(),
+                        n as u32,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null_mut(),
+                    )
+                };
+                if r >= 0 {
+                    break r as usize;
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            };
+            for k in 0..got_n {
+                let h = &self.hdrs[k];
+                // A source the kernel did not name (not seen on UDP) is kept
+                // as unspecified: the router refuses it as an unknown source.
+                let from = read_addr(&self.addrs[k])
+                    .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+                got.push(Received {
+                    from,
+                    len: (h.msg_len as usize).min(SLOT),
+                    truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                });
+            }
+            Ok(got_n)
+        }
     }
 }
 

@@ -149,8 +149,8 @@ impl Shard {
                 // A relay to another node carries every layer its subscribers
                 // there may need: they are allocated on that node.
                 if cfg.bwe.enabled && peer.connected && peer.relay.is_none() && peer.bwe.active() {
-                    counts.observe_estimate(peer.bwe.leg.estimate(now).as_bps());
-                    let (t, ch) = allocate_peer(peer, tracks, &caps, ranking, &cfg.bwe, now);
+                    let (t, ch) =
+                        allocate_peer(peer, tracks, &caps, ranking, &cfg.bwe, counts, now);
                     changes.extend(ch.into_iter().map(|c| (peer.participant.clone(), c)));
                     t
                 } else {

@@ -25,6 +25,7 @@ use crate::core::bwe::allocator::{
 use crate::core::bwe::Bitrate;
 use crate::core::ids::TrackNo;
 use crate::core::layer::Layer;
+use crate::stats::Counts;
 
 /// What audio is counted at (Opus in a call: 32 to 50 kbit/s with headers).
 const AUDIO_RATE: Bitrate = Bitrate::kbps(50);
@@ -80,6 +81,7 @@ pub fn allocate_peer(
     caps: &[Cap],
     ranking: Ranking<'_>,
     settings: &BweSettings,
+    counts: &mut Counts,
     now: Instant,
 ) -> (Vec<(TrackNo, Option<Layer>)>, Vec<StreamChange>) {
     let mut inputs = Vec::with_capacity(caps.len());
@@ -87,13 +89,12 @@ pub fn allocate_peer(
         let (Some(p), Some(leg)) = (tracks.get(&c.track), peer.legs.get(&c.track)) else {
             continue;
         };
-        let layered = p.is_video() && (!p.rids.is_empty() || p.svc());
         // Only a layered video (simulcast streams, or an SVC stream's
         // spatial layers) has a lower layer to fall back to. A
         // single-layer video is a fixed cost like audio, as mediasoup
         // treats its simple consumers: pausing it would be no adaptation,
         // and with nothing sent the estimate could not be measured back up.
-        let kind = if layered {
+        let kind = if p.layered() {
             TrackKind::Video {
                 layers: layer_rates(p, now),
             }
@@ -120,6 +121,7 @@ pub fn allocate_peer(
     }
     let bwe = &mut peer.bwe;
     let estimate = bwe.leg.estimate(now);
+    counts.observe_estimate(estimate.as_bps());
     let signal = Signal {
         congested: bwe.leg.is_congested(now),
         probe_success: bwe.probe_success.take(),
@@ -225,7 +227,7 @@ fn forwarder_target(p: Option<&Published>, cap: Option<Layer>, target: Target) -
         Target::Audio => cap,
         Target::Paused(_) => None,
         Target::Layer(l) => cap.map(|cap| {
-            if p.is_some_and(|p| !p.rids.is_empty() || p.svc()) {
+            if p.is_some_and(Published::layered) {
                 Layer::new(l.spatial.min(cap.spatial), cap.temporal)
             } else {
                 cap
@@ -262,7 +264,7 @@ fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
                 .is_some_and(|t| now.saturating_duration_since(t) < STALE)
         })
     };
-    let measured = |i: u8| fresh(i).map(|s| s.bitrate).filter(|b| *b > 0);
+    let measured = |i: u8| fresh(i).map(|s| s.bitrate()).filter(|b| *b > 0);
     let available = |i: u8| {
         p.stream_by_index(i)
             .is_some_and(|s| s.active(now))
@@ -271,7 +273,7 @@ fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
     };
     if p.svc() {
         let n = p.spatial_layers;
-        let stream = fresh(0).filter(|s| s.bitrate > 0);
+        let stream = fresh(0).filter(|s| s.bitrate() > 0);
         return (0..n)
             .map(|i| LayerRate {
                 layer: ALayer::new(i, 0),
@@ -307,7 +309,7 @@ fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
 /// The layers of a layered video its publisher sends now (or would send
 /// again when asked: paused by dynacast), by name, lowest first.
 fn publisher_layers(p: &Published, now: Instant) -> Vec<String> {
-    if !p.is_video() || (p.rids.is_empty() && !p.svc()) {
+    if !p.layered() {
         return Vec::new();
     }
     layer_rates(p, now)

@@ -55,8 +55,9 @@ pub struct BweSettings {
     /// A congested subscriber's keyframe requests reach the publisher at
     /// most this often.
     pub congested_keyframe_interval: Duration,
-    /// Media to an estimating subscriber leaves through its pacer (off by
-    /// default, see `[media.bwe] pacing` in docs/config.md).
+    /// Media to an estimating subscriber leaves through its pacer. Off in
+    /// this default (the link-simulator tests choose); the server's
+    /// configuration turns it on (`[media.bwe] pacing`, docs/config.md).
     pub pacing: bool,
     pub pacer: PacerConfig,
 }

@@ -54,13 +54,11 @@ pub struct InStream {
     /// Coded size from the last keyframe, when the codec tells it.
     pub size: Option<(u16, u16)>,
     pub keyframe: KeyframeThrottle,
-    /// Bytes in the current one-second window and the rate of the last.
-    window_start: Option<Instant>,
-    window_bytes: u64,
-    pub bitrate: u64,
-    /// The same per spatial layer (SVC; all in slot 0 otherwise): what a
+    /// Bytes in the current one-second window and the rate of the last,
+    /// per spatial layer (SVC; all in slot 0 otherwise): what a
     /// subscriber's link carries for a spatial target is the sum up to it,
     /// see [`InStream::rate_up_to`].
+    window_start: Option<Instant>,
     layer_bytes: [u64; SPATIAL_SLOTS],
     layer_bitrate: [u64; SPATIAL_SLOTS],
 }
@@ -76,11 +74,15 @@ impl InStream {
             size: None,
             keyframe,
             window_start: None,
-            window_bytes: 0,
-            bitrate: 0,
             layer_bytes: [0; SPATIAL_SLOTS],
             layer_bitrate: [0; SPATIAL_SLOTS],
         }
+    }
+
+    /// The rate of the last window's packets, bit/s (0 before a window
+    /// has ended).
+    pub fn bitrate(&self) -> u64 {
+        self.layer_bitrate.iter().sum()
     }
 
     /// The rate of the last window's packets of spatial layers up to
@@ -156,18 +158,15 @@ impl InStream {
             Some(t) if now.saturating_duration_since(t) >= Duration::from_secs(1) => {
                 let secs = now.saturating_duration_since(t).as_secs_f64();
                 let rate = |b: u64| (b as f64 * 8.0 / secs) as u64;
-                self.bitrate = rate(self.window_bytes);
                 for (r, b) in self.layer_bitrate.iter_mut().zip(&mut self.layer_bytes) {
                     *r = rate(*b);
                     *b = 0;
                 }
                 self.window_start = Some(now);
-                self.window_bytes = 0;
             }
             None => self.window_start = Some(now),
             _ => {}
         }
-        self.window_bytes += bytes as u64;
         let slot = (spatial as usize).min(SPATIAL_SLOTS - 1);
         self.layer_bytes[slot] += bytes as u64;
     }
@@ -284,6 +283,12 @@ impl Published {
     /// its packets: its layers are allocated one by one.
     pub fn svc(&self) -> bool {
         self.rids.is_empty() && self.spatial_layers > 1 && self.is_video()
+    }
+
+    /// A video with lower layers to fall back to: simulcast streams, or an
+    /// SVC stream's spatial layers.
+    pub fn layered(&self) -> bool {
+        self.is_video() && (!self.rids.is_empty() || self.svc())
     }
 
     /// Adds a stream (a simulcast encoding that just opened); returns its
@@ -467,7 +472,7 @@ mod tests {
         // Further back than the window: a repair, as it cannot be told.
         assert_eq!(arrive(&mut s, 2, now), Arrival::Repair);
         // Only what was counted is in the window's bytes.
-        assert_eq!(s.window_bytes, 900);
+        assert_eq!(s.layer_bytes.iter().sum::<u64>(), 900);
     }
 
     /// Two seconds of an L3T3_KEY-like stream at 30 pictures a second: a
