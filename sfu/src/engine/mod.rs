@@ -2,16 +2,12 @@
 //! extensions, interceptors, ICE-lite with known credentials, and the one
 //! host candidate on the shared port.
 
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{
-    Attribute, Interceptor, NackGeneratorBuilder, Packet as IPacket, Registry, Slot, StreamInfo,
-    TaggedPacket, TwccReceiverBuilder,
-};
+use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot, TwccReceiverBuilder};
 use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
@@ -21,17 +17,15 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
-use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-use crate::core::{extmap, repair, sdp};
+use crate::core::{extmap, sdp};
+
+mod taps;
+use taps::{FeedbackTap, RepairUnwrap};
 
 /// One codec the server can forward.
 struct CodecSpec {
@@ -364,181 +358,6 @@ pub fn add_host_candidate(pc: &mut RTCPeerConnection, addr: SocketAddr) -> Resul
     .new_candidate_host()?;
     pc.add_local_candidate(RTCIceCandidate::from(&candidate).to_json()?)?;
     Ok(())
-}
-
-/// The part of an interceptor of ours that only passes packets along:
-/// queued reads (after `handle_read` looked at them), writes untouched, no
-/// timers. The type needs `read` and `write` queues of `TaggedPacket`.
-macro_rules! pass_through {
-    () => {
-        fn poll_read(&mut self) -> Option<TaggedPacket> {
-            self.read.pop_front()
-        }
-
-        fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-            self.write.push_back(msg);
-            Ok(())
-        }
-
-        fn poll_write(&mut self) -> Option<TaggedPacket> {
-            self.write.pop_front()
-        }
-
-        fn handle_timeout(&mut self, _now: Instant) -> Result<(), Error> {
-            Ok(())
-        }
-
-        fn poll_timeout(&mut self) -> Option<Instant> {
-            None
-        }
-    };
-}
-
-/// Lets keyframe requests, NACKs and transport-wide feedback from the remote through to the
-/// application. The library's chain ends inbound RTCP before the
-/// application unless a packet is marked; receiver reports and
-/// transport-wide feedback stay with the interceptors that act on them.
-///
-/// It also counts RTP that no negotiated track owns. The library binds a
-/// stream to the interceptors before the chain sees its first packet, so a
-/// packet whose SSRC is unbound here is one the library will drop with
-/// only a debug log line.
-struct FeedbackTap {
-    read: std::collections::VecDeque<TaggedPacket>,
-    write: std::collections::VecDeque<TaggedPacket>,
-    bound: HashSet<u32>,
-    unknown_ssrc: Arc<AtomicU64>,
-    passed: Arc<AtomicU64>,
-}
-
-impl FeedbackTap {
-    fn new(unknown_ssrc: Arc<AtomicU64>, passed: Arc<AtomicU64>) -> Self {
-        FeedbackTap {
-            read: Default::default(),
-            write: Default::default(),
-            bound: HashSet::new(),
-            unknown_ssrc,
-            passed,
-        }
-    }
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
-        self.passed.fetch_add(1, Ordering::Relaxed);
-        match &msg.message.packet {
-            IPacket::Rtcp(pkts) => {
-                let wanted = pkts.iter().any(|p| {
-                    let a = p.as_any();
-                    a.is::<PictureLossIndication>()
-                        || a.is::<FullIntraRequest>()
-                        || a.is::<TransportLayerNack>()
-                        // A subscriber's transport-wide feedback: the
-                        // shard's estimator of that connection reads it.
-                        || a.is::<TransportLayerCc>()
-                });
-                if wanted && !msg.message.has(&Attribute::DeliverToApplication) {
-                    msg.message.add(Attribute::DeliverToApplication);
-                }
-            }
-            IPacket::Rtp(p) if !self.bound.contains(&p.header.ssrc) => {
-                self.unknown_ssrc.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => {}
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    pass_through!();
-}
-
-impl Interceptor for FeedbackTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, info: &StreamInfo) {
-        self.bound.insert(info.ssrc);
-    }
-    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
-        self.bound.remove(&info.ssrc);
-    }
-}
-
-/// Turns rid-based simulcast retransmissions (RTX tagged with a
-/// repaired-rtp-stream-id, which the library does not bind) back into the
-/// packets they repair, closer to the wire than the NACK generator so the
-/// repaired sequence number counts as received; see [`repair`].
-struct RepairUnwrap {
-    map: repair::RepairMap,
-    bound: HashSet<u32>,
-    read: std::collections::VecDeque<TaggedPacket>,
-    write: std::collections::VecDeque<TaggedPacket>,
-    unusable: Arc<AtomicU64>,
-}
-
-impl RepairUnwrap {
-    fn new(unusable: Arc<AtomicU64>) -> Self {
-        RepairUnwrap {
-            map: repair::RepairMap::default(),
-            bound: HashSet::new(),
-            read: Default::default(),
-            write: Default::default(),
-            unusable,
-        }
-    }
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RepairUnwrap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
-        if let IPacket::Rtp(p) = &mut msg.message.packet {
-            if self.bound.contains(&p.header.ssrc) {
-                self.map.learn(p);
-            } else {
-                match self.map.unwrap(p) {
-                    repair::Repair::NotRepair | repair::Repair::Unwrapped => {}
-                    repair::Repair::Padding | repair::Repair::Unknown => {
-                        self.unusable.fetch_add(1, Ordering::Relaxed);
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    pass_through!();
-}
-
-impl Interceptor for RepairUnwrap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, info: &StreamInfo) {
-        let id = |uri: &str| {
-            info.rtp_header_extensions
-                .iter()
-                .find(|e| e.uri == uri)
-                .and_then(|e| u8::try_from(e.id).ok())
-        };
-        self.map.set_ids(id(repair::RID_URI), id(repair::RRID_URI));
-        self.bound.insert(info.ssrc);
-    }
-    fn unbind_remote_stream(&mut self, info: &StreamInfo) {
-        self.bound.remove(&info.ssrc);
-        self.map.forget(info.ssrc);
-    }
 }
 
 /// How long a peer that never completes ICE is kept.
