@@ -25,7 +25,7 @@ use super::rate::{QueueDelay, RateWindow};
 use super::rate_control::RateControl;
 use super::Bitrate;
 
-/// With nothing sent and no feedback for this long, the loss part forgets.
+/// When no loss interval closed for this long, the loss part forgets.
 const LOSS_MEMORY: Duration = Duration::from_secs(3);
 /// A decrease takes out the standing queue over this time...
 const QUEUE_DRAIN: Duration = Duration::from_secs(1);
@@ -435,13 +435,14 @@ impl Estimator {
             || self.loss.bound().is_some()
     }
 
-    /// Nothing sent and no feedback for `LOSS_MEMORY`: what the loss part
-    /// learnt is stale. Kept, it would hold the leg congested for good,
-    /// since nothing new can arrive to clear it.
+    /// No loss interval closed for `LOSS_MEMORY`: what the loss part
+    /// learnt is stale. The leg went quiet, or sends only a trickle (the
+    /// retransmissions a subscriber still asks for while its one video is
+    /// paused), too few packets to measure loss again. Kept, the old loss
+    /// would hold the leg congested for good: no probe would be sent to
+    /// find out that the path recovered.
     fn quiet(&self, now: Instant) -> bool {
-        let old =
-            |t: Option<Instant>| t.is_none_or(|t| now.saturating_duration_since(t) >= LOSS_MEMORY);
-        old(self.last_sent) && old(self.last_feedback)
+        self.loss.stale(LOSS_MEMORY, now)
     }
 
     /// The rate the path delivered at the last overuse events.

@@ -74,6 +74,12 @@ impl LossControl {
         self.bound
     }
 
+    /// Loss was measured, but no interval closed for `memory`.
+    pub(crate) fn stale(&self, memory: Duration, now: Instant) -> bool {
+        self.last_interval
+            .is_some_and(|t| now.saturating_duration_since(t) >= memory)
+    }
+
     /// Forgets the loss measured and the bound it set, keeping the
     /// baseline (the medium's own loss does not change while idle).
     pub(crate) fn forget(&mut self) {

@@ -257,6 +257,62 @@ fn loss_learnt_before_the_leg_went_quiet_is_forgotten() {
 }
 
 #[test]
+fn loss_learnt_before_the_leg_went_down_to_a_trickle_is_forgotten() {
+    let mut e = Estimator::new(EstimatorConfig::default());
+    let t0 = Instant::now();
+    let mut seq = 0u64;
+    let mut send = |e: &mut Estimator, at_ms: u64, arrives: bool| {
+        let t = t0 + Duration::from_millis(at_ms);
+        e.on_packet_sent(500, t);
+        let r = PacketResult {
+            sent: SentPacket {
+                seq: TransportSeq(seq),
+                sent_at: t,
+                size: 500,
+                kind: PacketKind::Video,
+                probe: None,
+            },
+            arrival_us: arrives.then_some((at_ms * 1000 + 20_000) as i64),
+        };
+        seq += 1;
+        r
+    };
+    // 1 s where half of every report is lost.
+    for step in 0..10u64 {
+        let results: Vec<_> = (0..10u64)
+            .map(|i| send(&mut e, step * 100 + i * 10, i % 2 == 0))
+            .collect();
+        e.on_feedback(&results, t0 + Duration::from_millis(step * 100 + 120));
+    }
+    let end: u64 = 1_120;
+    assert!(
+        e.is_congested(t0 + Duration::from_millis(end)),
+        "half the packets lost"
+    );
+    // Then one packet every 700 ms, each received and reported: far too
+    // few to measure loss, though packets and feedback keep flowing.
+    let mut at = end;
+    let mut congested = Vec::new();
+    while at < end + 5_000 {
+        at += 700;
+        let r = send(&mut e, at, true);
+        e.on_feedback(&[r], t0 + Duration::from_millis(at + 30));
+        congested.push((
+            at - end,
+            e.is_congested(t0 + Duration::from_millis(at + 30)),
+        ));
+    }
+    assert!(
+        congested.iter().take(3).all(|c| c.1),
+        "remembered for a while: {congested:?}"
+    );
+    assert!(
+        !congested.last().unwrap().1,
+        "then forgotten: {congested:?}"
+    );
+}
+
+#[test]
 fn a_receiver_that_stamps_late_now_and_then_is_no_congestion_for_the_detector() {
     let mut e = Estimator::new(EstimatorConfig::default());
     let mut p = Path::new();
