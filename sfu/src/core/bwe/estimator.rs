@@ -225,11 +225,15 @@ impl Estimator {
         }
         let mut usage = self.trend.usage();
         if usage == Usage::Overuse {
-            // Congested either way: no probing, no moving up for a while.
-            self.last_overuse = Some(now);
             if self.probe_guarded(now) {
-                // The queue a probe built, not the media: hold, do not cut.
+                // The queue a probe (or a keyframe burst) built, not the
+                // media: hold, do not cut, and do not count the leg as
+                // congested, which would move its layers down. The probe
+                // ends on that delay growth by itself and backs off.
                 usage = Usage::Underuse;
+            } else {
+                // No probing, no moving up for a while.
+                self.last_overuse = Some(now);
             }
         }
         let acked = self.acked_rate();

@@ -336,3 +336,21 @@ fn a_receiver_that_stamps_late_now_and_then_is_no_congestion_for_the_detector() 
     assert_eq!(congested, 0, "estimate {est}, state {:?}", e.state(now));
     assert!(est >= Bitrate::kbps(500), "{est}");
 }
+
+#[test]
+fn overuse_a_probe_caused_is_no_congestion() {
+    // The same burst over the path's capacity, once as a probe and once
+    // as media: only the media's overuse makes the leg congested.
+    let run = |probe: bool| {
+        let mut e = Estimator::new(EstimatorConfig::default());
+        let mut path = Path::new();
+        path.run(&mut e, 0, 5_000, Bitrate::kbps(500), Bitrate::kbps(1000));
+        if probe {
+            e.on_probe_started();
+        }
+        path.run(&mut e, 5_000, 300, Bitrate::kbps(1_250), Bitrate::kbps(1000));
+        e.is_congested(path.t0 + Duration::from_millis(5_300))
+    };
+    assert!(run(false), "media over capacity is congestion");
+    assert!(!run(true), "a probe over capacity is not");
+}
