@@ -348,7 +348,13 @@ fn overuse_a_probe_caused_is_no_congestion() {
         if probe {
             e.on_probe_started();
         }
-        path.run(&mut e, 5_000, 300, Bitrate::kbps(1_250), Bitrate::kbps(1000));
+        path.run(
+            &mut e,
+            5_000,
+            300,
+            Bitrate::kbps(1_250),
+            Bitrate::kbps(1000),
+        );
         e.is_congested(path.t0 + Duration::from_millis(5_300))
     };
     assert!(run(false), "media over capacity is congestion");
