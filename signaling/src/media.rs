@@ -119,11 +119,17 @@ pub struct Speaker {
 
 /// Whether one of a publisher's encodings should be sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EncodingState {
     /// The encoding's rid; absent for a track with one encoding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rid: Option<String>,
     pub active: bool,
+    /// SVC (one encoding with spatial layers): how many spatial layers,
+    /// the lowest ones, anyone receives; the encoder may drop the rest.
+    /// Absent: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spatial_layers: Option<u8>,
 }
 
 /// A request from signaling to the media plane. Each is about one

@@ -126,12 +126,36 @@ export function preferCodec(tr, codec) {
   }
 }
 
+/** Each sender's SVC mode and scale as published, before any dynacast change. */
+const svcAsPublished = new WeakMap();
+
+/**
+ * The scalability mode and scale that encode only the lowest `keep` spatial
+ * layers of `mode` (e.g. `L3T3_KEY`) published at `scale`: fewer spatial
+ * layers, the input scaled down so each layer kept has its size as
+ * published. Null when `mode` has no spatial layers to drop.
+ * @param {string} mode
+ * @param {number} scale
+ * @param {number} keep
+ * @returns {{ mode: string, scale: number } | null}
+ */
+export function svcModeFor(mode, scale, keep) {
+  const m = /^L(\d)T(\d)(.*)$/.exec(mode ?? '');
+  if (!m) return null;
+  const spatial = Number(m[1]);
+  const k = Math.max(1, Math.min(spatial, Math.floor(keep)));
+  // One spatial layer has no key-frame dependency structure to name.
+  const suffix = k === 1 ? '' : m[3];
+  return { mode: `L${k}T${m[2]}${suffix}`, scale: scale * 2 ** (spatial - k) };
+}
+
 /**
  * Applies a `publisher-encodings` message to a sender: each encoding named
- * (by rid, or the only one when none is named) is turned on or off.
- * Resolves to whether anything changed.
+ * (by rid, or the only one when none is named) is turned on or off, and an
+ * SVC encoding keeps as many spatial layers as `spatialLayers` says (all
+ * when absent). Resolves to whether anything changed.
  * @param {RTCRtpSender} sender
- * @param {{ rid?: string, active: boolean }[]} wanted
+ * @param {{ rid?: string, active: boolean, spatialLayers?: number }[]} wanted
  */
 export async function applyEncodings(sender, wanted) {
   const params = sender.getParameters();
@@ -140,9 +164,21 @@ export async function applyEncodings(sender, wanted) {
   for (const w of wanted) {
     if (typeof w?.active !== 'boolean') continue;
     const enc = w.rid ? params.encodings.find((e) => e.rid === w.rid) : params.encodings.length === 1 ? params.encodings[0] : undefined;
-    if (enc && enc.active !== w.active) {
+    if (!enc) continue;
+    if (enc.active !== w.active) {
       enc.active = w.active;
       changed = true;
+    }
+    if (params.encodings.length === 1 && enc.scalabilityMode) {
+      if (!svcAsPublished.has(sender)) svcAsPublished.set(sender, { mode: enc.scalabilityMode, scale: enc.scaleResolutionDownBy ?? 1 });
+      const published = svcAsPublished.get(sender);
+      const keep = Number.isInteger(w.spatialLayers) && /** @type {number} */ (w.spatialLayers) > 0 ? /** @type {number} */ (w.spatialLayers) : Infinity;
+      const target = svcModeFor(published.mode, published.scale, keep);
+      if (target && (enc.scalabilityMode !== target.mode || (enc.scaleResolutionDownBy ?? 1) !== target.scale)) {
+        enc.scalabilityMode = target.mode;
+        enc.scaleResolutionDownBy = target.scale;
+        changed = true;
+      }
     }
   }
   if (changed) await sender.setParameters(params);

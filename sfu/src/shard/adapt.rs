@@ -106,6 +106,8 @@ impl Shard {
         let mut keyframes: Vec<(TrackNo, u8)> = Vec::new();
         // What each track's subscribers need, per stream index (SVC: one).
         let mut needed: HashMap<TrackNo, Vec<bool>> = HashMap::new();
+        // SVC: how many spatial layers (the lowest ones) anyone needs.
+        let mut needed_spatial: HashMap<TrackNo, u8> = HashMap::new();
         let mut changes: Vec<(ParticipantId, StreamChange)> = Vec::new();
         let mut figures = Vec::new();
         let Shard {
@@ -185,6 +187,11 @@ impl Shard {
                         if let Some(x) = need.get_mut(i) {
                             *x = true;
                         }
+                        if p.svc() {
+                            let k = l.spatial.saturating_add(1).min(p.spatial_layers);
+                            let e = needed_spatial.entry(track).or_insert(0);
+                            *e = (*e).max(k);
+                        }
                     }
                 }
             }
@@ -209,13 +216,19 @@ impl Shard {
         for (t, s) in keyframes {
             self.request_keyframe(t, s, now);
         }
-        self.dynacast(&needed, now);
+        self.dynacast(&needed, &needed_spatial, now);
         self.active_speakers(now);
     }
 
-    /// Tells publishers which encodings anyone needs: the others are
-    /// paused after a grace period, and resumed at once when needed again.
-    fn dynacast(&mut self, needed: &HashMap<TrackNo, Vec<bool>>, now: Instant) {
+    /// Tells publishers which encodings anyone needs, and of an SVC
+    /// encoding how many spatial layers: the others are paused after a
+    /// grace period, and resumed at once when needed again.
+    fn dynacast(
+        &mut self,
+        needed: &HashMap<TrackNo, Vec<bool>>,
+        needed_spatial: &HashMap<TrackNo, u8>,
+        now: Instant,
+    ) {
         let mut events = Vec::new();
         for (t, p) in self.tracks.iter_mut() {
             if !p.is_video() {
@@ -248,11 +261,15 @@ impl Shard {
                     }
                 }
             }
+            if p.svc() && tell_spatial(p, needed_spatial.get(t).copied(), now) {
+                changed = true;
+            }
             if changed {
                 let encodings = (0..n)
                     .map(|i| EncodingState {
                         rid: p.rids.get(i).cloned(),
                         active: p.encodings_told[i],
+                        spatial_layers: p.spatial_told.filter(|_| p.svc()),
                     })
                     .collect();
                 events.push((p.publisher, p.track_id.clone(), p.mid.clone(), encodings));
@@ -336,6 +353,33 @@ impl Shard {
 }
 
 /// The layers a subscriber can be given of a video track, lowest first.
+/// SVC dynacast: how many spatial layers `p`'s publisher encodes, given
+/// that subscribers need the lowest `needed` (`None`: nobody needs any;
+/// the encoding as a whole is paused then, and comes back with all its
+/// layers). Fewer once they have been enough for `DYNACAST_GRACE`, more
+/// at once. True when the publisher must be told.
+fn tell_spatial(p: &mut Published, needed: Option<u8>, now: Instant) -> bool {
+    let want = needed.filter(|k| *k >= 1 && *k < p.spatial_layers);
+    if want == p.spatial_told {
+        p.spatial_unneeded_since = None;
+        return false;
+    }
+    let more = match (want, p.spatial_told) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(a), Some(b)) => a > b,
+    };
+    if !more {
+        let since = *p.spatial_unneeded_since.get_or_insert(now);
+        if now.saturating_duration_since(since) < DYNACAST_GRACE {
+            return false;
+        }
+    }
+    p.spatial_told = want;
+    p.spatial_unneeded_since = None;
+    true
+}
+
 fn options(p: &Published, now: Instant) -> Vec<LayerOption> {
     if p.rids.is_empty() {
         // One stream: its spatial layers (one without SVC).

@@ -274,18 +274,25 @@ fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
     if p.svc() {
         let n = p.spatial_layers;
         let stream = fresh(0).filter(|s| s.bitrate() > 0);
+        // Dropped by dynacast: it comes back when asked for, at about its
+        // rate before (what the layers below it cost now at least).
+        let told_off = |i: u8| p.spatial_told.is_some_and(|k| i >= k);
         return (0..n)
-            .map(|i| LayerRate {
-                layer: ALayer::new(i, 0),
-                bitrate: stream
-                    .map(|s| s.rate_up_to(i))
-                    .filter(|b| *b > 0)
-                    .map_or_else(|| expected(i, n), Bitrate::bps),
-                // A spatial layer the encoder stopped sending (Chromium
-                // drops its top layers when its own uplink or CPU is
-                // short) is not there to switch to, until it returns.
-                available: (available(0) || p.streams.is_empty())
-                    && stream.is_none_or(|s| s.layer_seen(i)),
+            .map(|i| {
+                let measured = stream.map(|s| s.rate_up_to(i)).filter(|b| *b > 0);
+                LayerRate {
+                    layer: ALayer::new(i, 0),
+                    bitrate: match measured {
+                        Some(b) if told_off(i) => Bitrate::bps(b).max(expected(i, n)),
+                        Some(b) => Bitrate::bps(b),
+                        None => expected(i, n),
+                    },
+                    // A spatial layer the encoder stopped sending (Chromium
+                    // drops its top layers when its own uplink or CPU is
+                    // short) is not there to switch to, until it returns.
+                    available: (available(0) || p.streams.is_empty())
+                        && (stream.is_none_or(|s| s.layer_seen(i)) || told_off(i)),
+                }
             })
             .collect();
     }

@@ -216,6 +216,10 @@ pub struct Published {
     /// index, and since when each has been unneeded.
     pub encodings_told: Vec<bool>,
     pub unneeded_since: Vec<Option<Instant>>,
+    /// SVC dynacast: how many spatial layers the publisher was last told
+    /// to encode (`None`: all), and since when fewer have been enough.
+    pub spatial_told: Option<u8>,
+    pub spatial_unneeded_since: Option<Instant>,
     dd: DdReader,
     dd_id: Option<u8>,
     audio_level_id: Option<u8>,
@@ -248,6 +252,8 @@ impl Published {
             layer_sizes: Vec::new(),
             encodings_told: Vec::new(),
             unneeded_since: Vec::new(),
+            spatial_told: None,
+            spatial_unneeded_since: None,
             dd: DdReader::default(),
             dd_id: None,
             audio_level_id: None,
@@ -402,8 +408,13 @@ impl Published {
             if size.is_some() {
                 self.streams[at].size = size;
             }
-            if !layers.is_empty() {
+            // A publisher told to drop its top spatial layers (dynacast)
+            // describes only the ones it keeps: the sizes of the others
+            // are kept, for the subscribers that may ask for them again.
+            if layers.len() >= self.layer_sizes.len() {
                 self.layer_sizes = layers;
+            } else {
+                self.layer_sizes[..layers.len()].copy_from_slice(&layers);
             }
         }
         Ok(Incoming {

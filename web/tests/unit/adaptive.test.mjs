@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sendEncodings, applyEncodings } from '../../sdk/encodings.js';
+import { sendEncodings, applyEncodings, svcModeFor } from '../../sdk/encodings.js';
 import { TrackViews } from '../../sdk/track-views.js';
 
 test('camera simulcast: q/h/f, lowest first, at a quarter, half and full size', () => {
@@ -44,6 +44,34 @@ test('dynacast: the named encodings are turned off and on, once per change', asy
   params = { encodings: [{ active: true }] };
   await applyEncodings(sender, [{ active: false }]);
   assert.equal(params.encodings[0].active, false);
+});
+
+test('SVC dynacast: fewer spatial layers at the sizes they had, and all of them back', async () => {
+  assert.deepEqual(svcModeFor('L3T3_KEY', 1, 2), { mode: 'L2T3_KEY', scale: 2 });
+  assert.deepEqual(svcModeFor('L3T3_KEY', 1, 1), { mode: 'L1T3', scale: 4 }, 'one layer has no _KEY structure');
+  assert.deepEqual(svcModeFor('L3T2', 2, 5), { mode: 'L3T2', scale: 2 }, 'never more than published');
+  assert.equal(svcModeFor('L1T3', 1, 1)?.mode, 'L1T3');
+  assert.equal(svcModeFor('S3T3', 1, 1), null, 'no spatial layers inside one stream to drop');
+  let params = { encodings: [{ active: true, scalabilityMode: 'L3T3_KEY' }] };
+  let sets = 0;
+  const sender = /** @type {any} */ ({
+    getParameters: () => structuredClone(params),
+    setParameters: async (/** @type {any} */ p) => {
+      sets++;
+      params = p;
+    },
+  });
+  assert.equal(await applyEncodings(sender, [{ active: true, spatialLayers: 1 }]), true);
+  assert.equal(params.encodings[0].scalabilityMode, 'L1T3');
+  assert.equal(params.encodings[0].scaleResolutionDownBy, 4);
+  assert.equal(await applyEncodings(sender, [{ active: true, spatialLayers: 1 }]), false, 'no change, no setParameters');
+  await applyEncodings(sender, [{ active: true, spatialLayers: 2 }]);
+  assert.equal(params.encodings[0].scalabilityMode, 'L2T3_KEY', 'from the mode as published, not the reduced one');
+  assert.equal(params.encodings[0].scaleResolutionDownBy, 2);
+  await applyEncodings(sender, [{ active: true }]);
+  assert.equal(params.encodings[0].scalabilityMode, 'L3T3_KEY', 'absent: all of them');
+  assert.equal(params.encodings[0].scaleResolutionDownBy, 1);
+  assert.equal(sets, 3);
 });
 
 /** Fake ResizeObserver / IntersectionObserver driven by the test. */
