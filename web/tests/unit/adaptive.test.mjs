@@ -24,26 +24,35 @@ test('camera simulcast: q/h/f, lowest first, at a quarter, half and full size', 
   assert.equal(sendEncodings('camera', { codec: 'AV1', scalabilityMode: 'L2T2' })?.[0].scalabilityMode, 'L2T2');
 });
 
-test('dynacast: the named encodings are turned off and on, once per change', async () => {
-  let params = { encodings: [{ rid: 'q', active: true }, { rid: 'h', active: true }, { rid: 'f', active: true }] };
-  let sets = 0;
-  const sender = /** @type {any} */ ({
-    getParameters: () => structuredClone(params),
+/**
+ * A sender whose parameters start as `params`; `sets` counts setParameters.
+ * @param {any} params
+ */
+function fakeSender(params) {
+  const s = {
+    params,
+    sets: 0,
+    getParameters: () => structuredClone(s.params),
     setParameters: async (/** @type {any} */ p) => {
-      sets++;
-      params = p;
+      s.sets++;
+      s.params = p;
     },
-  });
+  };
+  return s;
+}
+
+test('dynacast: the named encodings are turned off and on, once per change', async () => {
+  const sender = /** @type {any} */ (fakeSender({ encodings: [{ rid: 'q', active: true }, { rid: 'h', active: true }, { rid: 'f', active: true }] }));
   assert.equal(await applyEncodings(sender, [{ rid: 'q', active: true }, { rid: 'h', active: false }, { rid: 'f', active: false }]), true);
-  assert.deepEqual(params.encodings.map((e) => e.active), [true, false, false]);
+  assert.deepEqual(sender.params.encodings.map((e) => e.active), [true, false, false]);
   assert.equal(await applyEncodings(sender, [{ rid: 'h', active: false }]), false, 'no change, no setParameters');
-  assert.equal(sets, 1);
+  assert.equal(sender.sets, 1);
   await applyEncodings(sender, [{ rid: 'f', active: true }, { rid: 'zz', active: false }]);
-  assert.deepEqual(params.encodings.map((e) => e.active), [true, false, true], 'unknown rids are ignored');
+  assert.deepEqual(sender.params.encodings.map((e) => e.active), [true, false, true], 'unknown rids are ignored');
   // One encoding and no rid: the whole track.
-  params = { encodings: [{ active: true }] };
+  sender.params = { encodings: [{ active: true }] };
   await applyEncodings(sender, [{ active: false }]);
-  assert.equal(params.encodings[0].active, false);
+  assert.equal(sender.params.encodings[0].active, false);
 });
 
 test('SVC dynacast: fewer spatial layers at the sizes they had, and all of them back', async () => {
@@ -52,26 +61,18 @@ test('SVC dynacast: fewer spatial layers at the sizes they had, and all of them 
   assert.deepEqual(svcModeFor('L3T2', 2, 5), { mode: 'L3T2', scale: 2 }, 'never more than published');
   assert.equal(svcModeFor('L1T3', 1, 1)?.mode, 'L1T3');
   assert.equal(svcModeFor('S3T3', 1, 1), null, 'no spatial layers inside one stream to drop');
-  let params = { encodings: [{ active: true, scalabilityMode: 'L3T3_KEY' }] };
-  let sets = 0;
-  const sender = /** @type {any} */ ({
-    getParameters: () => structuredClone(params),
-    setParameters: async (/** @type {any} */ p) => {
-      sets++;
-      params = p;
-    },
-  });
+  const sender = /** @type {any} */ (fakeSender({ encodings: [{ active: true, scalabilityMode: 'L3T3_KEY' }] }));
   assert.equal(await applyEncodings(sender, [{ active: true, spatialLayers: 1 }]), true);
-  assert.equal(params.encodings[0].scalabilityMode, 'L1T3');
-  assert.equal(params.encodings[0].scaleResolutionDownBy, 4);
+  assert.equal(sender.params.encodings[0].scalabilityMode, 'L1T3');
+  assert.equal(sender.params.encodings[0].scaleResolutionDownBy, 4);
   assert.equal(await applyEncodings(sender, [{ active: true, spatialLayers: 1 }]), false, 'no change, no setParameters');
   await applyEncodings(sender, [{ active: true, spatialLayers: 2 }]);
-  assert.equal(params.encodings[0].scalabilityMode, 'L2T3_KEY', 'from the mode as published, not the reduced one');
-  assert.equal(params.encodings[0].scaleResolutionDownBy, 2);
+  assert.equal(sender.params.encodings[0].scalabilityMode, 'L2T3_KEY', 'from the mode as published, not the reduced one');
+  assert.equal(sender.params.encodings[0].scaleResolutionDownBy, 2);
   await applyEncodings(sender, [{ active: true }]);
-  assert.equal(params.encodings[0].scalabilityMode, 'L3T3_KEY', 'absent: all of them');
-  assert.equal(params.encodings[0].scaleResolutionDownBy, 1);
-  assert.equal(sets, 3);
+  assert.equal(sender.params.encodings[0].scalabilityMode, 'L3T3_KEY', 'absent: all of them');
+  assert.equal(sender.params.encodings[0].scaleResolutionDownBy, 1);
+  assert.equal(sender.sets, 3);
 });
 
 /** Fake ResizeObserver / IntersectionObserver driven by the test. */

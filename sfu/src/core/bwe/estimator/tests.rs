@@ -216,33 +216,61 @@ fn sending_little_never_caps_the_estimate_below_where_it_started() {
     assert!(!e.is_congested(now));
 }
 
+/// A leg whose packets are numbered and reported one at a time.
+struct Reported {
+    t0: Instant,
+    seq: u64,
+}
+
+impl Reported {
+    fn new() -> Self {
+        Reported {
+            t0: Instant::now(),
+            seq: 0,
+        }
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.t0 + Duration::from_millis(ms)
+    }
+
+    /// A 500-byte packet sent at `ms`, and its result (20 ms later, or
+    /// lost).
+    fn send(&mut self, e: &mut Estimator, ms: u64, arrives: bool) -> PacketResult {
+        e.on_packet_sent(500, self.at(ms));
+        let r = PacketResult {
+            sent: SentPacket {
+                seq: TransportSeq(self.seq),
+                sent_at: self.at(ms),
+                size: 500,
+                kind: PacketKind::Video,
+                probe: None,
+            },
+            arrival_us: arrives.then_some((ms * 1000 + 20_000) as i64),
+        };
+        self.seq += 1;
+        r
+    }
+
+    /// 1 s at 400 kbit/s where half of every report is lost; returns when
+    /// the last report came (ms).
+    fn half_lost_second(&mut self, e: &mut Estimator) -> u64 {
+        for step in 0..10u64 {
+            let results: Vec<_> = (0..10u64)
+                .map(|i| self.send(e, step * 100 + i * 10, i % 2 == 0))
+                .collect();
+            e.on_feedback(&results, self.at(step * 100 + 120));
+        }
+        1_120
+    }
+}
+
 #[test]
 fn loss_learnt_before_the_leg_went_quiet_is_forgotten() {
     let mut e = Estimator::new(EstimatorConfig::default());
-    let t0 = Instant::now();
-    // 1 s at 400 kbit/s where half of every report is lost.
-    let mut seq = 0u64;
-    for step in 0..10u64 {
-        let mut results = Vec::new();
-        for i in 0..10u64 {
-            let t = t0 + Duration::from_millis(step * 100 + i * 10);
-            e.on_packet_sent(500, t);
-            let arrival_us = (i % 2 == 0).then_some(((step * 100 + i * 10) * 1000 + 20_000) as i64);
-            results.push(PacketResult {
-                sent: SentPacket {
-                    seq: TransportSeq(seq),
-                    sent_at: t,
-                    size: 500,
-                    kind: PacketKind::Video,
-                    probe: None,
-                },
-                arrival_us,
-            });
-            seq += 1;
-        }
-        e.on_feedback(&results, t0 + Duration::from_millis(step * 100 + 120));
-    }
-    let end = t0 + 1_120 * MS;
+    let mut leg = Reported::new();
+    let end_ms = leg.half_lost_second(&mut e);
+    let end = leg.at(end_ms);
     assert!(e.is_congested(end), "half the packets lost");
     let cut = e.estimate(end);
     assert!(cut < Bitrate::kbps(300), "{cut}");
@@ -259,48 +287,18 @@ fn loss_learnt_before_the_leg_went_quiet_is_forgotten() {
 #[test]
 fn loss_learnt_before_the_leg_went_down_to_a_trickle_is_forgotten() {
     let mut e = Estimator::new(EstimatorConfig::default());
-    let t0 = Instant::now();
-    let mut seq = 0u64;
-    let mut send = |e: &mut Estimator, at_ms: u64, arrives: bool| {
-        let t = t0 + Duration::from_millis(at_ms);
-        e.on_packet_sent(500, t);
-        let r = PacketResult {
-            sent: SentPacket {
-                seq: TransportSeq(seq),
-                sent_at: t,
-                size: 500,
-                kind: PacketKind::Video,
-                probe: None,
-            },
-            arrival_us: arrives.then_some((at_ms * 1000 + 20_000) as i64),
-        };
-        seq += 1;
-        r
-    };
-    // 1 s where half of every report is lost.
-    for step in 0..10u64 {
-        let results: Vec<_> = (0..10u64)
-            .map(|i| send(&mut e, step * 100 + i * 10, i % 2 == 0))
-            .collect();
-        e.on_feedback(&results, t0 + Duration::from_millis(step * 100 + 120));
-    }
-    let end: u64 = 1_120;
-    assert!(
-        e.is_congested(t0 + Duration::from_millis(end)),
-        "half the packets lost"
-    );
+    let mut leg = Reported::new();
+    let end = leg.half_lost_second(&mut e);
+    assert!(e.is_congested(leg.at(end)), "half the packets lost");
     // Then one packet every 700 ms, each received and reported: far too
     // few to measure loss, though packets and feedback keep flowing.
     let mut at = end;
     let mut congested = Vec::new();
     while at < end + 5_000 {
         at += 700;
-        let r = send(&mut e, at, true);
-        e.on_feedback(&[r], t0 + Duration::from_millis(at + 30));
-        congested.push((
-            at - end,
-            e.is_congested(t0 + Duration::from_millis(at + 30)),
-        ));
+        let r = leg.send(&mut e, at, true);
+        e.on_feedback(&[r], leg.at(at + 30));
+        congested.push((at - end, e.is_congested(leg.at(at + 30))));
     }
     assert!(
         congested.iter().take(3).all(|c| c.1),
