@@ -85,19 +85,12 @@ fn feedback_drives_the_estimate_and_probes_move_the_subscriber_up() {
         0,
         "probes leave the media numbering gap-free"
     );
-    // The histograms `/metrics` shows: every allocation round observed the
-    // estimate (about four a second for 30 s), and the climb from `q` to
-    // `f` took at least two switches, so at least one interval.
+    // The histogram `/metrics` shows: every allocation round observed the
+    // estimate (about four a second for 30 s).
     let c = &net.shard.counts;
     let rounds: u64 = c.estimates.iter().sum();
     assert!(rounds >= 60, "estimates observed: {:?}", c.estimates);
     assert!(c.estimates_sum_bps >= rounds * 100_000, "{c:?}");
-    assert!(c.layer_switches >= 2, "{c:?}");
-    assert_eq!(
-        c.switch_intervals.iter().sum::<u64>(),
-        c.layer_switches - 1,
-        "an interval for every switch after the first"
-    );
 }
 
 #[test]
@@ -149,5 +142,14 @@ fn a_lossy_downlink_moves_the_subscriber_down_and_bounds_retransmissions() {
     assert!(
         v.retransmissions_dropped > 0,
         "NACKs beyond the budget are not answered: {v:?}"
+    );
+    // The histogram `/metrics` shows of the time between one subscriber's
+    // switches of a track: an interval for every switch after the first.
+    let c = &net.shard.counts;
+    assert!(c.layer_switches >= 1, "{c:?}");
+    assert_eq!(
+        c.switch_intervals.iter().sum::<u64>(),
+        c.layer_switches - 1,
+        "{c:?}"
     );
 }

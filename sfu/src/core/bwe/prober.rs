@@ -32,7 +32,8 @@ use super::Bitrate;
 /// Parameters of the prober (`[bwe.probe]` in the config).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProberConfig {
-    /// Target length of a cluster.
+    /// Target length of a cluster: long enough that its excess over a
+    /// shaped link's rate does not fit in the shaper's burst allowance.
     pub duration: Duration,
     /// A cluster sends at least this many packets.
     pub min_packets: u32,
@@ -56,7 +57,7 @@ pub struct ProberConfig {
 impl Default for ProberConfig {
     fn default() -> Self {
         ProberConfig {
-            duration: Duration::from_millis(50),
+            duration: Duration::from_millis(100),
             min_packets: 5,
             packet_size: 1000,
             abort_delay: Duration::from_millis(25),
@@ -420,7 +421,10 @@ mod tests {
     #[test]
     fn a_cluster_sends_its_bytes_at_its_rate_then_stops() {
         let t0 = Instant::now();
-        let mut p = Prober::new(ProberConfig::default());
+        let mut p = Prober::new(ProberConfig {
+            duration: 50 * MS,
+            ..ProberConfig::default()
+        });
         let id = p.start(Bitrate::kbps(1600), t0).unwrap();
         assert!(p.start(Bitrate::kbps(1600), t0).is_none(), "one at a time");
         let sent = drain(&mut p, t0, t0 + 200 * MS);
@@ -438,7 +442,10 @@ mod tests {
     #[test]
     fn media_sent_during_a_cluster_replaces_padding() {
         let t0 = Instant::now();
-        let mut p = Prober::new(ProberConfig::default());
+        let mut p = Prober::new(ProberConfig {
+            duration: 50 * MS,
+            ..ProberConfig::default()
+        });
         let id = p.start(Bitrate::kbps(1600), t0).unwrap();
         for i in 0..4 {
             assert_eq!(p.on_media_sent(1000, t0 + i * MS), Some(id));
