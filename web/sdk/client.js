@@ -36,7 +36,7 @@ import { onNetworkChange } from './network.js';
  *   'connection-recovery': { peerId: string | null, action: 'new-connection' | 'renew-transceivers' | 'renegotiate' | 'restart-ice' | 'rejoin' },
  *   'node-changed': { node: string | null, url: string, reason: 'redirect' | 'move' | 'reconnect' },
  *   'active-speakers': { speakers: Speaker[] },
- *   'publisher-encodings': { source: Source | null, mid: string | null, encodings: { rid?: string, active: boolean }[] },
+ *   'publisher-encodings': { source: Source | null, mid: string | null, encodings: { rid?: string, active: boolean, spatialLayers?: number }[] },
  *   'stream-state': { participantId: string, trackId: string, track: MediaStreamTrack | null, paused: boolean, reason: string | null },
  *   error: SdkError,
  * }} ClientEvents

@@ -119,14 +119,10 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &signaling::media::His
     let mut running = 0u64;
     for (i, n) in h.counts.iter().enumerate() {
         running += n;
-        match h.le.get(i) {
-            Some(le) => {
-                let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {running}");
-            }
-            None => {
-                let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {running}");
-            }
-        }
+        let le =
+            h.le.get(i)
+                .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {running}");
     }
     if h.counts.is_empty() {
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} 0");

@@ -114,12 +114,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Error> {
         self.passed.fetch_add(1, Ordering::Relaxed);
-        if let IPacket::Rtcp(pkts) = &mut msg.message.packet {
-            self.readdress(pkts);
-        }
-        match &msg.message.packet {
+        let mut deliver = false;
+        match &mut msg.message.packet {
             IPacket::Rtcp(pkts) => {
-                let wanted = pkts.iter().any(|p| {
+                self.readdress(pkts);
+                deliver = pkts.iter().any(|p| {
                     let a = p.as_any();
                     a.is::<PictureLossIndication>()
                         || a.is::<FullIntraRequest>()
@@ -128,14 +127,14 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for FeedbackTap {
                         // shard's estimator of that connection reads it.
                         || a.is::<TransportLayerCc>()
                 });
-                if wanted && !msg.message.has(&Attribute::DeliverToApplication) {
-                    msg.message.add(Attribute::DeliverToApplication);
-                }
             }
             IPacket::Rtp(p) if !self.bound.contains(&p.header.ssrc) => {
                 self.unknown_ssrc.fetch_add(1, Ordering::Relaxed);
             }
             _ => {}
+        }
+        if deliver && !msg.message.has(&Attribute::DeliverToApplication) {
+            msg.message.add(Attribute::DeliverToApplication);
         }
         self.read.push_back(msg);
         Ok(())

@@ -269,7 +269,7 @@ impl Shard {
                     .map(|i| EncodingState {
                         rid: p.rids.get(i).cloned(),
                         active: p.encodings_told[i],
-                        spatial_layers: p.spatial_told.filter(|_| p.svc()),
+                        spatial_layers: p.spatial_told,
                     })
                     .collect();
                 events.push((p.publisher, p.track_id.clone(), p.mid.clone(), encodings));
@@ -352,7 +352,6 @@ impl Shard {
     }
 }
 
-/// The layers a subscriber can be given of a video track, lowest first.
 /// SVC dynacast: how many spatial layers `p`'s publisher encodes, given
 /// that subscribers need the lowest `needed` (`None`: nobody needs any;
 /// the encoding as a whole is paused then, and comes back with all its
@@ -364,11 +363,8 @@ fn tell_spatial(p: &mut Published, needed: Option<u8>, now: Instant) -> bool {
         p.spatial_unneeded_since = None;
         return false;
     }
-    let more = match (want, p.spatial_told) {
-        (None, _) => true,
-        (Some(_), None) => false,
-        (Some(a), Some(b)) => a > b,
-    };
+    // `None` is all of them: more than any count.
+    let more = want.unwrap_or(u8::MAX) > p.spatial_told.unwrap_or(u8::MAX);
     if !more {
         let since = *p.spatial_unneeded_since.get_or_insert(now);
         if now.saturating_duration_since(since) < DYNACAST_GRACE {
@@ -380,6 +376,7 @@ fn tell_spatial(p: &mut Published, needed: Option<u8>, now: Instant) -> bool {
     true
 }
 
+/// The layers a subscriber can be given of a video track, lowest first.
 fn options(p: &Published, now: Instant) -> Vec<LayerOption> {
     if p.rids.is_empty() {
         // One stream: its spatial layers (one without SVC).

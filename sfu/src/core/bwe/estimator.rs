@@ -405,7 +405,7 @@ impl Estimator {
     /// The estimate at `now`.
     pub fn estimate(&mut self, now: Instant) -> Bitrate {
         self.check_feedback_timeout(now);
-        if self.quiet(now) {
+        if self.loss_stale(now) {
             self.loss.forget();
         }
         let mut e = self.path_estimate();
@@ -428,7 +428,7 @@ impl Estimator {
             .last_overuse
             .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(1));
         let lossy = self.loss.excess() > super::loss::CONGESTED || self.loss.bound().is_some();
-        recent_overuse || (lossy && !self.quiet(now))
+        recent_overuse || (lossy && !self.loss_stale(now))
     }
 
     /// Congestion that stands, as opposed to one overuse verdict: more than
@@ -445,7 +445,7 @@ impl Estimator {
     /// paused), too few packets to measure loss again. Kept, the old loss
     /// would hold the leg congested for good: no probe would be sent to
     /// find out that the path recovered.
-    fn quiet(&self, now: Instant) -> bool {
+    fn loss_stale(&self, now: Instant) -> bool {
         self.loss.stale(LOSS_MEMORY, now)
     }
 
