@@ -30,6 +30,11 @@ const RECEIVED_WINDOW: u16 = 512;
 /// Higher ones, which no codec here can name, share the top slot.
 pub const SPATIAL_SLOTS: usize = 8;
 
+/// Temporal layers a stream's rate is measured for, per spatial slot
+/// (VP8 and VP9 name up to 8, encoders send up to 4). Higher ones share
+/// the top slot.
+pub const TEMPORAL_SLOTS: usize = 4;
+
 /// What an arriving packet is to its stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arrival {
@@ -54,13 +59,16 @@ pub struct InStream {
     /// Coded size from the last keyframe, when the codec tells it.
     pub size: Option<(u16, u16)>,
     pub keyframe: KeyframeThrottle,
+    /// The stream's dependency descriptor structure (each simulcast
+    /// encoding sends its own).
+    dd: DdReader,
     /// Bytes in the current one-second window and the rate of the last,
-    /// per spatial layer (SVC; all in slot 0 otherwise): what a
-    /// subscriber's link carries for a spatial target is the sum up to it,
-    /// see [`InStream::rate_up_to`].
+    /// per spatial layer (SVC; all in slot 0 otherwise) and temporal
+    /// layer: what a subscriber's link carries for a target is the sum up
+    /// to it, see [`InStream::rate_up_to`].
     window_start: Option<Instant>,
-    layer_bytes: [u64; SPATIAL_SLOTS],
-    layer_bitrate: [u64; SPATIAL_SLOTS],
+    layer_bytes: [[u64; TEMPORAL_SLOTS]; SPATIAL_SLOTS],
+    layer_bitrate: [[u64; TEMPORAL_SLOTS]; SPATIAL_SLOTS],
 }
 
 impl InStream {
@@ -73,32 +81,47 @@ impl InStream {
             last_packet: None,
             size: None,
             keyframe,
+            dd: DdReader::default(),
             window_start: None,
-            layer_bytes: [0; SPATIAL_SLOTS],
-            layer_bitrate: [0; SPATIAL_SLOTS],
+            layer_bytes: [[0; TEMPORAL_SLOTS]; SPATIAL_SLOTS],
+            layer_bitrate: [[0; TEMPORAL_SLOTS]; SPATIAL_SLOTS],
         }
     }
 
     /// The rate of the last window's packets, bit/s (0 before a window
     /// has ended).
     pub fn bitrate(&self) -> u64 {
-        self.layer_bitrate.iter().sum()
+        self.layer_bitrate.iter().flatten().sum()
     }
 
     /// The rate of the last window's packets of spatial layers up to
-    /// `spatial`: what the SVC selector forwards for that target (it keeps
-    /// every lower layer, `core/layer/svc.rs`), all temporal layers
-    /// included. 0 before a window has ended.
-    pub fn rate_up_to(&self, spatial: u8) -> u64 {
+    /// `spatial` and temporal layers up to `temporal`: what the selectors
+    /// forward for that target (SVC keeps every lower spatial layer,
+    /// `core/layer/svc.rs`; both keep every lower temporal layer). 0
+    /// before a window has ended.
+    pub fn rate_up_to(&self, spatial: u8, temporal: u8) -> u64 {
         let n = (spatial as usize + 1).min(SPATIAL_SLOTS);
-        self.layer_bitrate[..n].iter().sum()
+        let m = (temporal as usize + 1).min(TEMPORAL_SLOTS);
+        self.layer_bitrate[..n]
+            .iter()
+            .map(|t| t[..m].iter().sum::<u64>())
+            .sum()
     }
 
     /// Whether spatial layer `spatial` had packets in the last window.
     pub fn layer_seen(&self, spatial: u8) -> bool {
         self.layer_bitrate
             .get(spatial as usize)
-            .is_some_and(|b| *b > 0)
+            .is_some_and(|t| t.iter().any(|b| *b > 0))
+    }
+
+    /// How many temporal layers the last window had packets of (the
+    /// highest seen, plus one; 0 before a window has ended).
+    pub fn temporal_layers(&self) -> u8 {
+        (0..TEMPORAL_SLOTS)
+            .rev()
+            .find(|&t| self.layer_bitrate.iter().any(|s| s[t] > 0))
+            .map_or(0, |t| t as u8 + 1)
     }
 
     /// Whether media arrived on it recently.
@@ -152,13 +175,14 @@ impl InStream {
     }
 
     /// Counts a packet that is not a duplicate in the rate windows, under
-    /// its spatial layer. No allocation: this is the per-packet path.
-    fn count(&mut self, bytes: usize, spatial: u8, now: Instant) {
+    /// its layer. No allocation: this is the per-packet path.
+    fn count(&mut self, bytes: usize, spatial: u8, temporal: u8, now: Instant) {
         match self.window_start {
             Some(t) if now.saturating_duration_since(t) >= Duration::from_secs(1) => {
                 let secs = now.saturating_duration_since(t).as_secs_f64();
                 let rate = |b: u64| (b as f64 * 8.0 / secs) as u64;
-                for (r, b) in self.layer_bitrate.iter_mut().zip(&mut self.layer_bytes) {
+                let slots = self.layer_bitrate.iter_mut().zip(&mut self.layer_bytes);
+                for (r, b) in slots.flat_map(|(r, b)| r.iter_mut().zip(b)) {
                     *r = rate(*b);
                     *b = 0;
                 }
@@ -167,8 +191,9 @@ impl InStream {
             None => self.window_start = Some(now),
             _ => {}
         }
-        let slot = (spatial as usize).min(SPATIAL_SLOTS - 1);
-        self.layer_bytes[slot] += bytes as u64;
+        let s = (spatial as usize).min(SPATIAL_SLOTS - 1);
+        let t = (temporal as usize).min(TEMPORAL_SLOTS - 1);
+        self.layer_bytes[s][t] += bytes as u64;
     }
 
     fn seen(&self, seq: u16) -> bool {
@@ -220,7 +245,6 @@ pub struct Published {
     /// to encode (`None`: all), and since when fewer have been enough.
     pub spatial_told: Option<u8>,
     pub spatial_unneeded_since: Option<Instant>,
-    dd: DdReader,
     dd_id: Option<u8>,
     audio_level_id: Option<u8>,
     /// Smoothed audio level, 0 (silence) to 1.
@@ -254,7 +278,6 @@ impl Published {
             unneeded_since: Vec::new(),
             spatial_told: None,
             spatial_unneeded_since: None,
-            dd: DdReader::default(),
             dd_id: None,
             audio_level_id: None,
             level: 0.0,
@@ -367,7 +390,7 @@ impl Published {
             Arrival::Duplicate => return Err(Drop::UnusableRepair),
         };
         if self.kind == RtpCodecKind::Audio {
-            self.streams[at].count(size, 0, now);
+            self.streams[at].count(size, 0, 0, now);
             if let Some(l) = self
                 .audio_level_id
                 .and_then(|id| pkt.header.get_extension(id))
@@ -384,11 +407,11 @@ impl Published {
         }
         let dd = self
             .dd_id
-            .filter(|_| codec == CodecKind::Av1)
+            .filter(|_| matches!(codec, CodecKind::Av1 | CodecKind::Vp8))
             .and_then(|id| pkt.header.get_extension(id))
-            .and_then(|v| self.dd.read(&v));
+            .and_then(|v| self.streams[at].dd.read(&v));
         let info = frame_info(codec, &pkt.payload, dd.as_ref());
-        self.streams[at].count(size, info.spatial, now);
+        self.streams[at].count(size, info.spatial, info.temporal, now);
         if info.spatial + 1 > self.spatial_layers {
             self.spatial_layers = info.spatial + 1;
         }
@@ -397,7 +420,7 @@ impl Published {
                 Desc::Vp8(d) => (d.keyframe_size(&pkt.payload), Vec::new()),
                 Desc::Vp9(d) => (d.resolutions.last().copied(), d.resolutions.clone()),
                 Desc::None => {
-                    let r = self
+                    let r = self.streams[at]
                         .dd
                         .structure()
                         .map(|s| s.resolutions.clone())
@@ -459,7 +482,7 @@ mod tests {
     fn arrive(s: &mut InStream, seq: u16, now: Instant) -> Arrival {
         let a = s.on_packet(seq, now);
         if a != Arrival::Duplicate {
-            s.count(100, 0, now);
+            s.count(100, 0, 0, now);
         }
         a
     }
@@ -483,7 +506,7 @@ mod tests {
         // Further back than the window: a repair, as it cannot be told.
         assert_eq!(arrive(&mut s, 2, now), Arrival::Repair);
         // Only what was counted is in the window's bytes.
-        assert_eq!(s.layer_bytes.iter().sum::<u64>(), 900);
+        assert_eq!(s.layer_bytes.iter().flatten().sum::<u64>(), 900);
     }
 
     /// Two seconds of an L3T3_KEY-like stream at 30 pictures a second: a
@@ -499,7 +522,7 @@ mod tests {
                     keyframe: pic == 0 && spatial == 0,
                     spatial,
                     temporal,
-                    temporal_switch: true,
+                    switch_up_to: temporal,
                     layer_end: true,
                     ..Default::default()
                 };
@@ -511,17 +534,17 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_up_to_a_spatial_layer_is_what_the_svc_selector_forwards_for_it() {
+    fn the_rate_up_to_a_layer_is_what_the_svc_selector_forwards_for_it() {
         let t0 = Instant::now();
-        for target in 0..3u8 {
+        for (target, temporal) in (0..3u8).flat_map(|s| [(s, 0), (s, 1), (s, u8::MAX)]) {
             let mut s = stream();
-            let mut sel = Svc::new(Some(Layer::new(target, u8::MAX)));
+            let mut sel = Svc::new(Some(Layer::new(target, temporal)));
             let mut forwarded = 0u64;
             let mut counted_from = None;
             for (i, (info, bytes, marker)) in svc_pictures().into_iter().enumerate() {
                 let now = t0 + Duration::from_millis(i as u64 / 3 * 1000 / 30);
                 assert_eq!(s.on_packet(i as u16, now), Arrival::New);
-                s.count(bytes, info.spatial, now);
+                s.count(bytes, info.spatial, info.temporal, now);
                 let p = LayerPacket {
                     stream: 0,
                     info: &info,
@@ -542,30 +565,34 @@ mod tests {
             // Closes the second window.
             let end = t0 + Duration::from_secs(2);
             s.on_packet(60_000, end);
-            s.count(1, 0, end);
+            s.count(1, 0, 0, end);
             let secs = end
                 .saturating_duration_since(counted_from.unwrap())
                 .as_secs_f64();
             let sent = (forwarded as f64 * 8.0 / secs) as u64;
-            let measured = s.rate_up_to(target);
+            let measured = s.rate_up_to(target, temporal);
             assert!(
                 measured.abs_diff(sent) <= 8,
-                "target s{target}: measured {measured}, forwarded {sent}"
+                "target s{target}t{temporal}: measured {measured}, forwarded {sent}"
             );
             assert!(s.layer_seen(target));
+            assert_eq!(s.temporal_layers(), 3);
         }
         let s = stream();
-        assert_eq!(s.rate_up_to(2), 0, "nothing before a window ends");
+        assert_eq!(s.rate_up_to(2, u8::MAX), 0, "nothing before a window ends");
         assert!(!s.layer_seen(0));
+        assert_eq!(s.temporal_layers(), 0);
     }
 
     #[test]
-    fn spatial_layers_past_the_slots_share_the_top_one() {
+    fn layers_past_the_slots_share_the_top_one() {
         let t0 = Instant::now();
         let mut s = stream();
-        s.count(1000, 200, t0);
-        s.count(1, 0, t0 + Duration::from_secs(1));
-        assert_eq!(s.rate_up_to(u8::MAX), 8000);
+        s.count(1000, 200, 9, t0);
+        s.count(1, 0, 0, t0 + Duration::from_secs(1));
+        assert_eq!(s.rate_up_to(u8::MAX, u8::MAX), 8000);
+        assert_eq!(s.rate_up_to(u8::MAX, TEMPORAL_SLOTS as u8 - 2), 0);
+        assert_eq!(s.temporal_layers(), TEMPORAL_SLOTS as u8);
         assert!(s.layer_seen(SPATIAL_SLOTS as u8 - 1));
         assert!(!s.layer_seen(u8::MAX));
     }

@@ -29,6 +29,8 @@ pub struct Vp8Desc {
     pub tl0picidx: Option<u8>,
     /// Temporal layer (0 when absent).
     pub tid: u8,
+    /// The descriptor carries a TID (the T bit).
+    pub tid_present: bool,
     /// Y: this frame depends only on temporal layer 0 (a point to switch up).
     pub layer_sync: bool,
     /// Offset of the PictureID field, when present.
@@ -72,6 +74,7 @@ impl Vp8Desc {
             if x & 0x30 != 0 {
                 let t = *p.get(i)?;
                 if x & 0x20 != 0 {
+                    d.tid_present = true;
                     d.tid = t >> 6;
                     d.layer_sync = t & 0x20 != 0;
                 }

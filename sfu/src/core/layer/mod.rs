@@ -142,18 +142,18 @@ pub(crate) struct Temporal {
 
 impl Temporal {
     /// At the start of a picture: go down at once, go up at a switching
-    /// point of the layer being added. Returns whether the packet's
+    /// point (as far as the target and the point allow, and only to a
+    /// layer that includes the picture). Returns whether the packet's
     /// temporal layer is forwarded.
     pub fn admit(&mut self, info: &FrameInfo, target: u8) -> bool {
         if info.picture_start || info.keyframe {
             if target < self.current {
                 self.current = target;
-            } else if target > self.current
-                && info.temporal > self.current
-                && info.temporal <= target
-                && info.temporal_switch
-            {
-                self.current = info.temporal;
+            } else {
+                let up = target.min(info.switch_up_to);
+                if up > self.current && info.temporal <= up {
+                    self.current = up;
+                }
             }
         }
         info.temporal <= self.current

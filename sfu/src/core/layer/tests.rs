@@ -61,7 +61,7 @@ fn run(sel: &mut Selector, rows: &[Row]) {
             keyframe: r.key,
             spatial: r.spatial,
             temporal: r.temporal,
-            temporal_switch: r.sync || r.temporal == 0,
+            switch_up_to: if r.sync { r.temporal } else { 0 },
             layer_end: r.end,
             ..Default::default()
         };
@@ -186,6 +186,70 @@ fn temporal_layers_drop_at_once_and_come_back_at_a_switching_point() {
         ],
     );
     assert_eq!(s.current(), Some(Layer::new(0, 1)));
+}
+
+/// A picture as the dependency descriptor describes it (`frame_info`'s
+/// rule: a base-layer frame is a switching point for every layer).
+fn dd_picture(temporal: u8, key: bool) -> FrameInfo {
+    let f = crate::core::codec::dd::DdFrame {
+        start_of_frame: true,
+        end_of_frame: true,
+        temporal,
+        independent: key,
+        ..Default::default()
+    };
+    let ext = crate::core::codec::vp8::tests::vp8_payload(true, 0, 0, 0, false, key);
+    // The payload descriptor without its TID, as Chromium sends it once
+    // the dependency descriptor is negotiated: the first byte only.
+    let payload: Vec<u8> = [0x10].into_iter().chain(ext[6..].iter().copied()).collect();
+    crate::core::codec::frame_info(crate::core::codec::CodecKind::Vp8, &payload, Some(&f))
+}
+
+#[test]
+fn with_the_dependency_descriptor_every_temporal_layer_comes_back_at_a_base_layer_frame() {
+    let mut s = Selector::Simulcast(Simulcast::new(Some(Layer::new(0, 0))));
+    let verdict = |s: &mut Selector, info: &FrameInfo| {
+        s.on_packet(&LayerPacket {
+            stream: 0,
+            info,
+            marker: true,
+            retransmission: false,
+        })
+    };
+    let key = dd_picture(0, true);
+    assert!(key.keyframe && key.picture_start);
+    assert!(matches!(
+        verdict(&mut s, &key),
+        Verdict::Forward { switched: true, .. }
+    ));
+    // L1T3: 0 2 1 2. Only the base layer while the target is t0.
+    for t in [2, 1, 2] {
+        assert_eq!(verdict(&mut s, &dd_picture(t, false)), Verdict::Filtered);
+    }
+    s.set_target(Some(Layer::new(0, u8::MAX)));
+    // A t2 and a t1 picture refer to pictures left out: not yet.
+    for t in [2, 1] {
+        assert_eq!(verdict(&mut s, &dd_picture(t, false)), Verdict::Filtered);
+    }
+    // The next base-layer picture: everything from there on.
+    for t in [0, 2, 1, 2] {
+        assert!(matches!(
+            verdict(&mut s, &dd_picture(t, false)),
+            Verdict::Forward { .. }
+        ));
+    }
+    assert_eq!(s.current(), Some(Layer::new(0, u8::MAX)));
+    // Down to t1 at once.
+    s.set_target(Some(Layer::new(0, 1)));
+    assert_eq!(verdict(&mut s, &dd_picture(2, false)), Verdict::Filtered);
+    assert!(matches!(
+        verdict(&mut s, &dd_picture(0, false)),
+        Verdict::Forward { .. }
+    ));
+    assert!(matches!(
+        verdict(&mut s, &dd_picture(1, false)),
+        Verdict::Forward { .. }
+    ));
 }
 
 #[test]
