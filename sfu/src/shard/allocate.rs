@@ -214,26 +214,50 @@ pub fn allocate_peer(
 }
 
 /// The highest allocator layer the cap allows: its spatial layer (a
-/// simulcast stream or an SVC spatial layer), within what the track has.
+/// simulcast stream or an SVC spatial layer), within what the track has,
+/// and its temporal layer.
 fn max_layer(p: &Published, cap: Layer) -> ALayer {
-    ALayer::new(cap.spatial.min(layer_count(p).saturating_sub(1)), 0)
+    ALayer::new(
+        cap.spatial.min(layer_count(p).saturating_sub(1)),
+        cap.temporal,
+    )
 }
 
-/// The forwarder's target for the allocator's: the spatial layer it
-/// chose, never above the cap, with the cap's temporal layers (they are
-/// not allocated); the cap itself for a track of one layer.
+/// The forwarder's target for the allocator's: the layer it chose, never
+/// above the cap; the cap itself for a track of one layer.
 fn forwarder_target(p: Option<&Published>, cap: Option<Layer>, target: Target) -> Option<Layer> {
     match target {
         Target::Audio => cap,
         Target::Paused(_) => None,
         Target::Layer(l) => cap.map(|cap| {
             if p.is_some_and(Published::layered) {
-                Layer::new(l.spatial.min(cap.spatial), cap.temporal)
+                Layer::new(l.spatial.min(cap.spatial), l.temporal.min(cap.temporal))
             } else {
                 cap
             }
         }),
     }
+}
+
+/// A layer's temporal part when it has every temporal layer of its
+/// spatial layer: stable whatever the count, so a target does not move
+/// when an encoder changes its temporal structure.
+const ALL_TEMPORAL: u8 = u8::MAX;
+
+/// The temporal layers the allocator may choose within spatial layer
+/// `spatial` of a stream that sends `count` of them, lowest first, the
+/// last being all of them. Fewer frames only on the lowest spatial layer,
+/// where the other choice is to pause the video; above it, a larger
+/// picture at a lower frame rate is no better than the smaller one at the
+/// full rate (a camera that delivers 20 fps on a busy machine would show
+/// 10 at half), and the next move up is a spatial layer either way.
+fn temporal_options(spatial: u8, count: u8) -> Vec<u8> {
+    let fewer = if spatial == 0 {
+        count.saturating_sub(1)
+    } else {
+        0
+    };
+    (0..fewer).chain([ALL_TEMPORAL]).collect()
 }
 
 /// How many layers the allocator chooses among: simulcast streams, an SVC
@@ -254,9 +278,10 @@ fn expected(i: u8, n: u8) -> Bitrate {
 }
 
 /// The layers of a video track the allocator may choose from: simulcast
-/// streams (each with all its temporal layers), an SVC stream's spatial
-/// layers (each with the layers below it and all temporal layers, as the
-/// SVC selector forwards it), or the one stream.
+/// streams, an SVC stream's spatial layers (each with the layers below it,
+/// as the SVC selector forwards it), or the one stream; each with all its
+/// temporal layers and, once measured, the lowest with fewer
+/// ([`temporal_options`]).
 fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
     let fresh = |i: u8| {
         p.stream_by_index(i).filter(|s| {
@@ -271,6 +296,24 @@ fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
             // Paused by dynacast: it comes back when asked for.
             || p.encodings_told.get(i as usize) == Some(&false)
     };
+    // Fewer temporal layers of a measured layer: `rate(t)` is what the
+    // forwarder sends of it up to temporal layer `t`.
+    let with_fewer = |all: LayerRate, count: u8, rate: &dyn Fn(u8) -> u64| {
+        let mut out: Vec<LayerRate> = temporal_options(all.layer.spatial, count)
+            .into_iter()
+            .filter(|&t| t != ALL_TEMPORAL)
+            .filter_map(|t| {
+                let b = rate(t);
+                (b > 0).then_some(LayerRate {
+                    layer: ALayer::new(all.layer.spatial, t),
+                    bitrate: Bitrate::bps(b),
+                    available: all.available,
+                })
+            })
+            .collect();
+        out.push(all);
+        out
+    };
     if p.svc() {
         let n = p.spatial_layers;
         let stream = fresh(0).filter(|s| s.bitrate() > 0);
@@ -278,10 +321,12 @@ fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
         // rate before (what the layers below it cost now at least).
         let told_off = |i: u8| p.spatial_told.is_some_and(|k| i >= k);
         return (0..n)
-            .map(|i| {
-                let measured = stream.map(|s| s.rate_up_to(i)).filter(|b| *b > 0);
-                LayerRate {
-                    layer: ALayer::new(i, 0),
+            .flat_map(|i| {
+                let measured = stream
+                    .map(|s| s.rate_up_to(i, ALL_TEMPORAL))
+                    .filter(|b| *b > 0);
+                let all = LayerRate {
+                    layer: ALayer::new(i, ALL_TEMPORAL),
                     bitrate: match measured {
                         Some(b) if told_off(i) => Bitrate::bps(b).max(expected(i, n)),
                         Some(b) => Bitrate::bps(b),
@@ -292,23 +337,33 @@ fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
                     // short) is not there to switch to, until it returns.
                     available: (available(0) || p.streams.is_empty())
                         && (stream.is_none_or(|s| s.layer_seen(i)) || told_off(i)),
+                };
+                match stream.filter(|s| !told_off(i) && s.layer_seen(i)) {
+                    Some(s) => with_fewer(all, s.temporal_layers(), &|t| s.rate_up_to(i, t)),
+                    None => vec![all],
                 }
             })
             .collect();
     }
     if p.rids.is_empty() {
         return vec![LayerRate {
-            layer: ALayer::new(0, 0),
+            layer: ALayer::new(0, ALL_TEMPORAL),
             bitrate: Bitrate::bps(measured(0).unwrap_or(EXPECTED_SINGLE)),
             available: available(0) || p.streams.is_empty(),
         }];
     }
     let n = p.stream_count();
     (0..n)
-        .map(|i| LayerRate {
-            layer: ALayer::new(i, 0),
-            bitrate: measured(i).map_or_else(|| expected(i, n), Bitrate::bps),
-            available: available(i),
+        .flat_map(|i| {
+            let all = LayerRate {
+                layer: ALayer::new(i, ALL_TEMPORAL),
+                bitrate: measured(i).map_or_else(|| expected(i, n), Bitrate::bps),
+                available: available(i),
+            };
+            match fresh(i).filter(|s| s.bitrate() > 0) {
+                Some(s) => with_fewer(all, s.temporal_layers(), &|t| s.rate_up_to(ALL_TEMPORAL, t)),
+                None => vec![all],
+            }
         })
         .collect()
 }
@@ -321,16 +376,18 @@ fn publisher_layers(p: &Published, now: Instant) -> Vec<String> {
     }
     layer_rates(p, now)
         .iter()
-        .filter(|l| l.available)
+        .filter(|l| l.available && l.layer.temporal == ALL_TEMPORAL)
         .map(|l| layer_name(p, Layer::new(l.layer.spatial, l.layer.temporal)))
         .collect()
 }
 
-/// How a layer is named in the figures: the simulcast stream's rid, or
-/// the spatial and temporal layer.
+/// How a layer is named in the figures: the simulcast stream's rid (with
+/// `.tM` when only its temporal layers up to `M` are taken), or the
+/// spatial and temporal layer.
 fn layer_name(p: &Published, l: Layer) -> String {
     match p.rids.get(l.spatial as usize) {
-        Some(rid) => rid.clone(),
+        Some(rid) if l.temporal == ALL_TEMPORAL => rid.clone(),
+        Some(rid) => format!("{rid}.t{}", l.temporal),
         None if l == Layer::TOP => "top".to_owned(),
         None => format!("s{}t{}", l.spatial, l.temporal),
     }

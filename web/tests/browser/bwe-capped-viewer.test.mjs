@@ -9,8 +9,11 @@
 // feedback and give the capped viewer lower layers that fit: from 5 s after
 // its first frames, what the server sends it stays under the cap, every
 // video decodes at 10 fps or more with no freeze over 1 s, and audio keeps
-// flowing, while the uncapped members keep the top layer. Then the cap is
-// lifted and the viewer must be back on the top layers. Prints fps, freezes,
+// flowing, while the uncapped members keep the top layer. Then the cap
+// drops to 500 kbit/s, under what the three lowest streams take at their
+// full frame rate: every video keeps decoding on fewer temporal layers
+// (the publishers send L1T3, as the SDK does), none is paused. Then the cap
+// is lifted and the viewer must be back on the top layers. Prints fps, freezes,
 // loss, send rates against the cap and the times (docs/benchmarks.md).
 //
 // Diagnostics: BWE_TRACE=1 prints the server's figures for the capped
@@ -45,6 +48,15 @@ const WINDOW_S = Number(process.env.BWE_WINDOW_S ?? 20);
 const TRACE = !!process.env.BWE_TRACE;
 /** The cameras' frame rate. */
 const FPS = Number(process.env.BWE_FPS ?? 30);
+/**
+ * The lower cap the viewer gets next (BWE_LOW_CAP_KBIT), how long the test
+ * waits before measuring under it, and for how long it measures.
+ */
+const LOW_CAP_KBIT = Number(process.env.BWE_LOW_CAP_KBIT ?? 500);
+const LOW_SETTLE_S = 6;
+const LOW_WINDOW_S = 10;
+/** Each encoding's scalabilityMode: the SDK's for VP8 (temporal layers). */
+const MODE = process.env.BWE_MODE ?? 'L1T3';
 /**
  * The issue's thresholds (BWE_STRICT=1), or the gate this 2-core machine
  * holds to (see the test's comment): the longest freeze allowed at any
@@ -105,7 +117,7 @@ async function attempt(t) {
   const ws = `ws://${SERVER_IP}:${s.server.port}/ws`;
   const room = 'bwe-room';
   const q = (name, publish) =>
-    `?ws=${encodeURIComponent(ws)}&room=${room}&name=${name}&publish=${publish ? 1 : 0}&camera=1280x720&rates=150,500,1500&render=${process.env.BWE_RENDER ?? '1'}&fps=${FPS}`;
+    `?ws=${encodeURIComponent(ws)}&room=${room}&name=${name}&publish=${publish ? 1 : 0}&camera=1280x720&rates=150,500,1500&render=${process.env.BWE_RENDER ?? '1'}&fps=${FPS}&mode=${MODE}`;
 
   // Publishers load the page from loopback (a secure context, so the camera is allowed).
   const members = [];
@@ -227,6 +239,32 @@ async function attempt(t) {
   const uncappedWorstFreeze = Math.max(...members.map((_, i) => longestFreeze((x) => x.members[i])));
   const uncappedWidths = last.members.flatMap((m) => m.video.map((v) => v.frameWidth));
 
+  // A lower cap, under what three videos' lowest layers take at the full
+  // frame rate (about 150 kbit/s each, with 150 of audio): each video keeps
+  // decoding, at a lower frame rate, rather than one being paused.
+  setCap(LOW_CAP_KBIT);
+  await sleep(LOW_SETTLE_S * 1000);
+  const low = [await snap()];
+  for (let i = 0; i < LOW_WINDOW_S; i++) {
+    await sleep(1000);
+    low.push(await snap());
+    if (TRACE) {
+      const v = subscriber(low[low.length - 1].st, vicId);
+      console.log(`low ${i}: ${JSON.stringify({ est: v.estimateBps, sent: v.sentBps, cong: v.congested, tracks: v.tracks.filter((y) => y.kind === 'video').map((y) => y.paused ? `paused:${y.paused}` : y.layer) })}`);
+    }
+  }
+  const lowSecs = (low[low.length - 1].at - low[0].at) / 1000;
+  const lowFps = low[low.length - 1].vic.video.map((v, i) => (v.framesDecoded - (low[0].vic.video[i]?.framesDecoded ?? 0)) / lowSecs);
+  const lowLayers = new Map();
+  for (const x of low.slice(1)) {
+    for (const tr of subscriber(x.st, vicId).tracks.filter((y) => y.kind === 'video')) {
+      const k = tr.paused ? `paused:${tr.paused}` : tr.layer;
+      lowLayers.set(k, (lowLayers.get(k) ?? 0) + 1);
+    }
+  }
+  const lowSent = low.slice(1).map((x) => subscriber(x.st, vicId).sentBps);
+  const lowMeanSent = sum(lowSent) / lowSent.length;
+
   // Lift the cap: the viewer is back on the top layer of every video.
   setCap(1_000_000);
   const lifted = Date.now();
@@ -279,6 +317,10 @@ async function attempt(t) {
     uncapped_fps: uncappedFps.map((f) => +f.toFixed(1)),
     uncapped_longest_freeze_s: +uncappedWorstFreeze.toFixed(2),
     uncapped_widths: uncappedWidths,
+    low_cap_kbit: LOW_CAP_KBIT,
+    low_fps_per_video: lowFps.map((f) => +f.toFixed(1)),
+    low_layer_samples: Object.fromEntries(lowLayers),
+    low_sent_kbit_mean: Math.round(lowMeanSent / 1000),
     back_on_top_after_lift_s: backOnTop === null ? null : +backOnTop.toFixed(1),
     widths_after_lift: liftedWidths,
   };
@@ -325,6 +367,14 @@ async function attempt(t) {
     assert.ok(uncappedOffTop <= MAX_OFF_TOP, `uncapped members keep the top layer while it is sent (off it in ${uncappedOffTop} samples, at most ${MAX_OFF_TOP}): ${JSON.stringify(finalStats.media.subscribers.map((x) => [x.participant, x.tracks.map((tr) => [tr.layer, tr.target, tr.publisherLayers.join('')])]))}`);
     assert.ok(uncappedWorstFreeze <= MAX_FREEZE_S, `no freeze over ${MAX_FREEZE_S} s at the uncapped members: ${uncappedWorstFreeze} s`);
     for (const f of uncappedFps) assert.ok(f >= 10, `uncapped members decode at 10 fps or more: ${uncappedFps}`);
+    // Under the lower cap: every video still decodes, on fewer temporal
+    // layers of the lowest stream (the lowest of three is a quarter of the
+    // cameras' frame rate, which on this machine is about 20 fps rather
+    // than 30: 5 fps; a paused video decodes none), within the cap.
+    assert.equal(lowFps.length, 3, 'three remote videos under the lower cap');
+    for (const f of lowFps) assert.ok(f >= 3, `every video keeps decoding under the ${LOW_CAP_KBIT} kbit/s cap: ${lowFps} fps`);
+    assert.ok([...lowLayers.keys()].some((k) => /^q\.t\d$/.test(k)), `fewer temporal layers under the ${LOW_CAP_KBIT} kbit/s cap: ${JSON.stringify(fig.low_layer_samples)}`);
+    assert.ok(lowMeanSent <= LOW_CAP_KBIT * 1000, `mean send rate ${lowMeanSent} over the ${LOW_CAP_KBIT} kbit/s cap`);
     // Lifted: back on the top layer of every video.
     assert.ok(backOnTop !== null, `the viewer is back on the top layers after the cap is lifted: ${JSON.stringify(vicFinal.tracks.map((tr) => [tr.layer, tr.target, tr.paused]))}`);
     assert.ok(liftedWidths.every((w) => w > 640), `the viewer decodes the top layers: ${liftedWidths}`);

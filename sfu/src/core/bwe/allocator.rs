@@ -16,7 +16,8 @@
 //!    at once. When the committed set no longer fits the estimate, tracks
 //!    move down at once, least important first (a flowing video is paused
 //!    only after `pause_hold` over the estimate, and not within
-//!    `pause_after_up` of a move up), and the layer they left is blocked
+//!    `pause_after_up` of a move up), and the spatial layer they left (not
+//!    a temporal layer within one) is blocked
 //!    for a while (longer each time the same track is pushed down again
 //!    after moving up; a probe that proves the blocked layer at 1.25 times
 //!    the total that did not fit lifts the block, unless the block followed
@@ -355,7 +356,12 @@ impl Allocator {
                 let from = next[i];
                 next[i] = p;
                 sum = total(tracks, &next);
-                if shortfall {
+                // Fewer frames of the same picture size block nothing: the
+                // move costs no keyframe either way, and a block there
+                // would hold every larger layer too (a track pushed to and
+                // fro between temporal layers under a tight cap would end
+                // up blocked for minutes after the cap went away).
+                if shortfall && !same_spatial(from, p) {
                     self.block(tracks[i].track, from, base_total, now);
                 }
             }
@@ -540,6 +546,11 @@ fn rank(t: Target) -> (u8, Option<Layer>) {
         Target::Audio => (1, None),
         Target::Layer(l) => (2, Some(l)),
     }
+}
+
+/// Both are layers of the same spatial layer.
+fn same_spatial(a: Target, b: Target) -> bool {
+    matches!((a, b), (Target::Layer(x), Target::Layer(y)) if x.spatial == y.spatial)
 }
 
 fn total(tracks: &[TrackInput], targets: &[Target]) -> Bitrate {

@@ -640,6 +640,117 @@ fn temporal_layers_step_before_the_next_resolution() {
     assert_eq!(p.tracks[0].target, Target::Layer(Layer::new(1, 1)));
 }
 
+/// A camera as the shard offers a measured simulcast stream with three
+/// temporal layers: each of them on the lowest stream, all of them (as
+/// temporal 255) on every stream.
+fn camera_with_temporal_layers(id: u64) -> TrackInput {
+    let mut cam = camera(id);
+    cam.kind = TrackKind::Video {
+        layers: [
+            (0, 0, 60),
+            (0, 1, 90),
+            (0, 255, 150),
+            (1, 255, 500),
+            (2, 255, 1500),
+        ]
+        .iter()
+        .map(|&(s, t, k)| LayerRate {
+            layer: Layer::new(s, t),
+            bitrate: kbps(k),
+            available: true,
+        })
+        .collect(),
+    };
+    cam
+}
+
+#[test]
+fn videos_whose_lowest_full_rate_layers_do_not_fit_keep_flowing_at_a_lower_frame_rate() {
+    let t0 = Instant::now();
+    let tracks = [
+        audio(1),
+        camera_with_temporal_layers(2),
+        audio(3),
+        camera_with_temporal_layers(4),
+        audio(5),
+        camera_with_temporal_layers(6),
+    ];
+    let videos = |out: &Allocation| -> Vec<Target> {
+        out.tracks
+            .iter()
+            .filter(|t| t.track.0 % 2 == 0)
+            .map(|t| t.target)
+            .collect()
+    };
+    // 120 for audio and 3 x 150 for the lowest streams at the full frame
+    // rate is 570: over an estimate of 480. Half the frame rate (3 x 90)
+    // fits with room for one more step: every video flows, none paused.
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let out = a.allocate(&tracks, kbps(480), Signal::default(), t0);
+    assert_eq!(
+        videos(&out),
+        vec![
+            Target::Layer(Layer::new(0, 255)),
+            Target::Layer(Layer::new(0, 1)),
+            Target::Layer(Layer::new(0, 1)),
+        ]
+    );
+    assert!(out.total <= kbps(480), "{:?}", out.total);
+    // Down to a quarter of the frame rate before any pause.
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let out = a.allocate(&tracks, kbps(310), Signal::default(), t0);
+    assert_eq!(videos(&out), vec![Target::Layer(Layer::new(0, 0)); 3]);
+    // Every lowest stream at the full frame rate before any larger one.
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let out = a.allocate(&tracks, kbps(920), Signal::default(), t0);
+    assert_eq!(
+        videos(&out),
+        vec![
+            Target::Layer(Layer::new(1, 255)),
+            Target::Layer(Layer::new(0, 255)),
+            Target::Layer(Layer::new(0, 255)),
+        ]
+    );
+    // Committed: a probe that proves more moves the video up within its
+    // stream, to all of its frames, with no pause on the way.
+    let mut a = Allocator::new(AllocatorConfig::default());
+    a.allocate(&tracks, kbps(480), Signal::default(), t0);
+    let out = a.allocate(&tracks, kbps(650), proved(650), t0 + S);
+    assert_eq!(videos(&out), vec![Target::Layer(Layer::new(0, 255)); 3]);
+    assert!(out
+        .events
+        .iter()
+        .all(|e| matches!(e, AllocationEvent::LayerChanged { .. })));
+}
+
+#[test]
+fn fewer_frames_of_the_same_stream_block_nothing() {
+    let t0 = Instant::now();
+    let tracks = [audio(1), camera_with_temporal_layers(2)];
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let out = a.allocate(&tracks, kbps(250), Signal::default(), t0);
+    assert_eq!(out.tracks[1].target, Target::Layer(Layer::new(0, 255)));
+    // The path narrows: down to half the frame rate at once.
+    let out = a.allocate(&tracks, kbps(150), collapsed(), t0 + S);
+    assert_eq!(out.tracks[1].target, Target::Layer(Layer::new(0, 1)));
+    assert!(a.state[&TrackNo(2)].block.is_none(), "{:?}", a.state);
+    // Room again: back to every frame once the move up has been held
+    // (to a total the path delivered before), with no block to wait out.
+    let room = Signal {
+        delivered: Some(kbps(250)),
+        ..Default::default()
+    };
+    a.allocate(&tracks, kbps(260), room, t0 + 2 * S);
+    let out = a.allocate(&tracks, kbps(260), room, t0 + 5 * S);
+    assert_eq!(out.tracks[1].target, Target::Layer(Layer::new(0, 255)));
+    // Leaving the stream itself still blocks it.
+    let out = a.allocate(&tracks, kbps(700), proved(700), t0 + 6 * S);
+    assert_eq!(out.tracks[1].target, Target::Layer(Layer::new(1, 255)));
+    let out = a.allocate(&tracks, kbps(300), collapsed(), t0 + 7 * S);
+    assert_eq!(out.tracks[1].target, Target::Layer(Layer::new(0, 255)));
+    assert!(a.state[&TrackNo(2)].block.is_some());
+}
+
 #[test]
 fn dynacast_needs_the_highest_layer_any_subscriber_wants() {
     let t0 = Instant::now();
