@@ -197,11 +197,11 @@ async function attempt(t) {
     }
   }
   /** Per video, the longest freeze that ended between two samples (Chromium adds a freeze's length when it ends). */
-  const longestFreeze = (pick) => {
+  const longestFreeze = (pick, within = samples) => {
     let worst = 0;
-    for (let i = 1; i < samples.length; i++) {
-      const a = pick(samples[i - 1]);
-      const b = pick(samples[i]);
+    for (let i = 1; i < within.length; i++) {
+      const a = pick(within[i - 1]);
+      const b = pick(within[i]);
       b.video.forEach((v, j) => {
         const d = v.totalFreezesDuration - (a.video[j]?.totalFreezesDuration ?? 0);
         if (v.freezeCount > (a.video[j]?.freezeCount ?? 0)) worst = Math.max(worst, d);
@@ -262,6 +262,7 @@ async function attempt(t) {
       lowLayers.set(k, (lowLayers.get(k) ?? 0) + 1);
     }
   }
+  const lowWorstFreeze = longestFreeze((x) => x.vic, low);
   const lowSent = low.slice(1).map((x) => subscriber(x.st, vicId).sentBps);
   const lowMeanSent = sum(lowSent) / lowSent.length;
 
@@ -320,6 +321,7 @@ async function attempt(t) {
     low_cap_kbit: LOW_CAP_KBIT,
     low_fps_per_video: lowFps.map((f) => +f.toFixed(1)),
     low_layer_samples: Object.fromEntries(lowLayers),
+    low_longest_freeze_s: +lowWorstFreeze.toFixed(2),
     low_sent_kbit_mean: Math.round(lowMeanSent / 1000),
     back_on_top_after_lift_s: backOnTop === null ? null : +backOnTop.toFixed(1),
     widths_after_lift: liftedWidths,
