@@ -580,8 +580,12 @@ fn forced(t: &TrackInput, committed: Target, provisional: Target) -> Target {
                 if select::allowed(t, l) && select::is_available(t, l) {
                     committed
                 } else {
-                    // Down to the best allowed layer not above it.
+                    // Down to the best allowed layer not above it; for
+                    // fewer temporal layers that are no longer offered
+                    // (the stream's count changed, or went unmeasured),
+                    // the same stream with all of them.
                     select::best_at_most(t, l)
+                        .or_else(|| select::lowest_of_spatial(t, l.spatial))
                         .map_or(Target::Paused(PauseReason::NoLayers), Target::Layer)
                 }
             }

@@ -73,6 +73,14 @@ pub(super) fn best_at_most(t: &TrackInput, l: Layer) -> Option<Layer> {
         .max()
 }
 
+/// The lowest available layer of spatial layer `spatial`.
+pub(super) fn lowest_of_spatial(t: &TrackInput, spatial: u8) -> Option<Layer> {
+    candidates(t, Layers::Available)
+        .into_iter()
+        .map(|(c, _)| c)
+        .find(|c| c.spatial == spatial)
+}
+
 /// The best available layer strictly below `l`.
 pub(super) fn best_below(t: &TrackInput, l: Layer) -> Option<Layer> {
     candidates(t, Layers::Available)

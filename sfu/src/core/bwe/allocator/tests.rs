@@ -752,6 +752,26 @@ fn fewer_frames_of_the_same_stream_block_nothing() {
 }
 
 #[test]
+fn fewer_temporal_layers_no_longer_offered_leave_the_whole_stream_not_a_pause() {
+    let t0 = Instant::now();
+    let mut tracks = [audio(1), camera_with_temporal_layers(2)];
+    let mut a = Allocator::new(AllocatorConfig::default());
+    let out = a.allocate(&tracks, kbps(140), Signal::default(), t0);
+    assert_eq!(out.tracks[1].target, Target::Layer(Layer::new(0, 1)));
+    // The stream's temporal layers go unmeasured for a moment: only whole
+    // streams are offered.
+    if let TrackKind::Video { layers } = &mut tracks[1].kind {
+        layers.retain(|l| l.layer.temporal == 255);
+    }
+    let out = a.allocate(&tracks, kbps(140), Signal::default(), t0 + S);
+    assert_eq!(out.tracks[1].target, Target::Layer(Layer::new(0, 255)));
+    assert!(out
+        .events
+        .iter()
+        .all(|e| !matches!(e, AllocationEvent::Paused { .. })));
+}
+
+#[test]
 fn dynacast_needs_the_highest_layer_any_subscriber_wants() {
     let t0 = Instant::now();
     let mut needs = DynacastNeeds::new();
