@@ -392,6 +392,9 @@ pub struct SubscriberStats {
     pub probes_started: u64,
     pub probes_succeeded: u64,
     pub probes_failed: u64,
+    /// Probes that passed right after one at or below their rate failed,
+    /// and so counted only once the next one passed too.
+    pub probes_unconfirmed: u64,
     pub probe_packets: u64,
     /// Probes not sent: RTX negotiated and no video packet yet to repeat.
     pub probes_unsendable: u64,

@@ -459,6 +459,7 @@ pub fn subscriber_stats(
         probes_started: c.probes_started,
         probes_succeeded: c.probes_succeeded,
         probes_failed: c.probes_failed,
+        probes_unconfirmed: c.probes_unconfirmed,
         probe_packets: c.probe_packets,
         probes_unsendable: c.probes_unsendable,
         retransmissions_sent: c.retransmissions_sent,

@@ -27,7 +27,7 @@ use crate::core::bwe::leg::{LegBwe, LegConfig};
 use crate::core::bwe::pacer::{
     DropReason as PacerDrop, Pacer, PacerConfig, PacerStats, PacketMeta, Priority,
 };
-use crate::core::bwe::prober::ProbeOutcome;
+use crate::core::bwe::prober::{ProbeEnd, ProbeOutcome};
 use crate::core::bwe::Bitrate;
 use crate::stats::Drop;
 
@@ -86,6 +86,7 @@ pub struct BweCounts {
     pub probes_started: u64,
     pub probes_succeeded: u64,
     pub probes_failed: u64,
+    pub probes_unconfirmed: u64,
     pub probe_packets: u64,
     pub retransmissions_sent: u64,
     pub retransmissions_dropped: u64,
@@ -358,11 +359,13 @@ impl SubscriberBwe {
 
     fn on_outcome(&mut self, o: ProbeOutcome) {
         tracing::debug!(end = ?o.end, rate = %o.rate, measured = ?o.measured.map(|m| m.to_string()), "probe ended");
-        if o.is_success() {
-            self.counts.probes_succeeded += 1;
-            self.probe_success = o.measured;
-        } else {
-            self.counts.probes_failed += 1;
+        match o.end {
+            ProbeEnd::Success => {
+                self.counts.probes_succeeded += 1;
+                self.probe_success = o.measured;
+            }
+            ProbeEnd::Unconfirmed => self.counts.probes_unconfirmed += 1,
+            _ => self.counts.probes_failed += 1,
         }
     }
 

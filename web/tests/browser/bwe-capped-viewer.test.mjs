@@ -308,7 +308,7 @@ async function attempt(t) {
     server_sent_seconds_over_cap: overCap,
     estimate_kbit_mean: Math.round(sum(estimates) / estimates.length / 1000),
     capped_layer_samples: Object.fromEntries(layers),
-    capped_probes: `${vicFinal.probesSucceeded}/${vicFinal.probesStarted} ok`,
+    capped_probes: `${vicFinal.probesSucceeded}/${vicFinal.probesStarted} ok, ${vicFinal.probesUnconfirmed} unconfirmed`,
     capped_rtx: `${vicFinal.retransmissionsSent} sent, ${vicFinal.retransmissionsDropped} over budget`,
     capped_pacer: vicFinal.pacer
       ? `${vicFinal.pacer.sentPackets} sent, longest wait ${vicFinal.pacer.maxWaitMs} ms, ${vicFinal.pacer.droppedPackets} dropped`

@@ -17,6 +17,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::confirm::{Judged, ProbeConfirm};
 use super::estimator::{Estimator, EstimatorConfig, EstimatorState};
 use super::feedback::TransportFeedback;
 use super::history::{
@@ -95,6 +96,7 @@ pub struct LegBwe {
     history: SendHistory,
     estimator: Estimator,
     prober: Prober,
+    confirm: ProbeConfirm,
     jitter: Jitter,
     results: Vec<PacketResult>,
     /// No overuse and no failed probe yet: probing is allowed while the
@@ -115,6 +117,7 @@ impl LegBwe {
             history: SendHistory::new(cfg.history_packets, cfg.history_age),
             estimator: Estimator::new(cfg.estimator.clone()),
             prober: Prober::new(cfg.prober.clone()),
+            confirm: ProbeConfirm::default(),
             jitter: Jitter::default(),
             results: Vec::new(),
             startup: true,
@@ -171,7 +174,7 @@ impl LegBwe {
         if outcome.is_none() && self.prober.is_probing() && self.estimator.is_congested(now) {
             outcome = self.prober.abort(now);
         }
-        if let Some(o) = &outcome {
+        if let Some(o) = &mut outcome {
             self.apply_outcome(o, now);
         }
         if self.estimator.is_congested(now) {
@@ -181,7 +184,15 @@ impl LegBwe {
         outcome
     }
 
-    fn apply_outcome(&mut self, o: &ProbeOutcome, now: Instant) {
+    /// Feeds a probe's outcome to the estimator, after judging it: a pass
+    /// that contradicts a recent failure becomes `Unconfirmed`, which
+    /// changes nothing but ends the probe.
+    fn apply_outcome(&mut self, o: &mut ProbeOutcome, now: Instant) {
+        if self.confirm.judge(o, now) == Judged::Unconfirmed {
+            o.end = ProbeEnd::Unconfirmed;
+            self.estimator.on_probe_ended(None, false, now);
+            return;
+        }
         let measured = o
             .measured
             .filter(|_| matches!(o.end, ProbeEnd::Success | ProbeEnd::Saturated));
@@ -309,8 +320,8 @@ impl LegBwe {
 
     /// A probe that ended without feedback (timeout), due at `now`.
     pub fn poll_outcome(&mut self, now: Instant) -> Option<ProbeOutcome> {
-        let o = self.prober.poll_outcome(now)?;
-        self.apply_outcome(&o, now);
+        let mut o = self.prober.poll_outcome(now)?;
+        self.apply_outcome(&mut o, now);
         Some(o)
     }
 

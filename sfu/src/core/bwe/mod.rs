@@ -23,6 +23,8 @@
 //! - [`estimator`]: delay-based (trendline), loss-based, bounded by what was
 //!   actually sent and received.
 //! - [`prober`]: probe clusters at the rate of the next allocation step.
+//! - [`confirm`]: a probe that passed right after a failure at or below its
+//!   rate counts only once the next one passes too.
 //! - [`pacer`]: the per-leg send queue with priorities and a visible bound.
 //! - [`allocator`]: the estimate turned into a layer per track, with
 //!   hysteresis and pause events.
@@ -34,6 +36,7 @@
 pub mod allocator;
 mod arrival;
 mod bitrate;
+pub mod confirm;
 pub mod estimator;
 pub mod feedback;
 pub mod history;

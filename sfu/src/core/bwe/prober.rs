@@ -91,6 +91,11 @@ pub enum ProbeEnd {
     Congested,
     /// Too little feedback came back in time.
     Timeout,
+    /// The path carried the probe rate, but a recent probe at or below it
+    /// failed: it counts once the next probe passes too (the leg's
+    /// [`ProbeConfirm`](super::confirm::ProbeConfirm); the prober itself
+    /// never ends a probe so).
+    Unconfirmed,
 }
 
 /// The result of one probe cluster.

@@ -1,0 +1,158 @@
+//! Whether a probe that passed counts.
+//!
+//! A rate shaper lets a short burst through at line rate (an htb class's
+//! burst allowance is a few kilobytes), so a probe cluster only a little
+//! above the path's capacity can come back with no delay growth: it passes
+//! though the path cannot carry its rate. The allocator moves the
+//! subscriber up on it, and the keyframe of that move takes what the server
+//! sends over the capacity for a second. Such a pass contradicts a recent
+//! probe at or below its rate that failed: then the pass is confirmed by
+//! the next probe before it counts. A path that was capped and is not any
+//! more passes both (the second within about a probe interval); a capped
+//! one rarely passes twice in a row.
+
+use std::time::{Duration, Instant};
+
+use super::prober::{ProbeEnd, ProbeOutcome};
+use super::Bitrate;
+
+/// A failed probe is recent evidence this long.
+const FAILURE_MEMORY: Duration = Duration::from_secs(10);
+/// An unconfirmed pass is confirmed by a pass within this long.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(5);
+
+/// What a probe's outcome is worth to the allocator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judged {
+    /// As it is: a success proves its rate, a failure proves nothing.
+    Counts,
+    /// A pass that contradicts a recent failure: it proves nothing until
+    /// the next probe passes too.
+    Unconfirmed,
+}
+
+/// The recent probe outcomes of one leg.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProbeConfirm {
+    /// The rate of the last probe the path did not carry, and when.
+    failed: Option<(Bitrate, Instant)>,
+    /// When a pass was held back for confirmation.
+    unconfirmed: Option<Instant>,
+}
+
+impl ProbeConfirm {
+    /// Judges a probe's outcome and remembers it.
+    pub fn judge(&mut self, o: &ProbeOutcome, now: Instant) -> Judged {
+        let recent = |at: Instant, within: Duration| now.saturating_duration_since(at) < within;
+        match o.end {
+            ProbeEnd::Success => {
+                if self
+                    .unconfirmed
+                    .take()
+                    .is_some_and(|t| recent(t, CONFIRM_WITHIN))
+                {
+                    self.failed = None;
+                    return Judged::Counts;
+                }
+                let proves = o.measured.unwrap_or(o.rate).max(o.rate);
+                let contradicts = self
+                    .failed
+                    .is_some_and(|(rate, at)| recent(at, FAILURE_MEMORY) && rate <= proves);
+                if contradicts {
+                    self.unconfirmed = Some(now);
+                    Judged::Unconfirmed
+                } else {
+                    Judged::Counts
+                }
+            }
+            // No feedback in time says nothing of the path.
+            ProbeEnd::Timeout | ProbeEnd::Unconfirmed => Judged::Counts,
+            ProbeEnd::Saturated | ProbeEnd::Loss | ProbeEnd::DelayGrowth | ProbeEnd::Congested => {
+                self.failed = Some((o.rate, now));
+                self.unconfirmed = None;
+                Judged::Counts
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::bwe::history::ProbeClusterId;
+
+    fn outcome(end: ProbeEnd, kbps: u64) -> ProbeOutcome {
+        ProbeOutcome {
+            cluster: ProbeClusterId(1),
+            rate: Bitrate::kbps(kbps),
+            measured: Some(Bitrate::kbps(kbps)),
+            end,
+        }
+    }
+
+    #[test]
+    fn a_pass_right_after_a_failure_at_or_below_its_rate_waits_for_the_next() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut c = ProbeConfirm::default();
+        // Nothing failed: a pass counts.
+        assert_eq!(
+            c.judge(&outcome(ProbeEnd::Success, 900), t0),
+            Judged::Counts
+        );
+        // Under a cap: 900 fails, then 935 passes (a shaper's burst).
+        c.judge(&outcome(ProbeEnd::DelayGrowth, 900), t0 + s);
+        assert_eq!(
+            c.judge(&outcome(ProbeEnd::Success, 935), t0 + 2 * s),
+            Judged::Unconfirmed
+        );
+        // The next one fails: nothing was proven.
+        c.judge(&outcome(ProbeEnd::Loss, 935), t0 + 3 * s);
+        assert_eq!(
+            c.judge(&outcome(ProbeEnd::Success, 950), t0 + 4 * s),
+            Judged::Unconfirmed
+        );
+        // Two passes in a row: the second counts, and clears the failure.
+        assert_eq!(
+            c.judge(&outcome(ProbeEnd::Success, 1800), t0 + 5 * s),
+            Judged::Counts
+        );
+        assert_eq!(
+            c.judge(&outcome(ProbeEnd::Success, 2000), t0 + 6 * s),
+            Judged::Counts
+        );
+    }
+
+    #[test]
+    fn a_pass_below_a_failed_rate_or_long_after_it_counts() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut c = ProbeConfirm::default();
+        c.judge(&outcome(ProbeEnd::Saturated, 1500), t0);
+        // Below what failed: no contradiction.
+        assert_eq!(
+            c.judge(&outcome(ProbeEnd::Success, 1200), t0 + s),
+            Judged::Counts
+        );
+        // A timeout says nothing either way.
+        assert_eq!(
+            c.judge(&outcome(ProbeEnd::Timeout, 2000), t0 + 2 * s),
+            Judged::Counts
+        );
+        // Above it, but the failure is old.
+        assert_eq!(
+            c.judge(&outcome(ProbeEnd::Success, 2000), t0 + 11 * s),
+            Judged::Counts
+        );
+        // An unconfirmed pass whose confirmation comes too late waits again.
+        c.judge(&outcome(ProbeEnd::Congested, 800), t0 + 12 * s);
+        assert_eq!(
+            c.judge(&outcome(ProbeEnd::Success, 900), t0 + 13 * s),
+            Judged::Unconfirmed
+        );
+        assert_eq!(
+            c.judge(&outcome(ProbeEnd::Success, 900), t0 + 19 * s),
+            Judged::Unconfirmed
+        );
+    }
+}
