@@ -80,79 +80,57 @@ impl ProbeConfirm {
 mod tests {
     use super::*;
     use crate::core::bwe::history::ProbeClusterId;
+    use Judged::{Counts, Unconfirmed};
+    use ProbeEnd::*;
 
-    fn outcome(end: ProbeEnd, kbps: u64) -> ProbeOutcome {
-        ProbeOutcome {
-            cluster: ProbeClusterId(1),
-            rate: Bitrate::kbps(kbps),
-            measured: Some(Bitrate::kbps(kbps)),
-            end,
+    /// Judges outcomes in turn: `(second, end, kbit/s probed and measured,
+    /// expected)`.
+    fn run(rows: &[(u64, ProbeEnd, u64, Judged)]) {
+        let t0 = Instant::now();
+        let mut c = ProbeConfirm::default();
+        for (i, &(at, end, kbps, want)) in rows.iter().enumerate() {
+            let o = ProbeOutcome {
+                cluster: ProbeClusterId(i as u32),
+                rate: Bitrate::kbps(kbps),
+                measured: Some(Bitrate::kbps(kbps)),
+                end,
+            };
+            let got = c.judge(&o, t0 + Duration::from_secs(at));
+            assert_eq!(got, want, "row {i}: {end:?} at {kbps} kbit/s, {at} s");
         }
     }
 
     #[test]
     fn a_pass_right_after_a_failure_at_or_below_its_rate_waits_for_the_next() {
-        let t0 = Instant::now();
-        let s = Duration::from_secs(1);
-        let mut c = ProbeConfirm::default();
-        // Nothing failed: a pass counts.
-        assert_eq!(
-            c.judge(&outcome(ProbeEnd::Success, 900), t0),
-            Judged::Counts
-        );
-        // Under a cap: 900 fails, then 935 passes (a shaper's burst).
-        c.judge(&outcome(ProbeEnd::DelayGrowth, 900), t0 + s);
-        assert_eq!(
-            c.judge(&outcome(ProbeEnd::Success, 935), t0 + 2 * s),
-            Judged::Unconfirmed
-        );
-        // The next one fails: nothing was proven.
-        c.judge(&outcome(ProbeEnd::Loss, 935), t0 + 3 * s);
-        assert_eq!(
-            c.judge(&outcome(ProbeEnd::Success, 950), t0 + 4 * s),
-            Judged::Unconfirmed
-        );
-        // Two passes in a row: the second counts, and clears the failure.
-        assert_eq!(
-            c.judge(&outcome(ProbeEnd::Success, 1800), t0 + 5 * s),
-            Judged::Counts
-        );
-        assert_eq!(
-            c.judge(&outcome(ProbeEnd::Success, 2000), t0 + 6 * s),
-            Judged::Counts
-        );
+        run(&[
+            // Nothing failed: a pass counts.
+            (0, Success, 900, Counts),
+            // Under a cap: 900 fails, then 935 passes (a shaper's burst).
+            (1, DelayGrowth, 900, Counts),
+            (2, Success, 935, Unconfirmed),
+            // The next one fails: nothing was proven.
+            (3, Loss, 935, Counts),
+            (4, Success, 950, Unconfirmed),
+            // Two passes in a row: the second counts, and clears the failure.
+            (5, Success, 1800, Counts),
+            (6, Success, 2000, Counts),
+        ]);
     }
 
     #[test]
     fn a_pass_below_a_failed_rate_or_long_after_it_counts() {
-        let t0 = Instant::now();
-        let s = Duration::from_secs(1);
-        let mut c = ProbeConfirm::default();
-        c.judge(&outcome(ProbeEnd::Saturated, 1500), t0);
-        // Below what failed: no contradiction.
-        assert_eq!(
-            c.judge(&outcome(ProbeEnd::Success, 1200), t0 + s),
-            Judged::Counts
-        );
-        // A timeout says nothing either way.
-        assert_eq!(
-            c.judge(&outcome(ProbeEnd::Timeout, 2000), t0 + 2 * s),
-            Judged::Counts
-        );
-        // Above it, but the failure is old.
-        assert_eq!(
-            c.judge(&outcome(ProbeEnd::Success, 2000), t0 + 11 * s),
-            Judged::Counts
-        );
-        // An unconfirmed pass whose confirmation comes too late waits again.
-        c.judge(&outcome(ProbeEnd::Congested, 800), t0 + 12 * s);
-        assert_eq!(
-            c.judge(&outcome(ProbeEnd::Success, 900), t0 + 13 * s),
-            Judged::Unconfirmed
-        );
-        assert_eq!(
-            c.judge(&outcome(ProbeEnd::Success, 900), t0 + 19 * s),
-            Judged::Unconfirmed
-        );
+        run(&[
+            (0, Saturated, 1500, Counts),
+            // Below what failed: no contradiction.
+            (1, Success, 1200, Counts),
+            // A timeout says nothing either way.
+            (2, Timeout, 2000, Counts),
+            // Above it, but the failure is old.
+            (11, Success, 2000, Counts),
+            // A pass whose confirmation comes too late waits again.
+            (12, Congested, 800, Counts),
+            (13, Success, 900, Unconfirmed),
+            (19, Success, 900, Unconfirmed),
+        ]);
     }
 }

@@ -616,23 +616,14 @@ fn a_vanished_layer_is_taken_back_at_once_when_it_returns() {
 fn temporal_layers_step_before_the_next_resolution() {
     let a = Allocator::new(AllocatorConfig::default());
     let mut cam = camera(1);
-    cam.kind = TrackKind::Video {
-        layers: [
-            (0, 0, 60),
-            (0, 1, 100),
-            (0, 2, 150),
-            (1, 0, 250),
-            (1, 1, 380),
-            (1, 2, 500),
-        ]
-        .iter()
-        .map(|&(s, t, k)| LayerRate {
-            layer: Layer::new(s, t),
-            bitrate: kbps(k),
-            available: true,
-        })
-        .collect(),
-    };
+    cam.kind = video_layers(&[
+        (0, 0, 60),
+        (0, 1, 100),
+        (0, 2, 150),
+        (1, 0, 250),
+        (1, 1, 380),
+        (1, 2, 500),
+    ]);
     let p = a.provisional(&[cam.clone()], kbps(120), Instant::now());
     assert_eq!(p.tracks[0].target, Target::Layer(Layer::new(0, 1)));
     cam.max_layer = Some(Layer::new(1, 1));
@@ -645,23 +636,28 @@ fn temporal_layers_step_before_the_next_resolution() {
 /// temporal 255) on every stream.
 fn camera_with_temporal_layers(id: u64) -> TrackInput {
     let mut cam = camera(id);
-    cam.kind = TrackKind::Video {
-        layers: [
-            (0, 0, 60),
-            (0, 1, 90),
-            (0, 255, 150),
-            (1, 255, 500),
-            (2, 255, 1500),
-        ]
-        .iter()
-        .map(|&(s, t, k)| LayerRate {
-            layer: Layer::new(s, t),
-            bitrate: kbps(k),
-            available: true,
-        })
-        .collect(),
-    };
+    cam.kind = video_layers(&[
+        (0, 0, 60),
+        (0, 1, 90),
+        (0, 255, 150),
+        (1, 255, 500),
+        (2, 255, 1500),
+    ]);
     cam
+}
+
+/// A video's layers from `(spatial, temporal, kbit/s)`, all available.
+fn video_layers(layers: &[(u8, u8, u64)]) -> TrackKind {
+    TrackKind::Video {
+        layers: layers
+            .iter()
+            .map(|&(s, t, k)| LayerRate {
+                layer: Layer::new(s, t),
+                bitrate: kbps(k),
+                available: true,
+            })
+            .collect(),
+    }
 }
 
 #[test]
