@@ -102,7 +102,7 @@ export async function cappedBrowser(t, o) {
     wrapper,
     `#!/bin/sh
 exec unshare -n sh -c 'echo $$ > ${pidFile}; i=0; while ! ip link show vbwe1 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done
-ip link set lo up; ip addr add ${o.viewerIp}/24 dev vbwe1; ip link set vbwe1 up
+ip link set vbwe1 addrgenmode none 2>/dev/null; ip link set lo up; ip addr add ${o.viewerIp}/24 dev vbwe1; ip link set vbwe1 up
 exec ${CHROMIUM} "$@"' sh "$@"
 `,
     { mode: 0o755 },
@@ -122,6 +122,10 @@ exec ${CHROMIUM} "$@"' sh "$@"
   assert.ok(pid, 'the capped browser namespace started');
   const sh = (c) => execSync(c, { stdio: 'pipe' }).toString();
   sh(`ip link add vbwe0 type veth peer name vbwe1 netns ${pid}`);
+  // No IPv6 link-local addresses on either end (see `veth`): the other
+  // browsers of the test, in this namespace, would see the network change
+  // while their pages load and abort them (ERR_NETWORK_CHANGED).
+  sh(`ip link set vbwe0 addrgenmode none 2>/dev/null || true`);
   sh(`ip addr add ${o.serverIp}/24 dev vbwe0 && ip link set vbwe0 up`);
   sh(`tc qdisc add dev vbwe0 root handle 1: htb default 10`);
   sh(`tc class add dev vbwe0 parent 1: classid 1:10 htb rate ${o.capKbit}kbit ceil ${o.capKbit}kbit`);
