@@ -7,10 +7,9 @@
 //! subscriber up on it, and the keyframe of that move takes what the server
 //! sends over the capacity for a second. Such a pass contradicts a recent
 //! probe at or below its rate that failed: then the pass is confirmed by
-//! the next probe before it counts, unless it proves half as much again as
-//! what failed. A path that was capped and is not any more passes both (the
-//! second within about a probe interval), or passes far above; a capped one
-//! rarely passes twice in a row.
+//! the next probe before it counts. A path that was capped and is not any
+//! more passes both (the second within about a probe interval); a capped
+//! one rarely passes twice in a row.
 
 use std::time::{Duration, Instant};
 
@@ -21,11 +20,6 @@ use super::Bitrate;
 const FAILURE_MEMORY: Duration = Duration::from_secs(10);
 /// An unconfirmed pass is confirmed by a pass within this long.
 const CONFIRM_WITHIN: Duration = Duration::from_secs(5);
-/// A pass this many times the failed rate or more is no burst let
-/// through: the path changed (a cap lifted), and the pass counts at once.
-/// Passes through a shaper's burst allowance measured up to 1.33 times
-/// the rate that had failed.
-const FAR_ABOVE: f64 = 1.5;
 
 /// What a probe's outcome is worth to the allocator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,11 +55,9 @@ impl ProbeConfirm {
                     return Judged::Counts;
                 }
                 let proves = o.measured.unwrap_or(o.rate).max(o.rate);
-                let contradicts = self.failed.is_some_and(|(rate, at)| {
-                    recent(at, FAILURE_MEMORY)
-                        && rate <= proves
-                        && proves.as_f64() < FAR_ABOVE * rate.as_f64()
-                });
+                let contradicts = self
+                    .failed
+                    .is_some_and(|(rate, at)| recent(at, FAILURE_MEMORY) && rate <= proves);
                 if contradicts {
                     self.unconfirmed = Some(now);
                     Judged::Unconfirmed
@@ -120,11 +112,8 @@ mod tests {
             (3, Loss, 935, Counts),
             (4, Success, 950, Unconfirmed),
             // Two passes in a row: the second counts, and clears the failure.
-            (5, Success, 1200, Counts),
-            (6, Success, 1300, Counts),
-            // Far above what failed: the path changed, it counts at once.
-            (7, Loss, 1300, Counts),
-            (8, Success, 1950, Counts),
+            (5, Success, 1800, Counts),
+            (6, Success, 2000, Counts),
         ]);
     }
 
