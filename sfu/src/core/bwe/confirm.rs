@@ -41,6 +41,13 @@ pub struct ProbeConfirm {
 }
 
 impl ProbeConfirm {
+    /// A pass waits for its confirmation at `now`: the next probe is
+    /// wanted even when the estimate already allows the next step.
+    pub fn pending(&self, now: Instant) -> bool {
+        self.unconfirmed
+            .is_some_and(|t| now.saturating_duration_since(t) < CONFIRM_WITHIN)
+    }
+
     /// Judges a probe's outcome and remembers it.
     pub fn judge(&mut self, o: &ProbeOutcome, now: Instant) -> Judged {
         let recent = |at: Instant, within: Duration| now.saturating_duration_since(at) < within;
@@ -132,5 +139,25 @@ mod tests {
             (13, Success, 900, Unconfirmed),
             (19, Success, 900, Unconfirmed),
         ]);
+    }
+
+    #[test]
+    fn pending_until_confirmed_or_too_late() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut c = ProbeConfirm::default();
+        let o = |end, kbps| ProbeOutcome {
+            cluster: ProbeClusterId(0),
+            rate: Bitrate::kbps(kbps),
+            measured: Some(Bitrate::kbps(kbps)),
+            end,
+        };
+        c.judge(&o(DelayGrowth, 600), t0);
+        assert!(!c.pending(t0));
+        assert_eq!(c.judge(&o(Success, 1000), t0 + s), Unconfirmed);
+        assert!(c.pending(t0 + 2 * s));
+        assert!(!c.pending(t0 + 7 * s), "too late");
+        assert_eq!(c.judge(&o(Success, 1000), t0 + 3 * s), Counts);
+        assert!(!c.pending(t0 + 3 * s));
     }
 }

@@ -277,7 +277,12 @@ impl LegBwe {
         // alone is no proof (the estimate grows while the leg sends less,
         // up to 1.5 times what it sends; a rate delivered before a drop
         // says nothing of the path now).
-        if target <= estimate && self.estimator.recent_best().is_some_and(|d| d >= target) {
+        // A pass waiting for its confirmation is the exception: the move it
+        // would allow waits for the next probe, not for the estimate.
+        if target <= estimate
+            && self.estimator.recent_best().is_some_and(|d| d >= target)
+            && !self.confirm.pending(now)
+        {
             return Err(ProbeRefused::NotNeeded);
         }
         if self.estimator.is_congested(now) {
