@@ -244,20 +244,19 @@ fn forwarder_target(p: Option<&Published>, cap: Option<Layer>, target: Target) -
 /// when an encoder changes its temporal structure.
 const ALL_TEMPORAL: u8 = u8::MAX;
 
-/// The temporal layers the allocator may choose within spatial layer
-/// `spatial` of a stream that sends `count` of them, lowest first, the
-/// last being all of them. Fewer frames only on the lowest spatial layer,
-/// where the other choice is to pause the video; above it, a larger
-/// picture at a lower frame rate is no better than the smaller one at the
-/// full rate (a camera that delivers 20 fps on a busy machine would show
-/// 10 at half), and the next move up is a spatial layer either way.
-fn temporal_options(spatial: u8, count: u8) -> Vec<u8> {
-    let fewer = if spatial == 0 {
+/// The temporal layers below all of them that the allocator may choose
+/// within spatial layer `spatial` of a stream that sends `count`: only on
+/// the lowest spatial layer, where the other choice is to pause the video;
+/// above it, a larger picture at a lower frame rate is no better than the
+/// smaller one at the full rate (a camera that delivers 20 fps on a busy
+/// machine would show 10 at half), and the next move up is a spatial
+/// layer either way.
+fn fewer_temporal(spatial: u8, count: u8) -> std::ops::Range<u8> {
+    0..if spatial == 0 {
         count.saturating_sub(1)
     } else {
         0
-    };
-    (0..fewer).chain([ALL_TEMPORAL]).collect()
+    }
 }
 
 /// How many layers the allocator chooses among: simulcast streams, an SVC
@@ -281,7 +280,7 @@ fn expected(i: u8, n: u8) -> Bitrate {
 /// streams, an SVC stream's spatial layers (each with the layers below it,
 /// as the SVC selector forwards it), or the one stream; each with all its
 /// temporal layers and, once measured, the lowest with fewer
-/// ([`temporal_options`]).
+/// ([`fewer_temporal`]).
 fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
     let fresh = |i: u8| {
         p.stream_by_index(i).filter(|s| {
@@ -299,9 +298,7 @@ fn layer_rates(p: &Published, now: Instant) -> Vec<LayerRate> {
     // Fewer temporal layers of a measured layer: `rate(t)` is what the
     // forwarder sends of it up to temporal layer `t`.
     let with_fewer = |all: LayerRate, count: u8, rate: &dyn Fn(u8) -> u64| {
-        let mut out: Vec<LayerRate> = temporal_options(all.layer.spatial, count)
-            .into_iter()
-            .filter(|&t| t != ALL_TEMPORAL)
+        let mut out: Vec<LayerRate> = fewer_temporal(all.layer.spatial, count)
             .filter_map(|t| {
                 let b = rate(t);
                 (b > 0).then_some(LayerRate {

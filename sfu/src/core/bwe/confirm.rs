@@ -90,19 +90,23 @@ mod tests {
     use Judged::{Counts, Unconfirmed};
     use ProbeEnd::*;
 
+    /// A probe at `kbps` that measured that much.
+    fn outcome(end: ProbeEnd, kbps: u64) -> ProbeOutcome {
+        ProbeOutcome {
+            cluster: ProbeClusterId(0),
+            rate: Bitrate::kbps(kbps),
+            measured: Some(Bitrate::kbps(kbps)),
+            end,
+        }
+    }
+
     /// Judges outcomes in turn: `(second, end, kbit/s probed and measured,
     /// expected)`.
     fn run(rows: &[(u64, ProbeEnd, u64, Judged)]) {
         let t0 = Instant::now();
         let mut c = ProbeConfirm::default();
         for (i, &(at, end, kbps, want)) in rows.iter().enumerate() {
-            let o = ProbeOutcome {
-                cluster: ProbeClusterId(i as u32),
-                rate: Bitrate::kbps(kbps),
-                measured: Some(Bitrate::kbps(kbps)),
-                end,
-            };
-            let got = c.judge(&o, t0 + Duration::from_secs(at));
+            let got = c.judge(&outcome(end, kbps), t0 + Duration::from_secs(at));
             assert_eq!(got, want, "row {i}: {end:?} at {kbps} kbit/s, {at} s");
         }
     }
@@ -146,12 +150,7 @@ mod tests {
         let t0 = Instant::now();
         let s = Duration::from_secs(1);
         let mut c = ProbeConfirm::default();
-        let o = |end, kbps| ProbeOutcome {
-            cluster: ProbeClusterId(0),
-            rate: Bitrate::kbps(kbps),
-            measured: Some(Bitrate::kbps(kbps)),
-            end,
-        };
+        let o = outcome;
         c.judge(&o(DelayGrowth, 600), t0);
         assert!(!c.pending(t0));
         assert_eq!(c.judge(&o(Success, 1000), t0 + s), Unconfirmed);

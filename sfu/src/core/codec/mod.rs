@@ -84,19 +84,6 @@ fn dd_switch_up_to(f: &dd::DdFrame) -> u8 {
 /// descriptor does not (Chromium leaves the TID out of VP8's once the
 /// dependency descriptor is negotiated).
 pub fn frame_info(codec: CodecKind, payload: &[u8], dd: Option<&dd::DdFrame>) -> FrameInfo {
-    if let (CodecKind::Vp8, Some(f)) = (codec, dd) {
-        if let Some(d) = vp8::Vp8Desc::parse(payload).filter(|d| !d.tid_present) {
-            return FrameInfo {
-                picture_start: d.picture_start,
-                keyframe: d.keyframe,
-                spatial: 0,
-                temporal: f.temporal,
-                switch_up_to: dd_switch_up_to(f),
-                layer_end: false,
-                desc: Desc::Vp8(d),
-            };
-        }
-    }
     if let Some(f) = dd.filter(|_| codec != CodecKind::Vp8) {
         return FrameInfo {
             picture_start: f.start_of_frame && f.spatial == 0,
@@ -106,7 +93,6 @@ pub fn frame_info(codec: CodecKind, payload: &[u8], dd: Option<&dd::DdFrame>) ->
             switch_up_to: dd_switch_up_to(f),
             layer_end: f.end_of_frame,
             desc: match codec {
-                CodecKind::Vp8 => vp8::Vp8Desc::parse(payload).map_or(Desc::None, Desc::Vp8),
                 CodecKind::Vp9 => vp9::Vp9Desc::parse(payload).map_or(Desc::None, Desc::Vp9),
                 _ => Desc::None,
             },
@@ -114,15 +100,21 @@ pub fn frame_info(codec: CodecKind, payload: &[u8], dd: Option<&dd::DdFrame>) ->
     }
     match codec {
         CodecKind::Vp8 => match vp8::Vp8Desc::parse(payload) {
-            Some(d) => FrameInfo {
-                picture_start: d.picture_start,
-                keyframe: d.keyframe,
-                spatial: 0,
-                temporal: d.tid,
-                switch_up_to: if d.layer_sync { d.tid } else { 0 },
-                layer_end: false,
-                desc: Desc::Vp8(d),
-            },
+            Some(d) => {
+                let (temporal, switch_up_to) = match dd.filter(|_| !d.tid_present) {
+                    Some(f) => (f.temporal, dd_switch_up_to(f)),
+                    None => (d.tid, if d.layer_sync { d.tid } else { 0 }),
+                };
+                FrameInfo {
+                    picture_start: d.picture_start,
+                    keyframe: d.keyframe,
+                    spatial: 0,
+                    temporal,
+                    switch_up_to,
+                    layer_end: false,
+                    desc: Desc::Vp8(d),
+                }
+            }
             None => FrameInfo::default(),
         },
         CodecKind::Vp9 => match vp9::Vp9Desc::parse(payload) {
