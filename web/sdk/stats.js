@@ -7,8 +7,28 @@
  *   bitrateKbps: number, packetsLost: number, lossPercent: number, rttMs: number | null,
  *   codec: string, width?: number, height?: number, fps?: number, framesDecoded?: number, audioLevel?: number,
  * }} TrackStats
- * @typedef {Map<string, { bytes: number, packets: number, lost: number, timestamp: number }>} StatsMemory
+ * @typedef {Map<string, { bytes: number, packets: number, lost: number, timestamp: number, energy?: number, duration?: number }>} StatsMemory
  */
+
+/**
+ * The audio level over the interval since the previous report (root mean
+ * square from the energy and duration counters), or at least the level of
+ * the moment. A level of the moment alone misses short sounds: it covers
+ * the last 100 ms or so, and a poll every 500 ms can stay in step with a
+ * sound that repeats every 500 ms and never see it.
+ * @param {any} s stats object with the audio counters (inbound-rtp or media-source)
+ * @param {{ energy?: number, duration?: number } | undefined} prev
+ * @returns {number | undefined}
+ */
+function intervalAudioLevel(s, prev) {
+  const now = s?.audioLevel;
+  if (typeof s?.totalAudioEnergy !== 'number' || typeof s?.totalSamplesDuration !== 'number') return now;
+  if (prev?.energy === undefined || prev.duration === undefined) return now;
+  const de = s.totalAudioEnergy - prev.energy;
+  const dd = s.totalSamplesDuration - prev.duration;
+  if (!(dd > 0) || !(de >= 0)) return now;
+  return Math.max(now ?? 0, Math.sqrt(de / dd));
+}
 
 /**
  * @param {RTCStatsReport} report
@@ -50,7 +70,9 @@ export function summarizeStats(report, memory) {
       const dl = lost - prev.lost;
       lossPercent = dp + dl > 0 ? Math.max(0, Math.round((1000 * dl) / (dp + dl)) / 10) : 0;
     }
-    memory.set(s.id, { bytes, packets, lost, timestamp: s.timestamp });
+    const audio = inbound ? s : all.get(s.mediaSourceId);
+    const audioLevel = s.kind === 'audio' ? intervalAudioLevel(audio, prev) : undefined;
+    memory.set(s.id, { bytes, packets, lost, timestamp: s.timestamp, energy: audio?.totalAudioEnergy, duration: audio?.totalSamplesDuration });
     const codec = all.get(s.codecId)?.mimeType?.split('/')[1] ?? '';
     const trackId = inbound ? s.trackIdentifier : all.get(s.mediaSourceId)?.trackIdentifier;
     rows.push({
@@ -67,7 +89,7 @@ export function summarizeStats(report, memory) {
       height: s.frameHeight,
       fps: s.framesPerSecond,
       framesDecoded: s.framesDecoded,
-      audioLevel: inbound ? s.audioLevel : all.get(s.mediaSourceId)?.audioLevel,
+      audioLevel,
     });
   }
   return rows;

@@ -29,6 +29,24 @@ test('grid shape adapts from 1 to 25 tiles', () => {
 /** @param {object[]} entries */
 const report = (entries) => new Map(entries.map((e) => [e.id, e]));
 
+test('stats: a short sound between two polls counts in the audio level, not only the level of the moment', () => {
+  const memory = new Map();
+  // A 20 ms beep at full scale every 500 ms, polled every 500 ms just
+  // after the level of the moment has gone back to silence.
+  const at = (t, beeps) =>
+    report([
+      { id: 'in1', type: 'inbound-rtp', kind: 'audio', timestamp: t, bytesReceived: 0, packetsReceived: 0, packetsLost: 0, audioLevel: 0, totalAudioEnergy: beeps * 0.02, totalSamplesDuration: t / 1000 },
+      { id: 'src', type: 'media-source', kind: 'audio', audioLevel: 0, totalAudioEnergy: beeps * 0.02, totalSamplesDuration: t / 1000 },
+      { id: 'out1', type: 'outbound-rtp', kind: 'audio', timestamp: t, bytesSent: 0, packetsSent: 0, mediaSourceId: 'src' },
+    ]);
+  const first = summarizeStats(at(1000, 2), memory);
+  assert.deepEqual(first.map((r) => r.audioLevel), [0, 0], 'one sample: the level of the moment');
+  const rows = summarizeStats(at(1500, 3), memory);
+  for (const r of rows) assert.ok(Math.abs((r.audioLevel ?? 0) - 0.2) < 1e-9, `${r.direction}: sqrt(0.02 / 0.5) = 0.2, got ${r.audioLevel}`);
+  const silent = summarizeStats(at(2000, 3), memory);
+  assert.deepEqual(silent.map((r) => r.audioLevel), [0, 0], 'no sound since the last poll');
+});
+
 test('stats: bitrate and loss from deltas, RTT, codec and resolution', () => {
   const memory = new Map();
   const at = (t, bytes, packets, lost) =>
