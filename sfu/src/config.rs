@@ -22,6 +22,10 @@ pub struct MediaConfig {
     pub tcp: bool,
     /// Worker shards. Zero: one per core.
     pub shards: usize,
+    /// Send and receive buffer asked of the kernel for the media socket,
+    /// KiB (capped by `net.core.wmem_max` and `rmem_max`; see
+    /// `sfu::sockbuf`). Zero: the kernel's default.
+    pub socket_buffer_kb: usize,
     /// Codecs offered and accepted, by name, in order of preference:
     /// any of `opus`, `vp8`, `h264`, `vp9`, `av1`. Unknown names are
     /// ignored with a warning.
@@ -125,6 +129,7 @@ impl Default for MediaConfig {
             advertise: Vec::new(),
             tcp: true,
             shards: 0,
+            socket_buffer_kb: 4096,
             codecs: ["opus", "vp8", "h264", "vp9", "av1"]
                 .iter()
                 .map(|s| s.to_string())

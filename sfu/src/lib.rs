@@ -13,6 +13,7 @@ pub mod heap;
 pub mod relay_io;
 pub mod runtime;
 pub mod shard;
+pub mod sockbuf;
 pub mod stats;
 pub mod tcp;
 

@@ -74,6 +74,8 @@ impl SfuPlane {
         socket.set_nonblocking(true)?;
         let local_addr = socket.local_addr()?;
         tracing::info!("media UDP listening on {local_addr}");
+        let wanted = cfg.socket_buffer_kb.saturating_mul(1024);
+        crate::sockbuf::report(crate::sockbuf::enlarge(&socket, wanted), wanted);
         let tcp_listener = if cfg.tcp {
             match std::net::TcpListener::bind(local_addr).and_then(|l| {
                 l.set_nonblocking(true)?;

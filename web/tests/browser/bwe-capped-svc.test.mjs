@@ -12,19 +12,22 @@
 // keeps the full size. Once the cap is lifted the capped viewer is back at
 // the full size. Then a cap below even the lowest layer: the server stops
 // sending the video and the viewer's SDK reports it (`stream-state`); once
-// that cap is lifted the video comes back (the time it takes is printed).
+// that cap is lifted the video comes back (the time it takes is printed),
+// while the uncapped viewer keeps the top layer throughout.
 // Waits are for conditions with generous bounds; the times and figures are
 // printed (docs/benchmarks.md).
 //
 // SVC_CAP_KBIT changes the cap (500 by default); SVC_TRACE=1 prints the
 // server's figures for the capped viewer every second; SVC_LOG sets the
-// server's log filter (printed when the test fails).
+// server's log filter (printed when the test fails) and SVC_SERVER_LOG
+// names a file the server's log is written to when it passes.
 //
 // Needs a private network namespace it may add links to (test.sh runs the
 // browser tests under `unshare -n`): skipped on the host network.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { session, sleep, RUN_SFU } from './harness.mjs';
 import { sdkParticipant, sdkJoin, inboundVideo, outboundVideo, until } from './sdk-page.mjs';
 import { cappedBrowser, privateNamespace, setCap } from './netns.mjs';
@@ -198,10 +201,24 @@ test('a viewer capped below an SVC stream gets a lower spatial layer that fits, 
 
   // Below the lowest layer: the server stops sending the video and the
   // viewer's SDK says so (the `stream-state` event).
+  // The uncapped viewer is not touched by it: every viewer's packets
+  // leave through the server's one socket, and one viewer's packets
+  // waiting in a queue below the server must not make the kernel refuse
+  // the others' (see sfu/src/sockbuf.rs).
   setCap(PAUSE_CAP_KBIT);
   const pausedAt = Date.now();
+  const openLayers = [];
   const paused = await until(async () => {
-    const v = videoOf(await api(), vic.id);
+    const st = await api();
+    const v = videoOf(st, vic.id);
+    const o = videoOf(st, open.id);
+    openLayers.push(o?.paused ? `paused:${o.paused}` : o?.layer);
+    if (TRACE) {
+      const x = sub(st, vic.id);
+      const m = await (await fetch(`${s.server.url}/metrics`)).text();
+      const failed = /sfu_packets_dropped_total\{reason="send_failed"\} (\d+)/.exec(m)?.[1] ?? '0';
+      console.log(`trace pausing: ${JSON.stringify({ est: x.estimateBps, alloc: x.allocatedBps, sent: x.sentBps, cong: x.congested, probes: [x.probesStarted, x.probesSucceeded, x.probesFailed, x.probesUnsendable], bwe: x.bwe, layer: v?.layer, paused: v?.paused, open: o?.layer ?? o?.paused, sendFailed: Number(failed) })}`);
+    }
     const said = await vic.page.evaluate(() => window.t.streamStates.filter((e) => e.paused));
     return v?.paused === 'bandwidth' && said.length > 0 ? said[said.length - 1] : null;
   }, `under ${PAUSE_CAP_KBIT} kbit/s the video is paused for bandwidth and the SDK says so`, 120000);
@@ -212,6 +229,8 @@ test('a viewer capped below an SVC stream gets a lower spatial layer that fits, 
   if (trackId) assert.equal(paused.value.trackId, trackId, "the event names the publisher's video track");
   assert.equal(await vic.page.evaluate((id) => window.t.client.serverPaused(id.p, id.t), { p: pub.id, t: paused.value.trackId }), 'bandwidth');
   console.log(`capped at ${PAUSE_CAP_KBIT} kbit/s: paused for bandwidth after ${((Date.now() - pausedAt) / 1000).toFixed(1)} s`);
+  const openOff = openLayers.filter((k) => spatial(k) < 2);
+  assert.ok(openOff.length <= Math.ceil(openLayers.length / 10), `the uncapped viewer keeps the top layer while the other is paused: ${JSON.stringify(openLayers)}`);
   // Lifted. Nothing but a trickle of retransmissions flows to the viewer
   // while its one video is paused (no audio here to carry the estimate),
   // so only probes can show that the path recovered: the server must send
@@ -233,5 +252,6 @@ test('a viewer capped below an SVC stream gets a lower spatial layer that fits, 
   }, 'once the cap is lifted the paused video is sent and decoded again, and the SDK says so', 120000);
   assert.equal(resumed.value.said.participantId, pub.id, 'the resume event names the publisher');
   console.log(`lifted: sent and decoded again after ${((Date.now() - resumedAt) / 1000).toFixed(1)} s`);
+  if (process.env.SVC_SERVER_LOG) fs.writeFileSync(process.env.SVC_SERVER_LOG, s.server.logs());
   s.passed();
 });
