@@ -83,9 +83,15 @@ mod tests {
         // Smaller than any default, then larger than the usual default
         // and within the usual cap (208 KiB): both take effect.
         let small = enlarge(&sock, 8 * 1024);
-        assert!(small.send < default.send && small.recv < default.recv, "{small:?} after {default:?}");
+        assert!(
+            small.send < default.send && small.recv < default.recv,
+            "{small:?} after {default:?}"
+        );
         let asked = 200 * 1024;
         let large = enlarge(&sock, asked);
-        assert!(large.send >= asked && large.recv >= asked, "{large:?} for {asked} asked");
+        assert!(
+            large.send >= asked && large.recv >= asked,
+            "{large:?} for {asked} asked"
+        );
     }
 }

@@ -448,6 +448,12 @@ pub struct EstimateParts {
     pub loss_permille: u32,
     /// Delay standing on the path, above its recent floor.
     pub queueing_ms: u64,
+    /// The delay detector's trend of the last update (delay growth, scaled
+    /// as it is compared with the threshold), rounded.
+    pub trend: i64,
+    /// The threshold the trend is compared with (adapts to the path's
+    /// jitter).
+    pub threshold_ms: u64,
 }
 
 /// One track a subscriber receives.

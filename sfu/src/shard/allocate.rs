@@ -129,6 +129,7 @@ pub fn allocate_peer(
         standing: bwe.leg.standing_congestion(),
         sustained: Some(bwe.leg.sustained(now)),
         carried: bwe.leg.delivered(),
+        backlog: bwe.leg.backlogged(now),
     };
     let alloc = bwe.alloc.allocate(&inputs, estimate, signal, now);
     bwe.allocated = alloc.total;
@@ -469,6 +470,8 @@ pub fn subscriber_stats(
             usage: state.usage.as_str().to_owned(),
             loss_permille: (state.loss * 1000.0).round().clamp(0.0, 1000.0) as u32,
             queueing_ms: state.queueing.as_millis() as u64,
+            trend: state.trend.round() as i64,
+            threshold_ms: state.threshold_ms.round() as u64,
         }),
         pacer: active.then(|| {
             let (packets, bytes, wait, st) = bwe.pacer_figures(now);

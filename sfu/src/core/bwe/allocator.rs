@@ -308,7 +308,8 @@ impl Allocator {
         // (then the layers above are what does not fit), or carries them
         // with no queue standing and no loss while nothing above them is
         // sent: an overuse verdict alone is no reason to freeze a video
-        // when the lowest layers are all that is left to send.
+        // when the lowest layers are all that is left to send. (Unless a
+        // long queue stands: then even they do not fit.)
         let lowest: Vec<Target> = tracks
             .iter()
             .zip(&next)
@@ -318,8 +319,9 @@ impl Allocator {
             })
             .collect();
         let at_lowest = lowest == next;
-        let lowest_carried = signal.carried.is_some_and(|c| total(tracks, &lowest) <= c)
-            || (at_lowest && !signal.standing);
+        let lowest_carried = !signal.backlog
+            && (signal.carried.is_some_and(|c| total(tracks, &lowest) <= c)
+                || (at_lowest && !signal.standing));
         let may_pause = now.saturating_duration_since(short_since) >= cfg.pause_hold
             && self
                 .last_up

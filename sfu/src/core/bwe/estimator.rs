@@ -38,6 +38,14 @@ const PROBE_QUEUE_MAX: Duration = Duration::from_millis(100);
 const BEST_ACKED_AGE: Duration = Duration::from_secs(30);
 /// More than this standing on the path makes loss congestion loss.
 const CONGESTED_QUEUE: Duration = Duration::from_millis(60);
+/// A standing queue this long is a backlog: what is sent does not fit.
+const BACKLOG: Duration = Duration::from_millis(500);
+/// A queue above this that grew since the last feedback, which already
+/// showed more than half of it, is overuse whatever the trend says (see
+/// `queue_overuse`).
+const QUEUE_OVERUSE: Duration = Duration::from_millis(200);
+/// How long a queue reading stays current without feedback.
+const QUEUE_READING_AGE: Duration = Duration::from_secs(1);
 
 /// Parameters of the estimator (`[bwe]` in the config).
 #[derive(Clone, Debug, PartialEq)]
@@ -119,6 +127,10 @@ pub struct Estimator {
     acked: RateWindow,
     recent: RateWindow,
     queue: QueueDelay,
+    /// The queue at the feedback before the last, µs.
+    prev_queue_us: i64,
+    /// The last verdict on delay, the trend's or the queue's.
+    usage: Usage,
     last_arrival_us: Option<i64>,
     rtt: Option<Duration>,
     last_overuse: Option<Instant>,
@@ -148,6 +160,8 @@ impl Estimator {
                 RateWindow::new(w, w / 2)
             },
             queue: QueueDelay::new(10_000_000),
+            prev_queue_us: 0,
+            usage: Usage::Normal,
             epoch: None,
             last_arrival_us: None,
             rtt: None,
@@ -207,6 +221,7 @@ impl Estimator {
         }
         if let Some(owd) = min_owd {
             let t = self.local_us(now);
+            self.prev_queue_us = self.queue.queueing_us();
             self.queue.push(t, owd);
         }
         if let Some(sample) = min_rtt {
@@ -224,6 +239,9 @@ impl Estimator {
             }
         }
         let mut usage = self.trend.usage();
+        if self.queue_overuse() {
+            usage = Usage::Overuse;
+        }
         if usage == Usage::Overuse {
             if self.probe_guarded(now) {
                 // The queue a probe (or a keyframe burst) built, not the
@@ -273,6 +291,7 @@ impl Estimator {
                 self.control.limit_to(bound);
             }
         }
+        self.usage = usage;
         let delay_congested = usage == Usage::Overuse;
         let queued = self.queue.queueing_us() > CONGESTED_QUEUE.as_micros() as i64;
         let estimate = self.control.estimate();
@@ -287,6 +306,20 @@ impl Estimator {
             rtt,
             now,
         );
+    }
+
+    /// A queue past `QUEUE_OVERUSE` that grew since the last feedback,
+    /// which showed more than half of it. The trend catches a queue as it
+    /// starts to grow, from the spacing of packet groups; when few packets
+    /// arrive (a link far slower than what is sent: 8 groups a second at
+    /// 80 kbit/s) its threshold, which adapts per update, climbs with it,
+    /// and a queue of seconds could build before it said overuse. Two
+    /// readings in a row keep a receiver's one-off stall (one late
+    /// reading, then back down) from counting.
+    fn queue_overuse(&self) -> bool {
+        let q = self.queue.queueing_us();
+        let limit = QUEUE_OVERUSE.as_micros() as i64;
+        q > limit && self.prev_queue_us > limit / 2 && q > self.prev_queue_us
     }
 
     /// A probe cluster started: until it ends, delay growth is its own.
@@ -439,6 +472,17 @@ impl Estimator {
             || self.loss.bound().is_some()
     }
 
+    /// More than `BACKLOG` stands on the path: far more than a burst or
+    /// a probe leaves, and more delay than a conversation bears.
+    /// The reading counts while current: with nothing sent, no feedback
+    /// refreshes it, and a paused leg must still be probed.
+    pub fn backlogged(&self, now: Instant) -> bool {
+        self.queue.queueing_us() > BACKLOG.as_micros() as i64
+            && self
+                .last_feedback
+                .is_some_and(|f| now.saturating_duration_since(f) < QUEUE_READING_AGE)
+    }
+
     /// No loss interval closed for `LOSS_MEMORY`: what the loss part
     /// learnt is stale. The leg went quiet, or sends only a trickle (the
     /// retransmissions a subscriber still asks for while its one video is
@@ -477,7 +521,7 @@ impl Estimator {
             cap: self.cap(now),
             sent: self.sent.rate(t),
             acked: self.acked_rate(),
-            usage: self.trend.usage(),
+            usage: self.usage,
             loss: self.loss.loss(),
             loss_excess: self.loss.excess(),
             loss_baseline: self.loss.baseline(),

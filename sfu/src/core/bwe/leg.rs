@@ -236,6 +236,11 @@ impl LegBwe {
         self.estimator.standing_congestion()
     }
 
+    /// A long queue stands on the path (`Estimator::backlogged`).
+    pub fn backlogged(&self, now: Instant) -> bool {
+        self.estimator.backlogged(now)
+    }
+
     /// The highest rate the path delivered over about the last 30 s.
     pub fn recent_best(&self) -> Option<Bitrate> {
         self.estimator.recent_best()
@@ -260,7 +265,8 @@ impl LegBwe {
     /// otherwise for the target; it runs at that times `probe_margin`, at
     /// most `probe_max_multiple` times the estimate, so each success
     /// doubles what is proven and a subscriber with room climbs in a few
-    /// probes rather than a layer at a time. Refused on a congested leg,
+    /// probes rather than a layer at a time. Refused on a congested leg
+    /// (or one with a backlog standing),
     /// when the estimate allows `target` and the path delivered it lately,
     /// while another probe runs or the wait after one is not over, and
     /// while the leg sends close to its estimate (unless at start-up, or
@@ -285,7 +291,9 @@ impl LegBwe {
         {
             return Err(ProbeRefused::NotNeeded);
         }
-        if self.estimator.is_congested(now) {
+        // Nor behind a backlog: a probe would wait in it, measure nothing
+        // and lengthen it.
+        if self.estimator.is_congested(now) || self.estimator.backlogged(now) {
             return Err(ProbeRefused::Congested);
         }
         if !self.prober.can_start(now) {

@@ -911,6 +911,7 @@ fn a_paused_video_is_resumed_by_sharing_the_rate_rather_than_waiting() {
         standing: true,
         sustained: None,
         carried: None,
+        backlog: false,
     };
     let out = c.allocate(&tracks, kbps(800), congested, t);
     assert_eq!(out.tracks[2].target, Target::Paused(PauseReason::Bandwidth));
@@ -924,35 +925,35 @@ fn no_video_is_paused_while_the_path_delivers_every_lowest_layer() {
     let tracks = [audio(1), camera(2), camera(3), camera(4)];
     // 40 + 3 x 150 kbit/s: every camera at its lowest layer.
     let lowest_total = kbps(490);
-    let dip = |carried, standing| Signal {
+    let dip = |carried, standing, backlog| Signal {
         congested: true,
         standing,
         carried,
+        backlog,
         ..Default::default()
     };
-    for (carried, standing, paused) in [
+    for (carried, standing, backlog, paused) in [
         // Delivered: no pause, a queue standing or not.
-        (Some(lowest_total), true, false),
+        (Some(lowest_total), true, false, false),
         // Not delivered, with a queue standing: paused.
-        (Some(kbps(400)), true, true),
-        (None, true, true),
+        (Some(kbps(400)), true, false, true),
+        (None, true, false, true),
         // Only the lowest layers are sent and no queue stands, no loss:
         // an overuse verdict alone pauses nothing.
-        (None, false, false),
+        (None, false, false, false),
+        // Delivered, but behind a long queue that does not drain: what is
+        // sent does not fit, and the least important camera is paused.
+        (Some(lowest_total), true, true, true),
     ] {
         let mut a = Allocator::new(cfg.clone());
         a.allocate(&tracks, kbps(600), Signal::default(), t0);
-        a.allocate(&tracks, kbps(350), dip(carried, standing), t0 + S);
-        let out = a.allocate(
-            &tracks,
-            kbps(350),
-            dip(carried, standing),
-            t0 + S + cfg.pause_hold,
-        );
+        let signal = dip(carried, standing, backlog);
+        a.allocate(&tracks, kbps(350), signal, t0 + S);
+        let out = a.allocate(&tracks, kbps(350), signal, t0 + S + cfg.pause_hold);
         assert_eq!(
             out.tracks[3].target == Target::Paused(PauseReason::Bandwidth),
             paused,
-            "delivered {carried:?}, standing {standing}"
+            "delivered {carried:?}, standing {standing}, backlog {backlog}"
         );
     }
 }

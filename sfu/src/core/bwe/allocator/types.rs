@@ -155,6 +155,12 @@ pub struct Signal {
     /// that carries every flowing video at its lowest layer, none is
     /// paused: the shortfall is in the layers above, which go first.
     pub carried: Option<Bitrate>,
+    /// A long queue stands on the path (`LegBwe::backlogged`): what is
+    /// sent does not fit, whatever the path delivers, or the queue would
+    /// drain. Then `carried` keeps no video flowing: a video whose lowest
+    /// layer is all that is sent may be paused, so the queue drains and
+    /// the audio behind it is not late by seconds.
+    pub backlog: bool,
 }
 
 /// Parameters of the allocator (`[bwe.allocation]` in the config).

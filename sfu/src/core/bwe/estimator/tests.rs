@@ -358,3 +358,47 @@ fn overuse_a_probe_caused_is_no_congestion() {
     assert!(run(false), "media over capacity is congestion");
     assert!(!run(true), "a probe over capacity is not");
 }
+
+#[test]
+fn a_link_twenty_times_slower_is_overuse_before_a_long_queue_builds() {
+    // 1.7 Mbit/s sent, and the path drops to 80 kbit/s: about ten packets
+    // arrive a second, too few for the trend to outrun its threshold.
+    let mut e = Estimator::new(EstimatorConfig {
+        initial: Bitrate::kbps(2000),
+        ..Default::default()
+    });
+    let mut p = Path::new();
+    p.run(&mut e, 0, 5000, Bitrate::kbps(1700), Bitrate::kbps(10_000));
+    let mut cut_at = None;
+    for k in 0..20 {
+        let from = 5000 + k * 100;
+        p.run(&mut e, from, 100, Bitrate::kbps(1700), Bitrate::kbps(80));
+        let now = p.t0 + Duration::from_millis(from + 100);
+        if e.estimate(now) < Bitrate::kbps(100) {
+            cut_at = Some((k + 1) * 100);
+            assert!(e.is_congested(now));
+            break;
+        }
+    }
+    // The queue grows by about 95 ms every 100 ms: the cut comes while it
+    // is under half a second (the trend alone took 700 ms).
+    let cut_at = cut_at.expect("the estimate falls to the slow link");
+    assert!(cut_at <= 500, "cut {cut_at} ms after the drop");
+}
+
+#[test]
+fn a_backlog_counts_while_feedback_keeps_showing_it() {
+    let mut e = Estimator::new(EstimatorConfig {
+        initial: Bitrate::kbps(2000),
+        ..Default::default()
+    });
+    let mut p = Path::new();
+    p.run(&mut e, 0, 2000, Bitrate::kbps(1700), Bitrate::kbps(10_000));
+    assert!(!e.backlogged(p.t0 + 2000 * MS));
+    p.run(&mut e, 2000, 1000, Bitrate::kbps(1700), Bitrate::kbps(80));
+    let end = p.t0 + 3000 * MS;
+    assert!(e.backlogged(end), "{:?} standing", e.state(end).queueing);
+    // Nothing sent, so no feedback: the reading goes out of date, and
+    // a paused leg may be probed again.
+    assert!(!e.backlogged(end + 2 * QUEUE_READING_AGE));
+}

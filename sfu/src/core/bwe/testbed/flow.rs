@@ -402,6 +402,7 @@ impl Flow {
                     standing: self.leg.standing_congestion(),
                     sustained: Some(self.leg.sustained(now)),
                     carried: self.leg.delivered(),
+                    backlog: self.leg.backlogged(now),
                 };
                 let a = self.allocator.allocate(&inputs, estimate, signal, now);
                 self.events.extend(a.events.iter().map(|e| (now, *e)));
