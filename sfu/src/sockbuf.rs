@@ -16,7 +16,8 @@
 //! The receive buffer holds what arrives while the receiving shard is
 //! busy; a larger one rides out a longer stall without loss.
 //!
-//! The kernel caps both at `net.core.wmem_max` and `net.core.rmem_max`;
+//! The kernel caps both at `net.core.wmem_max` and `net.core.rmem_max`,
+//! unless the process may administer the network (then it forces them);
 //! the server logs what it got and warns when that is less than asked
 //! (docs/deployment.md says how to raise the limits).
 
@@ -43,9 +44,41 @@ pub fn enlarge(socket: &UdpSocket, bytes: usize) -> Buffers {
             tracing::debug!("cannot set the media socket's receive buffer: {e}");
         }
     }
-    Buffers {
+    let mut got = Buffers {
         send: s.send_buffer_size().unwrap_or(0),
         recv: s.recv_buffer_size().unwrap_or(0),
+    };
+    // Over the kernel's cap: a process allowed to administer the network
+    // (root, or CAP_NET_ADMIN) may go past it.
+    #[cfg(target_os = "linux")]
+    if bytes > 0 && (got.send < bytes || got.recv < bytes) {
+        force(socket, bytes);
+        got = Buffers {
+            send: s.send_buffer_size().unwrap_or(0),
+            recv: s.recv_buffer_size().unwrap_or(0),
+        };
+    }
+    got
+}
+
+/// `SO_SNDBUFFORCE` and `SO_RCVBUFFORCE`: as the plain options, without
+/// the cap, for a process with CAP_NET_ADMIN. Refused otherwise, which
+/// leaves the sizes as they were.
+#[cfg(target_os = "linux")]
+fn force(socket: &UdpSocket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for opt in [libc::SO_SNDBUFFORCE, libc::SO_RCVBUFFORCE] {
+        // SAFETY: a valid socket and a c_int the call only reads.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &value as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
     }
 }
 
@@ -93,5 +126,36 @@ mod tests {
             large.send >= asked && large.recv >= asked,
             "{large:?} for {asked} asked"
         );
+    }
+
+    /// With CAP_NET_ADMIN (the tests run as root) the size goes past
+    /// `net.core.wmem_max`; without it, the cap holds.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_process_that_administers_the_network_goes_past_the_cap() {
+        let read = |f: &str| -> usize {
+            std::fs::read_to_string(format!("/proc/sys/net/core/{f}"))
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(212_992)
+        };
+        let cap = read("wmem_max").max(read("rmem_max"));
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Linux reports double what it keeps, so the plain option ends at
+        // twice the cap: ask for more than that.
+        let asked = 4 * cap;
+        let got = enlarge(&sock, asked);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            assert!(
+                got.send >= asked && got.recv >= asked,
+                "{got:?} for {asked} asked as root"
+            );
+        } else {
+            assert!(
+                got.send <= 2 * cap,
+                "{got:?} past the cap {cap} without the right to"
+            );
+        }
     }
 }
