@@ -18,7 +18,7 @@
 //
 // Diagnostics: BWE_TRACE=1 prints the server's figures for the capped
 // viewer every second of the window (BWE_WINDOW_S long, 20 s by default);
-// BWE_STRICT=1 holds the issue's thresholds (see the test below);
+// BWE_LENIENT=1 loosens the issue's thresholds (see the test below);
 // BWE_LOG sets the server's log filter (`info,sfu::shard::bwe=debug` logs
 // every probe's outcome) and BWE_SERVER_LOG names a file for the server's
 // log; BWE_CAP_KBIT changes the cap; BWE_PACING=false runs the server
@@ -58,14 +58,14 @@ const LOW_WINDOW_S = 10;
 /** Each encoding's scalabilityMode: the SDK's for VP8 (temporal layers). */
 const MODE = process.env.BWE_MODE ?? 'L1T3';
 /**
- * The issue's thresholds (BWE_STRICT=1), or the gate this 2-core machine
- * holds to (see the test's comment): the longest freeze allowed at any
- * member, and how many samples an uncapped member may be off the top layer
- * while its publisher sends it.
+ * The issue's thresholds, or with BWE_LENIENT=1 a looser gate for a
+ * machine busier than this one (see the test's comment): the longest
+ * freeze allowed at any member, and how many samples an uncapped member may
+ * be off the top layer while its publisher sends it.
  */
-const STRICT = process.env.BWE_STRICT === '1';
-const MAX_FREEZE_S = STRICT ? 1 : 2;
-const MAX_OFF_TOP = STRICT ? 0 : Math.floor(WINDOW_S / 10);
+const LENIENT = process.env.BWE_LENIENT === '1';
+const MAX_FREEZE_S = LENIENT ? 2 : 1;
+const MAX_OFF_TOP = LENIENT ? Math.floor(WINDOW_S / 10) : 0;
 
 /** Only loopback (and nothing we did not make) in this namespace. */
 function inPrivateNamespace() {
@@ -397,21 +397,22 @@ async function attempt(t) {
 // this test is here to catch. So is an uncapped member moved off the top
 // layer for a moment: on this 2-core machine four Chromiums encode and
 // decode 720p video beside the server, and when the machine stalls, every
-// member's feedback shows the delay at once (the server logs every
-// allocation move at debug level: `BWE_LOG=info,sfu::shard::allocate=debug`
-// shows all members congested within a second of each other). In one
-// session such a case came in about one room in two. The room is then run
-// again, up to four times in all, said so in the output; any other
-// failure, or a fourth failed room, fails the test.
+// member's feedback shows the delay at once. The room is then run again,
+// up to four times in all, said so in the output; any other failure, or a
+// fourth failed room, fails the test.
 //
-// The machine's stalls also reach what the members decode, and the server's
-// delay-based estimate takes a stalled receiver for a queue. So the test
-// holds the issue's thresholds only with BWE_STRICT=1: no freeze over 1 s
-// at any member, and no sample with an uncapped member off the top layer
-// while its publisher sends it. By default (what `./test.sh` runs) it
-// allows freezes of up to 2 s and 2 such samples of 20: a cap that reached
-// the other members, a viewer sent more than its cap, or a viewer left on
-// low layers after the lift still fails it.
+// The test holds the issue's thresholds: no freeze over 1 s at any member,
+// and no sample with an uncapped member off the top layer while its
+// publisher sends it. Sessions before used a looser gate by default (2 s,
+// 2 samples of 20; BWE_LENIENT=1 still does): all members were congested
+// within a second of each other in about one room in two, and freezes of
+// 1.6 to 2 s reached the uncapped members. Much of that was the server's
+// own doing: the capped viewer's queue filled the media socket's send
+// buffer, and the kernel then refused packets to every member
+// (sfu/src/sockbuf.rs). Since, seven rooms in a row held the issue's
+// thresholds. The send rate may be over the cap in one second of ten: a
+// probe the cap does not carry still moves the viewer up now and then (one
+// second at 817 kbit/s in a room the same day).
 const ROOMS = 4;
 test('a viewer capped at 800 kbit/s gets lower simulcast layers that fit and the top ones once the cap is lifted; uncapped members keep the top layer', { timeout: 900000 }, async (t) => {
   if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
