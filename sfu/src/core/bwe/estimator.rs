@@ -44,6 +44,10 @@ const BACKLOG: Duration = Duration::from_millis(500);
 /// showed more than half of it, is overuse whatever the trend says (see
 /// `queue_overuse`).
 const QUEUE_OVERUSE: Duration = Duration::from_millis(200);
+/// ...by at least this much: a path that became longer (a new route)
+/// shows a queue above the old floor until the floor follows, which only
+/// jitter moves up and down.
+const QUEUE_GROWTH: Duration = Duration::from_millis(30);
 /// How long a queue reading stays current without feedback.
 const QUEUE_READING_AGE: Duration = Duration::from_secs(1);
 
@@ -308,8 +312,8 @@ impl Estimator {
         );
     }
 
-    /// A queue past `QUEUE_OVERUSE` that grew since the last feedback,
-    /// which showed more than half of it. The trend catches a queue as it
+    /// A queue past `QUEUE_OVERUSE` that grew by `QUEUE_GROWTH` since the
+    /// last feedback, which showed more than half of it. The trend catches a queue as it
     /// starts to grow, from the spacing of packet groups; when few packets
     /// arrive (a link far slower than what is sent: 8 groups a second at
     /// 80 kbit/s) its threshold, which adapts per update, climbs with it,
@@ -319,7 +323,9 @@ impl Estimator {
     fn queue_overuse(&self) -> bool {
         let q = self.queue.queueing_us();
         let limit = QUEUE_OVERUSE.as_micros() as i64;
-        q > limit && self.prev_queue_us > limit / 2 && q > self.prev_queue_us
+        q > limit
+            && self.prev_queue_us > limit / 2
+            && q >= self.prev_queue_us + QUEUE_GROWTH.as_micros() as i64
     }
 
     /// A probe cluster started: until it ends, delay growth is its own.

@@ -14,6 +14,10 @@ struct Path {
     /// `.1[k % len]` µs in the k-th period: packets that arrive meanwhile
     /// are stamped when it runs again.
     stalls: Option<(i64, Vec<i64>)>,
+    /// Delay added to every packet past the queue (a longer route), and
+    /// up to this much jitter on top of it, µs.
+    extra_us: i64,
+    jitter_us: i64,
 }
 
 impl Path {
@@ -24,7 +28,17 @@ impl Path {
             queue_free_us: 0,
             pending: Vec::new(),
             stalls: None,
+            extra_us: 0,
+            jitter_us: 0,
         }
+    }
+
+    /// Spread evenly over `jitter_us`, the same for every run.
+    fn jitter(&self) -> i64 {
+        if self.jitter_us == 0 {
+            return 0;
+        }
+        (self.seq as i64 * 7919) % (self.jitter_us + 1)
     }
 
     fn stamp(&self, arrival_us: i64) -> i64 {
@@ -63,7 +77,9 @@ impl Path {
             e.on_packet_sent(size as usize, t);
             self.pending.push(PacketResult {
                 sent,
-                arrival_us: Some(self.stamp(self.queue_free_us + 20_000)),
+                arrival_us: Some(
+                    self.stamp(self.queue_free_us + 20_000 + self.extra_us + self.jitter()),
+                ),
             });
             t += gap;
             if t >= next_fb {
@@ -401,4 +417,47 @@ fn a_backlog_counts_while_feedback_keeps_showing_it() {
     // Nothing sent, so no feedback: the reading goes out of date, and
     // a paused leg may be probed again.
     assert!(!e.backlogged(end + 2 * QUEUE_READING_AGE));
+}
+
+#[test]
+fn a_longer_route_with_jitter_is_no_growing_queue() {
+    // 1 Mbit/s over a wide path, then every packet takes 300 ms longer
+    // with up to 20 ms of jitter: the queue reads about 300 ms until the
+    // floor follows (10 s), but it does not grow.
+    let mut e = Estimator::new(EstimatorConfig {
+        initial: Bitrate::kbps(1000),
+        ..Default::default()
+    });
+    let mut p = Path::new();
+    p.run(&mut e, 0, 5000, Bitrate::kbps(1000), Bitrate::kbps(10_000));
+    p.extra_us = 300_000;
+    p.jitter_us = 20_000;
+    // The step itself may count once (it is delay growth); after it, the
+    // jitter around the new delay must not.
+    p.run(
+        &mut e,
+        5000,
+        1000,
+        Bitrate::kbps(1000),
+        Bitrate::kbps(10_000),
+    );
+    let settled = e.estimate(p.t0 + 6000 * MS);
+    p.run(
+        &mut e,
+        6000,
+        3000,
+        Bitrate::kbps(1000),
+        Bitrate::kbps(10_000),
+    );
+    let now = p.t0 + 9000 * MS;
+    assert!(
+        e.state(now).queueing > Duration::from_millis(250),
+        "the floor has not followed yet"
+    );
+    let est = e.estimate(now);
+    assert!(
+        est >= settled,
+        "{est} after {settled}: cut on jitter around a standing queue"
+    );
+    assert!(!e.is_congested(now));
 }
