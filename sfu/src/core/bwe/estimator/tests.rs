@@ -96,12 +96,17 @@ impl Path {
     }
 }
 
+/// An estimator that starts at `kbps`, with the rest as configured by default.
+fn starting_at(kbps: u64) -> Estimator {
+    Estimator::new(EstimatorConfig {
+        initial: Bitrate::kbps(kbps),
+        ..Default::default()
+    })
+}
+
 #[test]
 fn sending_above_capacity_brings_the_estimate_down_to_it() {
-    let mut e = Estimator::new(EstimatorConfig {
-        initial: Bitrate::kbps(2000),
-        ..Default::default()
-    });
+    let mut e = starting_at(2000);
     let mut p = Path::new();
     p.run(&mut e, 0, 3000, Bitrate::kbps(2000), Bitrate::kbps(1000));
     let now = p.t0 + 3000 * MS;
@@ -188,10 +193,7 @@ fn a_second_of_little_sending_lowers_the_estimate_but_not_what_the_path_sustains
 
 #[test]
 fn what_the_path_sustains_follows_congestion_down() {
-    let mut e = Estimator::new(EstimatorConfig {
-        initial: Bitrate::kbps(2500),
-        ..Default::default()
-    });
+    let mut e = starting_at(2500);
     let mut p = Path::new();
     p.run(&mut e, 0, 5_000, Bitrate::kbps(2000), Bitrate::kbps(10_000));
     p.run(
@@ -379,10 +381,7 @@ fn overuse_a_probe_caused_is_no_congestion() {
 fn a_link_twenty_times_slower_is_overuse_before_a_long_queue_builds() {
     // 1.7 Mbit/s sent, and the path drops to 80 kbit/s: about ten packets
     // arrive a second, too few for the trend to outrun its threshold.
-    let mut e = Estimator::new(EstimatorConfig {
-        initial: Bitrate::kbps(2000),
-        ..Default::default()
-    });
+    let mut e = starting_at(2000);
     let mut p = Path::new();
     p.run(&mut e, 0, 5000, Bitrate::kbps(1700), Bitrate::kbps(10_000));
     let mut cut_at = None;
@@ -404,10 +403,7 @@ fn a_link_twenty_times_slower_is_overuse_before_a_long_queue_builds() {
 
 #[test]
 fn a_backlog_counts_while_feedback_keeps_showing_it() {
-    let mut e = Estimator::new(EstimatorConfig {
-        initial: Bitrate::kbps(2000),
-        ..Default::default()
-    });
+    let mut e = starting_at(2000);
     let mut p = Path::new();
     p.run(&mut e, 0, 2000, Bitrate::kbps(1700), Bitrate::kbps(10_000));
     assert!(!e.backlogged(p.t0 + 2000 * MS));
@@ -424,10 +420,7 @@ fn a_longer_route_with_jitter_is_no_growing_queue() {
     // 1 Mbit/s over a wide path, then every packet takes 300 ms longer
     // with up to 20 ms of jitter: the queue reads about 300 ms until the
     // floor follows (10 s), but it does not grow.
-    let mut e = Estimator::new(EstimatorConfig {
-        initial: Bitrate::kbps(1000),
-        ..Default::default()
-    });
+    let mut e = starting_at(1000);
     let mut p = Path::new();
     p.run(&mut e, 0, 5000, Bitrate::kbps(1000), Bitrate::kbps(10_000));
     p.extra_us = 300_000;
