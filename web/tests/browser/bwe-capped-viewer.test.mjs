@@ -60,12 +60,15 @@ const MODE = process.env.BWE_MODE ?? 'L1T3';
 /**
  * The issue's thresholds, or with BWE_LENIENT=1 a looser gate for a
  * machine busier than this one (see the test's comment): the longest
- * freeze allowed at any member, and how many samples an uncapped member may
- * be off the top layer while its publisher sends it.
+ * freeze allowed at any member, how many samples an uncapped member may
+ * be off the top layer while its publisher sends it, and how many of `n`
+ * one-second windows the send rate to the capped viewer may be over the
+ * cap.
  */
 const LENIENT = process.env.BWE_LENIENT === '1';
 const MAX_FREEZE_S = LENIENT ? 2 : 1;
 const MAX_OFF_TOP = LENIENT ? Math.floor(WINDOW_S / 10) : 0;
+const MAX_OVER_CAP_S = (n) => (LENIENT ? Math.ceil(n / 10) : 0);
 
 /** Only loopback (and nothing we did not make) in this namespace. */
 function inPrivateNamespace() {
@@ -364,7 +367,7 @@ async function attempt(t) {
     // What the server sends it stays under the cap.
     if (process.env.BWE_PACING !== 'false') assert.ok(vicFinal.pacer && vicFinal.pacer.sentPackets > 0, `the capped viewer's media goes through its pacer: ${JSON.stringify(vicFinal.pacer)}`);
     assert.ok(meanSent <= CAP_KBIT * 1000, `mean send rate ${meanSent} over the cap`);
-    assert.ok(overCap <= Math.ceil(sent.length / 10), `send rate over the cap in ${overCap} of ${sent.length} seconds: ${sent}`);
+    assert.ok(overCap <= MAX_OVER_CAP_S(sent.length), `send rate over the cap in ${overCap} of ${sent.length} seconds: ${sent}`);
     // The uncapped members are unaffected: top layer while it is sent, no long freeze.
     assert.ok(uncappedOffTop <= MAX_OFF_TOP, `uncapped members keep the top layer while it is sent (off it in ${uncappedOffTop} samples, at most ${MAX_OFF_TOP}): ${JSON.stringify(finalStats.media.subscribers.map((x) => [x.participant, x.tracks.map((tr) => [tr.layer, tr.target, tr.publisherLayers.join('')])]))}`);
     assert.ok(uncappedWorstFreeze <= MAX_FREEZE_S, `no freeze over ${MAX_FREEZE_S} s at the uncapped members: ${uncappedWorstFreeze} s`);
@@ -402,17 +405,16 @@ async function attempt(t) {
 // fourth failed room, fails the test.
 //
 // The test holds the issue's thresholds: no freeze over 1 s at any member,
-// and no sample with an uncapped member off the top layer while its
-// publisher sends it. Sessions before used a looser gate by default (2 s,
-// 2 samples of 20; BWE_LENIENT=1 still does): all members were congested
-// within a second of each other in about one room in two, and freezes of
-// 1.6 to 2 s reached the uncapped members. Much of that was the server's
-// own doing: the capped viewer's queue filled the media socket's send
-// buffer, and the kernel then refused packets to every member
-// (sfu/src/sockbuf.rs). Since, seven rooms in a row held the issue's
-// thresholds. The send rate may be over the cap in one second of ten: a
-// probe the cap does not carry still moves the viewer up now and then (one
-// second at 817 kbit/s in a room the same day).
+// no sample with an uncapped member off the top layer while its publisher
+// sends it, and no second over the cap. Sessions before used a looser gate
+// by default (2 s, 2 samples of 20, a tenth of the seconds over the cap;
+// BWE_LENIENT=1 still does): all members were congested within a second of
+// each other in about one room in two, freezes of 1.6 to 2 s reached the
+// uncapped members, and about one room in ten had a second over the cap.
+// Much of that was the server's own doing: the capped viewer's queue
+// filled the media socket's send buffer, and the kernel then refused
+// packets to every member (sfu/src/sockbuf.rs). Since, 23 rooms in a row
+// held the issue's thresholds (the highest second 780 kbit/s).
 const ROOMS = 4;
 test('a viewer capped at 800 kbit/s gets lower simulcast layers that fit and the top ones once the cap is lifted; uncapped members keep the top layer', { timeout: 900000 }, async (t) => {
   if (!RUN_SFU) return t.skip('SFU-room variants turned off (WEB_TEST_SFU=0)');
