@@ -383,7 +383,8 @@ pub struct SubscriberStats {
     pub estimate_bps: Option<u64>,
     /// What the allocation gave its tracks.
     pub allocated_bps: Option<u64>,
-    /// Sent to it over the last second (media, retransmissions, probes).
+    /// Sent to it over the last complete 1 s window, so up to a second
+    /// old (media, retransmissions, probes).
     pub sent_bps: u64,
     pub packets_sent: u64,
     pub congested: bool,
