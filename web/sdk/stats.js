@@ -70,8 +70,10 @@ export function summarizeStats(report, memory) {
       const dl = lost - prev.lost;
       lossPercent = dp + dl > 0 ? Math.max(0, Math.round((1000 * dl) / (dp + dl)) / 10) : 0;
     }
-    const audio = inbound ? s : all.get(s.mediaSourceId);
-    const audioLevel = s.kind === 'audio' ? intervalAudioLevel(audio, prev) : undefined;
+    // An audio stream's level counters: its own when received, its
+    // source's when sent.
+    const audio = s.kind !== 'audio' ? undefined : inbound ? s : all.get(s.mediaSourceId);
+    const audioLevel = intervalAudioLevel(audio, prev);
     memory.set(s.id, { bytes, packets, lost, timestamp: s.timestamp, energy: audio?.totalAudioEnergy, duration: audio?.totalSamplesDuration });
     const codec = all.get(s.codecId)?.mimeType?.split('/')[1] ?? '';
     const trackId = inbound ? s.trackIdentifier : all.get(s.mediaSourceId)?.trackIdentifier;

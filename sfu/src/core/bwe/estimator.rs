@@ -131,9 +131,11 @@ pub struct Estimator {
     acked: RateWindow,
     recent: RateWindow,
     queue: QueueDelay,
-    /// The queue at the feedback before the last, µs.
-    prev_queue_us: i64,
-    /// The last verdict on delay, the trend's or the queue's.
+    /// When feedback last gave a queue reading (a feedback with a packet
+    /// received in it).
+    queue_read_at: Option<Instant>,
+    /// The last verdict on delay: the trend's or the queue's, as the rate
+    /// control took it (overuse a probe caused counts as underuse).
     usage: Usage,
     last_arrival_us: Option<i64>,
     rtt: Option<Duration>,
@@ -164,7 +166,7 @@ impl Estimator {
                 RateWindow::new(w, w / 2)
             },
             queue: QueueDelay::new(10_000_000),
-            prev_queue_us: 0,
+            queue_read_at: None,
             usage: Usage::Normal,
             epoch: None,
             last_arrival_us: None,
@@ -225,8 +227,8 @@ impl Estimator {
         }
         if let Some(owd) = min_owd {
             let t = self.local_us(now);
-            self.prev_queue_us = self.queue.queueing_us();
             self.queue.push(t, owd);
+            self.queue_read_at = Some(now);
         }
         if let Some(sample) = min_rtt {
             self.rtt = Some(match self.rtt {
@@ -313,19 +315,17 @@ impl Estimator {
     }
 
     /// A queue past `QUEUE_OVERUSE` that grew by `QUEUE_GROWTH` since the
-    /// last feedback, which showed more than half of it. The trend catches a queue as it
-    /// starts to grow, from the spacing of packet groups; when few packets
-    /// arrive (a link far slower than what is sent: 8 groups a second at
-    /// 80 kbit/s) its threshold, which adapts per update, climbs with it,
-    /// and a queue of seconds could build before it said overuse. Two
-    /// readings in a row keep a receiver's one-off stall (one late
-    /// reading, then back down) from counting.
+    /// reading before, which showed more than half of it. The trend
+    /// catches a queue as it starts to grow, from the spacing of packet
+    /// groups; when few packets arrive (a link far slower than what is
+    /// sent: 8 groups a second at 80 kbit/s) its threshold, which adapts
+    /// per update, climbs with it, and a queue of seconds could build
+    /// before it said overuse. Two readings in a row keep a receiver's
+    /// one-off stall (one late reading, then back down) from counting.
     fn queue_overuse(&self) -> bool {
-        let q = self.queue.queueing_us();
+        let (q, before) = (self.queue.queueing_us(), self.queue.previous_us());
         let limit = QUEUE_OVERUSE.as_micros() as i64;
-        q > limit
-            && self.prev_queue_us > limit / 2
-            && q >= self.prev_queue_us + QUEUE_GROWTH.as_micros() as i64
+        q > limit && before > limit / 2 && q >= before + QUEUE_GROWTH.as_micros() as i64
     }
 
     /// A probe cluster started: until it ends, delay growth is its own.
@@ -480,13 +480,14 @@ impl Estimator {
 
     /// More than `BACKLOG` stands on the path: far more than a burst or
     /// a probe leaves, and more delay than a conversation bears.
-    /// The reading counts while current: with nothing sent, no feedback
-    /// refreshes it, and a paused leg must still be probed.
+    /// The reading counts while current: with nothing sent, or nothing of
+    /// it acknowledged, no feedback refreshes it, and a paused leg must
+    /// still be probed.
     pub fn backlogged(&self, now: Instant) -> bool {
         self.queue.queueing_us() > BACKLOG.as_micros() as i64
             && self
-                .last_feedback
-                .is_some_and(|f| now.saturating_duration_since(f) < QUEUE_READING_AGE)
+                .queue_read_at
+                .is_some_and(|t| now.saturating_duration_since(t) < QUEUE_READING_AGE)
     }
 
     /// No loss interval closed for `LOSS_MEMORY`: what the loss part

@@ -76,6 +76,8 @@ pub(crate) struct QueueDelay {
     /// (local time, one-way delay), increasing in delay: a sliding minimum.
     floor: VecDeque<(i64, i64)>,
     last: Option<i64>,
+    /// The queueing delay before the last reading.
+    previous: i64,
 }
 
 impl QueueDelay {
@@ -84,11 +86,13 @@ impl QueueDelay {
             window_us,
             floor: VecDeque::new(),
             last: None,
+            previous: 0,
         }
     }
 
     /// The least delayed packet of one feedback, at local time `at_us`.
     pub(crate) fn push(&mut self, at_us: i64, owd_us: i64) {
+        self.previous = self.queueing_us();
         while self.floor.back().is_some_and(|&(_, v)| v >= owd_us) {
             self.floor.pop_back();
         }
@@ -101,6 +105,11 @@ impl QueueDelay {
             self.floor.pop_front();
         }
         self.last = Some(owd_us);
+    }
+
+    /// The queueing delay before the last reading (0 before the second).
+    pub(crate) fn previous_us(&self) -> i64 {
+        self.previous
     }
 
     /// Queueing delay of the last feedback's least delayed packet.
@@ -126,6 +135,7 @@ mod tests {
         assert_eq!(q.queueing_us(), 0);
         q.push(300_000, 5_140_000);
         assert_eq!(q.queueing_us(), 100_000);
+        assert_eq!(q.previous_us(), 0, "the reading before");
         // The floor ages out: a lasting longer path becomes the new floor.
         q.push(10_400_000, 5_140_000);
         assert_eq!(q.queueing_us(), 0);

@@ -413,6 +413,15 @@ fn a_backlog_counts_while_feedback_keeps_showing_it() {
     // Nothing sent, so no feedback: the reading goes out of date, and
     // a paused leg may be probed again.
     assert!(!e.backlogged(end + 2 * QUEUE_READING_AGE));
+    // Nor while packets go out and no feedback comes back: the feedback
+    // timeout that halves the estimate is no new reading of the queue.
+    let mut t = end;
+    for _ in 0..50 {
+        t += 100 * MS;
+        e.on_packet_sent(1000, t);
+        e.estimate(t);
+    }
+    assert!(!e.backlogged(t), "a queue reading {:?} old", t - end);
 }
 
 #[test]
