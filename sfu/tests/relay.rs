@@ -7,32 +7,49 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::camera::{keyframe_width, sized, vp8, SIZES};
 use common::{payload, wait_for_io, Net};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use signaling::ids::NodeId;
-use signaling::media::{MediaCommand, MediaEvent, MediaPlane, RelayEnd};
+use signaling::ids::{NodeId, ParticipantId};
+use signaling::media::{MediaCommand, MediaEvent, MediaPlane, RelayEnd, TrackSettings};
 
 thread_local! {
     /// The latest relay SDP node "a" sent (it holds the full end).
     static A_SDP: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
-/// Carries relay offers and answers from one node's plane to the other's.
+/// Carries relay offers, answers and stream needs from one node's plane to
+/// the other's.
 fn carry(from: &mut Net, from_node: &str, to: &Net) {
     for ev in from.relay_sdp.drain(..) {
-        if let MediaEvent::RelaySdp {
-            room, kind, sdp, ..
-        } = ev
-        {
-            if from_node == "a" {
-                A_SDP.with(|s| *s.borrow_mut() = sdp.clone());
+        match ev {
+            MediaEvent::RelaySdp {
+                room, kind, sdp, ..
+            } => {
+                if from_node == "a" {
+                    A_SDP.with(|s| *s.borrow_mut() = sdp.clone());
+                }
+                to.plane.handle(MediaCommand::RelaySdp {
+                    room,
+                    node: NodeId::new(from_node),
+                    kind,
+                    sdp,
+                });
             }
-            to.plane.handle(MediaCommand::RelaySdp {
+            MediaEvent::RelayStreams {
+                room,
+                publisher,
+                track,
+                active,
+                ..
+            } => to.plane.handle(MediaCommand::RelayStreams {
                 room,
                 node: NodeId::new(from_node),
-                kind,
-                sdp,
-            });
+                publisher,
+                track,
+                active,
+            }),
+            _ => {}
         }
     }
 }
@@ -80,15 +97,9 @@ fn frame(a: &mut Net, b: &mut Net, alice: usize, seq: &mut u16, audio: bool) {
     pump_both_until(a, b, Duration::from_millis(10), |_, _| false);
 }
 
-#[test]
-fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
-    let mut a = Net::new(1);
-    let mut b = Net::new(2);
-    let alice = a.join("alice", true, true);
-    a.clients[alice].add_track("alice-video", RtpCodecKind::Video);
-    a.clients[alice].add_track("alice-audio", RtpCodecKind::Audio);
-    let bob = b.join("bob", false, true);
-    // "a" < "b": node a holds the relay's full end.
+/// Opens the room's relay on both nodes ("a" < "b": node a holds the
+/// full end).
+fn open_relay(a: &Net, b: &Net) {
     a.plane.handle(MediaCommand::RelayOpen {
         room: a.room.clone(),
         node: NodeId::new("b"),
@@ -99,6 +110,17 @@ fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
         node: NodeId::new("a"),
         end: RelayEnd::Lite,
     });
+}
+
+#[test]
+fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
+    let mut a = Net::new(1);
+    let mut b = Net::new(2);
+    let alice = a.join("alice", true, true);
+    a.clients[alice].add_track("alice-video", RtpCodecKind::Video);
+    a.clients[alice].add_track("alice-audio", RtpCodecKind::Audio);
+    let bob = b.join("bob", false, true);
+    open_relay(&a, &b);
 
     let mut seq = 0u16;
     let flowing = |b: &Net| {
@@ -223,4 +245,129 @@ fn a_publisher_on_one_node_reaches_a_subscriber_on_another_through_a_relay() {
         "the relay goes and bob is offered the room without alice's tracks"
     );
     assert_eq!(a.plane.stats().relays, 0);
+}
+
+/// One frame of alice's simulcast camera: a packet on each stream, a
+/// keyframe on every stream every 20 frames; then both nodes pumped for
+/// 10 ms.
+fn shoot(a: &mut Net, b: &mut Net, alice: usize, frame_no: &mut u32) {
+    let f = *frame_no;
+    let key = f.is_multiple_of(20);
+    for (s, size) in SIZES.iter().enumerate() {
+        let p = vp8(true, f as u16 & 0x7fff, f as u8, key, *size, 300);
+        let seq = (s as u16 * 20_000).wrapping_add(f as u16);
+        a.clients[alice].send_rtp(s, seq, f * 3000, p, true);
+    }
+    *frame_no += 1;
+    pump_both_until(a, b, Duration::from_millis(10), |_, _| false);
+}
+
+/// Tells node `net` what size `who` shows alice's camera at.
+fn show_alice_at(net: &Net, who: usize, w: u32, h: u32) {
+    net.plane.handle(MediaCommand::TrackSettings {
+        room: net.room.clone(),
+        participant: net.clients[who].id.clone(),
+        publisher: ParticipantId::from_string("alice"),
+        track: "alice-cam".into(),
+        settings: TrackSettings { ..sized(w, h) },
+    });
+}
+
+/// Every simulcast stream crosses the relay, so subscribers on the far
+/// node each get the stream that fits their tile, and move between
+/// streams there as a local subscriber would. With one stream crossing,
+/// both would get the same.
+#[test]
+fn each_subscriber_on_the_far_node_gets_the_simulcast_stream_that_fits_it() {
+    let mut a = Net::new(1);
+    let mut b = Net::new(2);
+    let alice = a.join("alice", true, false);
+    a.clients[alice].add_simulcast_track("alice-cam", &["q", "h", "f"]);
+    let bob = b.join("bob", false, true);
+    let carol = b.join("carol", false, true);
+    show_alice_at(&b, bob, 320, 180);
+    show_alice_at(&b, carol, 1280, 720);
+    open_relay(&a, &b);
+
+    let mut frame_no = 0u32;
+    let width = |b: &Net, who: usize| {
+        b.clients[who]
+            .received
+            .get("alice-cam")
+            .and_then(keyframe_width)
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while (width(&b, bob), width(&b, carol)) != (Some(320), Some(1280)) && Instant::now() < end {
+        shoot(&mut a, &mut b, alice, &mut frame_no);
+    }
+    assert_eq!(
+        (width(&b, bob), width(&b, carol)),
+        (Some(320), Some(1280)),
+        "bob's small tile gets the lowest stream, carol's large one the top"
+    );
+
+    // The tiles swap sizes: the far node moves each subscriber.
+    show_alice_at(&b, bob, 1280, 720);
+    show_alice_at(&b, carol, 320, 180);
+    let end = Instant::now() + Duration::from_secs(30);
+    while (width(&b, bob), width(&b, carol)) != (Some(1280), Some(320)) && Instant::now() < end {
+        shoot(&mut a, &mut b, alice, &mut frame_no);
+    }
+    assert_eq!(
+        (width(&b, bob), width(&b, carol)),
+        (Some(1280), Some(320)),
+        "each moved to the stream of its new size"
+    );
+    // One copy of each stream crossed, whatever the far node's
+    // subscribers take: three streams, not one per subscriber.
+    let (sa, sb) = (a.plane.stats(), b.plane.stats());
+    assert!(sb.relay_packets_in >= 3 * 40, "{sb:?}");
+    assert!(
+        sa.relay_packets_out <= 3 * frame_no as u64 + 50,
+        "{} packets out over the relay for {frame_no} frames",
+        sa.relay_packets_out
+    );
+
+    // Both tiles small: after the dynacast grace, node b tells node a it
+    // needs only the lowest stream. The relay then carries only that, and
+    // alice, whom nobody on her own node watches, is told to stop
+    // encoding the other two.
+    show_alice_at(&b, bob, 320, 180);
+    let told = |a: &Net| {
+        a.encodings.iter().rev().find_map(|e| match e {
+            MediaEvent::PublisherEncodings { encodings, .. } => {
+                Some(encodings.iter().map(|e| e.active).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+    };
+    let end = Instant::now() + Duration::from_secs(30);
+    while told(&a) != Some(vec![true, false, false]) && Instant::now() < end {
+        shoot(&mut a, &mut b, alice, &mut frame_no);
+    }
+    assert_eq!(
+        told(&a),
+        Some(vec![true, false, false]),
+        "alice is told to send only her lowest stream"
+    );
+    let (out0, frames0) = (a.plane.stats().relay_packets_out, frame_no);
+    for _ in 0..60 {
+        shoot(&mut a, &mut b, alice, &mut frame_no);
+    }
+    let (out, frames) = (a.plane.stats().relay_packets_out - out0, frame_no - frames0);
+    assert!(
+        out <= frames as u64 + 10,
+        "only the lowest stream crosses now: {out} packets for {frames} frames"
+    );
+    assert_eq!(width(&b, bob), Some(320));
+
+    // Carol's tile grows again: the top stream is needed at once, crosses
+    // again, and she gets it.
+    show_alice_at(&b, carol, 1280, 720);
+    let end = Instant::now() + Duration::from_secs(30);
+    while width(&b, carol) != Some(1280) && Instant::now() < end {
+        shoot(&mut a, &mut b, alice, &mut frame_no);
+    }
+    assert_eq!(width(&b, carol), Some(1280), "the top stream is back");
+    assert_eq!(told(&a).map(|t| t[2]), Some(true), "alice encodes it again");
 }

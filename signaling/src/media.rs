@@ -193,6 +193,17 @@ pub enum MediaCommand {
         kind: SdpKind,
         sdp: String,
     },
+    /// Which streams of one of this node's simulcast tracks the other
+    /// node's subscribers need (by quality rank, lowest first): its end of
+    /// the relay carries only those, and the publisher may stop encoding
+    /// the others when nobody here needs them either.
+    RelayStreams {
+        room: RoomName,
+        node: NodeId,
+        publisher: ParticipantId,
+        track: String,
+        active: Vec<bool>,
+    },
     /// Which of a member's published tracks carry a screen share (from its
     /// `media-state`), here or on another node: allocation serves them
     /// before cameras. An empty list clears them.
@@ -216,6 +227,7 @@ impl MediaCommand {
             MediaCommand::RelayOpen { .. }
             | MediaCommand::RelayClose { .. }
             | MediaCommand::RelaySdp { .. }
+            | MediaCommand::RelayStreams { .. }
             | MediaCommand::ScreenTracks { .. } => None,
         }
     }
@@ -232,6 +244,7 @@ impl MediaCommand {
             | MediaCommand::RelayOpen { room, .. }
             | MediaCommand::RelayClose { room, .. }
             | MediaCommand::RelaySdp { room, .. }
+            | MediaCommand::RelayStreams { room, .. }
             | MediaCommand::ScreenTracks { room, .. } => room,
         }
     }
@@ -282,6 +295,16 @@ pub enum MediaEvent {
         kind: SdpKind,
         sdp: String,
     },
+    /// Which streams of a simulcast track that came over the relay from
+    /// `node` this node's subscribers need (dynacast across nodes), for
+    /// that node's end of the relay.
+    RelayStreams {
+        room: RoomName,
+        node: NodeId,
+        publisher: ParticipantId,
+        track: String,
+        active: Vec<bool>,
+    },
     /// A track the participant receives was paused by the server (its
     /// downlink cannot carry even the lowest layer), or resumed.
     StreamState {
@@ -306,7 +329,7 @@ impl MediaEvent {
             | MediaEvent::ActiveSpeakers { participant, .. }
             | MediaEvent::PublisherEncodings { participant, .. }
             | MediaEvent::StreamState { participant, .. } => Some(participant),
-            MediaEvent::RelaySdp { .. } => None,
+            MediaEvent::RelaySdp { .. } | MediaEvent::RelayStreams { .. } => None,
         }
     }
 }

@@ -47,6 +47,10 @@ pub struct ExtMap {
     /// The destination's id for `mid`, which is per-leg state rather than
     /// something carried from the source.
     mid: Option<(u8, Bytes)>,
+    /// The destination's id for `rtp-stream-id` and the rid it carries:
+    /// set only where one connection carries several streams of a track
+    /// (a relay), whose receiver tells them apart by it.
+    rid: Option<(u8, Bytes)>,
 }
 
 impl ExtMap {
@@ -72,7 +76,22 @@ impl ExtMap {
                 .map(|(i, _)| *i)
         };
         let dd = id_of(src).zip(id_of(dst));
-        ExtMap { map, mid, dd }
+        ExtMap {
+            map,
+            mid,
+            dd,
+            rid: None,
+        }
+    }
+
+    /// Also names the stream: every packet carries `rid` under the
+    /// destination's `rtp-stream-id` id (none negotiated: nothing).
+    pub fn with_rid(mut self, dst: &[(u8, String)], rid: &str) -> Self {
+        self.rid = dst
+            .iter()
+            .find(|(_, u)| u == RID)
+            .map(|(id, _)| (*id, Bytes::copy_from_slice(rid.as_bytes())));
+        self
     }
 
     /// Rebuilds the header's extensions for the destination leg. The list
@@ -95,7 +114,7 @@ impl ExtMap {
                 set(header, profile, id, ext.payload);
             }
         }
-        if let Some((id, payload)) = &self.mid {
+        for (id, payload) in self.mid.iter().chain(self.rid.iter()) {
             set(header, profile, *id, payload.clone());
         }
     }
@@ -221,6 +240,32 @@ mod tests {
         set(&mut h, ONE_BYTE, 30, Bytes::from_static(&[1]));
         assert_eq!(h.extension_profile, TWO_BYTE);
         set(&mut h, ONE_BYTE, 0, Bytes::from_static(&[1]));
+        assert_eq!(h.extensions.len(), 1);
+    }
+
+    #[test]
+    fn a_stream_of_a_relay_carries_its_rid_beside_the_mid() {
+        let src = list(&[(1, AUDIO_LEVEL), (10, RID)]);
+        let dst = list(&[(4, MID), (6, RID)]);
+        let map = ExtMap::new(&src, &dst, Some("2")).with_rid(&dst, "h");
+        let mut p = Packet::default();
+        p.header.version = 2;
+        // The publisher's own rid (it stops sending it once acknowledged)
+        // is not what names the stream on the relay.
+        p.header
+            .set_extension(10, Bytes::from_static(b"f"))
+            .unwrap();
+        map.apply(&mut p.header, false);
+        let raw = p.marshal().unwrap();
+        let back = Packet::unmarshal(&mut &raw[..]).unwrap();
+        assert_eq!(back.header.get_extension(4).as_deref(), Some(&b"2"[..]));
+        assert_eq!(back.header.get_extension(6).as_deref(), Some(&b"h"[..]));
+        assert_eq!(back.header.extensions.len(), 2);
+        // A destination that did not negotiate rids gets none.
+        let plain = list(&[(4, MID)]);
+        let map = ExtMap::new(&src, &plain, Some("2")).with_rid(&plain, "h");
+        let mut h = Header::default();
+        map.apply(&mut h, false);
         assert_eq!(h.extensions.len(), 1);
     }
 

@@ -23,6 +23,10 @@ pub const HIDDEN_GRACE: Duration = Duration::from_secs(1);
 /// An encoding nobody needs is paused at the publisher only after this
 /// long, so a subscriber moving between layers does not make it flap.
 pub const DYNACAST_GRACE: Duration = Duration::from_secs(2);
+/// How often the node a simulcast track came from over a relay is told
+/// again which of its streams this node needs: a node message lost (Redis
+/// away for a moment) costs at most this long a paused stream.
+pub const RELAY_NEEDS_EVERY: Duration = Duration::from_secs(5);
 /// Active-speaker events: at most this often per room.
 pub const SPEAKERS_EVERY: Duration = Duration::from_millis(300);
 /// A smoothed level above this (about -40 dBov) is speaking.
@@ -162,10 +166,8 @@ impl Shard {
                 let (Some(p), Some(leg)) = (tracks.get(&track), peer.legs.get_mut(&track)) else {
                     continue;
                 };
-                if target != leg.fwd.target() {
-                    if let Some(s) = leg.fwd.set_target(target) {
-                        keyframes.push((track, s));
-                    }
+                if let Some(s) = leg.set_target(target) {
+                    keyframes.push((track, s));
                 }
                 if p.is_video() {
                     let n = if p.rids.is_empty() {
@@ -178,11 +180,14 @@ impl Shard {
                     // What the settings ask for stays encoded even while
                     // bandwidth holds this subscriber below it: the layer is
                     // there the moment a probe proves it fits.
-                    let cap = caps.iter().find(|c| c.track == track).and_then(|c| c.cap);
-                    for l in [cap, leg.fwd.target(), leg.fwd.current()]
-                        .into_iter()
-                        .flatten()
-                    {
+                    // (A relay carrying every stream needs the streams its
+                    // far node needs: its forwarders' targets say which.)
+                    let cap = caps
+                        .iter()
+                        .find(|c| c.track == track && leg.upper.is_empty())
+                        .and_then(|c| c.cap);
+                    let forwarded = leg.forwarders().flat_map(|f| [f.target(), f.current()]);
+                    for l in std::iter::once(cap).chain(forwarded).flatten() {
                         let i = if simulcast { l.spatial as usize } else { 0 };
                         if let Some(x) = need.get_mut(i) {
                             *x = true;
@@ -264,25 +269,57 @@ impl Shard {
             if p.svc() && tell_spatial(p, needed_spatial.get(t).copied(), now) {
                 changed = true;
             }
+            let relayed = self
+                .peers
+                .get(&p.publisher)
+                .is_some_and(|x| x.relay.is_some());
+            if relayed && n > 1 {
+                let due = p
+                    .relay_told_at
+                    .is_none_or(|at| now.saturating_duration_since(at) >= RELAY_NEEDS_EVERY);
+                if changed || due {
+                    changed = true;
+                    p.relay_told_at = Some(now);
+                }
+            }
             if changed {
-                let encodings = (0..n)
+                let encodings: Vec<EncodingState> = (0..n)
                     .map(|i| EncodingState {
                         rid: p.rids.get(i).cloned(),
                         active: p.encodings_told[i],
                         spatial_layers: p.spatial_told,
                     })
                     .collect();
-                events.push((p.publisher, p.track_id.clone(), p.mid.clone(), encodings));
+                events.push((
+                    p.publisher,
+                    p.stream_id.clone(),
+                    p.track_id.clone(),
+                    p.mid.clone(),
+                    encodings,
+                ));
             }
         }
-        for (publisher, track, mid, encodings) in events {
-            if let Some(peer) = self.peers.get(&publisher) {
-                self.events.push(MediaEvent::PublisherEncodings {
+        for (publisher, stream_id, track, mid, encodings) in events {
+            let Some(peer) = self.peers.get(&publisher) else {
+                continue;
+            };
+            match &peer.relay {
+                // A track that came over a relay: its node hears what this
+                // one needs, and its end of the relay carries only that.
+                Some(link) if encodings.len() > 1 => self.events.push(MediaEvent::RelayStreams {
+                    room: link.room.clone(),
+                    node: link.node.clone(),
+                    publisher: ParticipantId::from_string(stream_id),
+                    track,
+                    active: encodings.iter().map(|e| e.active).collect(),
+                }),
+                Some(_) => {}
+                None => self.events.push(MediaEvent::PublisherEncodings {
                     participant: peer.participant.clone(),
                     track,
                     mid: Some(mid),
                     encodings,
-                });
+                }),
             }
         }
     }

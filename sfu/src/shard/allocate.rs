@@ -17,12 +17,13 @@ use std::time::{Duration, Instant};
 use signaling::media::{EstimateParts, PacerFigures, SubscriberStats, SubscriberTrackStats};
 
 use super::bwe::BweSettings;
-use super::peer::Peer;
+use super::peer::{Leg, Peer};
 use super::track::Published;
 use crate::core::bwe::allocator::{
     AllocationEvent, Layer as ALayer, LayerRate, PauseReason, Signal, Target, TrackInput, TrackKind,
 };
 use crate::core::bwe::Bitrate;
+use crate::core::forwarder::Forwarder;
 use crate::core::ids::TrackNo;
 use crate::core::layer::Layer;
 use crate::stats::Counts;
@@ -405,6 +406,17 @@ pub fn pause_reason(r: PauseReason) -> String {
     reason_name(r).to_owned()
 }
 
+/// What a leg forwards (or is to), by layer name: on a relay carrying
+/// every simulcast stream, each stream's joined by `+` (`q+h+f`).
+fn names(leg: &Leg, p: &Published, of: fn(&Forwarder) -> Option<Layer>) -> Option<String> {
+    let v: Vec<String> = leg
+        .forwarders()
+        .filter_map(of)
+        .map(|l| layer_name(p, l))
+        .collect();
+    (!v.is_empty()).then(|| v.join("+"))
+}
+
 /// One subscriber's figures.
 pub fn subscriber_stats(
     peer: &mut Peer,
@@ -422,7 +434,7 @@ pub fn subscriber_stats(
             let p = tracks.get(t)?;
             let paused = match bwe.alloc.target(*t) {
                 Some(Target::Paused(r)) if active => Some(reason_name(r).to_owned()),
-                _ if leg.fwd.target().is_none() => Some(
+                _ if leg.forwarders().all(|f| f.target().is_none()) => Some(
                     if leg.settings.paused {
                         "subscriber"
                     } else {
@@ -436,8 +448,8 @@ pub fn subscriber_stats(
                 track: p.track_id.clone(),
                 publisher: p.stream_id.clone(),
                 kind: if p.is_video() { "video" } else { "audio" }.to_owned(),
-                layer: leg.fwd.current().map(|l| layer_name(p, l)),
-                target: leg.fwd.target().map(|l| layer_name(p, l)),
+                layer: names(leg, p, Forwarder::current),
+                target: names(leg, p, Forwarder::target),
                 paused,
                 publisher_layers: publisher_layers(p, now),
             })

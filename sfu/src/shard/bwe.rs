@@ -215,6 +215,12 @@ impl SubscriberBwe {
         }
     }
 
+    /// Never paces: a relay between nodes is not held to an estimate (its
+    /// far node allocates each subscriber's share there).
+    pub fn never_pace(&mut self) {
+        self.pacing = false;
+    }
+
     /// Estimation drives this subscriber: transport-cc is negotiated and
     /// its feedback arrives.
     pub fn active(&self) -> bool {

@@ -184,7 +184,16 @@ impl Shard {
                 counts.drop(Drop::LegNotReady);
                 continue;
             }
-            let out = match leg.fwd.on_packet(&input, now) {
+            // A relay carrying every stream has a forwarder per stream.
+            let fwd = match input.stream {
+                s if s > 0 && !leg.upper.is_empty() => leg.upper.get_mut(s as usize - 1),
+                _ => Some(&mut leg.fwd),
+            };
+            let Some(fwd) = fwd else {
+                counts.layer_drops += 1;
+                continue;
+            };
+            let out = match fwd.on_packet(&input, now) {
                 Decision::Forward(out) => out,
                 Decision::Drop(why) => {
                     match why {
@@ -217,7 +226,7 @@ impl Shard {
             header.sequence_number = out.seq;
             header.timestamp = out.ts;
             header.marker = out.marker;
-            leg.fwd.ext.apply(&mut header, av1);
+            fwd.ext.apply(&mut header, av1);
             let size = header.marshal_size() + out.payload.len();
             let kind = if leg.kind == RtpCodecKind::Audio {
                 PacketKind::Audio
@@ -273,8 +282,7 @@ impl Shard {
                     .peers
                     .get(&from)
                     .and_then(|p| p.legs.get(&t))
-                    .and_then(|l| l.fwd.current().or(l.fwd.target()))
-                    .map_or(0, |l| l.spatial);
+                    .map_or(0, |l| l.stream_for(ssrc));
                 self.request_keyframe(t, stream, now);
             }
             return;
@@ -297,14 +305,18 @@ impl Shard {
         let Some(track) = peer.leg_by_ssrc.get(&nack.media_ssrc).copied() else {
             return;
         };
-        let Some(leg) = peer.legs.get(&track) else {
+        let Some(fwd) = peer
+            .legs
+            .get(&track)
+            .and_then(|l| l.by_ssrc(nack.media_ssrc))
+        else {
             return;
         };
         let share = self.cfg.bwe.retransmit_share;
         let mut resend = Vec::new();
         for pair in &nack.nacks {
             for seq in pair.packet_list() {
-                match leg.fwd.retransmit(seq) {
+                match fwd.retransmit(seq) {
                     Some(o) => {
                         // Within the leg's budget only: retransmissions
                         // beyond a share of the estimate would push a weak
@@ -323,7 +335,7 @@ impl Shard {
                             ssrc: o.ssrc,
                             ..Default::default()
                         };
-                        leg.fwd.ext.apply(&mut header, false);
+                        fwd.ext.apply(&mut header, false);
                         let size = header.marshal_size() + o.payload.len();
                         resend.push((
                             Packet {

@@ -210,6 +210,13 @@ impl Shard {
                 kind,
                 sdp,
             } => self.relay_sdp(&room, &node, kind, sdp, now),
+            MediaCommand::RelayStreams {
+                room,
+                node,
+                publisher,
+                track,
+                active,
+            } => self.relay_streams(&room, &node, &publisher, &track, active, now),
             MediaCommand::ScreenTracks {
                 room,
                 publisher,

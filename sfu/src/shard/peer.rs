@@ -30,8 +30,16 @@ use signaling::media::TrackSettings;
 pub struct Leg {
     pub sender: RTCRtpSenderId,
     pub kind: RtpCodecKind,
-    /// Every decision about this track's packets for this subscriber.
+    /// Every decision about this track's packets for this subscriber
+    /// (on a relay carrying every simulcast stream: about stream 0).
     pub fwd: Forwarder,
+    /// A relay's leg of a simulcast track carries every stream, each
+    /// under its own SSRC and rid, so the other node's subscribers choose
+    /// among them: the forwarders of streams 1, 2, ... (empty elsewhere).
+    pub upper: Vec<Forwarder>,
+    /// On such a leg, the streams the other node's subscribers need (all
+    /// until it says otherwise): the others are paused on the relay.
+    pub streams_wanted: Vec<bool>,
     /// What the subscriber asked for this track.
     pub settings: TrackSettings,
     /// Since when the track is not visible at the subscriber (adaptive
@@ -43,6 +51,49 @@ pub struct Leg {
     /// When this leg last moved to another layer (for the switch-interval
     /// histogram: a short interval is a flapping layer).
     pub last_switch: Option<Instant>,
+}
+
+impl Leg {
+    /// Sets what each forwarder of the leg forwards: `target`, or on a
+    /// relay carrying every stream, each stream whole while the other node
+    /// needs it. Returns the stream a keyframe is needed from, if any.
+    pub fn set_target(&mut self, target: Option<Layer>) -> Option<u8> {
+        if self.upper.is_empty() {
+            if target == self.fwd.target() {
+                return None;
+            }
+            return self.fwd.set_target(target);
+        }
+        let wanted = &self.streams_wanted;
+        let fwds = std::iter::once(&mut self.fwd).chain(self.upper.iter_mut());
+        for (k, f) in fwds.enumerate() {
+            let want = target.is_some() && wanted.get(k).copied().unwrap_or(true);
+            f.set_target(want.then_some(Layer::TOP));
+        }
+        None
+    }
+
+    /// Every forwarder, stream 0's first.
+    pub fn forwarders(&self) -> impl Iterator<Item = &Forwarder> {
+        std::iter::once(&self.fwd).chain(self.upper.iter())
+    }
+
+    /// The forwarder whose packets carry `ssrc`.
+    pub fn by_ssrc(&self, ssrc: u32) -> Option<&Forwarder> {
+        self.forwarders().find(|f| f.ssrc == ssrc)
+    }
+
+    /// The stream a subscriber's keyframe request about `ssrc` is for:
+    /// on a relay, the one sent under it; elsewhere, the one forwarded.
+    pub fn stream_for(&self, ssrc: u32) -> u8 {
+        if !self.upper.is_empty() {
+            return self.forwarders().position(|f| f.ssrc == ssrc).unwrap_or(0) as u8;
+        }
+        self.fwd
+            .current()
+            .or(self.fwd.target())
+            .map_or(0, |l| l.spatial)
+    }
 }
 
 /// A participant's connection.
@@ -161,8 +212,26 @@ impl Peer {
         let Some(codec) = src.codecs.first() else {
             return;
         };
-        let ssrc = self.new_ssrc(rng);
-        let rtx_ssrc = (src.kind == RtpCodecKind::Video).then(|| self.new_ssrc(rng));
+        // A relay carries every simulcast stream (one encoding each, named
+        // by the publisher's rid, lowest first as the publisher lists
+        // them): the other node sees a simulcast publisher.
+        let every_stream = self.relay.is_some() && src.is_video() && src.rids.len() > 1;
+        let streams = if every_stream { src.rids.len() } else { 1 };
+        let mut ssrcs = Vec::with_capacity(streams);
+        while ssrcs.len() < streams {
+            let s = self.new_ssrc(rng);
+            if !ssrcs.contains(&s) {
+                ssrcs.push(s);
+            }
+        }
+        let ssrc = ssrcs[0];
+        // RTX carries probes, which a relay does not send.
+        let rtx_ssrc = (src.kind == RtpCodecKind::Video && !every_stream).then(|| loop {
+            let s = self.new_ssrc(rng);
+            if s != ssrc {
+                break s;
+            }
+        });
         // Over a relay, tracks of several publishers share one connection
         // and two may have the same track id: the id names both (the other
         // node takes the publisher's prefix off again).
@@ -170,20 +239,30 @@ impl Peer {
             Some(_) => super::relay::relayed_track_id(&src.stream_id, &src.track_id),
             None => src.track_id.clone(),
         };
-        let media = MediaStreamTrack::new(
-            src.stream_id.clone(),
-            track_id.clone(),
-            track_id,
-            src.kind,
-            vec![RTCRtpEncodingParameters {
+        let encodings = ssrcs
+            .iter()
+            .enumerate()
+            .map(|(i, &ssrc)| RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: if every_stream {
+                        src.rids[i].clone()
+                    } else {
+                        Default::default()
+                    },
                     ssrc: Some(ssrc),
                     rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
                     ..Default::default()
                 },
                 codec: crate::engine::rtp_codec(codec, src.kind),
                 ..Default::default()
-            }],
+            })
+            .collect();
+        let media = MediaStreamTrack::new(
+            src.stream_id.clone(),
+            track_id.clone(),
+            track_id,
+            src.kind,
+            encodings,
         );
         // A transceiver of its own: `add_track` would reuse one the client's
         // offer created for its own media (same kind, no sender yet), whose
@@ -226,6 +305,11 @@ impl Peer {
         let clock_rate = codec.clock_rate;
         let selector = if src.kind == RtpCodecKind::Audio {
             Selector::All { paused: false }
+        } else if every_stream {
+            Selector::Stream {
+                index: 0,
+                paused: false,
+            }
         } else if src.rids.is_empty() {
             // One stream, perhaps with spatial and temporal layers.
             Selector::Svc(Svc::new(Some(Layer::TOP)))
@@ -240,7 +324,21 @@ impl Peer {
         } else {
             0
         };
-        self.leg_by_ssrc.insert(ssrc, track);
+        for &s in &ssrcs {
+            self.leg_by_ssrc.insert(s, track);
+        }
+        let upper = ssrcs
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, &s)| {
+                let selector = Selector::Stream {
+                    index: i as u8,
+                    paused: false,
+                };
+                Forwarder::new(s, clock_rate, selector, cache)
+            })
+            .collect();
         let settings = self
             .pending_settings
             .remove(&(src.stream_id.clone(), src.track_id.clone()))
@@ -251,6 +349,8 @@ impl Peer {
                 sender,
                 kind: src.kind,
                 fwd: Forwarder::new(ssrc, clock_rate, selector, cache),
+                upper,
+                streams_wanted: vec![true; streams],
                 settings,
                 hidden_since: None,
                 last_switch: None,
@@ -341,8 +441,10 @@ impl Peer {
 
     pub fn remove_leg(&mut self, track: TrackNo) {
         if let Some(leg) = self.legs.remove(&track) {
-            self.leg_by_ssrc.remove(&leg.fwd.ssrc);
-            self.bwe.remove_stream(leg.fwd.ssrc);
+            for f in leg.forwarders() {
+                self.leg_by_ssrc.remove(&f.ssrc);
+                self.bwe.remove_stream(f.ssrc);
+            }
             if let Err(e) = self.pc.remove_track(leg.sender) {
                 tracing::debug!(peer = %self.key, %track, "remove_track: {e}");
             }
@@ -448,6 +550,13 @@ impl Peer {
                     }
                 }
             }
+            for (f, rid) in leg.upper.iter_mut().zip(src.rids.iter().skip(1)) {
+                f.negotiated(PtMap::new(&pts), ext.clone().with_rid(&dst.extmaps, rid));
+            }
+            let ext = match src.rids.first() {
+                Some(rid) if !leg.upper.is_empty() => ext.with_rid(&dst.extmaps, rid),
+                _ => ext,
+            };
             if leg.fwd.negotiated(PtMap::new(&pts), ext) {
                 ready.push(*track);
             }

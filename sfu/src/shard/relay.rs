@@ -150,6 +150,7 @@ impl Shard {
         );
         peer.ufrag = setup.ufrag;
         peer.pwd = setup.pwd;
+        peer.bwe.never_pace();
         peer.relay = Some(RelayLink {
             node: node.clone(),
             room: room.clone(),
@@ -200,6 +201,48 @@ impl Shard {
         match kind {
             SdpKind::Offer => self.on_offer(&id, sdp, now),
             SdpKind::Answer => self.on_answer(&id, sdp, now),
+        }
+    }
+
+    /// The other node's subscribers need these streams of one of this
+    /// node's simulcast tracks: the relay carries only those (and what no
+    /// one needs here either, the publisher may stop encoding).
+    pub fn relay_streams(
+        &mut self,
+        room: &RoomName,
+        node: &NodeId,
+        publisher: &ParticipantId,
+        track_id: &str,
+        active: Vec<bool>,
+        now: Instant,
+    ) {
+        let Some(&relay) = self.by_participant.get(&relay_id(room, node)) else {
+            return;
+        };
+        let Some(&own) = self.by_participant.get(publisher) else {
+            return;
+        };
+        let Some(track) = self
+            .peers
+            .get(&own)
+            .and_then(|p| p.inbound.get(track_id).copied())
+        else {
+            return;
+        };
+        let Some(leg) = self
+            .peers
+            .get_mut(&relay)
+            .and_then(|p| p.legs.get_mut(&track))
+        else {
+            return;
+        };
+        // Only a leg carrying every stream, and one need per stream.
+        if leg.upper.is_empty() || active.len() != leg.upper.len() + 1 {
+            return;
+        }
+        if leg.streams_wanted != active {
+            leg.streams_wanted = active;
+            self.adapt(now);
         }
     }
 

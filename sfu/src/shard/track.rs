@@ -245,6 +245,10 @@ pub struct Published {
     /// to encode (`None`: all), and since when fewer have been enough.
     pub spatial_told: Option<u8>,
     pub spatial_unneeded_since: Option<Instant>,
+    /// A track that came over a relay: when its node was last told which
+    /// streams this one needs (told again every `RELAY_NEEDS_EVERY`, as a
+    /// node message can be lost).
+    pub relay_told_at: Option<Instant>,
     dd_id: Option<u8>,
     audio_level_id: Option<u8>,
     /// Smoothed audio level, 0 (silence) to 1.
@@ -278,6 +282,7 @@ impl Published {
             unneeded_since: Vec::new(),
             spatial_told: None,
             spatial_unneeded_since: None,
+            relay_told_at: None,
             dd_id: None,
             audio_level_id: None,
             level: 0.0,

@@ -90,7 +90,11 @@ impl Camera {
 
 /// The width of the last keyframe a client received on a track.
 pub fn last_width(net: &SimNet, client: usize, track: &str) -> Option<u16> {
-    let r = net.clients[client].received.get(track)?;
+    keyframe_width(net.clients[client].received.get(track)?)
+}
+
+/// The width of the last keyframe among what a client received.
+pub fn keyframe_width(r: &super::Received) -> Option<u16> {
     r.payloads.iter().rev().find_map(|p| {
         // Keyframe: S bit, then P bit 0 in the VP8 header after 6 bytes.
         (p.len() > 16 && p[0] & 0x10 != 0 && p[6] & 0x01 == 0 && p[9..12] == [0x9d, 0x01, 0x2a])

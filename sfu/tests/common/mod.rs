@@ -251,6 +251,40 @@ pub struct Client {
     pub received: BTreeMap<String, Received>,
     pub track_streams: HashMap<String, Vec<String>>,
     pub offers_received: u32,
+    /// The rid of each simulcast SSRC this client sends.
+    pub rids: HashMap<u32, String>,
+}
+
+/// A simulcast video track: one VP8 encoding per rid (lowest quality
+/// first) on SSRCs from `base` up; returns the track and the SSRCs.
+pub fn simulcast_track(
+    stream_id: String,
+    track_id: &str,
+    base: u32,
+    rids: &[&str],
+) -> (MediaStreamTrack, Vec<u32>) {
+    let encodings: Vec<RTCRtpEncodingParameters> = rids
+        .iter()
+        .enumerate()
+        .map(|(k, rid)| RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                rid: rid.to_string(),
+                ssrc: Some(base + k as u32),
+                ..Default::default()
+            },
+            codec: vp8(),
+            ..Default::default()
+        })
+        .collect();
+    let ssrcs = (0..rids.len() as u32).map(|k| base + k).collect();
+    let track = MediaStreamTrack::new(
+        stream_id,
+        track_id.to_owned(),
+        track_id.to_owned(),
+        RtpCodecKind::Video,
+        encodings,
+    );
+    (track, ssrcs)
 }
 
 impl Client {
@@ -271,7 +305,21 @@ impl Client {
             received: BTreeMap::new(),
             track_streams: HashMap::new(),
             offers_received: 0,
+            rids: HashMap::new(),
         }
+    }
+
+    /// Adds a simulcast video track (rids lowest quality first); each
+    /// encoding is one more entry of `senders`, in order.
+    pub fn add_simulcast_track(&mut self, track_id: &str, rids: &[&str]) {
+        let base = (rand::random::<u32>() | 1) & 0x7fff_fff0;
+        let (track, ssrcs) = simulcast_track(format!("{}-stream", self.id), track_id, base, rids);
+        let s = self.pc.add_track(track).unwrap();
+        for (ssrc, rid) in ssrcs.iter().zip(rids) {
+            self.senders.push((s, *ssrc, RtpCodecKind::Video));
+            self.rids.insert(*ssrc, rid.to_string());
+        }
+        self.want_offer = true;
     }
 
     /// Adds a track to publish; the offer goes out on the next pump.
@@ -317,6 +365,11 @@ impl Client {
         capture_time: Option<[u8; 8]>,
     ) -> bool {
         let (sid, ssrc, _) = self.senders[i];
+        let mid = if self.rids.contains_key(&ssrc) {
+            self.mid_of(sid)
+        } else {
+            None
+        };
         let Some(mut sender) = self.pc.rtp_sender(sid) else {
             return false;
         };
@@ -351,7 +404,33 @@ impl Client {
         if let (Some(id), Some(t)) = (ext_id, capture_time) {
             let _ = pkt.header.set_extension(id, Bytes::copy_from_slice(&t));
         }
+        // A simulcast encoding names its stream, as browsers do.
+        if let Some(rid) = self.rids.get(&ssrc) {
+            let params = sender.get_parameters().rtp_parameters.clone();
+            let id_of = |uri: &str| {
+                params
+                    .header_extensions
+                    .iter()
+                    .find(|h| h.uri == uri)
+                    .map(|h| h.id as u8)
+            };
+            if let (Some(id), Some(mid)) = (id_of(MID_URI), mid) {
+                let _ = pkt.header.set_extension(id, Bytes::from(mid));
+            }
+            if let Some(id) = id_of(RID_URI) {
+                let _ = pkt.header.set_extension(id, Bytes::from(rid.clone()));
+            }
+        }
         sender.write_rtp(Instant::now(), pkt).is_ok()
+    }
+
+    /// The mid of the transceiver a sender belongs to.
+    fn mid_of(&mut self, sid: RTCRtpSenderId) -> Option<String> {
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        ids.into_iter().find_map(|t| {
+            let tr = self.pc.rtp_transceiver(t)?;
+            (tr.sender()? == sid).then(|| tr.mid().clone())?
+        })
     }
 
     pub fn set_ssrc(&mut self, i: usize, ssrc: u32) {
@@ -366,8 +445,11 @@ pub struct Net {
     pub events: MediaEventReceiver,
     pub clients: Vec<Client>,
     pub room: RoomName,
-    /// Offers and answers for other nodes' ends of relays, for the test to carry.
+    /// Offers, answers and stream needs for other nodes' ends of relays,
+    /// for the test to carry.
     pub relay_sdp: Vec<MediaEvent>,
+    /// Every `PublisherEncodings` event (dynacast), in order.
+    pub encodings: Vec<MediaEvent>,
     buf: Vec<u8>,
 }
 
@@ -384,6 +466,7 @@ impl Net {
             clients: Vec::new(),
             room: RoomName::parse("room").unwrap(),
             relay_sdp: Vec::new(),
+            encodings: Vec::new(),
             buf: vec![0; 2048],
         }
     }
@@ -482,9 +565,11 @@ impl Net {
             MediaEvent::Candidate { .. }
             | MediaEvent::Error { .. }
             | MediaEvent::ActiveSpeakers { .. }
-            | MediaEvent::PublisherEncodings { .. }
             | MediaEvent::StreamState { .. } => {}
-            MediaEvent::RelaySdp { .. } => self.relay_sdp.push(ev),
+            MediaEvent::PublisherEncodings { .. } => self.encodings.push(ev),
+            MediaEvent::RelaySdp { .. } | MediaEvent::RelayStreams { .. } => {
+                self.relay_sdp.push(ev)
+            }
         }
     }
 

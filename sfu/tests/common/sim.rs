@@ -128,30 +128,8 @@ impl SimClient {
     /// first), each on its own SSRC; returns the SSRCs.
     pub fn add_simulcast_track(&mut self, track_id: &str, rids: &[&str]) -> Vec<u32> {
         let base = 0x2000_0000 | (self.senders.len() as u32) << 12 | (self.addr.port() as u32) << 2;
-        let encodings: Vec<RTCRtpEncodingParameters> = rids
-            .iter()
-            .enumerate()
-            .map(|(k, rid)| RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    rid: rid.to_string(),
-                    ssrc: Some(base + k as u32),
-                    ..Default::default()
-                },
-                codec: vp8(),
-                ..Default::default()
-            })
-            .collect();
-        let ssrcs: Vec<u32> = encodings
-            .iter()
-            .filter_map(|e| e.rtp_coding_parameters.ssrc)
-            .collect();
-        let track = MediaStreamTrack::new(
-            format!("{}-stream", self.id),
-            track_id.to_owned(),
-            track_id.to_owned(),
-            RtpCodecKind::Video,
-            encodings,
-        );
+        let (track, ssrcs) =
+            super::simulcast_track(format!("{}-stream", self.id), track_id, base, rids);
         let s = self.pc.add_track(track).expect("add_track");
         for (ssrc, rid) in ssrcs.iter().zip(rids) {
             self.senders.push((s, *ssrc, RtpCodecKind::Video));
@@ -766,7 +744,7 @@ impl SimNet {
                     c.trickled.push(candidate);
                 }
             }
-            MediaEvent::RelaySdp { .. } => {}
+            MediaEvent::RelaySdp { .. } | MediaEvent::RelayStreams { .. } => {}
         }
     }
 }

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::feed::{Feed, FeedEvent};
 use super::select::{select, Limits};
 use super::store::{ClusterError, EnterArgs, EnterOutcome, RoomView, Store};
-use super::wire::{relay_mac, MemberRecord, NodeMessage, RoomEvent};
+use super::wire::{relay_mac, streams_mac, MemberRecord, NodeMessage, RoomEvent};
 use super::{Load, NodeInfo};
 use crate::config::{ClusterConfig, RoomsConfig};
 use crate::error::ErrorCode;
@@ -410,6 +410,32 @@ impl Shell {
                 };
                 self.store.send_to(&node, &msg).await
             }
+            ClusterOut::RelayStreams {
+                node,
+                room,
+                publisher,
+                track,
+                active,
+            } => {
+                let mac = streams_mac(
+                    &self.cfg.secret,
+                    room.as_str(),
+                    &self.me.id,
+                    &node,
+                    &publisher,
+                    &track,
+                    &active,
+                );
+                let msg = NodeMessage::RelayStreams {
+                    room: room.to_string(),
+                    from: self.me.id.clone(),
+                    publisher,
+                    track,
+                    active,
+                    mac,
+                };
+                self.store.send_to(&node, &msg).await
+            }
         };
         if let Err(e) = result {
             tracing::warn!("cluster: {e}");
@@ -632,6 +658,38 @@ impl Shell {
                         node: from,
                         kind,
                         sdp,
+                    })
+                }
+                Ok(NodeMessage::RelayStreams {
+                    room,
+                    from,
+                    publisher,
+                    track,
+                    active,
+                    mac,
+                }) => {
+                    let want = streams_mac(
+                        &self.cfg.secret,
+                        &room,
+                        &from,
+                        &self.me.id,
+                        &publisher,
+                        &track,
+                        &active,
+                    );
+                    let Some(room) = RoomName::parse(&room) else {
+                        return;
+                    };
+                    if !super::store::constant_time_eq(&want, &mac) {
+                        tracing::warn!(%from, %room, "cluster: relay stream needs with a wrong MAC (another [cluster] secret?): dropped");
+                        return;
+                    }
+                    self.tell(ClusterIn::RelayStreams {
+                        room,
+                        node: from,
+                        publisher,
+                        track,
+                        active,
                     })
                 }
                 Err(e) => tracing::debug!("cluster: unreadable node message: {e}"),

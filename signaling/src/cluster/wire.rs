@@ -93,6 +93,17 @@ pub enum NodeMessage {
         sdp: String,
         mac: String,
     },
+    /// Which streams of one of the receiving node's simulcast tracks the
+    /// subscribers of node `from` need (dynacast across nodes). `mac`: see
+    /// [`streams_mac`].
+    RelayStreams {
+        room: String,
+        from: NodeId,
+        publisher: ParticipantId,
+        track: String,
+        active: Vec<bool>,
+        mac: String,
+    },
 }
 
 /// The MAC of a relay offer or answer: hex HMAC-SHA1 under `secret` of
@@ -105,22 +116,49 @@ pub fn relay_mac(
     kind: crate::media::SdpKind,
     sdp: &str,
 ) -> String {
-    use hmac::{Hmac, Mac};
-    let mut m = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret.as_bytes())
-        .expect("HMAC takes keys of any length");
-    for part in [
+    let kind = match kind {
+        crate::media::SdpKind::Offer => "offer",
+        crate::media::SdpKind::Answer => "answer",
+    };
+    mac(secret, &[room, from.as_str(), to.as_str(), kind], sdp)
+}
+
+/// The MAC of a relay's stream needs: hex HMAC-SHA1 under `secret` of
+/// room, sending node, receiving node, publisher, track and the needs
+/// (`1`/`0` per stream). A node other than the relay's far end cannot
+/// pause a track's streams.
+pub fn streams_mac(
+    secret: &str,
+    room: &str,
+    from: &NodeId,
+    to: &NodeId,
+    publisher: &ParticipantId,
+    track: &str,
+    active: &[bool],
+) -> String {
+    let bits: String = active.iter().map(|a| if *a { '1' } else { '0' }).collect();
+    let parts = [
+        "streams",
         room,
         from.as_str(),
         to.as_str(),
-        match kind {
-            crate::media::SdpKind::Offer => "offer",
-            crate::media::SdpKind::Answer => "answer",
-        },
-    ] {
+        publisher.as_str(),
+        track,
+    ];
+    mac(secret, &parts, &bits)
+}
+
+/// Hex HMAC-SHA1 under `secret` of `parts` (each ended by a 0 byte, so no
+/// two lists of parts read the same) and `tail`.
+fn mac(secret: &str, parts: &[&str], tail: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut m = <Hmac<sha1::Sha1> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes keys of any length");
+    for part in parts {
         m.update(part.as_bytes());
         m.update(&[0]);
     }
-    m.update(sdp.as_bytes());
+    m.update(tail.as_bytes());
     m.finalize()
         .into_bytes()
         .iter()
@@ -169,6 +207,32 @@ mod tests {
             relay_mac("s3cret", "r", &b, &a, Offer, "v=0"),
             relay_mac("s3cret", "r", &a, &b, Answer, "v=0"),
             relay_mac("s3cret", "r", &a, &b, Offer, "v=1"),
+        ] {
+            assert_ne!(m, other);
+        }
+    }
+
+    #[test]
+    fn stream_macs_bind_every_field_to_the_secret() {
+        let (a, b) = (NodeId::new("a"), NodeId::new("b"));
+        let (p, q) = (
+            ParticipantId::from_string("p"),
+            ParticipantId::from_string("q"),
+        );
+        let on = [true, false, true];
+        let m = streams_mac("s3cret", "r", &a, &b, &p, "cam", &on);
+        assert_eq!(m.len(), 40);
+        assert_eq!(m, streams_mac("s3cret", "r", &a, &b, &p, "cam", &on));
+        for other in [
+            streams_mac("other", "r", &a, &b, &p, "cam", &on),
+            streams_mac("s3cret", "r2", &a, &b, &p, "cam", &on),
+            streams_mac("s3cret", "r", &b, &a, &p, "cam", &on),
+            streams_mac("s3cret", "r", &a, &b, &q, "cam", &on),
+            streams_mac("s3cret", "r", &a, &b, &p, "cam2", &on),
+            streams_mac("s3cret", "r", &a, &b, &p, "cam", &[true, true, true]),
+            streams_mac("s3cret", "r", &a, &b, &p, "cam", &[true, false]),
+            // Not a relay offer's MAC either.
+            relay_mac("s3cret", "r", &a, &b, crate::media::SdpKind::Offer, "101"),
         ] {
             assert_ne!(m, other);
         }

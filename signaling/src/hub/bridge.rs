@@ -192,6 +192,24 @@ impl Hub {
                 }
                 return;
             }
+            MediaEvent::RelayStreams {
+                room,
+                node,
+                publisher,
+                track,
+                active,
+            } => {
+                if self.relays.get(&room).is_some_and(|r| r.contains(&node)) {
+                    fx.cluster.push(super::ClusterOut::RelayStreams {
+                        node,
+                        room,
+                        publisher,
+                        track,
+                        active,
+                    });
+                }
+                return;
+            }
             MediaEvent::Offer { participant, sdp } => (participant, ServerMessage::Offer { sdp }),
             MediaEvent::Answer { participant, sdp } => (participant, ServerMessage::Answer { sdp }),
             MediaEvent::Candidate {

@@ -71,6 +71,14 @@ pub enum ClusterOut {
         kind: SdpKind,
         sdp: String,
     },
+    /// The streams of one of `node`'s tracks this node's subscribers need.
+    RelayStreams {
+        node: NodeId,
+        room: RoomName,
+        publisher: ParticipantId,
+        track: String,
+        active: Vec<bool>,
+    },
 }
 
 /// A place taken back from another node by a `join` with `resume`.
@@ -148,6 +156,15 @@ pub enum ClusterIn {
         node: NodeId,
         kind: SdpKind,
         sdp: String,
+    },
+    /// Which streams of one of this node's tracks `node`'s subscribers
+    /// need (authenticated by the cluster secret).
+    RelayStreams {
+        room: RoomName,
+        node: NodeId,
+        publisher: ParticipantId,
+        track: String,
+        active: Vec<bool>,
     },
 }
 
@@ -394,6 +411,24 @@ impl Hub {
                         dropped = self.early_sdp.dropped,
                         "relay SDP for a relay not open yet dropped: too many held"
                     );
+                }
+            }
+            ClusterIn::RelayStreams {
+                room,
+                node,
+                publisher,
+                track,
+                active,
+            } => {
+                // Before the relay opens, it carries every stream anyway.
+                if self.relays.get(&room).is_some_and(|r| r.contains(&node)) {
+                    fx.media.push(MediaCommand::RelayStreams {
+                        room,
+                        node,
+                        publisher,
+                        track,
+                        active,
+                    });
                 }
             }
             ClusterIn::Move { room, url, node } => {

@@ -496,6 +496,35 @@ mod cluster {
             0,
         );
         assert!(fx.media.is_empty());
+        // Stream needs too, each way, and only for a node the room spans.
+        let needs = |node: &str| MediaEvent::RelayStreams {
+            room: room(),
+            node: NodeId::new(node),
+            publisher: ClientId::from_string("c"),
+            track: "cam".into(),
+            active: vec![true, false],
+        };
+        let fx = h.handle(Input::Media(needs("n2")), 0);
+        assert!(
+            matches!(&fx.cluster[..], [ClusterOut::RelayStreams { node, track, active, .. }]
+            if node.as_str() == "n2" && track == "cam" && active == &[true, false])
+        );
+        let fx = h.handle(Input::Media(needs("n9")), 0);
+        assert!(fx.cluster.is_empty());
+        let told = |node: &str| ClusterIn::RelayStreams {
+            room: room(),
+            node: NodeId::new(node),
+            publisher: a.clone(),
+            track: "cam".into(),
+            active: vec![false, true],
+        };
+        let fx = h.handle(Input::Cluster(told("n2")), 0);
+        assert!(
+            matches!(&fx.media[..], [MediaCommand::RelayStreams { node, publisher, active, .. }]
+            if node.as_str() == "n2" && publisher == &a && active == &[false, true])
+        );
+        let fx = h.handle(Input::Cluster(told("n9")), 0);
+        assert!(fx.media.is_empty());
 
         // The last member here leaves: the relay goes with it.
         let fx = msg(&mut h, &a, r#"{"type":"leave"}"#, 0);

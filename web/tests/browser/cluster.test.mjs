@@ -166,6 +166,29 @@ test('an SFU room across three nodes: every browser decodes every other through 
     const media = await waitForMediaFlow(m.page);
     assert.equal(media.states.length, 1, 'one connection, to its own node');
   }
+  // Simulcast crosses as simulcast: on each node the local subscriber gets
+  // a stream of each remote camera by its rid, chosen there among the
+  // streams the relays carry, and each relay carries the streams of the
+  // local camera that the far node's subscribers take (dynacast across
+  // nodes; `q+h` for two).
+  for (const node of nodes) {
+    const deadline = Date.now() + 60000;
+    let cams = [];
+    let relayed = [];
+    for (;;) {
+      const m = await mediaStats(node);
+      const relay = (x) => x.participant.startsWith('relay~');
+      const video = (list) => list.flatMap((x) => x.tracks).filter((x) => x.kind === 'video');
+      cams = video((m.subscribers ?? []).filter((x) => !relay(x)));
+      relayed = video((m.subscribers ?? []).filter(relay)).map((x) => x.layer);
+      const rid = (c) => (c.layer ?? '').split('.')[0];
+      const chosen = (c) => ['q', 'h', 'f'].includes(rid(c)) && (c.publisherLayers ?? []).includes(rid(c));
+      if (cams.length === 2 && cams.every(chosen) && relayed.length === 2 && relayed.every((l) => l)) break;
+      assert.ok(Date.now() < deadline, `${node.url}: relayed cameras with their layers: ${JSON.stringify(m.subscribers)}`);
+      await sleep(250);
+    }
+    console.log(`${node.url}: gets ${cams.map((c) => `${c.layer} of ${c.publisherLayers.join('/')}`).join(', ')}; sends over relays ${relayed.join(', ')}`);
+  }
   // Every node relays: its own tracks out, the others' in.
   for (const node of nodes) {
     const stats = await (await fetch(`${node.url}/api/stats`)).json();

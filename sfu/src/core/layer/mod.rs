@@ -88,6 +88,10 @@ pub enum Selector {
     Simulcast(Simulcast),
     /// One stream with spatial and temporal layers.
     Svc(Svc),
+    /// One simulcast stream whole, unless paused: a relay carries each
+    /// stream of a track to another node under an SSRC of its own, and
+    /// that node's subscribers choose among them.
+    Stream { index: u8, paused: bool },
 }
 
 impl Selector {
@@ -100,6 +104,12 @@ impl Selector {
             },
             Selector::Simulcast(s) => s.on_packet(p),
             Selector::Svc(s) => s.on_packet(p),
+            Selector::Stream { index, .. } if p.stream != *index => Verdict::OtherStream,
+            Selector::Stream { paused: true, .. } => Verdict::Paused,
+            Selector::Stream { paused: false, .. } => Verdict::Forward {
+                switched: false,
+                marker: p.marker,
+            },
         }
     }
 
@@ -107,7 +117,7 @@ impl Selector {
     /// keyframe is needed from to get there, if any.
     pub fn set_target(&mut self, target: Option<Layer>) -> Option<u8> {
         match self {
-            Selector::All { paused } => {
+            Selector::All { paused } | Selector::Stream { paused, .. } => {
                 *paused = target.is_none();
                 None
             }
@@ -119,6 +129,7 @@ impl Selector {
     pub fn target(&self) -> Option<Layer> {
         match self {
             Selector::All { paused } => (!*paused).then_some(Layer::TOP),
+            Selector::Stream { index, paused } => (!*paused).then_some(Layer::new(*index, u8::MAX)),
             Selector::Simulcast(s) => s.target(),
             Selector::Svc(s) => s.target(),
         }
@@ -128,6 +139,7 @@ impl Selector {
     pub fn current(&self) -> Option<Layer> {
         match self {
             Selector::All { paused } => (!*paused).then_some(Layer::TOP),
+            Selector::Stream { index, paused } => (!*paused).then_some(Layer::new(*index, u8::MAX)),
             Selector::Simulcast(s) => s.current(),
             Selector::Svc(s) => s.current(),
         }

@@ -117,6 +117,34 @@ fn simulcast_switches_only_at_a_keyframe_of_the_target_stream() {
     );
 }
 
+/// A relay's copy of one stream: every packet of that stream from the
+/// first (the far node's subscribers wait for keyframes themselves), with
+/// every temporal layer, and nothing of the others.
+#[test]
+fn a_stream_selector_carries_its_stream_whole_and_nothing_else() {
+    let mut s = Selector::Stream {
+        index: 1,
+        paused: false,
+    };
+    use Verdict::*;
+    run(
+        &mut s,
+        &[
+            row(1, 0, 0, false, false, false, false, FWD),
+            row(0, 0, 0, true, true, false, false, OtherStream),
+            row(1, 0, 2, true, false, false, false, FWD),
+            row(2, 0, 0, true, true, false, false, OtherStream),
+            row(1, 0, 1, true, false, false, false, FWD),
+        ],
+    );
+    assert_eq!(s.current(), Some(Layer::new(1, u8::MAX)));
+    assert_eq!(s.set_target(None), None);
+    run(&mut s, &[row(1, 0, 0, true, true, false, false, Paused)]);
+    assert_eq!(s.current(), None);
+    assert_eq!(s.set_target(Some(Layer::TOP)), None);
+    run(&mut s, &[row(1, 0, 0, false, false, false, false, FWD)]);
+}
+
 #[test]
 fn a_retransmitted_keyframe_is_never_a_switch_point() {
     let mut s = Selector::Simulcast(Simulcast::new(Some(Layer::new(1, 0))));
