@@ -95,11 +95,16 @@ pub fn forwarder(data: &[u8]) {
         CodecKind::H264,
         CodecKind::Av1,
     ][setup as usize % 4];
-    let selector = match (setup >> 2) % 3 {
+    let selector = match (setup >> 2) % 4 {
         0 => Selector::All { paused: false },
         1 => Selector::Simulcast(Simulcast::new(Some(Layer::new(2, u8::MAX)))),
+        2 => Selector::Stream {
+            index: (setup >> 4) % 3,
+            paused: false,
+        },
         _ => Selector::Svc(Svc::new(Some(Layer::TOP))),
     };
+    let selector_is_stream = matches!(selector, Selector::Stream { .. });
     const LEG_SSRC: u32 = 0x5eed;
     let mut fwd = Forwarder::new(LEG_SSRC, 90_000, selector, 64);
     let pts = PtMap::new(&[(96, 100), (97, 101), (111, 111)]);
@@ -118,8 +123,15 @@ pub fn forwarder(data: &[u8]) {
         (5, extmap::MID),
         (7, extmap::ABS_CAPTURE_TIME),
         (12, extmap::DEPENDENCY_DESCRIPTOR),
+        (13, extmap::RID),
     ]);
     let ext = ExtMap::new(&src, &dst, Some("1"));
+    // A relay's stream names itself by rid.
+    let ext = if selector_is_stream {
+        ext.with_rid(&dst, "h")
+    } else {
+        ext
+    };
     if setup & 0x80 == 0 {
         fwd.negotiated(pts, ext.clone());
     }
