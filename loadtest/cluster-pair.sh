@@ -14,6 +14,8 @@
 #   unshare -n bash -c 'ip link set lo up && loadtest/cluster-pair.sh 2 2 8 /tmp/cluster2.json'
 #   unshare -n bash -c 'ip link set lo up && SPREAD=1 loadtest/cluster-pair.sh 3 2 9 /tmp/cluster3.json'
 #
+# EXTRA holds more loadtest flags, e.g. EXTRA=--simulcast.
+#
 # Usage: cluster-pair.sh <nodes> <publishers> <subscribers> <out.json>
 set -u
 cd "$(dirname "$0")/.."
@@ -46,7 +48,7 @@ else
   placement=(--redirect)
 fi
 target/release/loadtest run --url http://127.0.0.1:7901 "${placement[@]}" --api-key "bench:$KEY" \
-  --publishers "$P" --subscribers "$S" --duration 30s --join-rate 5 --quiet --json "$OUT" >"${OUT%.json}.txt" 2>&1
+  --publishers "$P" --subscribers "$S" --duration 30s --join-rate 5 --quiet --json "$OUT" ${EXTRA:-} >"${OUT%.json}.txt" 2>&1
 for i in $(seq 1 "$N"); do
   echo "node n$i cpu_s=$(echo "$(cpu "$i") - ${c0[$i]}" | bc)"
   curl -s "http://127.0.0.1:790$i/api/stats" | python3 -c 'import json,sys; m=json.load(sys.stdin)["media"]; print({k:m[k] for k in ("packets_in","packets_out","relay_packets_out","relay_bytes_out","relay_packets_in")})'
