@@ -278,6 +278,9 @@ impl Shard {
         // returned; a packet that passed shows up at the connection's
         // interceptor, which counts it.
         let seen = self.srtp_ok.load(Ordering::Relaxed);
+        if kind != demux::Kind::Stun {
+            peer.active_at = Some(now);
+        }
         let refused = peer.pc.handle_read(msg).is_err()
             || (kind == demux::Kind::Rtp && self.srtp_ok.load(Ordering::Relaxed) == seen);
         if refused {
@@ -501,6 +504,9 @@ impl Shard {
                 while let Some(w) = p.pc.poll_write() {
                     self.counts.packets_out += 1;
                     self.counts.bytes_out += w.message.len() as u64;
+                    if demux::classify(&w.message) != demux::Kind::Stun {
+                        p.active_at = Some(now);
+                    }
                     match relay_socket {
                         Some(local) => {
                             self.relays
@@ -516,7 +522,7 @@ impl Shard {
                 // leg touched only by forwarding keeps its deadline.
                 if p.timers_stale || p.deadline.is_none() {
                     p.timers_stale = false;
-                    p.deadline = p.pc.poll_timeout();
+                    p.deadline = p.pc.poll_timeout().map(|d| p.timer_due(d, now));
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! downstream legs (one per forwarded track) it receives.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rtc::media_stream::MediaStreamTrack;
@@ -96,6 +96,9 @@ impl Leg {
     }
 }
 
+/// How often an idle connection's own timers run: see [`Peer::timer_due`].
+pub const IDLE_TICK: Duration = Duration::from_secs(1);
+
 /// A participant's connection.
 pub struct Peer {
     pub key: PeerKey,
@@ -135,6 +138,9 @@ pub struct Peer {
     /// Whether our host candidates have been trickled to the client.
     pub candidates_sent: bool,
     pub deadline: Option<Instant>,
+    /// When media or data (anything but STUN) last went in or out: an idle
+    /// connection's timers are run at most every `IDLE_TICK`.
+    pub active_at: Option<Instant>,
     pub dirty: bool,
     /// Something other than forwarded media touched the connection since
     /// its deadline was read (see `Shard::flush`).
@@ -188,6 +194,7 @@ impl Peer {
             first_offer_at: None,
             candidates_sent: false,
             deadline: None,
+            active_at: None,
             dirty: false,
             timers_stale: true,
             inbound: HashMap::new(),
@@ -425,6 +432,28 @@ impl Peer {
             if self.legs.values().any(|l| l.sender == s) {
                 self.set_parked(s, false);
             }
+        }
+    }
+
+    /// When to run the connection's timers, given the earliest the library
+    /// asks for. The library's ICE agent asks every 200 ms whatever the
+    /// state, which for a connected participant with nothing flowing (a
+    /// muted microphone, a paused video, a viewer between talks) is five
+    /// wake-ups a second per connection for nothing: consent expires after
+    /// 30 s (RFC 7675), and the clients' checks arrive as datagrams, which
+    /// are handled when they come. Once nothing but STUN has moved for an
+    /// `IDLE_TICK`, the timers run at most that often. While connecting, and
+    /// while media or data flows (transport-wide feedback every 100 ms,
+    /// NACKs, reports), they run when asked.
+    pub fn timer_due(&self, asked: Instant, now: Instant) -> Instant {
+        let idle = self.connected
+            && self
+                .active_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= IDLE_TICK);
+        if idle {
+            asked.max(now + IDLE_TICK)
+        } else {
+            asked
         }
     }
 

@@ -270,6 +270,9 @@ impl Shard {
             self.counts.drop(Drop::UnknownSource);
             return;
         }
+        if crate::demux::classify(&data) != crate::demux::Kind::Stun {
+            peer.active_at = Some(now);
+        }
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
