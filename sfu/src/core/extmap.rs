@@ -7,7 +7,7 @@
 //! rejects a packet carrying an id it does not know).
 
 use bytes::Bytes;
-use rtc::rtp::header::Header;
+use rtc::rtp::header::{Extension, Header};
 
 pub const TRANSPORT_CC: &str =
     "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
@@ -100,10 +100,18 @@ impl ExtMap {
     pub fn apply(&self, header: &mut Header, with_dd: bool) {
         let old = std::mem::take(&mut header.extensions);
         let profile = header.extension_profile;
+        self.write(&old, profile, header, with_dd);
+    }
+
+    /// Writes the destination leg's extensions into `header` (which has
+    /// none yet) from the source's list, read in place: a forwarded
+    /// packet's header is built once, not cloned and then rebuilt.
+    pub fn write(&self, src: &[Extension], profile: u16, header: &mut Header, with_dd: bool) {
         header.extension = false;
         header.extensions_padding = 0;
         header.extension_profile = 0;
-        for ext in old {
+        header.extensions.clear();
+        for ext in src {
             let mut id = self.map[ext.id as usize];
             if let Some((from, to)) = self.dd.filter(|_| with_dd) {
                 if ext.id == from {
@@ -111,7 +119,7 @@ impl ExtMap {
                 }
             }
             if id != 0 {
-                set(header, profile, id, ext.payload);
+                set(header, profile, id, ext.payload.clone());
             }
         }
         for (id, payload) in self.mid.iter().chain(self.rid.iter()) {

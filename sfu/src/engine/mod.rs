@@ -7,8 +7,10 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot, TwccReceiverBuilder};
-use rtc::peer_connection::configuration::interceptor_registry::configure_rtcp_reports;
+use rtc::interceptor::{
+    Interceptor, NackGeneratorBuilder, ReceiverReportBuilder, Registry, SenderReportBuilder, Slot,
+    TwccReceiverBuilder,
+};
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_AV1, MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8,
     MIME_TYPE_VP9,
@@ -24,7 +26,9 @@ use rtc::shared::error::Error;
 
 use crate::core::{extmap, sdp};
 
+mod read_side;
 mod taps;
+use read_side::ReadSide;
 use taps::{FeedbackTap, RepairUnwrap};
 
 /// One codec the server can forward.
@@ -270,17 +274,23 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
     // lost, which holds its estimate, and its top simulcast layers, down.
     // (The library's slot for it is above the NACK generator; nothing here
     // paces, so nothing below needs its feedback to pass a pacer.)
+    //
+    // Every interceptor but the sender reports only reads: they sit behind
+    // one link of the chain, which writes pass straight by (`ReadSide`).
+    // The order within is the order reads take.
+    let read_side: Vec<Box<dyn Interceptor>> = vec![
+        Box::new(TwccReceiverBuilder::new().build()),
+        Box::new(RepairUnwrap::new(setup.unusable_repairs.clone())),
+        Box::new(NackGeneratorBuilder::new().build()),
+        Box::new(ReceiverReportBuilder::new().build()),
+        Box::new(FeedbackTap::new(
+            setup.unknown_ssrc.clone(),
+            setup.srtp_ok.clone(),
+        )),
+    ];
     let registry = Registry::new()
-        .with(Slot::from(5_500), TwccReceiverBuilder::new().build())
-        .with(
-            Slot::from(6_000),
-            RepairUnwrap::new(setup.unusable_repairs.clone()),
-        )
-        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
-        .with(
-            Slot::from(14_000),
-            FeedbackTap::new(setup.unknown_ssrc.clone(), setup.srtp_ok.clone()),
-        );
+        .with(Slot::from(5_500), ReadSide::new(read_side))
+        .with(Slot::SenderReport, SenderReportBuilder::new().build());
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         me.register_feedback(
             RTCPFeedback {
@@ -297,7 +307,6 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
             None,
         )?;
     }
-    let registry = configure_rtcp_reports(registry);
 
     use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile as P;
     let settings = SettingEngineBuilder::new()

@@ -220,13 +220,23 @@ impl Shard {
                 }
                 leg.last_switch = Some(now);
             }
-            let mut header = pkt.header.clone();
-            header.ssrc = out.ssrc;
-            header.payload_type = out.pt;
-            header.sequence_number = out.seq;
-            header.timestamp = out.ts;
-            header.marker = out.marker;
-            fwd.ext.apply(&mut header, av1);
+            let mut header = rtc::rtp::header::Header {
+                version: 2,
+                padding: pkt.header.padding,
+                marker: out.marker,
+                payload_type: out.pt,
+                sequence_number: out.seq,
+                timestamp: out.ts,
+                ssrc: out.ssrc,
+                csrc: pkt.header.csrc.clone(),
+                ..Default::default()
+            };
+            fwd.ext.write(
+                &pkt.header.extensions,
+                pkt.header.extension_profile,
+                &mut header,
+                av1,
+            );
             let size = header.marshal_size() + out.payload.len();
             let kind = if leg.kind == RtpCodecKind::Audio {
                 PacketKind::Audio
