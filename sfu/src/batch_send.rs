@@ -288,6 +288,19 @@ mod tests {
             .collect()
     }
 
+    /// Every receiver got the datagrams sent to it, whole and in order.
+    fn each_got_its_own_in_order(rx: &[UdpSocket], out: &[(SocketAddr, Vec<u8>)]) {
+        for (k, s) in rx.iter().enumerate() {
+            let at = s.local_addr().unwrap();
+            let want: Vec<Vec<u8>> = out
+                .iter()
+                .filter(|(to, _)| *to == at)
+                .map(|(_, d)| d.clone())
+                .collect();
+            assert_eq!(recv_all(s, want.len()), want, "destination {k}");
+        }
+    }
+
     #[test]
     fn more_than_a_batch_to_several_destinations_arrives_whole_and_in_order() {
         let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -303,14 +316,7 @@ mod tests {
             })
             .collect();
         assert_eq!(send_all(&tx, &out), 0);
-        for (k, s) in rx.iter().enumerate() {
-            let want: Vec<Vec<u8>> = out
-                .iter()
-                .filter(|(to, _)| *to == addrs[k])
-                .map(|(_, d)| d.clone())
-                .collect();
-            assert_eq!(recv_all(s, want.len()), want, "destination {k}");
-        }
+        each_got_its_own_in_order(&rx, &out);
     }
 
     /// A keyframe to several subscribers, as a wake-up produces it: each
@@ -350,14 +356,7 @@ mod tests {
             assert_eq!(counts, [54, 6]);
         }
         assert_eq!(send_all(&tx, &out), 0);
-        for (k, s) in rx.iter().enumerate() {
-            let want: Vec<Vec<u8>> = out
-                .iter()
-                .filter(|(to, _)| *to == addrs[k])
-                .map(|(_, d)| d.clone())
-                .collect();
-            assert_eq!(recv_all(s, want.len()), want, "destination {k}");
-        }
+        each_got_its_own_in_order(&rx, &out);
     }
 
     #[test]
