@@ -63,6 +63,9 @@ pub async fn start(bin: &Path, extra_env: &[(String, String)]) -> anyhow::Result
         .env("SFU_MEDIA__UDP_PORT", "0")
         .env("SFU_ROOMS__MAX_SFU_PARTICIPANTS", "1000")
         .env("SFU_ROOMS__MAX_P2P_PARTICIPANTS", "16")
+        // Every bot connects from 127.0.0.1: the per-address limit (256 by
+        // default) would refuse the bots of a large run past it.
+        .env("SFU_LIMITS__MAX_CONNECTIONS_PER_IP", "0")
         .env("SFU_LOG__FORMAT", "human")
         // Warnings only from the libraries: per-connection info lines cost
         // the server CPU that would count against its per-packet figure.
