@@ -10,6 +10,7 @@ pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod heap;
+pub mod media_port;
 pub mod relay_io;
 pub mod runtime;
 pub mod shard;

@@ -70,30 +70,33 @@ impl SfuPlane {
     /// Binds the media port and starts the shards. Fails only if the
     /// socket cannot be bound or a thread cannot start.
     pub fn start(cfg: &MediaConfig) -> io::Result<(Arc<SfuPlane>, MediaEventReceiver)> {
-        let socket = StdSocket::bind(SocketAddr::new(cfg.bind, cfg.udp_port))?;
+        let (socket, tcp) = crate::media_port::bind(
+            SocketAddr::new(cfg.bind, cfg.udp_port),
+            cfg.tcp,
+            std::net::TcpListener::bind,
+        )?;
         socket.set_nonblocking(true)?;
         let local_addr = socket.local_addr()?;
         tracing::info!("media UDP listening on {local_addr}");
         let wanted = cfg.socket_buffer_kb.saturating_mul(1024);
         crate::sockbuf::report(crate::sockbuf::enlarge(&socket, wanted), wanted);
-        let tcp_listener = if cfg.tcp {
-            match std::net::TcpListener::bind(local_addr).and_then(|l| {
+        let tcp_listener = match tcp.and_then(|l| {
+            if let Some(l) = &l {
                 l.set_nonblocking(true)?;
-                Ok(l)
-            }) {
-                Ok(l) => {
-                    tracing::info!("media TCP listening on {local_addr} (ICE over TCP)");
-                    Some(l)
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        "[media] tcp: cannot listen on TCP {local_addr}: {e}; ICE over TCP is off"
-                    );
-                    None
-                }
             }
-        } else {
-            None
+            Ok(l)
+        }) {
+            Ok(Some(l)) => {
+                tracing::info!("media TCP listening on {local_addr} (ICE over TCP)");
+                Some(l)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(
+                    "[media] tcp: cannot listen on TCP {local_addr}: {e}; ICE over TCP is off"
+                );
+                None
+            }
         };
         let tcp_conns = Arc::new(crate::tcp::Connections::default());
         let mut advertise: Vec<SocketAddr> = cfg
