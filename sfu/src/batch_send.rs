@@ -132,29 +132,19 @@ mod linux {
         pub size: usize,
     }
 
-    /// The send order and its runs: datagrams grouped by destination (in
-    /// order of first appearance, each destination's in the order given),
-    /// then cut into runs of equal size (a shorter one ends a run). With
-    /// `gso` off every datagram is its own run.
+    /// The send order and its runs: datagrams grouped by destination
+    /// (each destination's in the order given; the destinations by
+    /// address), then cut into runs of equal size (a shorter one ends a
+    /// run). With `gso` off every datagram is its own run, in the order
+    /// given.
     pub(super) fn plan<B: AsRef<[u8]>>(
         out: &[(SocketAddr, B)],
         gso: bool,
     ) -> (Vec<usize>, Vec<Run>) {
         let mut order: Vec<usize> = (0..out.len()).collect();
         if gso {
-            let mut dests: Vec<SocketAddr> = Vec::new();
-            let mut group = Vec::with_capacity(out.len());
-            for (to, _) in out {
-                let g = match dests.iter().position(|d| d == to) {
-                    Some(g) => g,
-                    None => {
-                        dests.push(*to);
-                        dests.len() - 1
-                    }
-                };
-                group.push(g);
-            }
-            order.sort_by_key(|&i| group[i]);
+            // Stable: a destination's datagrams keep their order.
+            order.sort_by_key(|&i| out[i].0);
         }
         let mut runs: Vec<Run> = Vec::new();
         for (at, &i) in order.iter().enumerate() {

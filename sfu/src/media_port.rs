@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 const ATTEMPTS: usize = 16;
 
 /// Binds UDP at `addr` and, if `tcp`, TCP on the port UDP got (`listen`
-/// makes the TCP listener: `TcpListener::bind` outside tests). The TCP
+/// makes the TCP listener, in the runtime bound and non-blocking). The TCP
 /// listener is `None` if `tcp` is off or no port could be shared; the
 /// error says why.
 pub fn bind(

@@ -70,22 +70,18 @@ impl SfuPlane {
     /// Binds the media port and starts the shards. Fails only if the
     /// socket cannot be bound or a thread cannot start.
     pub fn start(cfg: &MediaConfig) -> io::Result<(Arc<SfuPlane>, MediaEventReceiver)> {
-        let (socket, tcp) = crate::media_port::bind(
-            SocketAddr::new(cfg.bind, cfg.udp_port),
-            cfg.tcp,
-            std::net::TcpListener::bind,
-        )?;
+        let (socket, tcp) =
+            crate::media_port::bind(SocketAddr::new(cfg.bind, cfg.udp_port), cfg.tcp, |at| {
+                let l = std::net::TcpListener::bind(at)?;
+                l.set_nonblocking(true)?;
+                Ok(l)
+            })?;
         socket.set_nonblocking(true)?;
         let local_addr = socket.local_addr()?;
         tracing::info!("media UDP listening on {local_addr}");
         let wanted = cfg.socket_buffer_kb.saturating_mul(1024);
         crate::sockbuf::report(crate::sockbuf::enlarge(&socket, wanted), wanted);
-        let tcp_listener = match tcp.and_then(|l| {
-            if let Some(l) = &l {
-                l.set_nonblocking(true)?;
-            }
-            Ok(l)
-        }) {
+        let tcp_listener = match tcp {
             Ok(Some(l)) => {
                 tracing::info!("media TCP listening on {local_addr} (ICE over TCP)");
                 Some(l)

@@ -184,12 +184,7 @@ impl Shard {
                 counts.drop(Drop::LegNotReady);
                 continue;
             }
-            // A relay carrying every stream has a forwarder per stream.
-            let fwd = match input.stream {
-                s if s > 0 && !leg.upper.is_empty() => leg.upper.get_mut(s as usize - 1),
-                _ => Some(&mut leg.fwd),
-            };
-            let Some(fwd) = fwd else {
+            let Some(fwd) = leg.forwarder_mut(input.stream) else {
                 counts.layer_drops += 1;
                 continue;
             };
@@ -213,13 +208,6 @@ impl Shard {
                     continue;
                 }
             };
-            if out.layer_switch {
-                counts.layer_switches += 1;
-                if let Some(prev) = leg.last_switch {
-                    counts.observe_switch_interval(now.saturating_duration_since(prev));
-                }
-                leg.last_switch = Some(now);
-            }
             let mut header = rtc::rtp::header::Header {
                 version: 2,
                 padding: pkt.header.padding,
@@ -237,6 +225,13 @@ impl Shard {
                 &mut header,
                 av1,
             );
+            if out.layer_switch {
+                counts.layer_switches += 1;
+                if let Some(prev) = leg.last_switch {
+                    counts.observe_switch_interval(now.saturating_duration_since(prev));
+                }
+                leg.last_switch = Some(now);
+            }
             let size = header.marshal_size() + out.payload.len();
             let kind = if leg.kind == RtpCodecKind::Audio {
                 PacketKind::Audio

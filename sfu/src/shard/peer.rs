@@ -37,9 +37,6 @@ pub struct Leg {
     /// under its own SSRC and rid, so the other node's subscribers choose
     /// among them: the forwarders of streams 1, 2, ... (empty elsewhere).
     pub upper: Vec<Forwarder>,
-    /// On such a leg, the streams the other node's subscribers need (all
-    /// until it says otherwise): the others are paused on the relay.
-    pub streams_wanted: Vec<bool>,
     /// What the subscriber asked for this track.
     pub settings: TrackSettings,
     /// Since when the track is not visible at the subscriber (adaptive
@@ -54,23 +51,29 @@ pub struct Leg {
 }
 
 impl Leg {
-    /// Sets what each forwarder of the leg forwards: `target`, or on a
-    /// relay carrying every stream, each stream whole while the other node
-    /// needs it. Returns the stream a keyframe is needed from, if any.
+    /// Sets what the leg forwards (`None`: nothing). Returns the stream a
+    /// keyframe is needed from, if any. A relay's leg carrying every
+    /// stream takes no target: it carries what its far node needs
+    /// (`Shard::relay_streams`).
     pub fn set_target(&mut self, target: Option<Layer>) -> Option<u8> {
-        if self.upper.is_empty() {
-            if target == self.fwd.target() {
-                return None;
-            }
-            return self.fwd.set_target(target);
+        if !self.upper.is_empty() || target == self.fwd.target() {
+            return None;
         }
-        let wanted = &self.streams_wanted;
-        let fwds = std::iter::once(&mut self.fwd).chain(self.upper.iter_mut());
-        for (k, f) in fwds.enumerate() {
-            let want = target.is_some() && wanted.get(k).copied().unwrap_or(true);
-            f.set_target(want.then_some(Layer::TOP));
+        self.fwd.set_target(target)
+    }
+
+    /// The forwarder of a stream's packets: the leg's one, or on a relay
+    /// carrying every stream, that stream's.
+    pub fn forwarder_mut(&mut self, stream: u8) -> Option<&mut Forwarder> {
+        match stream {
+            s if s > 0 && !self.upper.is_empty() => self.upper.get_mut(s as usize - 1),
+            _ => Some(&mut self.fwd),
         }
-        None
+    }
+
+    /// Every forwarder, mutably, stream 0's first.
+    pub fn forwarders_mut(&mut self) -> impl Iterator<Item = &mut Forwarder> {
+        std::iter::once(&mut self.fwd).chain(self.upper.iter_mut())
     }
 
     /// Every forwarder, stream 0's first.
@@ -357,7 +360,6 @@ impl Peer {
                 kind: src.kind,
                 fwd: Forwarder::new(ssrc, clock_rate, selector, cache),
                 upper,
-                streams_wanted: vec![true; streams],
                 settings,
                 hidden_since: None,
                 last_switch: None,

@@ -34,6 +34,7 @@ use signaling::media::{MediaEvent, Permissions, RelayEnd, SdpKind};
 
 use super::{Peer, Shard, UfragChange};
 use crate::core::ids::PeerKey;
+use crate::core::layer::Layer;
 use crate::engine::{build_peer, PeerSetup};
 use crate::stats::Drop;
 
@@ -240,8 +241,15 @@ impl Shard {
         if leg.upper.is_empty() || active.len() != leg.upper.len() + 1 {
             return;
         }
-        if leg.streams_wanted != active {
-            leg.streams_wanted = active;
+        let mut changed = false;
+        for (f, &on) in leg.forwarders_mut().zip(&active) {
+            if f.target().is_some() != on {
+                f.set_target(on.then_some(Layer::TOP));
+                changed = true;
+            }
+        }
+        // Dynacast here sees the streams no longer needed.
+        if changed {
             self.adapt(now);
         }
     }

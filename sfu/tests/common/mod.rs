@@ -36,7 +36,7 @@ use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RTCRtpParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
@@ -255,6 +255,24 @@ pub struct Client {
     pub rids: HashMap<u32, String>,
 }
 
+/// The mid of the transceiver a sender belongs to.
+pub fn sender_mid(pc: &mut RTCPeerConnection, sid: RTCRtpSenderId) -> Option<String> {
+    let ids: Vec<_> = pc.get_transceivers().collect();
+    ids.into_iter().find_map(|t| {
+        let tr = pc.rtp_transceiver(t)?;
+        (tr.sender()? == sid).then(|| tr.mid().clone())?
+    })
+}
+
+/// The id a sender's negotiated parameters give an extension URI.
+pub fn sender_ext_id(params: &RTCRtpParameters, uri: &str) -> Option<u8> {
+    params
+        .header_extensions
+        .iter()
+        .find(|h| h.uri == uri)
+        .map(|h| h.id as u8)
+}
+
 /// A simulcast video track: one VP8 encoding per rid (lowest quality
 /// first) on SSRCs from `base` up; returns the track and the SSRCs.
 pub fn simulcast_track(
@@ -366,29 +384,18 @@ impl Client {
     ) -> bool {
         let (sid, ssrc, _) = self.senders[i];
         let mid = if self.rids.contains_key(&ssrc) {
-            self.mid_of(sid)
+            sender_mid(&mut self.pc, sid)
         } else {
             None
         };
         let Some(mut sender) = self.pc.rtp_sender(sid) else {
             return false;
         };
-        let Some(pt) = sender
-            .get_parameters()
-            .rtp_parameters
-            .codecs
-            .first()
-            .map(|c| c.payload_type)
-        else {
+        let params = sender.get_parameters().rtp_parameters.clone();
+        let Some(pt) = params.codecs.first().map(|c| c.payload_type) else {
             return false;
         };
-        let ext_id = sender
-            .get_parameters()
-            .rtp_parameters
-            .header_extensions
-            .iter()
-            .find(|h| h.uri == ABS_CAPTURE_TIME)
-            .map(|h| h.id as u8);
+        let ext_id = sender_ext_id(&params, ABS_CAPTURE_TIME);
         let mut pkt = Packet {
             header: Header {
                 version: 2,
@@ -406,31 +413,14 @@ impl Client {
         }
         // A simulcast encoding names its stream, as browsers do.
         if let Some(rid) = self.rids.get(&ssrc) {
-            let params = sender.get_parameters().rtp_parameters.clone();
-            let id_of = |uri: &str| {
-                params
-                    .header_extensions
-                    .iter()
-                    .find(|h| h.uri == uri)
-                    .map(|h| h.id as u8)
-            };
-            if let (Some(id), Some(mid)) = (id_of(MID_URI), mid) {
+            if let (Some(id), Some(mid)) = (sender_ext_id(&params, MID_URI), mid) {
                 let _ = pkt.header.set_extension(id, Bytes::from(mid));
             }
-            if let Some(id) = id_of(RID_URI) {
+            if let Some(id) = sender_ext_id(&params, RID_URI) {
                 let _ = pkt.header.set_extension(id, Bytes::from(rid.clone()));
             }
         }
         sender.write_rtp(Instant::now(), pkt).is_ok()
-    }
-
-    /// The mid of the transceiver a sender belongs to.
-    fn mid_of(&mut self, sid: RTCRtpSenderId) -> Option<String> {
-        let ids: Vec<_> = self.pc.get_transceivers().collect();
-        ids.into_iter().find_map(|t| {
-            let tr = self.pc.rtp_transceiver(t)?;
-            (tr.sender()? == sid).then(|| tr.mid().clone())?
-        })
     }
 
     pub fn set_ssrc(&mut self, i: usize, ssrc: u32) {

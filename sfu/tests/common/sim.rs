@@ -165,13 +165,7 @@ impl SimClient {
             let Some(pt) = params.codecs.first().map(|c| c.payload_type) else {
                 return false;
             };
-            let ext = |uri: &str| {
-                params
-                    .header_extensions
-                    .iter()
-                    .find(|h| h.uri == uri)
-                    .map(|h| h.id as u8)
-            };
+            let ext = |uri: &str| super::sender_ext_id(&params, uri);
             (
                 pt,
                 ext(super::MID_URI),
@@ -179,7 +173,7 @@ impl SimClient {
                 ext(super::AUDIO_LEVEL_URI),
             )
         };
-        let mid = self.mid_of(sid);
+        let mid = super::sender_mid(&mut self.pc, sid);
         let Some(mut sender) = self.pc.rtp_sender(sid) else {
             return false;
         };
@@ -216,18 +210,6 @@ impl SimClient {
         sender.write_rtp(now, pkt).is_ok()
     }
 
-    /// The mid of the transceiver a sender belongs to.
-    fn mid_of(&mut self, sid: RTCRtpSenderId) -> Option<String> {
-        self.pc
-            .get_transceivers()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .find_map(|t| {
-                let tr = self.pc.rtp_transceiver(t)?;
-                (tr.sender()? == sid).then(|| tr.mid().clone())?
-            })
-    }
-
     /// Sends a retransmission the way a browser does for a rid simulcast
     /// layer: RTX (RFC 4588) on an SSRC no SDP names, tagged with the
     /// repaired rid; `payload` is what follows the original sequence
@@ -251,19 +233,13 @@ impl SimClient {
         let (mid_id, rrid_id) = {
             let mut sender = self.pc.rtp_sender(sid).expect("sender");
             let params = sender.get_parameters().rtp_parameters.clone();
-            let ext = |uri: &str| {
-                params
-                    .header_extensions
-                    .iter()
-                    .find(|h| h.uri == uri)
-                    .map(|h| h.id as u8)
-            };
+            let ext = |uri: &str| super::sender_ext_id(&params, uri);
             (
                 ext(super::MID_URI),
                 ext(super::RRID_URI).expect("rrid negotiated"),
             )
         };
-        let mid = self.mid_of(sid);
+        let mid = super::sender_mid(&mut self.pc, sid);
         let mut body = Vec::new();
         if !payload.is_empty() {
             body.extend(osn.to_be_bytes());

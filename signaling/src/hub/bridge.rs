@@ -182,7 +182,7 @@ impl Hub {
                 kind,
                 sdp,
             } => {
-                if self.relays.get(&room).is_some_and(|r| r.contains(&node)) {
+                if self.relay_open(&room, &node) {
                     fx.cluster.push(super::ClusterOut::RelaySdp {
                         node,
                         room,
@@ -199,7 +199,7 @@ impl Hub {
                 track,
                 active,
             } => {
-                if self.relays.get(&room).is_some_and(|r| r.contains(&node)) {
+                if self.relay_open(&room, &node) {
                     fx.cluster.push(super::ClusterOut::RelayStreams {
                         node,
                         room,

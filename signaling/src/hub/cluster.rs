@@ -182,6 +182,12 @@ pub(super) struct PendingJoin {
 pub(super) type Pending = HashMap<ClientId, PendingJoin>;
 
 impl Hub {
+    /// This node keeps a relay with `node` for `room`: what concerns that
+    /// relay may pass between the nodes.
+    pub(super) fn relay_open(&self, room: &RoomName, node: &NodeId) -> bool {
+        self.relays.get(room).is_some_and(|r| r.contains(node))
+    }
+
     /// Hands an admitted join to the cluster; the answer completes it.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn enter_cluster(
@@ -399,7 +405,7 @@ impl Hub {
                 kind,
                 sdp,
             } => {
-                if self.relays.get(&room).is_some_and(|r| r.contains(&node)) {
+                if self.relay_open(&room, &node) {
                     fx.media.push(MediaCommand::RelaySdp {
                         room,
                         node,
@@ -421,7 +427,7 @@ impl Hub {
                 active,
             } => {
                 // Before the relay opens, it carries every stream anyway.
-                if self.relays.get(&room).is_some_and(|r| r.contains(&node)) {
+                if self.relay_open(&room, &node) {
                     fx.media.push(MediaCommand::RelayStreams {
                         room,
                         node,
