@@ -57,6 +57,32 @@ pub fn stun_type(b: &[u8]) -> Option<u16> {
     (classify(b) == Kind::Stun).then(|| u16::from_be_bytes([b[0], b[1]]))
 }
 
+const USE_CANDIDATE: u16 = 0x0025;
+
+/// Whether a STUN message carries USE-CANDIDATE (RFC 8445 section 7.1.2)
+/// among the attributes its MESSAGE-INTEGRITY covers: a nomination, once
+/// the integrity is checked (`verify_binding_request`).
+pub fn stun_use_candidate(b: &[u8]) -> bool {
+    if classify(b) != Kind::Stun || b[4..8] != MAGIC {
+        return false;
+    }
+    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
+    let Some(body) = b.get(20..20 + len) else {
+        return false;
+    };
+    let mut i = 0;
+    while i + 4 <= body.len() {
+        let typ = u16::from_be_bytes([body[i], body[i + 1]]);
+        let alen = u16::from_be_bytes([body[i + 2], body[i + 3]]) as usize;
+        match typ {
+            USE_CANDIDATE => return true,
+            MESSAGE_INTEGRITY => return false,
+            _ => i += 4 + alen.div_ceil(4) * 4,
+        }
+    }
+    false
+}
+
 /// Why a STUN request does not prove it comes from the connection it names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StunAuthError {
@@ -168,6 +194,25 @@ mod tests {
         m.extend([0x00, 0x08, 0x00, 20]);
         m.extend(mac.finalize().into_bytes());
         m
+    }
+
+    #[test]
+    fn a_nomination_counts_only_under_the_integrity() {
+        let plain = stun_with_username("srv:cli");
+        assert!(!stun_use_candidate(&sign(plain.clone(), b"pw")));
+        let mut nominating = plain.clone();
+        nominating.extend([0x00, 0x25, 0x00, 0x00]);
+        let len = (nominating.len() - 20) as u16;
+        nominating[2..4].copy_from_slice(&len.to_be_bytes());
+        assert!(stun_use_candidate(&sign(nominating, b"pw")));
+        // After MESSAGE-INTEGRITY it is anyone's to add.
+        let mut after = sign(plain, b"pw");
+        after.extend([0x00, 0x25, 0x00, 0x00]);
+        let len = (after.len() - 20) as u16;
+        after[2..4].copy_from_slice(&len.to_be_bytes());
+        assert!(!stun_use_candidate(&after));
+        assert!(!stun_use_candidate(&[0u8; 10]));
+        assert!(!stun_use_candidate(&[0x80; 40]));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod loglimit;
 pub mod nack_cache;
 pub mod numbering;
 pub mod offer_check;
+pub mod renomination;
 pub mod repair;
 pub mod routing;
 pub mod sdp;

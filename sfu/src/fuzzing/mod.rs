@@ -166,6 +166,39 @@ pub fn binding_request(ufrag: &str, pwd: &[u8]) -> BytesMut {
     BytesMut::from(&m[..])
 }
 
+/// A binding request as a controlling ICE agent sends it on the pair it
+/// nominates: USERNAME `username` (the server's ufrag, a colon, the
+/// client's), PRIORITY, ICE-CONTROLLING and USE-CANDIDATE, and
+/// MESSAGE-INTEGRITY made with the server's password `pwd`.
+pub fn nominating_binding_request(username: &str, pwd: &[u8]) -> BytesMut {
+    use hmac::{Hmac, Mac};
+    let mut attrs = vec![0x00, 0x06];
+    attrs.extend((username.len() as u16).to_be_bytes());
+    attrs.extend(username.as_bytes());
+    while attrs.len() % 4 != 0 {
+        attrs.push(0);
+    }
+    // PRIORITY (a peer-reflexive candidate's, RFC 8445 section 5.1.2.1).
+    attrs.extend([0x00, 0x24, 0x00, 0x04]);
+    attrs.extend(1_853_824_767u32.to_be_bytes());
+    // ICE-CONTROLLING with a tie-breaker.
+    attrs.extend([0x80, 0x2a, 0x00, 0x08]);
+    attrs.extend(0x0102_0304_0506_0708u64.to_be_bytes());
+    // USE-CANDIDATE.
+    attrs.extend([0x00, 0x25, 0x00, 0x00]);
+    let mut m = vec![0x00, 0x01];
+    m.extend(((attrs.len() + 24) as u16).to_be_bytes());
+    m.extend([0x21, 0x12, 0xA4, 0x42]);
+    m.extend([9u8; 12]);
+    m.extend(attrs);
+    if let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(pwd) {
+        mac.update(&m);
+        m.extend([0x00, 0x08, 0x00, 20]);
+        m.extend(mac.finalize().into_bytes());
+    }
+    BytesMut::from(&m[..])
+}
+
 /// A shard with one participant (publish and subscribe grants) that has
 /// offered one audio section, and the ufrag and password the shard
 /// answered with (the library picks them with the local description, so

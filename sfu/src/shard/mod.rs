@@ -38,6 +38,7 @@ use crate::core::bind::{AddrTable, Bound, MAX_ADDRS_PER_OWNER};
 use crate::core::ids::{PeerKey, TrackNo};
 use crate::core::keyframe::KeyframeThrottle;
 use crate::core::loglimit::{LogLimiter, LOG_INTERVAL};
+use crate::core::renomination::Outgoing;
 use crate::core::routing::{RouteChange, Routing};
 use crate::demux;
 use crate::engine::{build_peer, PeerSetup, CONSENT_TIMEOUT};
@@ -264,6 +265,24 @@ impl Shard {
             self.refuse(Drop::UnknownSource, from, now);
             return;
         };
+        // A signed check (authenticated above) from where the client moved
+        // to is also shown to the library under the address it selected.
+        let mut check_copy = None;
+        if kind == demux::Kind::Stun && demux::stun_type(&data) == Some(demux::BINDING_REQUEST) {
+            if demux::stun_use_candidate(&data) {
+                let before = peer.renomination.moved_from();
+                peer.renomination.nominated(from);
+                let after = peer.renomination.moved_from();
+                if after.is_some() && before.is_none() {
+                    tracing::info!(peer = %key, %from, selected = ?after, "client nominated another candidate pair: media follows it");
+                }
+            }
+            check_copy = peer
+                .renomination
+                .check_copy_for(from)
+                .map(|old| (old, data.clone()));
+        }
+        let first = data.first().copied().unwrap_or(0);
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
@@ -281,9 +300,32 @@ impl Shard {
         if kind != demux::Kind::Stun {
             peer.active_at = Some(now);
         }
-        let refused = peer.pc.handle_read(msg).is_err()
-            || (kind == demux::Kind::Rtp && self.srtp_ok.load(Ordering::Relaxed) == seen);
+        let read = peer.pc.handle_read(msg);
+        let unseen = kind == demux::Kind::Rtp && self.srtp_ok.load(Ordering::Relaxed) == seen;
+        // A packet with the padding bit that went through but reached no
+        // interceptor is most likely padding only (browsers probe their
+        // uplink with it on the RTX stream), which the library discards:
+        // counted with the other repairs that repair nothing.
+        let padding = unseen && read.is_ok() && first & 0x20 != 0;
+        if padding {
+            self.unusable_repairs.fetch_add(1, Ordering::Relaxed);
+        }
+        let refused = read.is_err() || (unseen && !padding);
+        if let Some((old, copy)) = check_copy {
+            let msg = TaggedBytesMut {
+                now,
+                transport: TransportContext {
+                    local_addr: self.local_addr,
+                    peer_addr: old,
+                    transport_protocol: TransportProtocol::UDP,
+                    ecn: None,
+                },
+                message: copy,
+            };
+            let _ = peer.pc.handle_read(msg);
+        }
         if refused {
+            tracing::debug!(%from, ?kind, error = ?read.err(), "datagram rejected by its connection");
             self.refuse(Drop::Rejected, from, now);
         }
         self.mark(key);
@@ -502,18 +544,20 @@ impl Shard {
             if let Some(p) = self.peers.get_mut(&k) {
                 p.dirty = false;
                 while let Some(w) = p.pc.poll_write() {
-                    self.counts.packets_out += 1;
-                    self.counts.bytes_out += w.message.len() as u64;
-                    if demux::classify(&w.message) != demux::Kind::Stun {
+                    let stun = demux::classify(&w.message) == demux::Kind::Stun;
+                    if !stun {
                         p.active_at = Some(now);
                     }
+                    let to = match relay_socket {
+                        Some(_) => Outgoing::To(w.transport.peer_addr),
+                        None => p.renomination.outgoing(w.transport.peer_addr, stun),
+                    };
+                    let Outgoing::To(to) = to else { continue };
+                    self.counts.packets_out += 1;
+                    self.counts.bytes_out += w.message.len() as u64;
                     match relay_socket {
-                        Some(local) => {
-                            self.relays
-                                .out
-                                .push((local, w.transport.peer_addr, w.message))
-                        }
-                        None => self.out.push((w.transport.peer_addr, w.message)),
+                        Some(local) => self.relays.out.push((local, to, w.message)),
+                        None => self.out.push((to, w.message)),
                     }
                 }
                 // Reading the deadline walks every handler of the connection

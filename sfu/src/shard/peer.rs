@@ -20,6 +20,7 @@ use crate::core::forwarder::{Forwarder, PtMap};
 use crate::core::ids::{PeerKey, TrackNo};
 use crate::core::layer::{Layer, Selector, Simulcast, Svc};
 use crate::core::offer_check::OfferRate;
+use crate::core::renomination::Renomination;
 use crate::core::sdp;
 
 use super::bwe::{BweSettings, ProbeFiller, ProbeRoute, RtxRoute, SubscriberBwe};
@@ -144,6 +145,9 @@ pub struct Peer {
     /// When media or data (anything but STUN) last went in or out: an idle
     /// connection's timers are run at most every `IDLE_TICK`.
     pub active_at: Option<Instant>,
+    /// The client's latest nominated pair against the library's selected
+    /// one (see `core::renomination`).
+    pub renomination: Renomination,
     pub dirty: bool,
     /// Something other than forwarded media touched the connection since
     /// its deadline was read (see `Shard::flush`).
@@ -198,6 +202,7 @@ impl Peer {
             candidates_sent: false,
             deadline: None,
             active_at: None,
+            renomination: Renomination::default(),
             dirty: false,
             timers_stale: true,
             inbound: HashMap::new(),

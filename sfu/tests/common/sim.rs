@@ -275,6 +275,15 @@ impl SimClient {
         self.received.get(track_id).map_or(0, |r| r.packets)
     }
 
+    /// Moves to another local address without an ICE restart, as a
+    /// browser does when it nominates another pair: the old address is
+    /// gone, and nothing sent to it arrives any more. The client's own
+    /// ICE agent knows the new address as a host candidate.
+    pub fn move_to(&mut self, addr: SocketAddr) {
+        sfu::engine::add_host_candidate(&mut self.pc, addr).expect("a host candidate");
+        self.addr = addr;
+    }
+
     /// Restarts ICE (new ufrag and password in the next offer), as a
     /// browser does after `restartIce()`; with `moved_to`, from a new
     /// address, as after a switch from Wi-Fi to cellular: the old address
