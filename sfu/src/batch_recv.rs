@@ -61,6 +61,11 @@ impl RecvBatch {
         self.got.is_empty()
     }
 
+    /// Datagrams one read takes at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Whether the last read filled every slot (more may be waiting).
     pub fn is_full(&self) -> bool {
         self.got.len() == self.capacity

@@ -22,6 +22,11 @@ pub struct MediaConfig {
     pub tcp: bool,
     /// Worker shards. Zero: one per core.
     pub shards: usize,
+    /// With more than one shard, each client's datagrams reach the shard
+    /// that owns its connection on a socket of its own (same port,
+    /// `connect()`ed to the client once ICE has bound its address),
+    /// instead of through shard 0.
+    pub connected_sockets: bool,
     /// Send and receive buffer asked of the kernel for the media socket,
     /// KiB (capped by `net.core.wmem_max` and `rmem_max`; see
     /// `sfu::sockbuf`). Zero: the kernel's default.
@@ -129,6 +134,7 @@ impl Default for MediaConfig {
             advertise: Vec::new(),
             tcp: true,
             shards: 0,
+            connected_sockets: true,
             socket_buffer_kb: 4096,
             codecs: ["opus", "vp8", "h264", "vp9", "av1"]
                 .iter()

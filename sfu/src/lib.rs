@@ -4,6 +4,8 @@
 pub mod batch_recv;
 pub mod batch_send;
 pub mod config;
+#[cfg(target_os = "linux")]
+pub mod connected;
 pub mod core;
 pub mod demux;
 pub mod engine;

@@ -1,13 +1,15 @@
 //! The I/O shell: the one UDP socket, the shard threads, and the
 //! [`MediaPlane`] signaling talks to.
 //!
-//! Shard 0 owns the receiving end of the socket. On each wake-up it drains
-//! every ready datagram; one for its own rooms is handled inline on the
-//! spot, one for another shard is batched and handed over once per wake-up
-//! (one channel message per shard per batch, not per packet). Every shard
-//! sends on its own clone of the socket. With one shard (or rooms that hash
-//! to shard 0) nothing crosses a thread. See docs/architecture.md for why
-//! this and not a socket per shard.
+//! Shard 0 owns the receiving end of the shared socket. On each wake-up it
+//! drains every ready datagram; one for its own rooms is handled inline on
+//! the spot, one for another shard is batched and handed over once per
+//! wake-up (one channel message per shard per batch, not per packet). With
+//! more than one shard, a client whose address ICE has bound gets a
+//! connected socket on the same port in the shard that owns it
+//! (`crate::connected`), so its datagrams skip shard 0 altogether. Every
+//! shard sends on its own clone of the shared socket. See
+//! docs/architecture.md, "Shards and the one port".
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -121,6 +123,9 @@ impl SfuPlane {
         } else {
             cfg.shards
         };
+        // With one shard nothing is handed over: the shared socket's one
+        // batched read per wake-up is the cheaper path.
+        let connected_sockets = cfg.connected_sockets && n > 1 && share_port(&socket);
         let relay_ip = advertise[0].ip();
         let shard_cfg = Arc::new(ShardConfig {
             codecs: cfg.codecs.clone(),
@@ -156,12 +161,13 @@ impl SfuPlane {
                 relay_bind: (cfg.bind, relay_ip),
                 tcp: tcp_conns.clone(),
                 tcp_listener: if i == 0 { tcp_listener.take() } else { None },
+                connected_sockets,
             };
             std::thread::Builder::new()
                 .name(format!("media-shard-{i}"))
                 .spawn(move || ctx.run())?;
         }
-        tracing::info!(shards = n, "media plane started");
+        tracing::info!(shards = n, connected_sockets, "media plane started");
         Ok((
             Arc::new(SfuPlane {
                 shards: txs,
@@ -180,6 +186,18 @@ impl SfuPlane {
             .iter()
             .map(|c| c.read())
             .fold((0, 0), |(a, r), c| (a + c.addresses, r + c.routes))
+    }
+
+    /// How datagrams reach the shards: clients on connected sockets of the
+    /// shard that owns them, and datagrams shard 0 handed to another shard
+    /// so far (see `crate::connected`).
+    pub fn receive_paths(&self) -> (u64, u64) {
+        self.counts
+            .iter()
+            .map(|c| c.read())
+            .fold((0, 0), |(s, h), c| {
+                (s + c.connected_sockets, h + c.handed_off)
+            })
     }
 
     /// The bound media address (useful with `udp_port = 0`).
@@ -229,6 +247,8 @@ struct ShardCtx {
     tcp: Arc<crate::tcp::Connections>,
     /// Shard 0 only, with `[media] tcp`: the media port's TCP listener.
     tcp_listener: Option<std::net::TcpListener>,
+    /// `[media] connected_sockets`, and the shared socket allows them.
+    connected_sockets: bool,
 }
 
 impl ShardCtx {
@@ -286,6 +306,8 @@ impl ShardCtx {
             None => None,
         };
         let mut batch = RecvBatch::new(DRAIN_CHUNK);
+        let mut connected = self.open_connected();
+        let mut connected_batch = RecvBatch::new(DRAIN_CHUNK);
         let mut routes: Routes = AddrTable::new(CONSENT_TIMEOUT, MAX_ADDRS_PER_OWNER);
         let mut batches: Vec<Vec<(SocketAddr, BytesMut)>> = vec![Vec::new(); self.peers_tx.len()];
         let mut next_sweep = Instant::now() + SWEEP_EVERY;
@@ -334,6 +356,13 @@ impl ShardCtx {
                         }
                     }
                 }
+                _ = connected_readable(connected.as_ref()) => {
+                    if let Some(c) = connected.as_mut() {
+                        while self.drain_connected(c, &mut connected_batch) {
+                            self.emit(&mut relays);
+                        }
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline) => {}
             }
             let now = Instant::now();
@@ -348,6 +377,7 @@ impl ShardCtx {
             for _ in 0..tcp_refused.swap(0, std::sync::atomic::Ordering::Relaxed) {
                 self.shard.counts.drop(Drop::TcpRefused);
             }
+            self.sync_connected(connected.as_mut());
             self.emit(&mut relays);
             let has_peers = self.shard.peer_count() > 0;
             if had_peers && !has_peers {
@@ -355,6 +385,70 @@ impl ShardCtx {
                 tracing::debug!(shard = self.index, "shard empty: free heap returned");
             }
             had_peers = has_peers;
+        }
+    }
+
+    /// This shard's connected sockets, if on (see `crate::connected`).
+    #[cfg(target_os = "linux")]
+    fn open_connected(&self) -> Option<crate::connected::ConnectedSockets> {
+        if !self.connected_sockets {
+            return None;
+        }
+        let local = self.socket.local_addr().ok()?;
+        match crate::connected::ConnectedSockets::new(local) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(
+                    shard = self.index,
+                    "no connected sockets ({e}): shard 0 hands this shard its datagrams"
+                );
+                None
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn open_connected(&self) -> Option<Connected> {
+        None
+    }
+
+    /// Opens and closes connected sockets as the shard binds and forgets
+    /// client addresses (a no-op while none changed).
+    fn sync_connected(&mut self, connected: Option<&mut Connected>) {
+        #[cfg(target_os = "linux")]
+        if let Some(c) = connected {
+            let tcp = &self.tcp;
+            let (version, addrs) = self.shard.bound_addresses();
+            c.sync(version, addrs, |a| tcp.contains(a));
+            self.shard.counts.connected_sockets = c.len() as u64;
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = connected;
+    }
+
+    /// Reads a chunk from each ready connected socket, all at one `now`,
+    /// like `drain_socket` for the shared one; true when more may wait.
+    fn drain_connected(&mut self, c: &mut Connected, batch: &mut RecvBatch) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            let now = Instant::now();
+            let shard = &mut self.shard;
+            let more = c.drain(batch, |from, data, truncated| {
+                if truncated {
+                    shard.counts.packets_in += 1;
+                    shard.counts.bytes_in += data.len() as u64;
+                    shard.refuse(Drop::Oversize, from, now);
+                } else {
+                    shard.handle_datagram(from, BytesMut::from(data), now);
+                }
+            });
+            self.shard.handle_timeout(now);
+            more
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (c, batch);
+            false
         }
     }
 
@@ -444,7 +538,10 @@ impl ShardCtx {
         };
         match target {
             Ok(0) => self.shard.handle_datagram(from, BytesMut::from(data), now),
-            Ok(i) if i < batches.len() => batches[i].push((from, BytesMut::from(data))),
+            Ok(i) if i < batches.len() => {
+                self.shard.counts.handed_off += 1;
+                batches[i].push((from, BytesMut::from(data)))
+            }
             Ok(_) => {}
             Err(why) => {
                 self.shard.counts.packets_in += 1;
@@ -552,6 +649,46 @@ impl ShardCtx {
         self.shared.publish(&self.shard.counts);
         if std::mem::take(&mut self.shard.subscribers.1) {
             self.shared.publish_subscribers(&self.shard.subscribers.0);
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+type Connected = crate::connected::ConnectedSockets;
+/// No connected sockets off Linux.
+#[cfg(not(target_os = "linux"))]
+enum Connected {}
+
+/// Waits until a connected socket may be readable; forever without them.
+async fn connected_readable(c: Option<&Connected>) {
+    match c {
+        #[cfg(target_os = "linux")]
+        Some(c) => c.readable().await,
+        #[cfg(not(target_os = "linux"))]
+        Some(c) => match *c {},
+        None => std::future::pending().await,
+    }
+}
+
+/// Lets connected sockets share the media port (`crate::connected`): the
+/// shared socket gets `SO_REUSEPORT` after its bind, so binding the port
+/// still fails while another program holds it. False (logged) where that
+/// cannot be done; datagrams then all come through shard 0.
+fn share_port(socket: &StdSocket) -> bool {
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        false
+    }
+    #[cfg(target_os = "linux")]
+    match socket2::SockRef::from(socket).set_reuse_port(true) {
+        Ok(()) => {
+            crate::connected::raise_fd_limit();
+            true
+        }
+        Err(e) => {
+            tracing::warn!("[media] connected_sockets: cannot share the media port ({e}); off");
+            false
         }
     }
 }

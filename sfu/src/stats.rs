@@ -140,6 +140,11 @@ pub struct Counts {
     pub addresses: u64,
     /// Addresses the receiving shard routes to a shard (gauge).
     pub routes: u64,
+    /// Datagrams shard 0 read for another shard and handed over.
+    pub handed_off: u64,
+    /// Clients whose datagrams arrive on a connected socket of the shard
+    /// that owns them (gauge; see `crate::connected`).
+    pub connected_sockets: u64,
     /// ICE restarts accepted (a client re-offered with new credentials).
     pub ice_restarts: u64,
     pub dropped: [u64; N_DROPS],
@@ -188,7 +193,7 @@ impl Counts {
 }
 
 /// Counters before the drop reasons in [`SharedCounts`].
-const N_FIELDS: usize = 20;
+const N_FIELDS: usize = 22;
 
 /// Every value of a [`SharedCounts`]: the counters, the drop reasons, and
 /// the two histograms with their sums.
@@ -250,6 +255,8 @@ impl SharedCounts {
             c.addresses,
             c.routes,
             c.ice_restarts,
+            c.handed_off,
+            c.connected_sockets,
         ];
         let all = vals
             .iter()
@@ -304,6 +311,8 @@ impl SharedCounts {
             addresses: g(17),
             routes: g(18),
             ice_restarts: g(19),
+            handed_off: g(20),
+            connected_sockets: g(21),
             dropped,
             estimates,
             estimates_sum_bps,

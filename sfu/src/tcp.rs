@@ -91,6 +91,15 @@ impl Connections {
         refused
     }
 
+    /// Whether `addr` is an open TCP connection's remote address.
+    pub fn contains(&self, addr: &SocketAddr) -> bool {
+        if !self.any() {
+            return false;
+        }
+        let map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        map.contains_key(addr)
+    }
+
     /// Marks the connection from `addr` authenticated (a signed binding
     /// request arrived on it); no-op for a UDP address.
     pub fn authenticated(&self, addr: SocketAddr) {

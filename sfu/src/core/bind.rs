@@ -55,6 +55,8 @@ pub struct AddrTable<K> {
     by_owner: HashMap<K, Vec<SocketAddr>>,
     hold: Duration,
     per_owner: usize,
+    /// Changes whenever an address is bound or forgotten.
+    version: u64,
 }
 
 impl<K: Clone + Eq + Hash> AddrTable<K> {
@@ -66,6 +68,7 @@ impl<K: Clone + Eq + Hash> AddrTable<K> {
             by_owner: HashMap::new(),
             hold,
             per_owner: per_owner.max(1),
+            version: 0,
         }
     }
 
@@ -109,6 +112,7 @@ impl<K: Clone + Eq + Hash> AddrTable<K> {
             self.by_addr.remove(&gone);
         }
         list.push(addr);
+        self.version += 1;
         self.by_addr.insert(
             addr,
             Binding {
@@ -123,6 +127,7 @@ impl<K: Clone + Eq + Hash> AddrTable<K> {
     }
 
     fn unbind(&mut self, addr: &SocketAddr, owner: &K) {
+        self.version += 1;
         self.by_addr.remove(addr);
         if let Some(list) = self.by_owner.get_mut(owner) {
             list.retain(|a| a != addr);
@@ -135,6 +140,7 @@ impl<K: Clone + Eq + Hash> AddrTable<K> {
     /// Forgets every address of a connection that is gone.
     pub fn remove_owner(&mut self, owner: &K) {
         if let Some(list) = self.by_owner.remove(owner) {
+            self.version += 1;
             for a in list {
                 self.by_addr.remove(&a);
             }
@@ -143,8 +149,18 @@ impl<K: Clone + Eq + Hash> AddrTable<K> {
 
     /// Keeps only the connections `keep` says still exist.
     pub fn retain_owners(&mut self, keep: impl Fn(&K) -> bool) {
+        let before = self.by_addr.len();
         self.by_owner.retain(|k, _| keep(k));
         self.by_addr.retain(|_, b| keep(&b.owner));
+        if self.by_addr.len() != before {
+            self.version += 1;
+        }
+    }
+
+    /// Every bound address, and a number that changes whenever the set
+    /// does (to act on changes only).
+    pub fn addresses(&self) -> (u64, impl Iterator<Item = &SocketAddr>) {
+        (self.version, self.by_addr.keys())
     }
 
     /// Addresses bound in all.

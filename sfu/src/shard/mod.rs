@@ -411,6 +411,12 @@ impl Shard {
         Some(key)
     }
 
+    /// Every client address bound to a connection here, and a number
+    /// that changes whenever the set does.
+    pub fn bound_addresses(&self) -> (u64, impl Iterator<Item = &SocketAddr>) {
+        self.addrs.addresses()
+    }
+
     /// Counts a refused datagram and says so in the log at most once per
     /// interval per reason (a flood must not become a flood of log lines).
     pub fn refuse(&mut self, why: Drop, from: SocketAddr, now: Instant) {

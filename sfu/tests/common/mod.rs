@@ -91,12 +91,21 @@ pub fn vp8() -> RTCRtpCodec {
 
 /// A plane on an ephemeral loopback port, with `shards` shards.
 pub fn start_plane(shards: usize) -> (Arc<SfuPlane>, MediaEventReceiver) {
-    let cfg = MediaConfig {
+    start_plane_with(shards, |_| {})
+}
+
+/// Like [`start_plane`], with the configuration changed by `f`.
+pub fn start_plane_with(
+    shards: usize,
+    f: impl FnOnce(&mut MediaConfig),
+) -> (Arc<SfuPlane>, MediaEventReceiver) {
+    let mut cfg = MediaConfig {
         udp_port: 0,
         shards,
         keyframe_min_interval_ms: 200,
         ..MediaConfig::default()
     };
+    f(&mut cfg);
     SfuPlane::start(&cfg).expect("media plane starts")
 }
 
@@ -445,11 +454,16 @@ pub struct Net {
 
 impl Net {
     pub fn new(shards: usize) -> Net {
+        Self::with_config(shards, |_| {})
+    }
+
+    /// Like [`Self::new`], with the media configuration changed by `f`.
+    pub fn with_config(shards: usize, f: impl FnOnce(&mut MediaConfig)) -> Net {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let (plane, events) = start_plane(shards);
+        let (plane, events) = start_plane_with(shards, f);
         Net {
             plane,
             events,
