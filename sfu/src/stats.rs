@@ -344,6 +344,8 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         t.relay_bytes_out += c.relay_bytes_out;
         t.relay_packets_in += c.relay_packets_in;
         t.ice_restarts += c.ice_restarts;
+        t.connected_sockets += c.connected_sockets;
+        t.handed_off += c.handed_off;
         for i in 0..N_DROPS {
             t.dropped[i] += c.dropped[i];
         }
@@ -378,6 +380,8 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         relay_bytes_out: t.relay_bytes_out,
         relay_packets_in: t.relay_packets_in,
         ice_restarts: t.ice_restarts,
+        connected_sockets: t.connected_sockets,
+        datagrams_handed_off: t.handed_off,
         dropped: DROP_REASONS
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))

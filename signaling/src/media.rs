@@ -372,6 +372,11 @@ pub struct MediaStats {
     /// ICE restarts the plane accepted (a client re-offered new ICE
     /// credentials on its connection, after a network change).
     pub ice_restarts: u64,
+    /// Client addresses whose datagrams arrive on a socket of the shard
+    /// that owns them (`[media] connected_sockets`).
+    pub connected_sockets: u64,
+    /// Datagrams the receiving shard read for another shard and handed over.
+    pub datagrams_handed_off: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
     /// Subscribers' bandwidth estimates, observed at every allocation round.

@@ -289,6 +289,20 @@ pub fn render(
     );
     family(
         &mut out,
+        "sfu_connected_sockets",
+        "gauge",
+        "Client addresses whose datagrams arrive on a connected socket of the shard that owns them.",
+        &[("", m.connected_sockets as f64)],
+    );
+    family(
+        &mut out,
+        "sfu_datagrams_handed_off_total",
+        "counter",
+        "Datagrams the receiving shard read for another shard and handed over.",
+        &[("", m.datagrams_handed_off as f64)],
+    );
+    family(
+        &mut out,
         "sfu_relays",
         "gauge",
         "Node-to-node relay connections (rooms that span nodes of a cluster).",
@@ -514,6 +528,8 @@ mod tests {
             relay_bytes_out: 500,
             relay_packets_in: 40,
             ice_restarts: 5,
+            connected_sockets: 6,
+            datagrams_handed_off: 12,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
             bwe_estimate_bps: signaling::media::Histogram {
                 le: vec![500_000.0, 1_000_000.0],
@@ -561,6 +577,8 @@ mod tests {
         assert_eq!(sample(&text, "sfu_packets_skipped_total"), Some(11.0));
         assert_eq!(sample(&text, "sfu_layer_switches_total"), Some(3.0));
         assert_eq!(sample(&text, "sfu_ice_restarts_total"), Some(5.0));
+        assert_eq!(sample(&text, "sfu_connected_sockets"), Some(6.0));
+        assert_eq!(sample(&text, "sfu_datagrams_handed_off_total"), Some(12.0));
         assert_eq!(
             sample(&text, "sfu_bwe_estimate_bps{stat=\"max\"}"),
             Some(600_000.0)
