@@ -12,8 +12,15 @@
 //! address and port stay the same. Both sockets have `SO_REUSEPORT` (the
 //! shared one after its bind, so a second server on the same port still
 //! fails to start); connected sockets of a reuseport group take no share
-//! of the other traffic (Linux 5.3 and later). Sends stay on the shared
-//! socket: one `sendmmsg` for every destination of a wake-up.
+//! of the other traffic (Linux 5.3 and later). One gap remains: between
+//! its `bind()` and its `connect()` (two system calls), a new socket is an
+//! unconnected member like the shared one, and Linux then gives it what
+//! no connected socket takes (measured on 6.18: every such datagram, not a
+//! share). Only clients with no connected socket yet send any (a joiner's
+//! first checks), so at most a check is lost now and then, which ICE
+//! repeats; one that is read is handled by this shard, or counted as from
+//! an unknown source. Sends stay on the shared socket: one `sendmmsg` for
+//! every destination of a wake-up.
 //!
 //! A shard waits on all its connected sockets through one epoll instance,
 //! itself registered with the shard's runtime: one readiness for any
