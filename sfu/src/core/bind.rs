@@ -189,6 +189,31 @@ mod tests {
     const HOLD: Duration = Duration::from_secs(30);
 
     #[test]
+    fn the_version_moves_when_addresses_come_and_go_not_on_a_refresh() {
+        let t0 = Instant::now();
+        let mut t = AddrTable::new(HOLD, 8);
+        let v = |t: &AddrTable<u32>| t.addresses().0;
+        let v0 = v(&t);
+        t.authenticated(a(1), 1u32, t0, |_| true).unwrap();
+        let v1 = v(&t);
+        assert_ne!(v1, v0);
+        t.authenticated(a(1), 1, t0, |_| true).unwrap();
+        assert_eq!(v(&t), v1, "a refresh changes nothing");
+        t.authenticated(a(2), 2, t0, |_| true).unwrap();
+        let v2 = v(&t);
+        assert_ne!(v2, v1);
+        let mut all: Vec<SocketAddr> = t.addresses().1.copied().collect();
+        all.sort();
+        assert_eq!(all, vec![a(1), a(2)]);
+        t.remove_owner(&1);
+        let v3 = v(&t);
+        assert_ne!(v3, v2);
+        t.retain_owners(|k| *k != 2);
+        assert_ne!(v(&t), v3);
+        assert_eq!(t.addresses().1.count(), 0);
+    }
+
+    #[test]
     fn an_address_stays_with_its_live_connection_until_consent_lapses() {
         let t0 = Instant::now();
         let mut t = AddrTable::new(HOLD, 8);
