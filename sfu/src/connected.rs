@@ -81,8 +81,7 @@ pub struct ConnectedSockets {
     /// The shard's address-table version last synced with.
     synced: Option<u64>,
     /// Sockets that could not be opened.
-    pub failed: u64,
-    ready: Vec<u64>,
+    failed: u64,
 }
 
 impl ConnectedSockets {
@@ -110,7 +109,6 @@ impl ConnectedSockets {
             next_token: 1,
             synced: None,
             failed: 0,
-            ready: Vec::with_capacity(EVENTS),
         })
     }
 
@@ -237,20 +235,19 @@ impl ConnectedSockets {
         if n <= 0 {
             return false;
         }
-        self.ready.clear();
-        self.ready
-            .extend(events[..n as usize].iter().map(|e| e.u64));
         let mut more = n as usize == EVENTS;
         // About one batch per call across sockets, as from the shared
         // socket: the caller writes the output between calls, and sockets
         // left over are reported ready again.
         let mut taken = 0;
-        for t in &self.ready {
+        for ev in &events[..n as usize] {
             if taken >= batch.capacity() {
                 more = true;
                 break;
             }
-            let Some((remote, socket)) = self.by_token.get(t) else {
+            // A copy: the kernel's struct is packed.
+            let token = ev.u64;
+            let Some((remote, socket)) = self.by_token.get(&token) else {
                 continue;
             };
             match batch.recv(socket) {

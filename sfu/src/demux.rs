@@ -23,27 +23,55 @@ pub fn classify(b: &[u8]) -> Kind {
 const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const USERNAME: u16 = 0x0006;
 
+/// The attributes of a STUN message: its header's length must fit, and
+/// the magic cookie be there (RFC 5389 section 6).
+fn stun_body(b: &[u8]) -> Option<&[u8]> {
+    if b.len() < 20 || b[4..8] != MAGIC {
+        return None;
+    }
+    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
+    b.get(20..20 + len)
+}
+
+/// One attribute: where it starts in the body, its type, its value.
+struct Attr<'a> {
+    at: usize,
+    typ: u16,
+    val: &'a [u8],
+}
+
+/// A body's attributes in order; one whose value runs past the body is
+/// an `Err` and the last item.
+fn attributes(body: &[u8]) -> impl Iterator<Item = Result<Attr<'_>, StunAuthError>> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        if i + 4 > body.len() {
+            return None;
+        }
+        let typ = u16::from_be_bytes([body[i], body[i + 1]]);
+        let alen = u16::from_be_bytes([body[i + 2], body[i + 3]]) as usize;
+        let Some(val) = body.get(i + 4..i + 4 + alen) else {
+            i = body.len();
+            return Some(Err(StunAuthError::Malformed));
+        };
+        let at = i;
+        i += 4 + alen.div_ceil(4) * 4;
+        Some(Ok(Attr { at, typ, val }))
+    })
+}
+
 /// The local (server) ufrag named by a STUN message's USERNAME attribute.
 pub fn stun_ufrag(b: &[u8]) -> Option<&str> {
     // Only what `classify` calls STUN (first byte 0 to 3, RFC 7983) can
     // name a connection.
-    if classify(b) != Kind::Stun || b[4..8] != MAGIC {
+    if classify(b) != Kind::Stun {
         return None;
     }
-    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
-    let body = b.get(20..20 + len)?;
-    let mut i = 0;
-    while i + 4 <= body.len() {
-        let typ = u16::from_be_bytes([body[i], body[i + 1]]);
-        let alen = u16::from_be_bytes([body[i + 2], body[i + 3]]) as usize;
-        let val = body.get(i + 4..i + 4 + alen)?;
-        if typ == USERNAME {
-            let s = std::str::from_utf8(val).ok()?;
-            return s.split(':').next().filter(|u| !u.is_empty());
-        }
-        i += 4 + alen.div_ceil(4) * 4;
-    }
-    None
+    let name = attributes(stun_body(b)?)
+        .map_while(Result::ok)
+        .find(|a| a.typ == USERNAME)?;
+    let s = std::str::from_utf8(name.val).ok()?;
+    s.split(':').next().filter(|u| !u.is_empty())
 }
 
 const MESSAGE_INTEGRITY: u16 = 0x0008;
@@ -63,24 +91,13 @@ const USE_CANDIDATE: u16 = 0x0025;
 /// among the attributes its MESSAGE-INTEGRITY covers: a nomination, once
 /// the integrity is checked (`verify_binding_request`).
 pub fn stun_use_candidate(b: &[u8]) -> bool {
-    if classify(b) != Kind::Stun || b[4..8] != MAGIC {
-        return false;
-    }
-    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
-    let Some(body) = b.get(20..20 + len) else {
+    let Some(body) = stun_body(b).filter(|_| classify(b) == Kind::Stun) else {
         return false;
     };
-    let mut i = 0;
-    while i + 4 <= body.len() {
-        let typ = u16::from_be_bytes([body[i], body[i + 1]]);
-        let alen = u16::from_be_bytes([body[i + 2], body[i + 3]]) as usize;
-        match typ {
-            USE_CANDIDATE => return true,
-            MESSAGE_INTEGRITY => return false,
-            _ => i += 4 + alen.div_ceil(4) * 4,
-        }
-    }
-    false
+    attributes(body)
+        .map_while(Result::ok)
+        .take_while(|a| a.typ != MESSAGE_INTEGRITY)
+        .any(|a| a.typ == USE_CANDIDATE)
 }
 
 /// Why a STUN request does not prove it comes from the connection it names.
@@ -126,34 +143,27 @@ fn verify_integrity(b: &[u8], pwd: &[u8], typ: u16) -> Result<(), StunAuthError>
     if u16::from_be_bytes([b[0], b[1]]) != typ {
         return Err(StunAuthError::NotABindingRequest);
     }
-    let len = u16::from_be_bytes([b[2], b[3]]) as usize;
-    let body = b.get(20..20 + len).ok_or(StunAuthError::Malformed)?;
-    let mut i = 0;
-    while i + 4 <= body.len() {
-        let typ = u16::from_be_bytes([body[i], body[i + 1]]);
-        let alen = u16::from_be_bytes([body[i + 2], body[i + 3]]) as usize;
-        let val = body
-            .get(i + 4..i + 4 + alen)
-            .ok_or(StunAuthError::Malformed)?;
-        if typ == MESSAGE_INTEGRITY {
-            if alen != 20 {
-                return Err(StunAuthError::Malformed);
-            }
-            // The HMAC covers the header and every attribute before this
-            // one, with the header's length set as if this attribute were
-            // the last.
-            let covered = 20 + i;
-            let fake_len = (i + 24) as u16;
-            let mut mac =
-                Hmac::<sha1::Sha1>::new_from_slice(pwd).map_err(|_| StunAuthError::BadIntegrity)?;
-            mac.update(&b[..2]);
-            mac.update(&fake_len.to_be_bytes());
-            mac.update(&b[4..covered]);
-            return mac
-                .verify_slice(val)
-                .map_err(|_| StunAuthError::BadIntegrity);
+    let body = stun_body(b).ok_or(StunAuthError::Malformed)?;
+    for attr in attributes(body) {
+        let Attr { at, typ, val } = attr?;
+        if typ != MESSAGE_INTEGRITY {
+            continue;
         }
-        i += 4 + alen.div_ceil(4) * 4;
+        if val.len() != 20 {
+            return Err(StunAuthError::Malformed);
+        }
+        // The HMAC covers the header and every attribute before this
+        // one, with the header's length set as if this attribute were
+        // the last.
+        let fake_len = (at + 24) as u16;
+        let mut mac =
+            Hmac::<sha1::Sha1>::new_from_slice(pwd).map_err(|_| StunAuthError::BadIntegrity)?;
+        mac.update(&b[..2]);
+        mac.update(&fake_len.to_be_bytes());
+        mac.update(&b[4..20 + at]);
+        return mac
+            .verify_slice(val)
+            .map_err(|_| StunAuthError::BadIntegrity);
     }
     Err(StunAuthError::NoIntegrity)
 }

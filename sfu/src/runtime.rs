@@ -435,9 +435,7 @@ impl ShardCtx {
             let shard = &mut self.shard;
             let more = c.drain(batch, |from, data, truncated| {
                 if truncated {
-                    shard.counts.packets_in += 1;
-                    shard.counts.bytes_in += data.len() as u64;
-                    shard.refuse(Drop::Oversize, from, now);
+                    shard.refuse_oversize(from, data.len(), now);
                 } else {
                     shard.handle_datagram(from, BytesMut::from(data), now);
                 }
@@ -504,9 +502,7 @@ impl ShardCtx {
         for i in 0..batch.len() {
             let (got, data) = batch.get(i);
             if got.truncated {
-                self.shard.counts.packets_in += 1;
-                self.shard.counts.bytes_in += got.len as u64;
-                self.shard.refuse(Drop::Oversize, got.from, now);
+                self.shard.refuse_oversize(got.from, got.len, now);
                 continue;
             }
             self.dispatch(got.from, data, now, routes, batches);

@@ -21,20 +21,12 @@ const FRAME: Duration = Duration::from_millis(33);
 
 /// The `a=ice-ufrag` of an SDP.
 fn ufrag(sdp: &str) -> String {
-    sdp.lines()
-        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
-        .expect("an ice-ufrag line")
-        .trim()
-        .to_owned()
+    common::ice_credentials(sdp).0
 }
 
 /// The `a=ice-pwd` of an SDP.
 fn pwd(sdp: &str) -> String {
-    sdp.lines()
-        .find_map(|l| l.strip_prefix("a=ice-pwd:"))
-        .expect("an ice-pwd line")
-        .trim()
-        .to_owned()
+    common::ice_credentials(sdp).1
 }
 
 /// Publisher `a` (video) and subscriber `b`, connected and forwarding.

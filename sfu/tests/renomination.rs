@@ -15,14 +15,6 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 const FRAME: Duration = Duration::from_millis(33);
 
-fn sdp_value(sdp: &str, key: &str) -> String {
-    sdp.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .expect("an ICE credential line")
-        .trim()
-        .to_owned()
-}
-
 fn send(net: &mut SimNet, seq: u16) {
     let now = net.now;
     net.clients[0].send_rtp(0, seq, seq as u32 * 3000, payload(seq, 200), now);
@@ -54,12 +46,8 @@ fn media_follows_a_client_that_nominates_another_pair_and_its_connection_stays_u
         .expect("server SDP")
         .clone();
     let own_sdp = net.clients[b].pc.local_description().expect("own SDP").sdp;
-    let username = format!(
-        "{}:{}",
-        sdp_value(&server_sdp, "a=ice-ufrag:"),
-        sdp_value(&own_sdp, "a=ice-ufrag:")
-    );
-    let pwd = sdp_value(&server_sdp, "a=ice-pwd:");
+    let (server_ufrag, pwd) = common::ice_credentials(&server_sdp);
+    let username = format!("{server_ufrag}:{}", common::ice_credentials(&own_sdp).0);
     let moved = net.new_addr();
     net.clients[b].move_to(moved);
     let now = net.now;

@@ -28,18 +28,12 @@ fn dropped(stats: &MediaStats, why: &str) -> u64 {
 /// The server's ICE ufrag and password of a client's connection, from the
 /// server's SDP the client applied (what any participant sees of its own).
 fn server_credentials(net: &Net, i: usize) -> (String, String) {
-    let sdp = net.clients[i]
+    let sdp = &net.clients[i]
         .pc
         .remote_description()
         .expect("negotiated")
-        .sdp
-        .clone();
-    let find = |key: &str| {
-        sdp.lines()
-            .find_map(|l| l.trim().strip_prefix(key).map(str::to_owned))
-            .expect("credentials in the server's SDP")
-    };
-    (find("a=ice-ufrag:"), find("a=ice-pwd:"))
+        .sdp;
+    common::ice_credentials(sdp)
 }
 
 #[test]

@@ -47,23 +47,32 @@ pub enum Outgoing {
 
 impl Renomination {
     /// A signed binding request with USE-CANDIDATE came from `from`.
-    pub fn nominated(&mut self, from: SocketAddr) {
+    /// True when this starts a detour (the client has left the library's
+    /// pair), to say so once.
+    pub fn nominated(&mut self, from: SocketAddr) -> bool {
+        let was = self.detour().is_some();
         self.client = Some(from);
+        !was && self.detour().is_some()
+    }
+
+    /// The library's pair and the client's, while they differ.
+    fn detour(&self) -> Option<(SocketAddr, SocketAddr)> {
+        match (self.library, self.client) {
+            (Some(l), Some(c)) if l != c => Some((l, c)),
+            _ => None,
+        }
     }
 
     /// The address the library selected, when the client has nominated
     /// another one since.
     pub fn moved_from(&self) -> Option<SocketAddr> {
-        match (self.library, self.client) {
-            (Some(l), Some(c)) if l != c => Some(l),
-            _ => None,
-        }
+        self.detour().map(|(l, _)| l)
     }
 
     /// For a binding request from `from`: the address to show the library
     /// a copy under, when `from` is where the client moved to.
     pub fn check_copy_for(&self, from: SocketAddr) -> Option<SocketAddr> {
-        self.moved_from().filter(|_| self.client == Some(from))
+        self.detour().filter(|&(_, c)| c == from).map(|(l, _)| l)
     }
 
     /// Where a datagram the library wrote to `to` goes. `stun`: it is a
@@ -73,9 +82,9 @@ impl Renomination {
         if !stun {
             self.library = Some(to);
         }
-        match (self.moved_from(), self.client) {
-            (Some(old), Some(_)) if to == old && stun => Outgoing::Drop,
-            (Some(old), Some(new)) if to == old => Outgoing::To(new),
+        match self.detour() {
+            Some((old, _)) if to == old && stun => Outgoing::Drop,
+            Some((old, new)) if to == old => Outgoing::To(new),
             _ => Outgoing::To(to),
         }
     }
@@ -102,9 +111,10 @@ mod tests {
     #[test]
     fn media_follows_the_latest_nomination_and_checks_keep_the_first_alive() {
         let mut r = Renomination::default();
-        r.nominated(a(1));
+        assert!(!r.nominated(a(1)));
         assert_eq!(r.outgoing(a(1), false), Outgoing::To(a(1)));
-        r.nominated(a(2));
+        assert!(r.nominated(a(2)), "the detour starts");
+        assert!(!r.nominated(a(2)), "and is said once");
         assert_eq!(r.moved_from(), Some(a(1)));
         // The library still sends to its pair: media goes to the client's.
         assert_eq!(r.outgoing(a(1), false), Outgoing::To(a(2)));

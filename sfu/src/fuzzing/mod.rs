@@ -130,32 +130,31 @@ fn replace(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A binding request naming the server's `ufrag` in USERNAME, with no
-/// MESSAGE-INTEGRITY: what an attacker who learnt a ufrag can send.
-pub fn unsigned_binding_request(ufrag: &str) -> Vec<u8> {
-    let user = format!("{ufrag}:fuzzclient");
-    let mut attr = vec![0x00, 0x06];
-    attr.extend((user.len() as u16).to_be_bytes());
-    attr.extend(user.as_bytes());
-    while attr.len() % 4 != 0 {
-        attr.push(0);
+/// A binding request with USERNAME `username`, then the attributes in
+/// `rest` (type and value each), and no MESSAGE-INTEGRITY.
+fn request(username: &str, rest: &[(u16, &[u8])], tid: u8) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    for (typ, val) in std::iter::once((0x0006, username.as_bytes())).chain(rest.iter().copied()) {
+        attrs.extend(typ.to_be_bytes());
+        attrs.extend((val.len() as u16).to_be_bytes());
+        attrs.extend(val);
+        while attrs.len() % 4 != 0 {
+            attrs.push(0);
+        }
     }
     let mut m = vec![0x00, 0x01];
-    m.extend((attr.len() as u16).to_be_bytes());
+    m.extend((attrs.len() as u16).to_be_bytes());
     m.extend([0x21, 0x12, 0xA4, 0x42]);
-    m.extend([7u8; 12]);
-    m.extend(attr);
+    m.extend([tid; 12]);
+    m.extend(attrs);
     m
 }
 
-/// A binding request from a client, as an ICE agent sends it: USERNAME
-/// naming the server's `ufrag`, MESSAGE-INTEGRITY made with the server's
-/// password `pwd`.
-pub fn binding_request(ufrag: &str, pwd: &[u8]) -> BytesMut {
+/// `m` with a MESSAGE-INTEGRITY made with `pwd` appended: the HMAC covers
+/// the message with its length counting that attribute (RFC 5389 section
+/// 15.4).
+fn signed(mut m: Vec<u8>, pwd: &[u8]) -> BytesMut {
     use hmac::{Hmac, Mac};
-    let mut m = unsigned_binding_request(ufrag);
-    // The HMAC covers the message with its length counting the
-    // MESSAGE-INTEGRITY attribute (RFC 5389 section 15.4).
     let len = (m.len() - 20 + 24) as u16;
     m[2..4].copy_from_slice(&len.to_be_bytes());
     if let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(pwd) {
@@ -166,37 +165,29 @@ pub fn binding_request(ufrag: &str, pwd: &[u8]) -> BytesMut {
     BytesMut::from(&m[..])
 }
 
+/// A binding request naming the server's `ufrag` in USERNAME, with no
+/// MESSAGE-INTEGRITY: what an attacker who learnt a ufrag can send.
+pub fn unsigned_binding_request(ufrag: &str) -> Vec<u8> {
+    request(&format!("{ufrag}:fuzzclient"), &[], 7)
+}
+
+/// A binding request from a client, as an ICE agent sends it: USERNAME
+/// naming the server's `ufrag`, MESSAGE-INTEGRITY made with the server's
+/// password `pwd`.
+pub fn binding_request(ufrag: &str, pwd: &[u8]) -> BytesMut {
+    signed(unsigned_binding_request(ufrag), pwd)
+}
+
 /// A binding request as a controlling ICE agent sends it on the pair it
 /// nominates: USERNAME `username` (the server's ufrag, a colon, the
-/// client's), PRIORITY, ICE-CONTROLLING and USE-CANDIDATE, and
-/// MESSAGE-INTEGRITY made with the server's password `pwd`.
+/// client's), PRIORITY (a peer-reflexive candidate's, RFC 8445 section
+/// 5.1.2.1), ICE-CONTROLLING and USE-CANDIDATE, and MESSAGE-INTEGRITY made
+/// with the server's password `pwd`.
 pub fn nominating_binding_request(username: &str, pwd: &[u8]) -> BytesMut {
-    use hmac::{Hmac, Mac};
-    let mut attrs = vec![0x00, 0x06];
-    attrs.extend((username.len() as u16).to_be_bytes());
-    attrs.extend(username.as_bytes());
-    while attrs.len() % 4 != 0 {
-        attrs.push(0);
-    }
-    // PRIORITY (a peer-reflexive candidate's, RFC 8445 section 5.1.2.1).
-    attrs.extend([0x00, 0x24, 0x00, 0x04]);
-    attrs.extend(1_853_824_767u32.to_be_bytes());
-    // ICE-CONTROLLING with a tie-breaker.
-    attrs.extend([0x80, 0x2a, 0x00, 0x08]);
-    attrs.extend(0x0102_0304_0506_0708u64.to_be_bytes());
-    // USE-CANDIDATE.
-    attrs.extend([0x00, 0x25, 0x00, 0x00]);
-    let mut m = vec![0x00, 0x01];
-    m.extend(((attrs.len() + 24) as u16).to_be_bytes());
-    m.extend([0x21, 0x12, 0xA4, 0x42]);
-    m.extend([9u8; 12]);
-    m.extend(attrs);
-    if let Ok(mut mac) = Hmac::<sha1::Sha1>::new_from_slice(pwd) {
-        mac.update(&m);
-        m.extend([0x00, 0x08, 0x00, 20]);
-        m.extend(mac.finalize().into_bytes());
-    }
-    BytesMut::from(&m[..])
+    let priority = 1_853_824_767u32.to_be_bytes();
+    let tie_breaker = 0x0102_0304_0506_0708u64.to_be_bytes();
+    let rest: [(u16, &[u8]); 3] = [(0x0024, &priority), (0x802a, &tie_breaker), (0x0025, &[])];
+    signed(request(username, &rest, 9), pwd)
 }
 
 /// A shard with one participant (publish and subscribe grants) that has

@@ -269,13 +269,9 @@ impl Shard {
         // to is also shown to the library under the address it selected.
         let mut check_copy = None;
         if kind == demux::Kind::Stun && demux::stun_type(&data) == Some(demux::BINDING_REQUEST) {
-            if demux::stun_use_candidate(&data) {
-                let before = peer.renomination.moved_from();
-                peer.renomination.nominated(from);
-                let after = peer.renomination.moved_from();
-                if after.is_some() && before.is_none() {
-                    tracing::info!(peer = %key, %from, selected = ?after, "client nominated another candidate pair: media follows it");
-                }
+            if demux::stun_use_candidate(&data) && peer.renomination.nominated(from) {
+                let selected = peer.renomination.moved_from();
+                tracing::info!(peer = %key, %from, ?selected, "client nominated another candidate pair: media follows it");
             }
             check_copy = peer
                 .renomination
@@ -283,16 +279,7 @@ impl Shard {
                 .map(|old| (old, data.clone()));
         }
         let first = data.first().copied().unwrap_or(0);
-        let msg = TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr: self.local_addr,
-                peer_addr: from,
-                transport_protocol: TransportProtocol::UDP,
-                ecn: None,
-            },
-            message: data,
-        };
+        let msg = udp_message(self.local_addr, from, data, now);
         // SRTP and RTP parse failures end inside the library with no error
         // returned; a packet that passed shows up at the connection's
         // interceptor, which counts it.
@@ -312,20 +299,11 @@ impl Shard {
         }
         let refused = read.is_err() || (unseen && !padding);
         if let Some((old, copy)) = check_copy {
-            let msg = TaggedBytesMut {
-                now,
-                transport: TransportContext {
-                    local_addr: self.local_addr,
-                    peer_addr: old,
-                    transport_protocol: TransportProtocol::UDP,
-                    ecn: None,
-                },
-                message: copy,
-            };
-            let _ = peer.pc.handle_read(msg);
+            let _ = peer
+                .pc
+                .handle_read(udp_message(self.local_addr, old, copy, now));
         }
         if refused {
-            tracing::debug!(%from, ?kind, error = ?read.err(), "datagram rejected by its connection");
             self.refuse(Drop::Rejected, from, now);
         }
         self.mark(key);
@@ -415,6 +393,14 @@ impl Shard {
     /// that changes whenever the set does.
     pub fn bound_addresses(&self) -> (u64, impl Iterator<Item = &SocketAddr>) {
         self.addrs.addresses()
+    }
+
+    /// A datagram longer than the receive slot arrived cut: counted as
+    /// received, and refused whole.
+    pub fn refuse_oversize(&mut self, from: SocketAddr, len: usize, now: Instant) {
+        self.counts.packets_in += 1;
+        self.counts.bytes_in += len as u64;
+        self.refuse(Drop::Oversize, from, now);
     }
 
     /// Counts a refused datagram and says so in the log at most once per
@@ -554,17 +540,20 @@ impl Shard {
                     if !stun {
                         p.active_at = Some(now);
                     }
-                    let to = match relay_socket {
-                        Some(_) => Outgoing::To(w.transport.peer_addr),
-                        None => p.renomination.outgoing(w.transport.peer_addr, stun),
-                    };
-                    let Outgoing::To(to) = to else { continue };
-                    self.counts.packets_out += 1;
-                    self.counts.bytes_out += w.message.len() as u64;
+                    let len = w.message.len() as u64;
                     match relay_socket {
-                        Some(local) => self.relays.out.push((local, to, w.message)),
-                        None => self.out.push((to, w.message)),
+                        Some(local) => {
+                            self.relays
+                                .out
+                                .push((local, w.transport.peer_addr, w.message))
+                        }
+                        None => match p.renomination.outgoing(w.transport.peer_addr, stun) {
+                            Outgoing::To(to) => self.out.push((to, w.message)),
+                            Outgoing::Drop => continue,
+                        },
                     }
+                    self.counts.packets_out += 1;
+                    self.counts.bytes_out += len;
                 }
                 // Reading the deadline walks every handler of the connection
                 // (about as dear as forwarding a packet), and forwarded media
@@ -759,5 +748,24 @@ impl Shard {
 
     fn keyframe_throttle(&self) -> KeyframeThrottle {
         KeyframeThrottle::new(self.cfg.keyframe_min_interval)
+    }
+}
+
+/// A datagram from `peer` to the library, as received on `local`.
+fn udp_message(
+    local: SocketAddr,
+    peer: SocketAddr,
+    data: BytesMut,
+    now: Instant,
+) -> TaggedBytesMut {
+    TaggedBytesMut {
+        now,
+        transport: TransportContext {
+            local_addr: local,
+            peer_addr: peer,
+            transport_protocol: TransportProtocol::UDP,
+            ecn: None,
+        },
+        message: data,
     }
 }

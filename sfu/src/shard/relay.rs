@@ -28,7 +28,6 @@ use std::time::Instant;
 use bytes::BytesMut;
 use rand::distr::{Alphanumeric, SampleString};
 use rtc::sansio::Protocol;
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use signaling::ids::{NodeId, ParticipantId, RoomName};
 use signaling::media::{MediaEvent, Permissions, RelayEnd, SdpKind};
 
@@ -281,17 +280,10 @@ impl Shard {
         if crate::demux::classify(&data) != crate::demux::Kind::Stun {
             peer.active_at = Some(now);
         }
-        let msg = TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr: local,
-                peer_addr: from,
-                transport_protocol: TransportProtocol::UDP,
-                ecn: None,
-            },
-            message: data,
-        };
-        if let Err(e) = peer.pc.handle_read(msg) {
+        if let Err(e) = peer
+            .pc
+            .handle_read(super::udp_message(local, from, data, now))
+        {
             tracing::trace!(peer = %key, "relay datagram rejected: {e}");
             self.counts.drop(Drop::Rejected);
         }

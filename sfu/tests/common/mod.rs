@@ -60,6 +60,18 @@ pub fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
         .and_then(|l| l.split([' ', '/']).next()?.parse().ok())
 }
 
+/// The ICE ufrag and password a session description gives.
+pub fn ice_credentials(sdp: &str) -> (String, String) {
+    let find = |key: &str| {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .expect("an ICE credential line")
+            .trim()
+            .to_owned()
+    };
+    (find("a=ice-ufrag:"), find("a=ice-pwd:"))
+}
+
 pub fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_OPUS.to_owned(),
