@@ -8,9 +8,11 @@
 //! interceptors: NACK generator, TWCC and receiver-report recording), the
 //! forwarding decision and per-leg rewrite (SSRC, payload type, sequence
 //! number, timestamp, header extensions, NACK cache copy) for each
-//! subscriber, the library's write path per leg (send-side interceptors and
-//! SRTP encryption, AES-128-GCM as negotiated), and collecting the output
-//! datagrams. The time reported is the benchmark thread's CPU time
+//! subscriber, the send path per leg, and collecting the output datagrams.
+//! The send path is measured both ways: `own`, the shard's own SRTP
+//! (`[media] own_srtp`, the default: marshal once and encrypt in place),
+//! and `library`, the library's write path (send-side interceptors and
+//! SRTP encryption). AES-128-GCM, as the clients negotiate. The time reported is the benchmark thread's CPU time
 //! (`CLOCK_THREAD_CPUTIME_ID`), not wall time, so other load on the machine
 //! does not inflate it. Not measured: the socket system calls (receive once, send per
 //! subscriber) and thread wake-ups. Criterion's throughput line (elements/s,
@@ -171,7 +173,7 @@ struct Room {
 }
 
 impl Room {
-    fn new(n: usize, media: Media) -> Room {
+    fn new(n: usize, media: Media, own_srtp: bool) -> Room {
         let cfg = Arc::new(ShardConfig {
             codecs: vec!["opus".into(), "vp8".into()],
             advertise: vec![SERVER],
@@ -179,6 +181,7 @@ impl Room {
             keyframe_min_interval: Duration::from_millis(500),
             nack_cache_packets: 1024,
             bwe: Default::default(),
+            own_srtp,
         });
         let mut shard = Shard::new(cfg, StdRng::seed_from_u64(7));
         let room = RoomName::parse("bench").unwrap();
@@ -396,14 +399,17 @@ fn forward(c: &mut Criterion) {
     let mut group = c.benchmark_group("forward_one_packet");
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(5));
-    for (media, n) in [Media::Video, Media::Audio]
+    for (media, own, n) in [Media::Video, Media::Audio]
         .into_iter()
-        .flat_map(|m| [1usize, 10, 100].map(|n| (m, n)))
+        .flat_map(|m| [(m, true), (m, false)])
+        .flat_map(|(m, own)| [1usize, 10, 100].map(|n| (m, own, n)))
     {
-        let mut room = Room::new(n, media);
+        let mut room = Room::new(n, media, own);
         let from = room.clients[0].addr;
+        let path = if own { "own" } else { "library" };
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::new(media.name(), n), &n, |b, _| {
+        let id = BenchmarkId::new(format!("{}/{path}", media.name()), n);
+        group.bench_with_input(id, &n, |b, _| {
             b.iter_custom(|iters| {
                 // Untimed: let the clients' consent checks and reports through
                 // so the connections stay up.

@@ -27,6 +27,11 @@ pub struct MediaConfig {
     /// `connect()`ed to the client once ICE has bound its address),
     /// instead of through shard 0.
     pub connected_sockets: bool,
+    /// Forwarded RTP is encrypted by the shard itself, straight into the
+    /// datagram that leaves, with the connection's SRTP keys (AES-128-GCM
+    /// connections; others stay on the library's write path). Off: every
+    /// packet goes through the library's write path.
+    pub own_srtp: bool,
     /// Send and receive buffer asked of the kernel for the media socket,
     /// KiB (capped by `net.core.wmem_max` and `rmem_max`; see
     /// `sfu::sockbuf`). Zero: the kernel's default.
@@ -135,6 +140,7 @@ impl Default for MediaConfig {
             tcp: true,
             shards: 0,
             connected_sockets: true,
+            own_srtp: true,
             socket_buffer_kb: 4096,
             codecs: ["opus", "vp8", "h264", "vp9", "av1"]
                 .iter()

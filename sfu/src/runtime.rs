@@ -134,6 +134,7 @@ impl SfuPlane {
             keyframe_min_interval: Duration::from_millis(cfg.keyframe_min_interval_ms),
             nack_cache_packets: cfg.nack_cache_packets,
             bwe: cfg.bwe.settings(),
+            own_srtp: cfg.own_srtp,
         });
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let ufrags: UfragTable = Arc::default();

@@ -145,6 +145,9 @@ pub struct Counts {
     /// Clients whose datagrams arrive on a connected socket of the shard
     /// that owns them (gauge; see `crate::connected`).
     pub connected_sockets: u64,
+    /// RTP sent to participants through the shard's own SRTP (see
+    /// `core::srtp_out`), not the library's write path.
+    pub own_srtp: u64,
     /// ICE restarts accepted (a client re-offered with new credentials).
     pub ice_restarts: u64,
     pub dropped: [u64; N_DROPS],
@@ -193,7 +196,7 @@ impl Counts {
 }
 
 /// Counters before the drop reasons in [`SharedCounts`].
-const N_FIELDS: usize = 22;
+const N_FIELDS: usize = 23;
 
 /// Every value of a [`SharedCounts`]: the counters, the drop reasons, and
 /// the two histograms with their sums.
@@ -257,6 +260,7 @@ impl SharedCounts {
             c.ice_restarts,
             c.handed_off,
             c.connected_sockets,
+            c.own_srtp,
         ];
         let all = vals
             .iter()
@@ -313,6 +317,7 @@ impl SharedCounts {
             ice_restarts: g(19),
             handed_off: g(20),
             connected_sockets: g(21),
+            own_srtp: g(22),
             dropped,
             estimates,
             estimates_sum_bps,
@@ -346,6 +351,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         t.ice_restarts += c.ice_restarts;
         t.connected_sockets += c.connected_sockets;
         t.handed_off += c.handed_off;
+        t.own_srtp += c.own_srtp;
         for i in 0..N_DROPS {
             t.dropped[i] += c.dropped[i];
         }
@@ -382,6 +388,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         ice_restarts: t.ice_restarts,
         connected_sockets: t.connected_sockets,
         datagrams_handed_off: t.handed_off,
+        packets_own_srtp: t.own_srtp,
         dropped: DROP_REASONS
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))

@@ -12,7 +12,23 @@ use signaling::media::MediaPlane;
 
 #[test]
 fn three_clients_receive_each_others_audio_and_video() {
-    let mut net = Net::new(1);
+    let stats = three_clients(true);
+    // Every forwarded packet was encrypted by the shard itself (and the
+    // clients, whose SRTP is the library's, decrypted them).
+    assert!(
+        stats.packets_own_srtp >= stats.packets_out,
+        "forwarded RTP takes the shard's own SRTP path: {stats:?}"
+    );
+}
+
+#[test]
+fn with_own_srtp_off_the_library_encrypts_what_is_forwarded() {
+    let stats = three_clients(false);
+    assert_eq!(stats.packets_own_srtp, 0, "{stats:?}");
+}
+
+fn three_clients(own_srtp: bool) -> signaling::media::MediaStats {
+    let mut net = Net::with_config(1, |c| c.own_srtp = own_srtp);
     for name in ["alice", "bob", "carol"] {
         let i = net.join(name, true, true);
         net.clients[i].add_track(&format!("{name}-video"), RtpCodecKind::Video);
@@ -90,4 +106,5 @@ fn three_clients_receive_each_others_audio_and_video() {
         stats.keyframe_requests_sent >= 1,
         "new subscribers asked for keyframes: {stats:?}"
     );
+    stats
 }

@@ -377,6 +377,9 @@ pub struct MediaStats {
     pub connected_sockets: u64,
     /// Datagrams the receiving shard read for another shard and handed over.
     pub datagrams_handed_off: u64,
+    /// RTP packets sent to participants encrypted by the plane's own SRTP
+    /// path (`[media] own_srtp`), included in `packets_out`.
+    pub packets_own_srtp: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
     /// Subscribers' bandwidth estimates, observed at every allocation round.

@@ -303,6 +303,13 @@ pub fn render(
     );
     family(
         &mut out,
+        "sfu_packets_own_srtp_total",
+        "counter",
+        "RTP packets sent to participants encrypted by the server's own SRTP path, past the media library's write path.",
+        &[("", m.packets_own_srtp as f64)],
+    );
+    family(
+        &mut out,
         "sfu_relays",
         "gauge",
         "Node-to-node relay connections (rooms that span nodes of a cluster).",
@@ -530,6 +537,7 @@ mod tests {
             ice_restarts: 5,
             connected_sockets: 6,
             datagrams_handed_off: 12,
+            packets_own_srtp: 14,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
             bwe_estimate_bps: signaling::media::Histogram {
                 le: vec![500_000.0, 1_000_000.0],
@@ -578,6 +586,7 @@ mod tests {
         assert_eq!(sample(&text, "sfu_layer_switches_total"), Some(3.0));
         assert_eq!(sample(&text, "sfu_ice_restarts_total"), Some(5.0));
         assert_eq!(sample(&text, "sfu_connected_sockets"), Some(6.0));
+        assert_eq!(sample(&text, "sfu_packets_own_srtp_total"), Some(14.0));
         assert_eq!(sample(&text, "sfu_datagrams_handed_off_total"), Some(12.0));
         assert_eq!(
             sample(&text, "sfu_bwe_estimate_bps{stat=\"max\"}"),

@@ -22,3 +22,4 @@ pub mod routing;
 pub mod sdp;
 pub mod seq;
 pub mod simulcast_sdp;
+pub mod srtp_out;

@@ -75,6 +75,13 @@ impl Renomination {
         self.detour().filter(|&(_, c)| c == from).map(|(l, _)| l)
     }
 
+    /// Where media the library did not write goes: the client's pair while
+    /// it differs from the library's, else the library's; `None` before
+    /// the library has sent anything but STUN.
+    pub fn media_to(&self) -> Option<SocketAddr> {
+        self.library.map(|l| self.detour().map_or(l, |(_, c)| c))
+    }
+
     /// Where a datagram the library wrote to `to` goes. `stun`: it is a
     /// STUN message (an ICE-lite agent sends only answers); anything else
     /// tells where the library's selected pair is.

@@ -27,6 +27,7 @@ use rtc::shared::error::Error;
 use crate::core::{extmap, sdp};
 
 mod read_side;
+pub mod srtp_keys;
 mod taps;
 use read_side::ReadSide;
 use taps::{FeedbackTap, RepairUnwrap};
@@ -248,6 +249,9 @@ pub struct PeerSetup {
     pub relay_full: bool,
     /// RTP and RTCP that passed SRTP and parsing (what did not was refused).
     pub srtp_ok: Arc<AtomicU64>,
+    /// The connection's crypto provider, which learns its outbound SRTP
+    /// keys (see [`srtp_keys`]); `None`: the library's default.
+    pub keys: Option<Arc<srtp_keys::KeyTap>>,
 }
 
 /// How long a connection may go without a consent check from the client
@@ -309,7 +313,11 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
     }
 
     use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile as P;
-    let settings = SettingEngineBuilder::new()
+    let mut settings = SettingEngineBuilder::new();
+    if let Some(tap) = &setup.keys {
+        settings = settings.with_crypto_provider(tap.clone());
+    }
+    let settings = settings
         .with_lite(!setup.relay_full)
         .with_ice_credentials(setup.ufrag.clone(), setup.pwd.clone())
         // Never resolve a client's `.local` candidates: an ICE-lite server

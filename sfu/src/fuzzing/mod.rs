@@ -338,6 +338,7 @@ fn shard_config() -> Arc<ShardConfig> {
         keyframe_min_interval: Duration::from_millis(500),
         nack_cache_packets: 64,
         bwe: Default::default(),
+        own_srtp: true,
     })
 }
 
@@ -419,6 +420,7 @@ fn client_offer() -> Option<String> {
         unusable_repairs: Default::default(),
         relay_full: false,
         srtp_ok: Default::default(),
+        keys: None,
     };
     let mut pc = build_peer(&setup, epoch()).ok()?;
     let init = RTCRtpTransceiverInit {
@@ -443,6 +445,7 @@ fn sdp_answers(data: &[u8]) {
         unusable_repairs: Default::default(),
         relay_full: false,
         srtp_ok: Default::default(),
+        keys: None,
     };
     let Ok(mut pc) = build_peer(&setup, now) else {
         return;

@@ -406,8 +406,10 @@ impl Shard {
             let filler = peer.probe_filler();
             peer.bwe.poll_probes(now, filler.as_ref(), &mut pkts);
             for p in pkts.drain(..) {
-                if write_rtp(&mut peer.pc, now, p).is_err() {
-                    self.counts.drop(Drop::WriteFailed);
+                match write_rtp(peer, now, p, PacketKind::Padding) {
+                    Ok(true) => self.counts.own_srtp += 1,
+                    Ok(false) => {}
+                    Err(d) => self.counts.drop(d),
                 }
             }
             sent.push(*k);

@@ -41,8 +41,10 @@ use crate::core::loglimit::{LogLimiter, LOG_INTERVAL};
 use crate::core::renomination::Outgoing;
 use crate::core::routing::{RouteChange, Routing};
 use crate::demux;
+use crate::engine::srtp_keys::KeyTap;
 use crate::engine::{build_peer, PeerSetup, CONSENT_TIMEOUT};
 use crate::stats::{Counts, Drop, N_DROPS};
+use pace::SrtpPath;
 
 pub use peer::Peer;
 pub use relay::RelayLink;
@@ -73,6 +75,9 @@ pub struct ShardConfig {
     pub nack_cache_packets: u16,
     /// Bandwidth estimation, probing and allocation per subscriber.
     pub bwe: bwe::BweSettings,
+    /// Forwarded RTP is encrypted here, not by the library (`[media]
+    /// own_srtp`; see `core::srtp_out`).
+    pub own_srtp: bool,
 }
 
 /// A change to the ufrag table the runtime demultiplexes by.
@@ -555,6 +560,25 @@ impl Shard {
                     self.counts.packets_out += 1;
                     self.counts.bytes_out += len;
                 }
+                // Forwarded RTP protected by the shard (see `pace::write_rtp`)
+                // goes where the library sends its own media.
+                if !p.srtp_queue.is_empty() {
+                    p.active_at = Some(now);
+                    match p.renomination.media_to() {
+                        Some(to) => {
+                            for w in p.srtp_queue.drain(..) {
+                                self.counts.packets_out += 1;
+                                self.counts.bytes_out += w.len() as u64;
+                                self.out.push((to, w));
+                            }
+                        }
+                        None => {
+                            for _ in p.srtp_queue.drain(..) {
+                                self.counts.drop(Drop::WriteFailed);
+                            }
+                        }
+                    }
+                }
                 // Reading the deadline walks every handler of the connection
                 // (about as dear as forwarding a packet), and forwarded media
                 // only ever feeds timers already armed (sender reports), so a
@@ -595,6 +619,11 @@ impl Shard {
             unusable_repairs: self.unusable_repairs.clone(),
             relay_full: false,
             srtp_ok: self.srtp_ok.clone(),
+            keys: if self.cfg.own_srtp {
+                KeyTap::new().ok()
+            } else {
+                None
+            },
         };
         let pc = match build_peer(&setup, now) {
             Ok(pc) => pc,
@@ -621,6 +650,9 @@ impl Shard {
             &self.cfg.bwe,
             &mut self.rng,
         );
+        if let Some(tap) = setup.keys {
+            peer.srtp = SrtpPath::Waiting(tap);
+        }
         let grace = if perms.publish {
             INITIAL_OFFER_GRACE
         } else {

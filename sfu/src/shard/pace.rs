@@ -10,7 +10,8 @@
 //! (no transport-cc feedback) has no rate to pace at: its packets go
 //! straight to the write path, as they did before pacing.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::rtp::packet::Packet;
@@ -21,19 +22,79 @@ use super::Shard;
 use crate::core::bwe::history::PacketKind;
 use crate::core::bwe::pacer::DropReason;
 use crate::core::ids::{PeerKey, TrackNo};
+use crate::core::srtp_out::{ntp_time, SrtpOut};
+use crate::engine::srtp_keys::KeyTap;
 use crate::stats::{Counts, Drop};
 
-/// Hands a packet to a connection's send path (interceptors, SRTP). The
-/// track id is not used on the way out.
+/// Who encrypts the RTP a connection is sent.
+pub enum SrtpPath {
+    /// The library's write path (relays, `[media] own_srtp` off, and
+    /// connections whose SRTP profile we do not protect ourselves).
+    Library,
+    /// Ours once DTLS has keyed SRTP; the library's until then.
+    Waiting(Arc<KeyTap>),
+    /// Ours: see `core::srtp_out`.
+    Own(Box<SrtpOut>),
+}
+
+/// Sends one RTP packet to `peer`: protected here into the datagram that
+/// leaves (queued for the flush) when the connection's keys are known,
+/// otherwise through the library's write path (interceptors, SRTP). The
+/// track id is not used on the way out. `Ok(true)`: our own SRTP.
 pub(super) fn write_rtp(
-    pc: &mut rtc::peer_connection::RTCPeerConnection,
+    peer: &mut Peer,
     now: Instant,
     p: Packet,
-) -> Result<(), rtc::shared::error::Error> {
-    pc.handle_write(TaggedRTCMessage {
-        now,
-        message: RTCMessage::RtpPacket(String::new(), p),
-    })
+    kind: PacketKind,
+) -> Result<bool, Drop> {
+    if let SrtpPath::Waiting(tap) = &peer.srtp {
+        if tap.keyed() {
+            peer.srtp = match tap.outbound() {
+                Some(cipher) => SrtpPath::Own(Box::new(SrtpOut::new(cipher))),
+                None => SrtpPath::Library,
+            };
+            tracing::debug!(
+                peer = %peer.key,
+                own = matches!(peer.srtp, SrtpPath::Own(_)),
+                "SRTP keyed: forwarded RTP encrypted by the shard (own) or the library"
+            );
+        }
+    }
+    let SrtpPath::Own(out) = &mut peer.srtp else {
+        return peer
+            .pc
+            .handle_write(TaggedRTCMessage {
+                now,
+                message: RTCMessage::RtpPacket(String::new(), p),
+            })
+            .map(|()| false)
+            .map_err(|_| Drop::WriteFailed);
+    };
+    let clock_rate = if kind == PacketKind::Audio {
+        48_000
+    } else {
+        90_000
+    };
+    let wire = out
+        .protect(&p, clock_rate, now)
+        .map_err(|_| Drop::WriteFailed)?;
+    peer.srtp_queue.push(wire);
+    if out.reports_due(now) {
+        let reports = out.reports(now, ntp_time(SystemTime::now()));
+        if !reports.is_empty() {
+            let packets = reports
+                .into_iter()
+                .map(|r| Box::new(r) as Box<dyn rtc::rtcp::packet::Packet>)
+                .collect();
+            // A report the library cannot send now is made again in a
+            // second.
+            let _ = peer.pc.handle_write(TaggedRTCMessage {
+                now,
+                message: RTCMessage::RtcpPacket(String::new(), packets),
+            });
+        }
+    }
+    Ok(true)
 }
 
 /// Sends one packet of media (or a retransmission) to `peer`: queued in
@@ -90,9 +151,13 @@ pub(super) fn drain(
 
 fn write(peer: &mut Peer, p: Packet, size: usize, kind: PacketKind, now: Instant, c: &mut Counts) {
     let to_relay = peer.relay.is_some();
-    match write_rtp(&mut peer.pc, now, p) {
-        Ok(()) if kind == PacketKind::Retransmission => c.nacks_answered += 1,
-        Ok(()) => {
+    let written = write_rtp(peer, now, p, kind);
+    if written == Ok(true) {
+        c.own_srtp += 1;
+    }
+    match written {
+        Ok(_) if kind == PacketKind::Retransmission => c.nacks_answered += 1,
+        Ok(_) => {
             c.packets_forwarded += 1;
             c.bytes_forwarded += size as u64;
             if to_relay {
@@ -100,7 +165,7 @@ fn write(peer: &mut Peer, p: Packet, size: usize, kind: PacketKind, now: Instant
                 c.relay_bytes_out += size as u64;
             }
         }
-        Err(_) => c.drop(Drop::WriteFailed),
+        Err(d) => c.drop(d),
     }
 }
 

@@ -2,6 +2,8 @@
 //! downstream legs (one per forwarded track) it receives.
 
 use std::collections::HashMap;
+
+use bytes::BytesMut;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -24,6 +26,7 @@ use crate::core::renomination::Renomination;
 use crate::core::sdp;
 
 use super::bwe::{BweSettings, ProbeFiller, ProbeRoute, RtxRoute, SubscriberBwe};
+use super::pace::SrtpPath;
 use super::track::Published;
 use signaling::media::TrackSettings;
 
@@ -165,6 +168,10 @@ pub struct Peer {
     pub relay: Option<super::relay::RelayLink>,
     /// Bandwidth estimation and allocation of what this connection receives.
     pub bwe: SubscriberBwe,
+    /// Who encrypts the RTP this connection is sent.
+    pub srtp: SrtpPath,
+    /// Forwarded RTP protected here since the last flush, in order.
+    pub srtp_queue: Vec<BytesMut>,
 }
 
 impl Peer {
@@ -212,6 +219,8 @@ impl Peer {
             pending_settings: HashMap::new(),
             relay: None,
             bwe: SubscriberBwe::new(bwe, probe_ssrc, rng.random()),
+            srtp: SrtpPath::Library,
+            srtp_queue: Vec::new(),
         }
     }
 

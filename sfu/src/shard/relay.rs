@@ -112,6 +112,8 @@ impl Shard {
             unusable_repairs: self.unusable_repairs.clone(),
             relay_full: full,
             srtp_ok: self.srtp_ok.clone(),
+            // Relays keep the library's write path (and its socket).
+            keys: None,
         };
         let pc = match build_peer(&setup, now) {
             Ok(pc) => pc,

@@ -333,6 +333,7 @@ impl SimNet {
             keyframe_min_interval: Duration::from_millis(200),
             nack_cache_packets: 1024,
             bwe: Default::default(),
+            own_srtp: true,
         };
         f(&mut cfg);
         let cfg = Arc::new(cfg);

@@ -117,6 +117,20 @@ test('SFU room: three browsers, one server port, a late joiner, clean leave', as
       return n >= 2;
     });
   }
+  // The server's sender reports arrive for what it forwards (Chromium
+  // builds remote-outbound-rtp from them), and the forwarded media left
+  // through the server's own SRTP path.
+  const reported = await waitInPage(pages[0], async () => {
+    const kinds = new Set();
+    for (const pc of window.demo.client.peerConnections()) {
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'remote-outbound-rtp' && s.packetsSent > 0) kinds.add(s.kind);
+      });
+    }
+    return kinds.has('audio') && kinds.has('video') ? [...kinds].sort() : null;
+  });
+  assert.deepEqual(reported, ['audio', 'video'], 'sender reports for forwarded audio and video');
+  assert.ok((await metric(s.server.url, 'sfu_packets_own_srtp_total')) > 0, 'forwarded media took the own SRTP path');
 
   // The stats panel shows the server's view of Ann's downlink: its
   // estimate from her browser's transport-cc feedback, and the layer of

@@ -1,0 +1,419 @@
+//! Outbound SRTP for forwarded RTP (AES-128-GCM, RFC 7714, and
+//! AES-CM-128 with HMAC-SHA1-80, RFC 3711), and the sender reports that
+//! describe what went out.
+//!
+//! Forwarded packets are marshalled once into the datagram that leaves,
+//! encrypted in place there, and never enter the library's write path:
+//! that path moves every packet through a chain of queues and copies it
+//! per handler, which was a third of the server's time in the meeting
+//! profile (`docs/benchmarks.md`). Everything the library would have done
+//! to such a packet on the way out is here: the rollover counter of each
+//! SSRC and the sender reports (RFC 3550, 6.4.1), which the library
+//! builds only from packets that pass through it. RTCP keeps using the
+//! library's path.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::crypto::{AeadCipher, Mac, StreamCipher};
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtp::packet::Packet;
+use rtc::shared::marshal::{Marshal, MarshalSize};
+
+/// The longest tag an SRTP packet ends with (AES-GCM's; HMAC-SHA1-80's
+/// is 10 bytes).
+pub const TAG_LEN: usize = 16;
+const SHA1_80_LEN: usize = 10;
+/// How often each stream's sender report goes out (the library's default).
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// A stream that sent nothing for this long gets no more reports (a
+/// removed or paused leg), and is forgotten.
+pub const STREAM_IDLE: Duration = Duration::from_secs(5);
+
+/// Why a packet could not be protected.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProtectError {
+    /// The packet does not marshal (a header too large for its fields).
+    Marshal,
+    /// The cipher refused it.
+    Cipher,
+}
+
+/// A connection's outbound RTP session cipher: its SRTP profile, keyed.
+pub enum SrtpCipher {
+    /// AEAD_AES_128_GCM: the cipher under the session key, the session
+    /// salt.
+    Gcm {
+        cipher: Box<dyn AeadCipher>,
+        salt: [u8; 12],
+    },
+    /// AES_CM_128_HMAC_SHA1_80: counter mode under the session key, the
+    /// MAC under the session authentication key, the session salt.
+    CmSha1_80 {
+        cipher: Box<dyn StreamCipher>,
+        auth: Box<dyn Mac>,
+        salt: [u8; 14],
+    },
+}
+
+impl SrtpCipher {
+    /// Encrypts `buf` (a marshalled RTP packet, header `header_len` bytes)
+    /// in place and appends its tag.
+    fn seal(
+        &mut self,
+        buf: &mut BytesMut,
+        header_len: usize,
+        ssrc: u32,
+        roc: u32,
+        seq: u16,
+    ) -> bool {
+        match self {
+            SrtpCipher::Gcm { cipher, salt } => {
+                let mut iv = [0u8; 12];
+                iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
+                iv[6..10].copy_from_slice(&roc.to_be_bytes());
+                iv[10..12].copy_from_slice(&seq.to_be_bytes());
+                for (v, s) in iv.iter_mut().zip(*salt) {
+                    *v ^= s;
+                }
+                let mut tag = [0u8; TAG_LEN];
+                let (aad, body) = buf.split_at_mut(header_len);
+                if cipher.seal_in_place(&iv, aad, body, &mut tag).is_err() {
+                    return false;
+                }
+                buf.extend_from_slice(&tag);
+            }
+            SrtpCipher::CmSha1_80 { cipher, auth, salt } => {
+                let mut iv = [0u8; 16];
+                iv[4..8].copy_from_slice(&ssrc.to_be_bytes());
+                iv[8..12].copy_from_slice(&roc.to_be_bytes());
+                iv[12..14].copy_from_slice(&seq.to_be_bytes());
+                for (v, s) in iv.iter_mut().zip(*salt) {
+                    *v ^= s;
+                }
+                if cipher.apply_keystream(&iv, &mut buf[header_len..]).is_err() {
+                    return false;
+                }
+                let mut tag = [0u8; 20];
+                if auth
+                    .sign(&[&buf[..], &roc.to_be_bytes()], &mut tag)
+                    .is_err()
+                {
+                    return false;
+                }
+                buf.extend_from_slice(&tag[..SHA1_80_LEN]);
+            }
+        }
+        true
+    }
+}
+
+/// One connection's outbound SRTP and sender-report state.
+pub struct SrtpOut {
+    cipher: SrtpCipher,
+    streams: HashMap<u32, Stream>,
+    next_report: Option<Instant>,
+    protected: u64,
+}
+
+struct Stream {
+    index: Index,
+    clock_rate: u32,
+    packets: u32,
+    octets: u32,
+    /// The RTP timestamp of the newest packet and when it went out: the
+    /// report's mapping of wall clock to media clock.
+    ts: u32,
+    ts_at: Instant,
+    last_at: Instant,
+}
+
+/// The SRTP packet index of one SSRC as the sender keeps it: the rollover
+/// counter and the highest sequence number sent (RFC 3711, 3.3.1).
+#[derive(Default)]
+struct Index {
+    started: bool,
+    roc: u32,
+    highest: u16,
+}
+
+impl Index {
+    /// The rollover counter for `seq`, and whether `seq` is the newest so
+    /// far (a retransmission is not).
+    fn roc_for(&mut self, seq: u16) -> (u32, bool) {
+        if !self.started {
+            self.started = true;
+            self.highest = seq;
+            return (self.roc, true);
+        }
+        let ahead = seq.wrapping_sub(self.highest);
+        if ahead == 0 {
+            (self.roc, false)
+        } else if ahead < 0x8000 {
+            if seq < self.highest {
+                self.roc = self.roc.wrapping_add(1);
+            }
+            self.highest = seq;
+            (self.roc, true)
+        } else if seq > self.highest {
+            // Older, from before the last wrap.
+            (self.roc.saturating_sub(1), false)
+        } else {
+            (self.roc, false)
+        }
+    }
+}
+
+impl SrtpOut {
+    pub fn new(cipher: SrtpCipher) -> Self {
+        SrtpOut {
+            cipher,
+            streams: HashMap::new(),
+            next_report: None,
+            protected: 0,
+        }
+    }
+
+    /// The SRTP datagram of `p`: marshalled once, encrypted in place, tag
+    /// appended. `clock_rate` is the stream's media clock (for reports).
+    pub fn protect(
+        &mut self,
+        p: &Packet,
+        clock_rate: u32,
+        now: Instant,
+    ) -> Result<BytesMut, ProtectError> {
+        let len = p.marshal_size();
+        let header_len = p.header.marshal_size();
+        let mut buf = BytesMut::with_capacity(len + TAG_LEN);
+        buf.resize(len, 0);
+        if p.marshal_to(&mut buf[..]).is_err() {
+            return Err(ProtectError::Marshal);
+        }
+        let ssrc = p.header.ssrc;
+        let seq = p.header.sequence_number;
+        let stream = self.streams.entry(ssrc).or_insert_with(|| Stream {
+            index: Index::default(),
+            clock_rate,
+            packets: 0,
+            octets: 0,
+            ts: p.header.timestamp,
+            ts_at: now,
+            last_at: now,
+        });
+        let (roc, newest) = stream.index.roc_for(seq);
+        if !self.cipher.seal(&mut buf, header_len, ssrc, roc, seq) {
+            return Err(ProtectError::Cipher);
+        }
+
+        stream.packets = stream.packets.wrapping_add(1);
+        stream.octets = stream.octets.wrapping_add(p.payload.len() as u32);
+        stream.last_at = now;
+        if newest && p.header.timestamp != stream.ts {
+            stream.ts = p.header.timestamp;
+            stream.ts_at = now;
+        }
+        if self.next_report.is_none() {
+            self.next_report = Some(now + REPORT_INTERVAL);
+        }
+        self.protected += 1;
+        Ok(buf)
+    }
+
+    /// Whether sender reports are due at `now`.
+    pub fn reports_due(&self, now: Instant) -> bool {
+        self.next_report.is_some_and(|t| now >= t)
+    }
+
+    /// A sender report for every stream that sent lately, with `ntp` the
+    /// wall clock at `now` (NTP format); streams idle for
+    /// [`STREAM_IDLE`] are forgotten.
+    pub fn reports(&mut self, now: Instant, ntp: u64) -> Vec<SenderReport> {
+        self.next_report = Some(now + REPORT_INTERVAL);
+        self.streams
+            .retain(|_, s| now.saturating_duration_since(s.last_at) < STREAM_IDLE);
+        self.streams
+            .iter()
+            .map(|(&ssrc, s)| {
+                let since = now.saturating_duration_since(s.ts_at).as_secs_f64();
+                SenderReport {
+                    ssrc,
+                    ntp_time: ntp,
+                    rtp_time: s.ts.wrapping_add((since * f64::from(s.clock_rate)) as u32),
+                    packet_count: s.packets,
+                    octet_count: s.octets,
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    /// Packets protected so far.
+    pub fn protected(&self) -> u64 {
+        self.protected
+    }
+}
+
+/// `t` as an NTP timestamp (seconds since 1900 in the high 32 bits, the
+/// fraction in the low 32).
+pub fn ntp_time(t: std::time::SystemTime) -> u64 {
+    const UNIX_TO_NTP: u64 = 2_208_988_800;
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
+    ((d.as_secs() + UNIX_TO_NTP) << 32) | frac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::srtp_keys::{cm_session, gcm_session};
+    use bytes::Bytes;
+    use rtc::srtp::context::Context;
+    use rtc::srtp::protection_profile::ProtectionProfile;
+
+    const MASTER_KEY: [u8; 16] = [7; 16];
+    const MASTER_SALT: [u8; 14] = [9, 8, 7, 6, 5, 4, 3, 2, 1, 2, 3, 4, 5, 6];
+
+    /// Our sender and the library's receiver, on one master key.
+    fn pair(profile: ProtectionProfile) -> (SrtpOut, Context) {
+        let provider = rtc::crypto::default_provider().unwrap();
+        let salt = &MASTER_SALT[..profile.salt_len()];
+        let cipher = match profile {
+            ProtectionProfile::AeadAes128Gcm => gcm_session(provider.crypto(), &MASTER_KEY, salt),
+            _ => cm_session(provider.crypto(), &MASTER_KEY, salt),
+        }
+        .unwrap();
+        let receiver =
+            Context::new(&MASTER_KEY, salt, profile, None, None, provider.crypto()).unwrap();
+        (SrtpOut::new(cipher), receiver)
+    }
+
+    const PROFILES: [ProtectionProfile; 2] = [
+        ProtectionProfile::AeadAes128Gcm,
+        ProtectionProfile::Aes128CmHmacSha1_80,
+    ];
+
+    fn packet(seq: u16, ts: u32, payload: &'static [u8]) -> Packet {
+        let mut p = Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                payload_type: 96,
+                sequence_number: seq,
+                timestamp: ts,
+                ssrc: 0x1234_5678,
+                ..Default::default()
+            },
+            payload: Bytes::from_static(payload),
+        };
+        p.header
+            .set_extension(3, Bytes::from_static(&[1, 2]))
+            .unwrap();
+        p
+    }
+
+    #[test]
+    fn the_library_decrypts_what_it_protects_across_a_sequence_wrap() {
+        for profile in PROFILES {
+            decrypts_across_a_wrap(profile);
+        }
+    }
+
+    fn decrypts_across_a_wrap(profile: ProtectionProfile) {
+        let (mut out, mut rx) = pair(profile);
+        let t0 = Instant::now();
+        // 65535 is held back and sent after the wrap, as a retransmission
+        // would be: it must still carry the old rollover counter.
+        for (seq, body) in [
+            (65533u16, &b"first"[..]),
+            (65534, b"second"),
+            (0, b"third"),
+            (1, b"fourth"),
+            (65535, b"late"),
+            (2, b"fifth"),
+        ] {
+            let p = packet(seq, u32::from(seq) * 10, body);
+            let wire = out.protect(&p, 90_000, t0).unwrap();
+            assert_eq!(
+                wire.len(),
+                p.marshal_size() + profile.rtp_auth_tag_len().max(profile.aead_auth_tag_len())
+            );
+            let plain = rx
+                .decrypt_rtp(&wire)
+                .unwrap_or_else(|e| panic!("{profile:?}: the library accepts seq {seq}: {e}"));
+            let back = {
+                let mut b = &plain[..];
+                <Packet as rtc::shared::marshal::Unmarshal>::unmarshal(&mut b).unwrap()
+            };
+            assert_eq!(back.payload, p.payload, "seq {seq}");
+            assert_eq!(back.header.sequence_number, seq);
+            assert_eq!(
+                back.header.get_extension(3),
+                Some(Bytes::from_static(&[1, 2]))
+            );
+        }
+        assert_eq!(out.protected(), 6);
+    }
+
+    #[test]
+    fn a_wrong_key_is_refused_by_the_receiver() {
+        let provider = rtc::crypto::default_provider().unwrap();
+        for (profile, cipher) in [
+            gcm_session(provider.crypto(), &[8; 16], &MASTER_SALT[..12]),
+            cm_session(provider.crypto(), &[8; 16], &MASTER_SALT),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut out = SrtpOut::new(cipher.unwrap());
+            let (_, mut rx) = pair(PROFILES[profile]);
+            let wire = out
+                .protect(&packet(5, 0, b"x"), 90_000, Instant::now())
+                .unwrap();
+            assert!(rx.decrypt_rtp(&wire).is_err());
+        }
+    }
+
+    #[test]
+    fn reports_count_what_went_out_and_follow_the_media_clock() {
+        let (mut out, _) = pair(ProtectionProfile::AeadAes128Gcm);
+        let t0 = Instant::now();
+        assert!(!out.reports_due(t0));
+        out.protect(&packet(10, 1_000, b"abcd"), 90_000, t0)
+            .unwrap();
+        out.protect(&packet(11, 1_000, b"efg"), 90_000, t0).unwrap();
+        out.protect(
+            &packet(12, 4_000, b"hi"),
+            90_000,
+            t0 + Duration::from_millis(30),
+        )
+        .unwrap();
+        // A retransmission of an older packet counts, but does not move
+        // the clock mapping.
+        out.protect(
+            &packet(10, 1_000, b"abcd"),
+            90_000,
+            t0 + Duration::from_millis(40),
+        )
+        .unwrap();
+        assert!(!out.reports_due(t0 + Duration::from_millis(500)));
+        let at = t0 + REPORT_INTERVAL;
+        assert!(out.reports_due(at));
+        let r = out.reports(at, 42);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].ssrc, 0x1234_5678);
+        assert_eq!(r[0].packet_count, 4);
+        assert_eq!(r[0].octet_count, 4 + 3 + 2 + 4);
+        assert_eq!(r[0].ntp_time, 42);
+        // 970 ms after the packet stamped 4,000 at 90 kHz.
+        assert_eq!(r[0].rtp_time, 4_000 + 87_300);
+        assert!(!out.reports_due(at));
+        // Idle streams stop being reported.
+        assert!(out.reports(at + STREAM_IDLE, 43).is_empty());
+    }
+
+    #[test]
+    fn ntp_time_counts_from_1900() {
+        let t = std::time::UNIX_EPOCH + Duration::from_millis(1_500);
+        assert_eq!(ntp_time(t), ((2_208_988_800u64 + 1) << 32) | (1u64 << 31));
+    }
+}
