@@ -27,6 +27,8 @@ pub const TAG_LEN: usize = 16;
 const SHA1_80_LEN: usize = 10;
 /// How often each stream's sender report goes out (the library's default).
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// The block datagrams are cut from: a dozen full-size packets.
+const BLOCK: usize = 16 * 1024;
 /// A stream that sent nothing for this long gets no more reports (a
 /// removed or paused leg), and is forgotten.
 pub const STREAM_IDLE: Duration = Duration::from_secs(5);
@@ -115,11 +117,15 @@ pub struct SrtpOut {
     streams: HashMap<u32, Stream>,
     next_report: Option<Instant>,
     protected: u64,
+    /// The unused rest of the current block.
+    block: BytesMut,
 }
 
 struct Stream {
     index: Index,
-    clock_rate: u32,
+    /// Set by the first packet that is not probe padding: the stream is
+    /// reported from then on.
+    clock_rate: Option<u32>,
     packets: u32,
     octets: u32,
     /// The RTP timestamp of the newest packet and when it went out: the
@@ -172,29 +178,47 @@ impl SrtpOut {
             streams: HashMap::new(),
             next_report: None,
             protected: 0,
+            block: BytesMut::new(),
         }
     }
 
     /// The SRTP datagram of `p`: marshalled once, encrypted in place, tag
-    /// appended. `clock_rate` is the stream's media clock (for reports).
+    /// appended. `clock_rate` is the stream's media clock, for its sender
+    /// reports; `None` for probe padding, which is not reported (as the
+    /// library reports only the streams it negotiated).
     pub fn protect(
         &mut self,
         p: &Packet,
-        clock_rate: u32,
+        clock_rate: Option<u32>,
         now: Instant,
     ) -> Result<BytesMut, ProtectError> {
         let len = p.marshal_size();
         let header_len = p.header.marshal_size();
-        let mut buf = BytesMut::with_capacity(len + TAG_LEN);
-        buf.resize(len, 0);
-        if p.marshal_to(&mut buf[..]).is_err() {
+        // Datagrams are cut from a block shared by many (one allocation
+        // per block, not per packet); the block is freed when the last of
+        // them has been sent.
+        self.block.clear();
+        if self.block.capacity() < len + TAG_LEN {
+            self.block = BytesMut::with_capacity(BLOCK.max(len + TAG_LEN));
+        }
+        let buf = &mut self.block;
+        let marshalled = if p.header.padding {
+            buf.resize(len, 0);
+            p.marshal_to(&mut buf[..])
+        } else {
+            buf.resize(header_len, 0);
+            let n = p.header.marshal_to(&mut buf[..]);
+            buf.extend_from_slice(&p.payload);
+            n
+        };
+        if marshalled.is_err() {
             return Err(ProtectError::Marshal);
         }
         let ssrc = p.header.ssrc;
         let seq = p.header.sequence_number;
         let stream = self.streams.entry(ssrc).or_insert_with(|| Stream {
             index: Index::default(),
-            clock_rate,
+            clock_rate: None,
             packets: 0,
             octets: 0,
             ts: p.header.timestamp,
@@ -202,10 +226,14 @@ impl SrtpOut {
             last_at: now,
         });
         let (roc, newest) = stream.index.roc_for(seq);
-        if !self.cipher.seal(&mut buf, header_len, ssrc, roc, seq) {
+        if !self.cipher.seal(buf, header_len, ssrc, roc, seq) {
             return Err(ProtectError::Cipher);
         }
+        let buf = buf.split();
 
+        if clock_rate.is_some() {
+            stream.clock_rate = clock_rate;
+        }
         stream.packets = stream.packets.wrapping_add(1);
         stream.octets = stream.octets.wrapping_add(p.payload.len() as u32);
         stream.last_at = now;
@@ -234,16 +262,17 @@ impl SrtpOut {
             .retain(|_, s| now.saturating_duration_since(s.last_at) < STREAM_IDLE);
         self.streams
             .iter()
-            .map(|(&ssrc, s)| {
+            .filter_map(|(&ssrc, s)| {
+                let clock_rate = s.clock_rate?;
                 let since = now.saturating_duration_since(s.ts_at).as_secs_f64();
-                SenderReport {
+                Some(SenderReport {
                     ssrc,
                     ntp_time: ntp,
-                    rtp_time: s.ts.wrapping_add((since * f64::from(s.clock_rate)) as u32),
+                    rtp_time: s.ts.wrapping_add((since * f64::from(clock_rate)) as u32),
                     packet_count: s.packets,
                     octet_count: s.octets,
                     ..Default::default()
-                }
+                })
             })
             .collect()
     }
@@ -332,7 +361,7 @@ mod tests {
             (2, b"fifth"),
         ] {
             let p = packet(seq, u32::from(seq) * 10, body);
-            let wire = out.protect(&p, 90_000, t0).unwrap();
+            let wire = out.protect(&p, Some(90_000), t0).unwrap();
             assert_eq!(
                 wire.len(),
                 p.marshal_size() + profile.rtp_auth_tag_len().max(profile.aead_auth_tag_len())
@@ -367,7 +396,7 @@ mod tests {
             let mut out = SrtpOut::new(cipher.unwrap());
             let (_, mut rx) = pair(PROFILES[profile]);
             let wire = out
-                .protect(&packet(5, 0, b"x"), 90_000, Instant::now())
+                .protect(&packet(5, 0, b"x"), Some(90_000), Instant::now())
                 .unwrap();
             assert!(rx.decrypt_rtp(&wire).is_err());
         }
@@ -378,12 +407,17 @@ mod tests {
         let (mut out, _) = pair(ProtectionProfile::AeadAes128Gcm);
         let t0 = Instant::now();
         assert!(!out.reports_due(t0));
-        out.protect(&packet(10, 1_000, b"abcd"), 90_000, t0)
+        // Probe padding on a stream of its own is protected, not reported.
+        let mut probe = packet(1, 0, b"pad");
+        probe.header.ssrc = 99;
+        out.protect(&probe, None, t0).unwrap();
+        out.protect(&packet(10, 1_000, b"abcd"), Some(90_000), t0)
             .unwrap();
-        out.protect(&packet(11, 1_000, b"efg"), 90_000, t0).unwrap();
+        out.protect(&packet(11, 1_000, b"efg"), Some(90_000), t0)
+            .unwrap();
         out.protect(
             &packet(12, 4_000, b"hi"),
-            90_000,
+            Some(90_000),
             t0 + Duration::from_millis(30),
         )
         .unwrap();
@@ -391,7 +425,7 @@ mod tests {
         // the clock mapping.
         out.protect(
             &packet(10, 1_000, b"abcd"),
-            90_000,
+            Some(90_000),
             t0 + Duration::from_millis(40),
         )
         .unwrap();

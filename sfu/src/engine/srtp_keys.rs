@@ -42,7 +42,7 @@ const CM_SALT_LEN: usize = 14;
 /// HMAC-SHA1 session authentication key.
 const AUTH_KEY_LEN: usize = 20;
 /// Keying happens at the handshake only; a connection never needs more.
-const MAX_NOTES: usize = 32;
+const MAX_NOTES: usize = 64;
 
 /// One call the tap noted, in order.
 #[derive(Clone)]

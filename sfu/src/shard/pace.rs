@@ -70,10 +70,10 @@ pub(super) fn write_rtp(
             .map(|()| false)
             .map_err(|_| Drop::WriteFailed);
     };
-    let clock_rate = if kind == PacketKind::Audio {
-        48_000
-    } else {
-        90_000
+    let clock_rate = match kind {
+        PacketKind::Audio => Some(48_000),
+        PacketKind::Padding => None,
+        _ => Some(90_000),
     };
     let wire = out
         .protect(&p, clock_rate, now)
