@@ -189,6 +189,9 @@ pub struct ClientOptions {
     pub keepalive: Option<Duration>,
     /// Negotiate RTX (RFC 4588) beside VP8, as browsers do.
     pub rtx: bool,
+    /// The SRTP profiles offered in DTLS, in order (the library's default
+    /// when empty).
+    pub srtp_profiles: Vec<rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile>,
 }
 
 /// A client peer connection as the tests use it: Opus and VP8, the
@@ -247,6 +250,9 @@ pub fn client_pc(local: SocketAddr, now: Instant, opts: &ClientOptions) -> RTCPe
     let mut settings = SettingEngineBuilder::new().with_srtp_replay_protection_window(1024);
     if let Some(k) = opts.keepalive {
         settings = settings.with_ice_timeouts(Some(Duration::from_secs(30)), None, Some(k));
+    }
+    if !opts.srtp_profiles.is_empty() {
+        settings = settings.with_srtp_protection_profiles(opts.srtp_profiles.clone());
     }
     let mut pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
