@@ -9,6 +9,9 @@
 //! which the shard's timer includes. A connection without live estimation
 //! (no transport-cc feedback) has no rate to pace at: its packets go
 //! straight to the write path, as they did before pacing.
+//!
+//! The write path is the shard's own SRTP (`core::srtp_out`) once the
+//! connection's keys are known, the library's otherwise (see [`SrtpPath`]).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};

@@ -2,10 +2,9 @@
 //! downstream legs (one per forwarded track) it receives.
 
 use std::collections::HashMap;
-
-use bytes::BytesMut;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use rand::Rng;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::state::RTCPeerConnectionState;
