@@ -28,7 +28,7 @@
 //! limit, an address family the bind does not allow) leaves that client on
 //! the shared socket, counted; nothing is lost either way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -134,14 +134,14 @@ impl ConnectedSockets {
             return;
         }
         self.synced = Some(version);
-        let want: HashMap<SocketAddr, ()> = bound
+        let want: HashSet<SocketAddr> = bound
             .filter(|a| !skip(a) && a.is_ipv4() == self.local.is_ipv4())
-            .map(|a| (*a, ()))
+            .copied()
             .collect();
         let gone: Vec<SocketAddr> = self
             .by_addr
             .keys()
-            .filter(|a| !want.contains_key(a))
+            .filter(|a| !want.contains(a))
             .copied()
             .collect();
         for a in gone {
@@ -150,7 +150,7 @@ impl ConnectedSockets {
                 self.by_token.remove(&t);
             }
         }
-        for a in want.keys() {
+        for a in &want {
             if self.by_addr.contains_key(a) {
                 continue;
             }

@@ -206,7 +206,8 @@ impl SfuPlane {
         self.local_addr
     }
 
-    fn shard_for_room(&self, room: &str) -> usize {
+    /// The shard a room lives on.
+    pub fn shard_for_room(&self, room: &str) -> usize {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         room.hash(&mut h);
         (h.finish() % self.shards.len() as u64) as usize

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 use common::{payload, Net};
@@ -17,15 +16,11 @@ use signaling::ids::RoomName;
 const SHARDS: usize = 2;
 const PACKETS: u16 = 300;
 
-/// A room name the plane puts on shard 1 (it hashes names the same way).
-fn room_on_second_shard() -> RoomName {
+/// A room name the plane puts on shard 1.
+fn room_on_second_shard(plane: &sfu::SfuPlane) -> RoomName {
     (0..)
         .map(|i| format!("room-{i}"))
-        .find(|name| {
-            let mut h = DefaultHasher::new();
-            name.as_str().hash(&mut h);
-            h.finish() % SHARDS as u64 == 1
-        })
+        .find(|name| plane.shard_for_room(name) == 1)
         .and_then(|n| RoomName::parse(&n))
         .expect("a name on shard 1")
 }
@@ -34,7 +29,7 @@ fn room_on_second_shard() -> RoomName {
 /// `PACKETS` video packets were forwarded, and packets the subscriber got.
 fn forward(connected: bool) -> (u64, u64, u64) {
     let mut net = Net::with_config(SHARDS, |c| c.connected_sockets = connected);
-    net.room = room_on_second_shard();
+    net.room = room_on_second_shard(&net.plane);
     let publisher = net.join("pub", true, true);
     net.clients[publisher].add_track("pub-video", RtpCodecKind::Video);
     let viewer = net.join("viewer", false, true);

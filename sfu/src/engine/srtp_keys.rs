@@ -45,7 +45,6 @@ const AUTH_KEY_LEN: usize = 20;
 const MAX_NOTES: usize = 64;
 
 /// One call the tap noted, in order.
-#[derive(Clone)]
 enum Note {
     /// A key derivation block: AES-128 under `key` of `input`.
     Derive { key: [u8; 16], input: [u8; 16] },
@@ -58,7 +57,6 @@ enum Note {
 /// A crypto provider for one connection: the library's default, with the
 /// SRTP keying calls noted.
 pub struct KeyTap {
-    inner: Arc<dyn RTCCryptoProvider>,
     crypto: Tap,
 }
 
@@ -78,7 +76,6 @@ impl KeyTap {
     pub fn new() -> Result<Arc<KeyTap>, CryptoError> {
         let inner = rtc::crypto::default_provider()?;
         Ok(Arc::new(KeyTap {
-            inner: inner.clone(),
             crypto: Tap {
                 inner,
                 notes: Mutex::new(Vec::new()),
@@ -90,7 +87,7 @@ impl KeyTap {
     /// with AES-128-GCM or AES-CM-128 with HMAC-SHA1-80; `None` before, and
     /// for any other profile.
     pub fn outbound(&self) -> Option<SrtpCipher> {
-        let notes = self.crypto.notes.lock().ok()?.clone();
+        let notes = self.crypto.notes.lock().ok()?;
         let (master, input) = notes.iter().find_map(|n| match n {
             // The first derivation of a key is its encryption key's: the
             // input is the master salt itself (label 0, counter 0), in 12
@@ -98,7 +95,7 @@ impl KeyTap {
             Note::Derive { key, input } => Some((*key, *input)),
             _ => None,
         })?;
-        let crypto = self.inner.crypto();
+        let crypto = self.crypto.inner.crypto();
         let session_key = derive(
             crypto,
             &master,
@@ -120,14 +117,6 @@ impl KeyTap {
         } else {
             cm_session(crypto, &master, &input[..CM_SALT_LEN]).ok()
         }
-    }
-
-    /// Whether DTLS has keyed SRTP at all (any profile).
-    pub fn keyed(&self) -> bool {
-        self.crypto
-            .notes
-            .lock()
-            .is_ok_and(|n| n.iter().any(|n| matches!(n, Note::Derive { .. })))
     }
 }
 
@@ -200,13 +189,13 @@ impl Tap {
 
 impl RTCCryptoProvider for KeyTap {
     fn name(&self) -> &'static str {
-        self.inner.name()
+        self.crypto.inner.name()
     }
     fn crypto(&self) -> &dyn RTCCrypto {
         &self.crypto
     }
     fn random(&self) -> &dyn RTCRandom {
-        self.inner.random()
+        self.crypto.inner.random()
     }
 }
 

@@ -105,6 +105,7 @@ impl Shard {
                     _ => false,
                 };
                 if peer.connected && !was {
+                    peer.srtp.settle(key);
                     // Whatever was sent before DTLS finished is lost: every
                     // video leg starts with a fresh keyframe.
                     let tracks: Vec<TrackNo> = peer.legs.keys().copied().collect();

@@ -34,14 +34,34 @@ pub enum SrtpPath {
     /// The library's write path (relays, `[media] own_srtp` off, and
     /// connections whose SRTP profile we do not protect ourselves).
     Library,
-    /// Ours once DTLS has keyed SRTP; the library's until then.
+    /// Ours once the connection is up ([`SrtpPath::settle`]); until then
+    /// nothing can be sent anyway.
     Waiting(Arc<KeyTap>),
     /// Ours: see `core::srtp_out`.
     Own(Box<SrtpOut>),
 }
 
+impl SrtpPath {
+    /// Decides, once the connection is up (DTLS has keyed SRTP), whether
+    /// its RTP is ours to protect.
+    pub(super) fn settle(&mut self, peer: PeerKey) {
+        let SrtpPath::Waiting(tap) = self else {
+            return;
+        };
+        *self = match tap.outbound() {
+            Some(cipher) => SrtpPath::Own(Box::new(SrtpOut::new(cipher))),
+            None => SrtpPath::Library,
+        };
+        tracing::debug!(
+            %peer,
+            own = matches!(self, SrtpPath::Own(_)),
+            "SRTP keyed: forwarded RTP encrypted by the shard (own) or the library"
+        );
+    }
+}
+
 /// Sends one RTP packet to `peer`: protected here into the datagram that
-/// leaves (queued for the flush) when the connection's keys are known,
+/// leaves (queued for the flush) when the connection's keys are ours,
 /// otherwise through the library's write path (interceptors, SRTP). The
 /// track id is not used on the way out. `Ok(true)`: our own SRTP.
 pub(super) fn write_rtp(
@@ -50,19 +70,6 @@ pub(super) fn write_rtp(
     p: Packet,
     kind: PacketKind,
 ) -> Result<bool, Drop> {
-    if let SrtpPath::Waiting(tap) = &peer.srtp {
-        if tap.keyed() {
-            peer.srtp = match tap.outbound() {
-                Some(cipher) => SrtpPath::Own(Box::new(SrtpOut::new(cipher))),
-                None => SrtpPath::Library,
-            };
-            tracing::debug!(
-                peer = %peer.key,
-                own = matches!(peer.srtp, SrtpPath::Own(_)),
-                "SRTP keyed: forwarded RTP encrypted by the shard (own) or the library"
-            );
-        }
-    }
     let SrtpPath::Own(out) = &mut peer.srtp else {
         return peer
             .pc
