@@ -5,9 +5,9 @@
 //! the subscriptions it made or ended, for the shard to carry out
 //! (add or remove a sender, renegotiate).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use super::ids::{PeerKey, TrackNo};
+use super::ids::{IdMap, PeerKey, TrackNo};
 
 /// A subscription made or ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +47,7 @@ pub struct Routing {
     members: BTreeMap<PeerKey, Member>,
     tracks: BTreeMap<TrackNo, Route>,
     /// Per-packet lookups go through here.
-    fanout: HashMap<TrackNo, Vec<PeerKey>>,
+    fanout: IdMap<TrackNo, Vec<PeerKey>>,
 }
 
 impl Routing {
@@ -210,6 +210,7 @@ impl Routing {
 mod tests {
     use super::*;
     use RouteChange::*;
+    use std::collections::HashMap;
 
     const A: PeerKey = PeerKey(1);
     const B: PeerKey = PeerKey(2);

@@ -12,7 +12,7 @@
 //! builds only from packets that pass through it. RTCP keeps using the
 //! library's path.
 
-use std::collections::HashMap;
+use crate::core::ids::IdMap;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -114,7 +114,7 @@ impl SrtpCipher {
 /// One connection's outbound SRTP and sender-report state.
 pub struct SrtpOut {
     cipher: SrtpCipher,
-    streams: HashMap<u32, Stream>,
+    streams: IdMap<u32, Stream>,
     next_report: Option<Instant>,
     /// The unused rest of the current block.
     block: BytesMut,
@@ -173,7 +173,7 @@ impl SrtpOut {
     pub fn new(cipher: SrtpCipher) -> Self {
         SrtpOut {
             cipher,
-            streams: HashMap::new(),
+            streams: IdMap::default(),
             next_report: None,
             block: BytesMut::new(),
         }

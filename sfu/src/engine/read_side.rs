@@ -33,6 +33,12 @@ pub(super) struct ReadSide {
     read: VecDeque<TaggedPacket>,
     /// Written packets, passed on as they came.
     write: VecDeque<TaggedPacket>,
+    /// No inner interceptor has anything to write: none was handed
+    /// anything since they were last polled empty. The library polls for
+    /// writes at every flush of the connection (for each forwarded packet
+    /// when it wrote them); the inner ones only make feedback on a read or
+    /// a timeout.
+    quiet: bool,
 }
 
 impl ReadSide {
@@ -43,6 +49,7 @@ impl ReadSide {
             belt: VecDeque::new(),
             read: VecDeque::new(),
             write: VecDeque::new(),
+            quiet: false,
         }
     }
 }
@@ -57,6 +64,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReadSide {
     /// Through each inner interceptor in turn: what one lets out (the
     /// packet, or nothing yet, or more) is what the next one takes.
     fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+        self.quiet = false;
         self.belt.push_back(msg);
         for i in self.inner.iter_mut() {
             while let Some(p) = self.belt.pop_front() {
@@ -87,10 +95,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReadSide {
         if let Some(p) = self.write.pop_front() {
             return Some(p);
         }
-        self.inner.iter_mut().find_map(|i| i.poll_write())
+        if self.quiet {
+            return None;
+        }
+        let p = self.inner.iter_mut().find_map(|i| i.poll_write());
+        self.quiet = p.is_none();
+        p
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.quiet = false;
         for i in self.inner.iter_mut() {
             i.handle_timeout(now)?;
         }
@@ -102,6 +116,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReadSide {
     }
 
     fn close(&mut self) -> Result<(), Error> {
+        self.quiet = false;
         for i in self.inner.iter_mut() {
             i.close()?;
         }
@@ -111,24 +126,28 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReadSide {
 
 impl Interceptor for ReadSide {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
+        self.quiet = false;
         for i in self.inner.iter_mut() {
             i.bind_local_stream(info);
         }
     }
 
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.quiet = false;
         for i in self.inner.iter_mut() {
             i.unbind_local_stream(info);
         }
     }
 
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
+        self.quiet = false;
         for i in self.inner.iter_mut() {
             i.bind_remote_stream(info);
         }
     }
 
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
+        self.quiet = false;
         for i in self.inner.iter_mut() {
             i.unbind_remote_stream(info);
         }
@@ -191,6 +210,10 @@ mod tests {
         assert!(
             matches!(&w.message.packet, Packet::Rtp(p) if p.header.ssrc == 9 && p.header.sequence_number == 100)
         );
+        // Nothing more to write until the generator's timer: polled empty,
+        // the link stays quiet until something reaches the inner ones.
+        assert!(r.poll_write().is_none());
+        assert!(r.poll_write().is_none());
         // The generator's timer: the missing 3 and 4 are NACKed.
         let due = r.poll_timeout().expect("the generator has a timer");
         r.handle_timeout(due).unwrap();

@@ -24,7 +24,7 @@ use crate::core::bwe::allocator::{
 };
 use crate::core::bwe::Bitrate;
 use crate::core::forwarder::Forwarder;
-use crate::core::ids::TrackNo;
+use crate::core::ids::{IdMap, TrackNo};
 use crate::core::layer::Layer;
 use crate::stats::Counts;
 
@@ -78,7 +78,7 @@ impl Ranking<'_> {
 /// to tell the subscriber.
 pub fn allocate_peer(
     peer: &mut Peer,
-    tracks: &HashMap<TrackNo, Published>,
+    tracks: &IdMap<TrackNo, Published>,
     caps: &[Cap],
     ranking: Ranking<'_>,
     settings: &BweSettings,
@@ -420,7 +420,7 @@ fn names(leg: &Leg, p: &Published, of: fn(&Forwarder) -> Option<Layer>) -> Optio
 /// One subscriber's figures.
 pub fn subscriber_stats(
     peer: &mut Peer,
-    tracks: &HashMap<TrackNo, Published>,
+    tracks: &IdMap<TrackNo, Published>,
     now: Instant,
 ) -> SubscriberStats {
     let bwe = &mut peer.bwe;

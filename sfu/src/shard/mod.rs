@@ -35,7 +35,7 @@ use signaling::ids::ParticipantId;
 use signaling::media::{MediaCommand, MediaEvent};
 
 use crate::core::bind::{AddrTable, Bound, MAX_ADDRS_PER_OWNER};
-use crate::core::ids::{PeerKey, TrackNo};
+use crate::core::ids::{IdMap, PeerKey, TrackNo};
 use crate::core::keyframe::KeyframeThrottle;
 use crate::core::loglimit::{LogLimiter, LOG_INTERVAL};
 use crate::core::renomination::Outgoing;
@@ -96,7 +96,7 @@ pub enum UfragChange {
 pub struct Shard {
     cfg: Arc<ShardConfig>,
     local_addr: SocketAddr,
-    peers: HashMap<PeerKey, Peer>,
+    peers: IdMap<PeerKey, Peer>,
     by_participant: HashMap<ParticipantId, PeerKey>,
     /// Client addresses, bound only by authenticated STUN.
     addrs: AddrTable<PeerKey>,
@@ -105,7 +105,7 @@ pub struct Shard {
     srtp_ok: Arc<AtomicU64>,
     by_ufrag: HashMap<String, PeerKey>,
     routing: Routing,
-    tracks: HashMap<TrackNo, Published>,
+    tracks: IdMap<TrackNo, Published>,
     next_key: u64,
     next_track: u64,
     dirty: Vec<PeerKey>,
@@ -149,14 +149,14 @@ impl Shard {
         Shard {
             cfg,
             local_addr,
-            peers: HashMap::new(),
+            peers: IdMap::default(),
             by_participant: HashMap::new(),
             addrs: AddrTable::new(CONSENT_TIMEOUT, MAX_ADDRS_PER_OWNER),
             refusal_log: LogLimiter::new(LOG_INTERVAL),
             srtp_ok: Arc::default(),
             by_ufrag: HashMap::new(),
             routing: Routing::new(),
-            tracks: HashMap::new(),
+            tracks: IdMap::default(),
             next_key: 1,
             next_track: 1,
             dirty: Vec::new(),

@@ -18,7 +18,7 @@ use signaling::protocol::Permissions;
 
 use crate::core::extmap::ExtMap;
 use crate::core::forwarder::{Forwarder, PtMap};
-use crate::core::ids::{PeerKey, TrackNo};
+use crate::core::ids::{IdMap, PeerKey, TrackNo};
 use crate::core::layer::{Layer, Selector, Simulcast, Svc};
 use crate::core::offer_check::OfferRate;
 use crate::core::renomination::Renomination;
@@ -157,9 +157,9 @@ pub struct Peer {
     /// The publisher's track id to our number.
     pub inbound: HashMap<String, TrackNo>,
     /// Each incoming stream's SSRC to its track (the per-packet lookup).
-    pub inbound_ssrc: HashMap<u32, TrackNo>,
-    pub legs: HashMap<TrackNo, Leg>,
-    pub leg_by_ssrc: HashMap<u32, TrackNo>,
+    pub inbound_ssrc: IdMap<u32, TrackNo>,
+    pub legs: IdMap<TrackNo, Leg>,
+    pub leg_by_ssrc: IdMap<u32, TrackNo>,
     /// Settings that arrived for tracks not forwarded to this participant
     /// yet, by (publisher participant id, track id).
     pub pending_settings: HashMap<(String, String), TrackSettings>,
@@ -212,9 +212,9 @@ impl Peer {
             dirty: false,
             timers_stale: true,
             inbound: HashMap::new(),
-            inbound_ssrc: HashMap::new(),
-            legs: HashMap::new(),
-            leg_by_ssrc: HashMap::new(),
+            inbound_ssrc: IdMap::default(),
+            legs: IdMap::default(),
+            leg_by_ssrc: IdMap::default(),
             pending_settings: HashMap::new(),
             relay: None,
             bwe: SubscriberBwe::new(bwe, probe_ssrc, rng.random()),
@@ -501,7 +501,7 @@ impl Peer {
     /// use now (the publisher's SDP and this subscriber's, section by
     /// section, as JSEP has the answer follow the offer). Returns the
     /// tracks whose legs just became ready (each wants a keyframe).
-    pub fn refresh_legs(&mut self, tracks: &HashMap<TrackNo, Published>) -> Vec<TrackNo> {
+    pub fn refresh_legs(&mut self, tracks: &IdMap<TrackNo, Published>) -> Vec<TrackNo> {
         let Some(remote) = self
             .pc
             .remote_description()

@@ -20,7 +20,8 @@
 //!
 //! Generic over the queued item: the shard queues its own packet handles.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use crate::core::ids::IdMap;
 use std::time::{Duration, Instant};
 
 use super::Bitrate;
@@ -140,7 +141,7 @@ pub struct Pacer<T> {
     queued_bytes: u64,
     rate: Bitrate,
     next_send: Option<Instant>,
-    streams: HashMap<u32, StreamState>,
+    streams: IdMap<u32, StreamState>,
     dropped: VecDeque<Dropped<T>>,
     stats: PacerStats,
 }
@@ -156,7 +157,7 @@ impl<T> Pacer<T> {
             queued_bytes: 0,
             rate: MIN_RATE,
             next_send: None,
-            streams: HashMap::new(),
+            streams: IdMap::default(),
             dropped: VecDeque::new(),
             stats: PacerStats::default(),
         };

@@ -22,14 +22,18 @@ pub enum CodecKind {
 impl CodecKind {
     /// From an SDP encoding name.
     pub fn from_name(name: &str) -> CodecKind {
-        match name.to_ascii_lowercase().as_str() {
-            "opus" => CodecKind::Opus,
-            "vp8" => CodecKind::Vp8,
-            "vp9" => CodecKind::Vp9,
-            "h264" => CodecKind::H264,
-            "av1" => CodecKind::Av1,
-            _ => CodecKind::Other,
-        }
+        // Read per packet: compared in place, not lowercased into a copy.
+        const NAMES: [(&str, CodecKind); 5] = [
+            ("opus", CodecKind::Opus),
+            ("vp8", CodecKind::Vp8),
+            ("vp9", CodecKind::Vp9),
+            ("h264", CodecKind::H264),
+            ("av1", CodecKind::Av1),
+        ];
+        NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map_or(CodecKind::Other, |(_, k)| *k)
     }
 
     pub fn is_video(self) -> bool {
