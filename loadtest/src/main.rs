@@ -89,6 +89,11 @@ struct RunArgs {
     /// Extra server settings for --spawn-server, `KEY=VALUE` (e.g. SFU_MEDIA__SHARDS=1).
     #[arg(long = "server-env")]
     server_env: Vec<String>,
+    /// With --spawn-server: stop the server's process `AFTER:LENGTH` from
+    /// its start (e.g. `8s:1500ms`), then let it go on, to see it catch up
+    /// (the report's input lag and `stale_input` drops).
+    #[arg(long, value_parser = parse_stall)]
+    stall_server: Option<(Duration, Duration)>,
     /// `name:secret` of an API key to sign tokens with (otherwise the
     /// development-mode endpoint mints them).
     #[arg(long)]
@@ -162,6 +167,13 @@ struct RunArgs {
 
 fn default_media_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("media")
+}
+
+fn parse_stall(s: &str) -> Result<(Duration, Duration), String> {
+    let (after, length) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` is not AFTER:LENGTH like 8s:1500ms"))?;
+    Ok((parse_duration(after)?, parse_duration(length)?))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -284,6 +296,9 @@ async fn run_one(a: &RunArgs, rooms: usize, clips: &Clips) -> anyhow::Result<Rep
             env.push((format!("SFU_AUTH__KEYS__{k}"), v.clone()));
         }
         let s = spawn::start(&bin, &env).await?;
+        if let Some((after, length)) = a.stall_server {
+            s.stall(after, length);
+        }
         let addr = s.http;
         _server = Some(s);
         addr
@@ -291,6 +306,10 @@ async fn run_one(a: &RunArgs, rooms: usize, clips: &Clips) -> anyhow::Result<Rep
         _server = None;
         loopback_addr(&a.url)?
     };
+    anyhow::ensure!(
+        a.spawn_server || a.stall_server.is_none(),
+        "--stall-server stops a server this run starts: it needs --spawn-server"
+    );
     if a.spawn_server && !a.nodes.is_empty() {
         anyhow::bail!("--node names nodes of a running cluster; it cannot go with --spawn-server");
     }

@@ -82,6 +82,7 @@ pub async fn sample_server(http_addr: SocketAddr) -> Option<ServerSample> {
         keyframe_requests: http::metric(&text, "sfu_keyframe_requests_sent_total").unwrap_or(0.0),
         dropped: http::metric(&text, "sfu_packets_dropped_total").unwrap_or(0.0),
         dropped_by_reason: http::metric_by_label(&text, "sfu_packets_dropped_total", "reason"),
+        input_lag_buckets: http::metric_by_label(&text, "sfu_input_lag_seconds_bucket", "le"),
         relay_packets_out: http::metric(&text, "sfu_relay_packets_out_total").unwrap_or(0.0),
         relay_bytes_out: http::metric(&text, "sfu_relay_bytes_out_total").unwrap_or(0.0),
         relay_packets_in: http::metric(&text, "sfu_relay_packets_in_total").unwrap_or(0.0),

@@ -15,8 +15,33 @@ use tokio::sync::oneshot;
 /// A running server; killed on drop.
 pub struct Server {
     pub http: SocketAddr,
-    _child: Child,
+    child: Child,
     pub log_tail: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Server {
+    /// Stops the server's process (`SIGSTOP`) `after` from now, for `length`,
+    /// then lets it go on (`SIGCONT`): a stall like a virtual machine's
+    /// pause or a saturated host, which the server must catch up from.
+    pub fn stall(&self, after: Duration, length: Duration) {
+        let Some(pid) = self.child.id() else {
+            return;
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let signal = |sig: &'static str| {
+                Command::new("kill")
+                    .args([sig, &pid.to_string()])
+                    .stdin(Stdio::null())
+                    .status()
+            };
+            if signal("-STOP").await.is_ok_and(|s| s.success()) {
+                eprintln!("loadtest: server stopped for {length:?}");
+                tokio::time::sleep(length).await;
+                let _ = signal("-CONT").await;
+            }
+        });
+    }
 }
 
 /// The server binary: `explicit`, else `sfu` next to this program.
@@ -110,7 +135,7 @@ pub async fn start(bin: &Path, extra_env: &[(String, String)]) -> anyhow::Result
     if let Ok(Ok(http)) = outcome {
         return Ok(Server {
             http,
-            _child: child,
+            child,
             log_tail: tail,
         });
     }

@@ -10,9 +10,16 @@
 //! truncated; it is marked so the caller can count and drop it rather than
 //! hand a partial packet on (`recvfrom` into a buffer of the same size
 //! truncates silently).
+//!
+//! On a socket set up with [`enable_arrival_info`], each datagram also
+//! carries when the kernel queued it and how many datagrams the socket
+//! had dropped by then for want of buffer: what a server past its
+//! capacity needs to see how far behind it reads, and what it lost before
+//! reading (see `core::input_lag`).
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
 /// Bytes per datagram slot: above any datagram a WebRTC peer sends (they
 /// keep under the path MTU, about 1,200 to 1,500 bytes).
@@ -26,6 +33,42 @@ pub struct Received {
     pub len: usize,
     /// The datagram was longer than the slot and was cut.
     pub truncated: bool,
+    /// When the kernel queued it (the system clock), on a socket with
+    /// [`enable_arrival_info`].
+    pub arrived: Option<SystemTime>,
+    /// The socket's running count of datagrams dropped for want of
+    /// receive buffer, as of this one (wraps at 2^32), on a socket with
+    /// [`enable_arrival_info`].
+    pub overflow: Option<u32>,
+}
+
+/// Asks the kernel to stamp each datagram `socket` receives with its
+/// arrival time (`SO_TIMESTAMPNS`) and the socket's drop count
+/// (`SO_RXQ_OVFL`). Elsewhere than on Linux, nothing.
+pub fn enable_arrival_info(socket: &std::net::UdpSocket) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        for opt in [libc::SO_TIMESTAMPNS, libc::SO_RXQ_OVFL] {
+            let on: libc::c_int = 1;
+            // SAFETY: a valid descriptor, and a c_int the call only reads.
+            let r = unsafe {
+                libc::setsockopt(
+                    socket.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    opt,
+                    &on as *const _ as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+    Ok(())
 }
 
 /// Buffers for up to `capacity` datagrams, reused from one read to the
@@ -94,6 +137,8 @@ impl RecvBatch {
                         from,
                         len,
                         truncated: false,
+                        arrived: None,
+                        overflow: None,
                     }),
                     Err(e) if self.got.is_empty() => return Err(e),
                     Err(_) => break,
@@ -110,8 +155,13 @@ mod linux {
     use std::mem::zeroed;
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
     use std::os::fd::AsRawFd;
+    use std::time::{Duration, SystemTime};
 
     use super::{Received, SLOT};
+
+    /// Room for a header's control messages: a timestamp (16 bytes of
+    /// data) and a drop count (4), each behind its own `cmsghdr`.
+    const CONTROL: usize = 64;
 
     /// The source address the kernel wrote, if it is one we know.
     fn read_addr(a: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -143,6 +193,42 @@ mod linux {
         addrs: Vec<libc::sockaddr_storage>,
         iovs: Vec<libc::iovec>,
         hdrs: Vec<libc::mmsghdr>,
+        /// Control data per header, aligned as `cmsghdr` needs.
+        controls: Vec<[u64; CONTROL / 8]>,
+    }
+
+    /// The arrival time and drop count among a received header's control
+    /// messages.
+    fn read_control(h: &libc::msghdr) -> (Option<SystemTime>, Option<u32>) {
+        let (mut arrived, mut overflow) = (None, None);
+        if h.msg_flags & libc::MSG_CTRUNC != 0 {
+            return (None, None);
+        }
+        // SAFETY: the kernel filled `msg_controllen` bytes of the control
+        // buffer with well-formed control messages; the CMSG macros walk
+        // within it, and each message's data is as long as its type says
+        // (read unaligned: the data need not be aligned for the type).
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET {
+                    if (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                        let ts =
+                            std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                        if ts.tv_sec >= 0 && (0..1_000_000_000).contains(&ts.tv_nsec) {
+                            arrived = Some(
+                                SystemTime::UNIX_EPOCH
+                                    + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+                            );
+                        }
+                    } else if (*c).cmsg_type == libc::SO_RXQ_OVFL {
+                        overflow = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const u32));
+                    }
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        (arrived, overflow)
     }
 
     impl Headers {
@@ -152,6 +238,7 @@ mod linux {
                 addrs: (0..slots).map(|_| unsafe { zeroed() }).collect(),
                 iovs: (0..slots).map(|_| unsafe { zeroed() }).collect(),
                 hdrs: (0..slots).map(|_| unsafe { zeroed() }).collect(),
+                controls: vec![[0; CONTROL / 8]; slots],
             }
         }
 
@@ -173,6 +260,8 @@ mod linux {
                 h.msg_iov = &mut self.iovs[k];
                 h.msg_iovlen = 1;
                 h.msg_flags = 0;
+                h.msg_control = self.controls[k].as_mut_ptr() as *mut libc::c_void;
+                h.msg_controllen = CONTROL as _;
             }
             let got_n = loop {
                 // SAFETY: the first `n` headers point at address storage
@@ -202,10 +291,13 @@ mod linux {
                 // as unspecified: the router refuses it as an unknown source.
                 let from = read_addr(&self.addrs[k])
                     .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)));
+                let (arrived, overflow) = read_control(&h.msg_hdr);
                 got.push(Received {
                     from,
                     len: (h.msg_len as usize).min(SLOT),
                     truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                    arrived,
+                    overflow,
                 });
             }
             Ok(got_n)
@@ -217,7 +309,7 @@ mod linux {
 mod tests {
     use super::*;
     use std::net::UdpSocket;
-    use std::time::{Duration, Instant};
+    use std::time::{Duration, Instant, SystemTime};
 
     fn bound() -> UdpSocket {
         UdpSocket::bind("127.0.0.1:0").unwrap()
@@ -289,6 +381,58 @@ mod tests {
         assert_eq!(rest.len(), 6);
         assert_eq!(rest[5].1, vec![9u8; 20]);
         assert!(matches!(batch.recv(&rx), Err(e) if e.kind() == io::ErrorKind::WouldBlock));
+    }
+
+    /// With arrival information asked for, each datagram says when it was
+    /// queued (no later than it was read), and the socket's drop count
+    /// shows what a full receive buffer turned away.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn arrival_times_and_the_sockets_drops_come_with_the_datagrams() {
+        let rx = bound();
+        // A small buffer (the kernel's minimum): most of a burst of 400 is
+        // dropped before anything reads.
+        socket2::SockRef::from(&rx).set_recv_buffer_size(1).unwrap();
+        enable_arrival_info(&rx).unwrap();
+        let to = rx.local_addr().unwrap();
+        let tx = bound();
+        let before = SystemTime::now();
+        for i in 0..400u32 {
+            tx.send_to(&i.to_be_bytes(), to).unwrap();
+        }
+        rx.set_nonblocking(true).unwrap();
+        let mut batch = RecvBatch::new(64);
+        let mut got = Vec::new();
+        while let Ok(n) = batch.recv(&rx) {
+            got.extend((0..n).map(|i| batch.get(i).0));
+        }
+        let read_at = SystemTime::now();
+        assert!(
+            !got.is_empty() && got.len() < 400,
+            "{} of 400 queued",
+            got.len()
+        );
+        for r in &got {
+            let at = r.arrived.expect("an arrival time");
+            assert!(at >= before - Duration::from_secs(1) && at <= read_at);
+        }
+        // A datagram carries the count as of its own queueing: the drops
+        // after the last one queued show on the next one.
+        tx.send_to(b"next", to).unwrap();
+        let next = read_n(&rx, &mut batch, 1);
+        let dropped = next[0].0.overflow.expect("a drop count");
+        assert_eq!(u64::from(dropped) + got.len() as u64, 400);
+    }
+
+    /// Without asking, a datagram carries neither.
+    #[test]
+    fn without_arrival_info_nothing_is_claimed() {
+        let rx = bound();
+        let to = rx.local_addr().unwrap();
+        bound().send_to(b"x", to).unwrap();
+        let mut batch = RecvBatch::new(4);
+        let got = read_n(&rx, &mut batch, 1);
+        assert_eq!((got[0].0.arrived, got[0].0.overflow), (None, None));
     }
 
     #[test]

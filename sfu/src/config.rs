@@ -29,9 +29,15 @@ pub struct MediaConfig {
     pub connected_sockets: bool,
     /// Forwarded RTP is encrypted by the shard itself, straight into the
     /// datagram that leaves, with the connection's SRTP keys (AES-128-GCM
-    /// connections; others stay on the library's write path). Off: every
-    /// packet goes through the library's write path.
+    /// and AES-CM-128 with HMAC-SHA1-80 connections; others stay on the
+    /// library's write path). Off: every packet goes through the library's
+    /// write path.
     pub own_srtp: bool,
+    /// RTP that waited longer than this in the kernel's receive queue (a
+    /// shard behind, past the server's capacity) is dropped unread, so
+    /// what is forwarded stays fresh; milliseconds, 0: never. See
+    /// `sfu::core::input_lag`.
+    pub max_input_lag_ms: u64,
     /// Send and receive buffer asked of the kernel for the media socket,
     /// KiB (capped by `net.core.wmem_max` and `rmem_max`; see
     /// `sfu::sockbuf`). Zero: the kernel's default.
@@ -141,6 +147,7 @@ impl Default for MediaConfig {
             shards: 0,
             connected_sockets: true,
             own_srtp: true,
+            max_input_lag_ms: 300,
             socket_buffer_kb: 4096,
             codecs: ["opus", "vp8", "h264", "vp9", "av1"]
                 .iter()

@@ -36,7 +36,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
 
-use crate::batch_recv::RecvBatch;
+use crate::batch_recv::{enable_arrival_info, Received, RecvBatch};
+use crate::core::input_lag::OverflowCount;
 
 /// Raises the process's soft limit of open files to its hard limit: one
 /// descriptor per client address. Logged when that leaves it low.
@@ -76,7 +77,7 @@ pub struct ConnectedSockets {
     epoll: AsyncFd<OwnedFd>,
     local: SocketAddr,
     by_addr: HashMap<SocketAddr, u64>,
-    by_token: HashMap<u64, (SocketAddr, UdpSocket)>,
+    by_token: HashMap<u64, (SocketAddr, UdpSocket, OverflowCount)>,
     next_token: u64,
     /// The shard's address-table version last synced with.
     synced: Option<u64>,
@@ -182,6 +183,9 @@ impl ConnectedSockets {
         s.bind(&self.local.into())?;
         s.connect(&remote.into())?;
         let socket: UdpSocket = s.into();
+        if let Err(e) = enable_arrival_info(&socket) {
+            tracing::debug!(client = %remote, "no arrival times on a connected socket: {e}");
+        }
         let token = self.next_token;
         self.next_token += 1;
         let mut ev = libc::epoll_event {
@@ -201,7 +205,8 @@ impl ConnectedSockets {
             return Err(io::Error::last_os_error());
         }
         self.by_addr.insert(remote, token);
-        self.by_token.insert(token, (remote, socket));
+        self.by_token
+            .insert(token, (remote, socket, OverflowCount::default()));
         Ok(())
     }
 
@@ -219,13 +224,14 @@ impl ConnectedSockets {
     }
 
     /// Reads what is ready on the ready sockets, up to a batch from each
-    /// and about a batch in all, and hands each datagram to `each` (source,
-    /// bytes, cut short). Returns true when more may wait: call again after
-    /// writing the output.
+    /// and about a batch in all, and hands each datagram to `each` (what
+    /// the kernel said of it, its bytes, and how many datagrams its socket
+    /// dropped for want of buffer since the last one read). Returns true
+    /// when more may wait: call again after writing the output.
     pub fn drain(
         &mut self,
         batch: &mut RecvBatch,
-        mut each: impl FnMut(SocketAddr, &[u8], bool),
+        mut each: impl FnMut(&Received, &[u8], u32),
     ) -> bool {
         let fd: RawFd = self.epoll.get_ref().as_raw_fd();
         let mut events: [libc::epoll_event; EVENTS] =
@@ -247,14 +253,15 @@ impl ConnectedSockets {
             }
             // A copy: the kernel's struct is packed.
             let token = ev.u64;
-            let Some((remote, socket)) = self.by_token.get(&token) else {
+            let Some((remote, socket, overflow)) = self.by_token.get_mut(&token) else {
                 continue;
             };
             match batch.recv(socket) {
                 Ok(_) => {
                     for i in 0..batch.len() {
                         let (got, data) = batch.get(i);
-                        each(got.from, data, got.truncated);
+                        let dropped = got.overflow.map_or(0, |v| overflow.observe(v));
+                        each(&got, data, dropped);
                     }
                     taken += batch.len();
                     more |= batch.is_full();
@@ -297,7 +304,7 @@ mod tests {
         let mut batch = RecvBatch::new(8);
         let mut got = Vec::new();
         for _ in 0..100 {
-            c.drain(&mut batch, |from, data, _| got.push((from, data.to_vec())));
+            c.drain(&mut batch, |r, data, _| got.push((r.from, data.to_vec())));
             if !got.is_empty() {
                 break;
             }

@@ -16,7 +16,7 @@ use std::hash::{Hash, Hasher};
 use std::io;
 use std::net::{SocketAddr, UdpSocket as StdSocket};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
 use rand::rngs::StdRng;
@@ -27,9 +27,10 @@ use signaling::media::{
 use tokio::io::Interest;
 use tokio::sync::mpsc;
 
-use crate::batch_recv::RecvBatch;
+use crate::batch_recv::{Received, RecvBatch};
 use crate::config::MediaConfig;
 use crate::core::bind::{AddrTable, MAX_ADDRS_PER_OWNER};
+use crate::core::input_lag::{InputLag, OverflowCount};
 use crate::demux;
 use crate::engine::{CODEC_NAMES, CONSENT_TIMEOUT};
 use crate::relay_io::RelaySockets;
@@ -83,6 +84,9 @@ impl SfuPlane {
         tracing::info!("media UDP listening on {local_addr}");
         let wanted = cfg.socket_buffer_kb.saturating_mul(1024);
         crate::sockbuf::report(crate::sockbuf::enlarge(&socket, wanted), wanted);
+        if let Err(e) = crate::batch_recv::enable_arrival_info(&socket) {
+            tracing::warn!("no arrival times on the media socket ({e}): input lag is not measured");
+        }
         let tcp_listener = match tcp {
             Ok(Some(l)) => {
                 tracing::info!("media TCP listening on {local_addr} (ICE over TCP)");
@@ -163,6 +167,8 @@ impl SfuPlane {
                 tcp: tcp_conns.clone(),
                 tcp_listener: if i == 0 { tcp_listener.take() } else { None },
                 connected_sockets,
+                input_lag: InputLag::new(Duration::from_millis(cfg.max_input_lag_ms)),
+                shared_overflow: OverflowCount::default(),
             };
             std::thread::Builder::new()
                 .name(format!("media-shard-{i}"))
@@ -251,6 +257,40 @@ struct ShardCtx {
     tcp_listener: Option<std::net::TcpListener>,
     /// `[media] connected_sockets`, and the shared socket allows them.
     connected_sockets: bool,
+    /// `[media] max_input_lag`: what is too late to read.
+    input_lag: InputLag,
+    /// The shared socket's drops, shard 0 only (it alone reads it).
+    shared_overflow: OverflowCount,
+}
+
+/// Counts what the kernel dropped before this datagram (`dropped`),
+/// observes how long it waited in the kernel, and says whether it is still
+/// worth reading (see `core::input_lag`); one that is not is counted and
+/// dropped. `now`: the read's time on both clocks (the kernel stamps
+/// arrivals with the system clock).
+fn admit(
+    shard: &mut Shard,
+    rule: InputLag,
+    got: &Received,
+    data: &[u8],
+    dropped: u32,
+    (now, wall): (Instant, SystemTime),
+) -> bool {
+    if dropped > 0 {
+        shard.counts.dropped[Drop::SocketOverflow as usize] += u64::from(dropped);
+    }
+    let Some(at) = got.arrived else {
+        return true;
+    };
+    let lag = wall.duration_since(at).unwrap_or_default();
+    shard.counts.observe_input_lag(lag);
+    if rule.keep(lag, data) {
+        return true;
+    }
+    shard.counts.packets_in += 1;
+    shard.counts.bytes_in += data.len() as u64;
+    shard.refuse(Drop::StaleInput, got.from, now);
+    false
 }
 
 impl ShardCtx {
@@ -434,12 +474,15 @@ impl ShardCtx {
         #[cfg(target_os = "linux")]
         {
             let now = Instant::now();
+            let wall = SystemTime::now();
             let shard = &mut self.shard;
-            let more = c.drain(batch, |from, data, truncated| {
-                if truncated {
-                    shard.refuse_oversize(from, data.len(), now);
+            let lag = self.input_lag;
+            let more = c.drain(batch, |got, data, dropped| {
+                if !admit(shard, lag, got, data, dropped, (now, wall)) {
+                } else if got.truncated {
+                    shard.refuse_oversize(got.from, data.len(), now);
                 } else {
-                    shard.handle_datagram(from, BytesMut::from(data), now);
+                    shard.handle_datagram(got.from, BytesMut::from(data), now);
                 }
             });
             self.shard.handle_timeout(now);
@@ -501,8 +544,20 @@ impl ShardCtx {
                 return false;
             }
         };
+        let wall = SystemTime::now();
         for i in 0..batch.len() {
             let (got, data) = batch.get(i);
+            let dropped = got.overflow.map_or(0, |v| self.shared_overflow.observe(v));
+            if !admit(
+                &mut self.shard,
+                self.input_lag,
+                &got,
+                data,
+                dropped,
+                (now, wall),
+            ) {
+                continue;
+            }
             if got.truncated {
                 self.shard.refuse_oversize(got.from, got.len, now);
                 continue;

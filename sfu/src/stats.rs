@@ -3,6 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::core::input_lag::LAG_LE_MS;
+
 /// Why a packet was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
@@ -69,6 +71,12 @@ pub enum Drop {
     /// A datagram longer than the receive buffer (2,048 bytes): cut by
     /// the kernel, so dropped whole.
     Oversize,
+    /// RTP that waited in the kernel's receive queue longer than `[media]
+    /// max_input_lag` (the shard was behind): dropped unread.
+    StaleInput,
+    /// Dropped by the kernel before the shard could read it: the socket's
+    /// receive buffer was full.
+    SocketOverflow,
 }
 
 pub const DROP_REASONS: &[(Drop, &str)] = &[
@@ -96,9 +104,11 @@ pub const DROP_REASONS: &[(Drop, &str)] = &[
     (Drop::PacerFrameIncomplete, "pacer_frame_incomplete"),
     (Drop::PacerStreamRemoved, "pacer_stream_removed"),
     (Drop::Oversize, "oversize"),
+    (Drop::StaleInput, "stale_input"),
+    (Drop::SocketOverflow, "socket_overflow"),
 ];
 
-pub const N_DROPS: usize = 24;
+pub const N_DROPS: usize = 26;
 
 /// A drop reason's name in statistics.
 pub fn drop_name(why: Drop) -> &'static str {
@@ -160,6 +170,10 @@ pub struct Counts {
     /// same track: per bucket of [`SWITCH_LE_MS`], and their sum.
     pub switch_intervals: [u64; SWITCH_BUCKETS],
     pub switch_intervals_sum_ms: u64,
+    /// How long datagrams waited in the kernel before a shard read them:
+    /// per bucket of [`LAG_LE_MS`], and their sum.
+    pub input_lags: [u64; LAG_BUCKETS],
+    pub input_lags_sum_us: u64,
 }
 
 /// Upper bounds of the estimate histogram's buckets, bit/s.
@@ -171,6 +185,7 @@ const ESTIMATE_BUCKETS: usize = ESTIMATE_LE_BPS.len() + 1;
 /// Upper bounds of the switch-interval histogram's buckets, ms.
 pub const SWITCH_LE_MS: [u64; 8] = [500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 300_000];
 const SWITCH_BUCKETS: usize = SWITCH_LE_MS.len() + 1;
+const LAG_BUCKETS: usize = LAG_LE_MS.len() + 1;
 
 /// The bucket of `v` among upper bounds `le` (`le.len()` when above all).
 fn bucket(le: &[u64], v: u64) -> usize {
@@ -188,6 +203,12 @@ impl Counts {
         self.estimates_sum_bps = self.estimates_sum_bps.saturating_add(bps);
     }
 
+    pub fn observe_input_lag(&mut self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.input_lags[bucket(&LAG_LE_MS, us / 1000)] += 1;
+        self.input_lags_sum_us = self.input_lags_sum_us.saturating_add(us);
+    }
+
     pub fn observe_switch_interval(&mut self, d: std::time::Duration) {
         let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         self.switch_intervals[bucket(&SWITCH_LE_MS, ms)] += 1;
@@ -200,7 +221,8 @@ const N_FIELDS: usize = 23;
 
 /// Every value of a [`SharedCounts`]: the counters, the drop reasons, and
 /// the two histograms with their sums.
-const N_SHARED: usize = N_FIELDS + N_DROPS + ESTIMATE_BUCKETS + 1 + SWITCH_BUCKETS + 1;
+const N_SHARED: usize =
+    N_FIELDS + N_DROPS + ESTIMATE_BUCKETS + 1 + SWITCH_BUCKETS + 1 + LAG_BUCKETS + 1;
 
 /// The published copy of a [`Counts`], written only by its owner.
 #[derive(Debug)]
@@ -268,7 +290,9 @@ impl SharedCounts {
             .chain(c.estimates.iter())
             .chain(std::iter::once(&c.estimates_sum_bps))
             .chain(c.switch_intervals.iter())
-            .chain(std::iter::once(&c.switch_intervals_sum_ms));
+            .chain(std::iter::once(&c.switch_intervals_sum_ms))
+            .chain(c.input_lags.iter())
+            .chain(std::iter::once(&c.input_lags_sum_us));
         for (i, v) in all.enumerate() {
             self.v[i].store(*v, Relaxed);
         }
@@ -294,6 +318,13 @@ impl SharedCounts {
             at += 1;
         }
         let switch_intervals_sum_ms = g(at);
+        at += 1;
+        let mut input_lags = [0; LAG_BUCKETS];
+        for e in input_lags.iter_mut() {
+            *e = g(at);
+            at += 1;
+        }
+        let input_lags_sum_us = g(at);
         Counts {
             connections: g(0),
             tracks: g(1),
@@ -323,6 +354,8 @@ impl SharedCounts {
             estimates_sum_bps,
             switch_intervals,
             switch_intervals_sum_ms,
+            input_lags,
+            input_lags_sum_us,
         }
     }
 }
@@ -365,6 +398,10 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         t.switch_intervals_sum_ms = t
             .switch_intervals_sum_ms
             .saturating_add(c.switch_intervals_sum_ms);
+        for (a, b) in t.input_lags.iter_mut().zip(c.input_lags) {
+            *a += b;
+        }
+        t.input_lags_sum_us = t.input_lags_sum_us.saturating_add(c.input_lags_sum_us);
     }
     signaling::media::MediaStats {
         connections: t.connections,
@@ -403,6 +440,11 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
             counts: t.switch_intervals.to_vec(),
             sum: t.switch_intervals_sum_ms as f64 / 1000.0,
         },
+        input_lag_seconds: signaling::media::Histogram {
+            le: LAG_LE_MS.iter().map(|&b| b as f64 / 1000.0).collect(),
+            counts: t.input_lags.to_vec(),
+            sum: t.input_lags_sum_us as f64 / 1e6,
+        },
         subscribers: Vec::new(),
     }
 }
@@ -419,7 +461,10 @@ mod tests {
         a.observe_estimate(100_000); // on a bound: that bucket
         a.observe_estimate(30_000_000); // above every bound
         a.observe_switch_interval(Duration::from_millis(300));
+        a.observe_input_lag(Duration::from_micros(400)); // within 1 ms
+        a.observe_input_lag(Duration::from_millis(1_200)); // the 5 s bucket
         let mut b = Counts::default();
+        b.observe_input_lag(Duration::from_secs(9)); // above every bound
         b.observe_estimate(600_000);
         b.observe_switch_interval(Duration::from_secs(400));
         let shared = SharedCounts::default();
@@ -438,5 +483,11 @@ mod tests {
         assert_eq!(*s.counts.last().unwrap(), 1);
         assert_eq!(s.sum, 400.3);
         assert_eq!(s.le[0], 0.5);
+        let l = &m.input_lag_seconds;
+        assert_eq!(l.le[0], 0.001);
+        assert_eq!(l.counts[0], 1);
+        assert_eq!(l.counts[l.le.len() - 1], 1);
+        assert_eq!(*l.counts.last().unwrap(), 1);
+        assert_eq!(l.sum, 10.2004);
     }
 }

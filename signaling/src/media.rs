@@ -386,6 +386,9 @@ pub struct MediaStats {
     pub bwe_estimate_bps: Histogram,
     /// Time between one subscriber's consecutive layer switches of a track.
     pub layer_switch_interval_seconds: Histogram,
+    /// How long datagrams waited in the kernel's receive queue before the
+    /// plane read them (a plane past its capacity falls behind here).
+    pub input_lag_seconds: Histogram,
     /// Per subscriber connection: bandwidth estimate, allocation, layers.
     pub subscribers: Vec<SubscriberStats>,
 }

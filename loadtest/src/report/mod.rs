@@ -29,6 +29,8 @@ pub struct ServerSample {
     pub keyframe_requests: f64,
     pub dropped: f64,
     pub dropped_by_reason: Vec<(String, f64)>,
+    /// `sfu_input_lag_seconds` buckets: (upper bound, cumulative count).
+    pub input_lag_buckets: Vec<(String, f64)>,
     /// RTP sent to and received from other nodes over relays (0 alone).
     pub relay_packets_out: f64,
     pub relay_bytes_out: f64,
@@ -98,6 +100,14 @@ pub struct Report {
     pub server_packets_dropped: f64,
     /// Server drops in the window by reason (only reasons that occurred).
     pub server_packets_dropped_by_reason: BTreeMap<String, f64>,
+    /// How long the window's datagrams waited in the server's kernel
+    /// receive queues before it read them, ms: the upper bound of the
+    /// `sfu_input_lag_seconds` bucket holding the median and the 99th
+    /// percentile (`None` for an older server, or one that read nothing).
+    #[serde(default)]
+    pub server_input_lag_p50_ms: Option<f64>,
+    #[serde(default)]
+    pub server_input_lag_p99_ms: Option<f64>,
     /// Participants the server counted at the end of the window.
     pub server_participants: Option<f64>,
     /// CPU of the load-test process itself over the window, percent of one
@@ -115,6 +125,32 @@ pub struct Report {
     /// (`--node`); empty for one server, whose figures are the `server_*` ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeFigures>,
+}
+
+/// The median's and the 99th percentile's bucket bounds (ms) of the lag
+/// histogram's growth from `start` to `end` (cumulative counts per upper
+/// bound in seconds, `+Inf` last); `None` when nothing was observed.
+fn input_lag_quantiles(start: &[(String, f64)], end: &[(String, f64)]) -> Option<(f64, f64)> {
+    let mut window: Vec<(f64, f64)> = end
+        .iter()
+        .map(|(le, n)| {
+            let before = start.iter().find(|(l, _)| l == le).map_or(0.0, |(_, v)| *v);
+            let bound = le.parse::<f64>().unwrap_or(f64::INFINITY);
+            (bound, n - before)
+        })
+        .collect();
+    window.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = window.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let at = |q: f64| {
+        window
+            .iter()
+            .find(|(_, n)| *n >= q * total)
+            .map_or(f64::INFINITY, |(le, _)| le * 1000.0)
+    };
+    Some((at(0.5), at(0.99)))
 }
 
 fn ms(d: Option<Duration>) -> Option<f64> {
@@ -217,7 +253,9 @@ impl Report {
         let (mut nacks, mut kf, mut dropped) = (0.0, 0.0, 0.0);
         let mut by_reason = BTreeMap::new();
         let participants = end.as_ref().map(|e| e.participants);
+        let mut lag = None;
         if let (Some(s), Some(e)) = (start, end) {
+            lag = input_lag_quantiles(&s.input_lag_buckets, &e.input_lag_buckets);
             for (reason, v) in &e.dropped_by_reason {
                 let before = s
                     .dropped_by_reason
@@ -284,6 +322,8 @@ impl Report {
             server_keyframe_requests: kf,
             server_packets_dropped: dropped,
             server_packets_dropped_by_reason: by_reason,
+            server_input_lag_p50_ms: lag.map(|l| l.0),
+            server_input_lag_p99_ms: lag.map(|l| l.1),
             server_participants: participants,
             loadtest_cpu_percent: None,
             load_average: std::fs::read_to_string("/proc/loadavg")
@@ -381,6 +421,13 @@ impl Report {
             self.server_packets_dropped,
             self.adaptive.bot_keyframe_requests
         );
+        if let (Some(p50), Some(p99)) = (self.server_input_lag_p50_ms, self.server_input_lag_p99_ms)
+        {
+            let _ = writeln!(
+                s,
+                "server input    waited in the kernel before read: p50 <= {p50} ms, p99 <= {p99} ms"
+            );
+        }
         if !self.server_packets_dropped_by_reason.is_empty() {
             let reasons: Vec<String> = self
                 .server_packets_dropped_by_reason

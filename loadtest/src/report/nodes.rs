@@ -140,6 +140,7 @@ mod tests {
             keyframe_requests: 0.0,
             dropped: 0.0,
             dropped_by_reason: Vec::new(),
+            input_lag_buckets: Vec::new(),
             relay_packets_out: relay_out,
             relay_bytes_out: relay_bytes,
             relay_packets_in: 0.0,

@@ -35,6 +35,7 @@ fn sample(at: Instant, cpu: f64, rss: f64, out: f64) -> ServerSample {
         keyframe_requests: 0.0,
         dropped: 0.0,
         dropped_by_reason: vec![],
+        input_lag_buckets: vec![],
         relay_packets_out: 0.0,
         relay_bytes_out: 0.0,
         relay_packets_in: 0.0,
@@ -414,4 +415,41 @@ fn delivery_of_what_the_server_sent_uses_its_per_subscriber_counts() {
         (plain.capped.is_none(), plain.table()),
         (true, String::new())
     );
+}
+
+/// The report's input lag comes from the histogram's growth over the
+/// window, as the bucket bounds holding the median and the 99th
+/// percentile; an older server without the histogram gives none.
+#[test]
+fn input_lag_quantiles_are_taken_over_the_window() {
+    let b = |v: &[(&str, f64)]| -> Vec<(String, f64)> {
+        v.iter().map(|(l, n)| (l.to_string(), *n)).collect()
+    };
+    // Before the window: 1,000 reads, all within 1 ms.
+    let start = b(&[
+        ("0.001", 1000.0),
+        ("0.01", 1000.0),
+        ("0.5", 1000.0),
+        ("+Inf", 1000.0),
+    ]);
+    // In the window: 100 more, 60 within 1 ms, 38 within 10 ms, 2 over 0.5 s.
+    let end = b(&[
+        ("0.001", 1060.0),
+        ("0.01", 1098.0),
+        ("0.5", 1098.0),
+        ("+Inf", 1100.0),
+    ]);
+    assert_eq!(
+        super::input_lag_quantiles(&start, &end),
+        Some((1.0, f64::INFINITY))
+    );
+    let end = b(&[
+        ("0.001", 1040.0),
+        ("0.01", 1099.0),
+        ("0.5", 1100.0),
+        ("+Inf", 1100.0),
+    ]);
+    assert_eq!(super::input_lag_quantiles(&start, &end), Some((10.0, 10.0)));
+    assert_eq!(super::input_lag_quantiles(&start, &start), None);
+    assert_eq!(super::input_lag_quantiles(&[], &[]), None);
 }

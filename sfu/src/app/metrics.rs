@@ -276,6 +276,12 @@ pub fn render(
     );
     histogram(
         &mut out,
+        "sfu_input_lag_seconds",
+        "How long datagrams waited in the kernel's receive queue before a shard read them (a server past its capacity falls behind here).",
+        &m.input_lag_seconds,
+    );
+    histogram(
+        &mut out,
         "sfu_layer_switch_interval_seconds",
         "Time between one subscriber's consecutive layer switches of the same track (short intervals are flapping).",
         &m.layer_switch_interval_seconds,
@@ -549,6 +555,11 @@ mod tests {
                 counts: vec![1, 0, 4],
                 sum: 30.5,
             },
+            input_lag_seconds: signaling::media::Histogram {
+                le: vec![0.001, 0.3],
+                counts: vec![90, 8, 2],
+                sum: 2.5,
+            },
             subscribers: vec![signaling::media::SubscriberStats {
                 estimation: true,
                 estimate_bps: Some(600_000),
@@ -613,6 +624,10 @@ mod tests {
             ("sfu_layer_switch_interval_seconds_bucket{le=\"+Inf\"}", 5.0),
             ("sfu_layer_switch_interval_seconds_sum", 30.5),
             ("sfu_layer_switch_interval_seconds_count", 5.0),
+            ("sfu_input_lag_seconds_bucket{le=\"0.001\"}", 90.0),
+            ("sfu_input_lag_seconds_bucket{le=\"0.3\"}", 98.0),
+            ("sfu_input_lag_seconds_bucket{le=\"+Inf\"}", 100.0),
+            ("sfu_input_lag_seconds_count", 100.0),
         ] {
             assert_eq!(sample(&text, series), Some(want), "{series}");
         }

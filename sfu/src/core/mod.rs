@@ -10,6 +10,7 @@ pub mod codec;
 pub mod extmap;
 pub mod forwarder;
 pub mod ids;
+pub mod input_lag;
 pub mod keyframe;
 pub mod layer;
 pub mod loglimit;

@@ -209,8 +209,8 @@ impl Routing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use RouteChange::*;
     use std::collections::HashMap;
+    use RouteChange::*;
 
     const A: PeerKey = PeerKey(1);
     const B: PeerKey = PeerKey(2);

@@ -20,8 +20,8 @@
 //!
 //! Generic over the queued item: the shard queues its own packet handles.
 
-use std::collections::VecDeque;
 use crate::core::ids::IdMap;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::Bitrate;
