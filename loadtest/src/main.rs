@@ -90,10 +90,12 @@ struct RunArgs {
     #[arg(long = "server-env")]
     server_env: Vec<String>,
     /// With --spawn-server: stop the server's process `AFTER:LENGTH` from
-    /// its start (e.g. `8s:1500ms`), then let it go on, to see it catch up
-    /// (the report's input lag and `stale_input` drops).
+    /// its start (e.g. `8s:1500ms`), or `AFTER:LENGTHxCOUNT/EVERY` (e.g.
+    /// `3s:600msx8/1s`), then let it go on: to see it catch up (the
+    /// report's input lag and `stale_input` drops) or, stopped again and
+    /// again, refuse joins (`server_busy`).
     #[arg(long, value_parser = parse_stall)]
-    stall_server: Option<(Duration, Duration)>,
+    stall_server: Option<spawn::Stall>,
     /// `name:secret` of an API key to sign tokens with (otherwise the
     /// development-mode endpoint mints them).
     #[arg(long)]
@@ -169,11 +171,8 @@ fn default_media_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("media")
 }
 
-fn parse_stall(s: &str) -> Result<(Duration, Duration), String> {
-    let (after, length) = s
-        .split_once(':')
-        .ok_or_else(|| format!("`{s}` is not AFTER:LENGTH like 8s:1500ms"))?;
-    Ok((parse_duration(after)?, parse_duration(length)?))
+fn parse_stall(s: &str) -> Result<spawn::Stall, String> {
+    spawn::Stall::parse(s, parse_duration)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -296,8 +295,8 @@ async fn run_one(a: &RunArgs, rooms: usize, clips: &Clips) -> anyhow::Result<Rep
             env.push((format!("SFU_AUTH__KEYS__{k}"), v.clone()));
         }
         let s = spawn::start(&bin, &env).await?;
-        if let Some((after, length)) = a.stall_server {
-            s.stall(after, length);
+        if let Some(stall) = a.stall_server {
+            s.stall(stall);
         }
         let addr = s.http;
         _server = Some(s);

@@ -19,27 +19,80 @@ pub struct Server {
     pub log_tail: Arc<Mutex<VecDeque<String>>>,
 }
 
+/// When and how long to stop a spawned server (`--stall-server`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stall {
+    /// From the server's start to the first stop.
+    pub after: Duration,
+    /// Each stop's length.
+    pub length: Duration,
+    /// Stops in all, each `every` after the one before.
+    pub count: u32,
+    pub every: Duration,
+}
+
+impl Stall {
+    /// `AFTER:LENGTH`, or `AFTER:LENGTHxCOUNT/EVERY` for repeated stops,
+    /// e.g. `8s:1500ms` or `3s:600msx8/1s`.
+    pub fn parse(
+        s: &str,
+        duration: impl Fn(&str) -> Result<Duration, String>,
+    ) -> Result<Stall, String> {
+        let bad =
+            || format!("`{s}` is not AFTER:LENGTH[xCOUNT/EVERY] like 8s:1500ms or 3s:600msx8/1s");
+        let (after, rest) = s.split_once(':').ok_or_else(bad)?;
+        let (length, count, every) = match rest.split_once('x') {
+            Some((length, repeat)) => {
+                let (count, every) = repeat.split_once('/').ok_or_else(bad)?;
+                let count: u32 = count.parse().map_err(|_| bad())?;
+                (length, count.max(1), duration(every)?)
+            }
+            None => (rest, 1, Duration::ZERO),
+        };
+        let stall = Stall {
+            after: duration(after)?,
+            length: duration(length)?,
+            count,
+            every,
+        };
+        if stall.count > 1 && stall.every <= stall.length {
+            return Err(format!(
+                "`{s}`: each stop must end before the next (EVERY > LENGTH)"
+            ));
+        }
+        Ok(stall)
+    }
+}
+
 impl Server {
-    /// Stops the server's process (`SIGSTOP`) `after` from now, for `length`,
-    /// then lets it go on (`SIGCONT`): a stall like a virtual machine's
-    /// pause or a saturated host, which the server must catch up from.
-    pub fn stall(&self, after: Duration, length: Duration) {
+    /// Stops the server's process (`SIGSTOP`) as `stall` says, each time
+    /// letting it go on (`SIGCONT`) after the stop's length: a stall like
+    /// a virtual machine's pause, or a host too busy to run it, which the
+    /// server must catch up from.
+    pub fn stall(&self, stall: Stall) {
         let Some(pid) = self.child.id() else {
             return;
         };
         tokio::spawn(async move {
-            tokio::time::sleep(after).await;
             let signal = |sig: &'static str| {
                 Command::new("kill")
                     .args([sig, &pid.to_string()])
                     .stdin(Stdio::null())
                     .status()
             };
-            if signal("-STOP").await.is_ok_and(|s| s.success()) {
-                eprintln!("loadtest: server stopped for {length:?}");
-                tokio::time::sleep(length).await;
+            let start = tokio::time::Instant::now() + stall.after;
+            for k in 0..stall.count {
+                tokio::time::sleep_until(start + stall.every * k).await;
+                if !signal("-STOP").await.is_ok_and(|s| s.success()) {
+                    return;
+                }
+                tokio::time::sleep(stall.length).await;
                 let _ = signal("-CONT").await;
             }
+            eprintln!(
+                "loadtest: server stopped {} time(s) for {:?}",
+                stall.count, stall.length
+            );
         });
     }
 }
@@ -158,6 +211,42 @@ pub async fn start(bin: &Path, extra_env: &[(String, String)]) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stalls_are_one_stop_or_stops_at_a_period() {
+        let d = |s: &str| -> Result<Duration, String> {
+            s.strip_suffix("ms")
+                .map(|n| n.parse().map(Duration::from_millis))
+                .or_else(|| {
+                    s.strip_suffix('s')
+                        .map(|n| n.parse().map(Duration::from_secs))
+                })
+                .and_then(Result::ok)
+                .ok_or_else(|| format!("bad {s}"))
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(
+            Stall::parse("8s:1500ms", d),
+            Ok(Stall {
+                after: ms(8000),
+                length: ms(1500),
+                count: 1,
+                every: Duration::ZERO
+            })
+        );
+        assert_eq!(
+            Stall::parse("3s:600msx8/1s", d),
+            Ok(Stall {
+                after: ms(3000),
+                length: ms(600),
+                count: 8,
+                every: ms(1000)
+            })
+        );
+        for bad in ["8s", "8s:", "3s:600msx8", "3s:600msxn/1s", "3s:1sx2/500ms"] {
+            assert!(Stall::parse(bad, d).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn finds_the_address_in_log_lines() {

@@ -214,3 +214,84 @@ fn a_stalled_server_sheds_stale_media_counts_it_and_goes_on() {
         "{r}"
     );
 }
+
+/// Runs the binary like `run`, but a run in which bots fail is an answer
+/// here, not an error: the report and whether every bot got in.
+fn run_allowing_failures(args: &[&str]) -> (Value, bool) {
+    let json = std::env::temp_dir().join(format!(
+        "loadtest-it-{}-{}.json",
+        std::process::id(),
+        args.join("").replace(['-', ' ', '/', ':', '='], "")
+    ));
+    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .arg("run")
+        .arg("--spawn-server")
+        .arg("--server-bin")
+        .arg(server_bin())
+        .arg("--quiet")
+        .arg("--json")
+        .arg(&json)
+        .args(args)
+        .output()
+        .expect("run loadtest");
+    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
+        panic!(
+            "no JSON report ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let _ = std::fs::remove_file(&json);
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    (
+        serde_json::from_str(&text).expect("valid JSON"),
+        out.status.success(),
+    )
+}
+
+/// A server that keeps reading its media late (stopped for 600 ms of
+/// every second, as on a host that cannot give it the CPU it needs)
+/// refuses the participants that come meanwhile with `server_busy`,
+/// rather than add their load to everyone's; those already in keep their
+/// media. With `[media] refuse_joins_when_behind` off, everybody gets in.
+#[test]
+fn a_server_that_keeps_reading_late_refuses_new_participants() {
+    let args = |room: &'static str| {
+        vec![
+            "--publishers",
+            "1",
+            "--subscribers",
+            "8",
+            "--join-rate",
+            "1",
+            "--duration",
+            "4s",
+            "--warmup",
+            "1s",
+            "--stall-server",
+            "3s:600msx8/1s",
+            "--room",
+            room,
+        ]
+    };
+    let (r, all_in) = run_allowing_failures(&args("itbusy"));
+    assert!(!all_in, "{r}");
+    let failed = f(&r, &["failed_bots"]);
+    assert!((1.0..9.0).contains(&failed), "{r}");
+    let errors = r["errors"].as_array().expect("errors");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.contains("server_busy"))),
+        "{r}"
+    );
+    // The publisher and the first subscribers joined before it fell
+    // behind, and got media.
+    assert!(f(&r, &["tracks_received"]) >= 2.0, "{r}");
+
+    let mut off = args("itbusyoff");
+    off.extend(["--server-env", "SFU_MEDIA__REFUSE_JOINS_WHEN_BEHIND=false"]);
+    let (r, all_in) = run_allowing_failures(&off);
+    assert!(all_in, "{r}");
+    assert_eq!(f(&r, &["failed_bots"]), 0.0, "{r}");
+}

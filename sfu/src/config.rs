@@ -38,6 +38,9 @@ pub struct MediaConfig {
     /// what is forwarded stays fresh; milliseconds, 0: never. See
     /// `sfu::core::input_lag`.
     pub max_input_lag_ms: u64,
+    /// New SFU participants are refused (`server_busy`) while a shard
+    /// reads late for seconds on end (see `sfu::core::input_lag::Backlog`).
+    pub refuse_joins_when_behind: bool,
     /// Send and receive buffer asked of the kernel for the media socket,
     /// KiB (capped by `net.core.wmem_max` and `rmem_max`; see
     /// `sfu::sockbuf`). Zero: the kernel's default.
@@ -148,6 +151,7 @@ impl Default for MediaConfig {
             connected_sockets: true,
             own_srtp: true,
             max_input_lag_ms: 300,
+            refuse_joins_when_behind: true,
             socket_buffer_kb: 4096,
             codecs: ["opus", "vp8", "h264", "vp9", "av1"]
                 .iter()

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use crate::batch_recv::{Received, RecvBatch};
 use crate::config::MediaConfig;
 use crate::core::bind::{AddrTable, MAX_ADDRS_PER_OWNER};
-use crate::core::input_lag::{InputLag, OverflowCount};
+use crate::core::input_lag::{Backlog, InputLag, OverflowCount};
 use crate::demux;
 use crate::engine::{CODEC_NAMES, CONSENT_TIMEOUT};
 use crate::relay_io::RelaySockets;
@@ -67,6 +67,8 @@ pub struct SfuPlane {
     shards: Vec<mpsc::UnboundedSender<ShardMsg>>,
     counts: Vec<Arc<SharedCounts>>,
     local_addr: SocketAddr,
+    /// `[media] refuse_joins_when_behind`.
+    refuse_when_behind: bool,
 }
 
 impl SfuPlane {
@@ -168,6 +170,7 @@ impl SfuPlane {
                 tcp_listener: if i == 0 { tcp_listener.take() } else { None },
                 connected_sockets,
                 input_lag: InputLag::new(Duration::from_millis(cfg.max_input_lag_ms)),
+                backlog: Backlog::default(),
                 shared_overflow: OverflowCount::default(),
             };
             std::thread::Builder::new()
@@ -180,6 +183,7 @@ impl SfuPlane {
                 shards: txs,
                 counts,
                 local_addr,
+                refuse_when_behind: cfg.refuse_joins_when_behind,
             }),
             ev_rx,
         ))
@@ -227,8 +231,13 @@ impl MediaPlane for SfuPlane {
         let _ = self.shards[i].send(ShardMsg::Command(command));
     }
 
+    fn at_capacity(&self) -> bool {
+        self.refuse_when_behind && self.counts.iter().any(|c| c.is_behind())
+    }
+
     fn stats(&self) -> MediaStats {
         let mut s = stats::sum(self.counts.iter().map(|c| c.read()));
+        s.shards_behind = self.counts.iter().filter(|c| c.is_behind()).count() as u64;
         s.subscribers = self
             .counts
             .iter()
@@ -259,6 +268,8 @@ struct ShardCtx {
     connected_sockets: bool,
     /// `[media] max_input_lag`: what is too late to read.
     input_lag: InputLag,
+    /// Whether this shard reads late for long (published in `shared`).
+    backlog: Backlog,
     /// The shared socket's drops, shard 0 only (it alone reads it).
     shared_overflow: OverflowCount,
 }
@@ -270,7 +281,7 @@ struct ShardCtx {
 /// arrivals with the system clock).
 fn admit(
     shard: &mut Shard,
-    rule: InputLag,
+    (rule, backlog): (InputLag, &mut Backlog),
     got: &Received,
     data: &[u8],
     dropped: u32,
@@ -284,6 +295,7 @@ fn admit(
     };
     let lag = wall.duration_since(at).unwrap_or_default();
     shard.counts.observe_input_lag(lag);
+    backlog.observe(lag, now);
     if rule.keep(lag, data) {
         return true;
     }
@@ -476,9 +488,9 @@ impl ShardCtx {
             let now = Instant::now();
             let wall = SystemTime::now();
             let shard = &mut self.shard;
-            let lag = self.input_lag;
+            let (lag, backlog) = (self.input_lag, &mut self.backlog);
             let more = c.drain(batch, |got, data, dropped| {
-                if !admit(shard, lag, got, data, dropped, (now, wall)) {
+                if !admit(shard, (lag, &mut *backlog), got, data, dropped, (now, wall)) {
                 } else if got.truncated {
                     shard.refuse_oversize(got.from, data.len(), now);
                 } else {
@@ -550,7 +562,7 @@ impl ShardCtx {
             let dropped = got.overflow.map_or(0, |v| self.shared_overflow.observe(v));
             if !admit(
                 &mut self.shard,
-                self.input_lag,
+                (self.input_lag, &mut self.backlog),
                 &got,
                 data,
                 dropped,
@@ -700,6 +712,8 @@ impl ShardCtx {
             self.shard.counts.drop(Drop::SendFailed);
         }
         self.shared.publish(&self.shard.counts);
+        self.shared
+            .set_behind(self.backlog.is_behind(Instant::now()));
         if std::mem::take(&mut self.shard.subscribers.1) {
             self.shared.publish_subscribers(&self.shard.subscribers.0);
         }

@@ -231,6 +231,9 @@ pub struct SharedCounts {
     /// Per-subscriber figures, replaced a few times a second (never per
     /// packet), read by `/api/stats`.
     subscribers: std::sync::Mutex<Vec<signaling::media::SubscriberStats>>,
+    /// The shard reads so late that it should take no more participants
+    /// (see `core::input_lag::Backlog`); read at every join.
+    behind: std::sync::atomic::AtomicBool,
 }
 
 // By hand: `Default` for arrays stops at 32 elements.
@@ -239,11 +242,20 @@ impl Default for SharedCounts {
         SharedCounts {
             v: std::array::from_fn(|_| AtomicU64::new(0)),
             subscribers: Default::default(),
+            behind: Default::default(),
         }
     }
 }
 
 impl SharedCounts {
+    pub fn set_behind(&self, behind: bool) {
+        self.behind.store(behind, Relaxed);
+    }
+
+    pub fn is_behind(&self) -> bool {
+        self.behind.load(Relaxed)
+    }
+
     pub fn publish_subscribers(&self, list: &[signaling::media::SubscriberStats]) {
         if let Ok(mut g) = self.subscribers.lock() {
             g.clear();
@@ -445,6 +457,8 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
             counts: t.input_lags.to_vec(),
             sum: t.input_lags_sum_us as f64 / 1e6,
         },
+        // Set by the plane, which holds each shard's flag.
+        shards_behind: 0,
         subscribers: Vec::new(),
     }
 }

@@ -43,6 +43,9 @@ pub enum ErrorCode {
     /// ignored (the server is the impolite side of perfect negotiation):
     /// answer the server's offer, then offer again.
     OfferIgnored,
+    /// The media plane is past its capacity (it reads its media late):
+    /// no new SFU participants until it catches up.
+    ServerBusy,
     /// Something failed inside the server; nothing about it is leaked.
     Internal,
 }
@@ -67,6 +70,7 @@ impl ErrorCode {
             ErrorCode::MediaUnavailable => "media_unavailable",
             ErrorCode::MediaRejected => "media_rejected",
             ErrorCode::OfferIgnored => "offer_ignored",
+            ErrorCode::ServerBusy => "server_busy",
             ErrorCode::Internal => "internal",
         }
     }

@@ -389,6 +389,8 @@ pub struct MediaStats {
     /// How long datagrams waited in the kernel's receive queue before the
     /// plane read them (a plane past its capacity falls behind here).
     pub input_lag_seconds: Histogram,
+    /// Shards that read so late that new participants are refused.
+    pub shards_behind: u64,
     /// Per subscriber connection: bandwidth estimate, allocation, layers.
     pub subscribers: Vec<SubscriberStats>,
 }
@@ -514,6 +516,13 @@ pub struct SubscriberTrackStats {
 /// for their own tasks or threads and report back through events.
 pub trait MediaPlane: Send + Sync + 'static {
     fn handle(&self, command: MediaCommand);
+
+    /// Whether the plane is past its capacity and new SFU participants
+    /// should be turned away (`server_busy`) rather than make everyone's
+    /// media worse. Read at every `join`: must be cheap.
+    fn at_capacity(&self) -> bool {
+        false
+    }
 
     /// A snapshot of the plane's counters.
     fn stats(&self) -> MediaStats {

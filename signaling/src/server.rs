@@ -244,6 +244,9 @@ async fn drive(
             Some(c) = async { match cluster.as_mut() { Some(l) => l.from.recv().await, None => None } } => Input::Cluster(c),
             _ = tokio::time::sleep(wait) => Input::Timeout,
         };
+        if matches!(input, Input::Message { .. }) {
+            hub.set_media_at_capacity(media.as_ref().is_some_and(|m| m.at_capacity()));
+        }
         let mut fx = hub.handle(input, now_ms());
         if let Some(link) = &cluster {
             for c in fx.cluster.drain(..) {

@@ -295,6 +295,13 @@ pub fn render(
     );
     family(
         &mut out,
+        "sfu_shards_behind",
+        "gauge",
+        "Media shards reading their datagrams late for seconds on end: while any is, new SFU participants are refused (server_busy).",
+        &[("", m.shards_behind as f64)],
+    );
+    family(
+        &mut out,
         "sfu_connected_sockets",
         "gauge",
         "Client addresses whose datagrams arrive on a connected socket of the shard that owns them.",
@@ -544,6 +551,7 @@ mod tests {
             connected_sockets: 6,
             datagrams_handed_off: 12,
             packets_own_srtp: 14,
+            shards_behind: 1,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
             bwe_estimate_bps: signaling::media::Histogram {
                 le: vec![500_000.0, 1_000_000.0],
@@ -597,6 +605,7 @@ mod tests {
         assert_eq!(sample(&text, "sfu_layer_switches_total"), Some(3.0));
         assert_eq!(sample(&text, "sfu_ice_restarts_total"), Some(5.0));
         assert_eq!(sample(&text, "sfu_connected_sockets"), Some(6.0));
+        assert_eq!(sample(&text, "sfu_shards_behind"), Some(1.0));
         assert_eq!(sample(&text, "sfu_packets_own_srtp_total"), Some(14.0));
         assert_eq!(sample(&text, "sfu_datagrams_handed_off_total"), Some(12.0));
         assert_eq!(

@@ -19,7 +19,7 @@
 //! shard could read (the socket's running count, see `batch_recv`) is
 //! counted as `socket_overflow`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::demux::{classify, Kind};
 
@@ -57,6 +57,86 @@ impl InputLag {
 /// would).
 fn is_rtp(b: &[u8]) -> bool {
     classify(b) == Kind::Rtp && !(64..=95).contains(&(b[1] & 0x7f))
+}
+
+/// Whether a shard reads so late that it should take no more work: the
+/// signal for refusing new SFU participants (`server_busy`) while the
+/// participants it has would be made worse by more.
+///
+/// Judged per second of reads: a second in which at least [`LATE_SHARE`]
+/// of at least [`MIN_READS`] datagrams waited longer than [`LATE`] is a
+/// late second; two late seconds in a row make the shard behind, and the
+/// first second with under [`CLEAR_SHARE`] late (or too few reads to tell)
+/// ends it. A single stall (a scheduling hiccup, a burst of handshakes)
+/// does not refuse anybody.
+#[derive(Clone, Debug, Default)]
+pub struct Backlog {
+    window: Option<Instant>,
+    reads: u32,
+    late: u32,
+    late_seconds: u8,
+    behind: bool,
+}
+
+/// A datagram that waited longer than this was read late.
+pub const LATE: Duration = Duration::from_millis(100);
+/// The share of a second's reads that makes it a late second.
+pub const LATE_SHARE: f64 = 0.10;
+/// Under this share a second clears the backlog.
+pub const CLEAR_SHARE: f64 = 0.02;
+/// Fewer reads in a second say nothing about load.
+pub const MIN_READS: u32 = 50;
+const SECOND: Duration = Duration::from_secs(1);
+/// Late seconds in a row that make a shard behind.
+const LATE_SECONDS: u8 = 2;
+
+impl Backlog {
+    /// One datagram read at `now` after waiting `lag`.
+    pub fn observe(&mut self, lag: Duration, now: Instant) {
+        self.roll(now);
+        self.reads += 1;
+        if lag > LATE {
+            self.late += 1;
+        }
+    }
+
+    /// Whether the shard is behind, as of `now`.
+    pub fn is_behind(&mut self, now: Instant) -> bool {
+        self.roll(now);
+        self.behind
+    }
+
+    /// Closes the second that began at `window` once `now` is past it (a
+    /// gap longer than a second counts as a quiet second).
+    fn roll(&mut self, now: Instant) {
+        let start = *self.window.get_or_insert(now);
+        if now.saturating_duration_since(start) < SECOND {
+            return;
+        }
+        let share = if self.reads >= MIN_READS {
+            f64::from(self.late) / f64::from(self.reads)
+        } else {
+            0.0
+        };
+        if share >= LATE_SHARE {
+            self.late_seconds = self.late_seconds.saturating_add(1);
+            if self.late_seconds >= LATE_SECONDS {
+                self.behind = true;
+            }
+        } else {
+            self.late_seconds = 0;
+            if share < CLEAR_SHARE {
+                self.behind = false;
+            }
+        }
+        self.reads = 0;
+        self.late = 0;
+        self.window = Some(if now.saturating_duration_since(start) < 2 * SECOND {
+            start + SECOND
+        } else {
+            now
+        });
+    }
 }
 
 /// A socket's running drop count (`SO_RXQ_OVFL`) turned into what was
@@ -112,6 +192,53 @@ mod tests {
     fn a_zero_bound_never_sheds() {
         let l = InputLag::new(Duration::ZERO);
         assert!(l.keep(ms(60_000), &RTP));
+    }
+
+    /// `n` reads spread over the second from `start`, `late` of them late.
+    fn second(b: &mut Backlog, start: Instant, n: u32, late: u32) {
+        for i in 0..n {
+            let lag = if i < late { ms(400) } else { ms(2) };
+            b.observe(lag, start + ms(u64::from(i) * 1000 / u64::from(n)));
+        }
+    }
+
+    #[test]
+    fn two_late_seconds_in_a_row_make_a_shard_behind_and_one_clear_second_ends_it() {
+        let t = Instant::now();
+        let s = |k: u64| t + Duration::from_secs(k);
+        let mut b = Backlog::default();
+        second(&mut b, s(0), 200, 0);
+        assert!(!b.is_behind(s(1)));
+        // One late second (a stall) is not enough.
+        second(&mut b, s(1), 200, 40);
+        assert!(!b.is_behind(s(2)));
+        second(&mut b, s(2), 200, 2);
+        second(&mut b, s(3), 200, 40);
+        assert!(!b.is_behind(s(4)), "the late seconds were not in a row");
+        second(&mut b, s(4), 200, 60);
+        assert!(b.is_behind(s(5)), "two late seconds in a row");
+        // Between the shares: still behind.
+        second(&mut b, s(5), 200, 10);
+        assert!(b.is_behind(s(6)));
+        // A clear second ends it.
+        second(&mut b, s(6), 200, 2);
+        assert!(!b.is_behind(s(7)));
+    }
+
+    #[test]
+    fn a_quiet_shard_is_not_behind() {
+        let t = Instant::now();
+        let mut b = Backlog::default();
+        for k in 0..3 {
+            second(&mut b, t + Duration::from_secs(k), 200, 200);
+        }
+        assert!(b.is_behind(t + Duration::from_secs(3)));
+        // Nothing read for a while: the seconds that pass are quiet ones.
+        assert!(!b.is_behind(t + Duration::from_secs(10)));
+        // Too few reads to judge, however late.
+        second(&mut b, t + Duration::from_secs(10), 20, 20);
+        second(&mut b, t + Duration::from_secs(11), 20, 20);
+        assert!(!b.is_behind(t + Duration::from_secs(12)));
     }
 
     #[test]

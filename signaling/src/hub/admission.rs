@@ -145,6 +145,10 @@ impl Hub {
                 ErrorCode::MediaUnavailable,
                 "this server has no media plane for SFU rooms; join with mode `p2p`".into(),
             )),
+            RoomMode::Sfu if self.media_at_capacity => Some(err(
+                ErrorCode::ServerBusy,
+                "this server's media plane is at capacity (it reads its media late); try again shortly or on another server".into(),
+            )),
             RoomMode::Sfu if size >= self.rooms_cfg.max_sfu_participants => Some(err(
                 ErrorCode::RoomFull,
                 format!(

@@ -106,6 +106,9 @@ pub struct Hub {
     rooms_cfg: RoomsConfig,
     ice: IceConfig,
     media_available: bool,
+    /// The media plane is past its capacity: SFU joins are refused
+    /// (`server_busy`) until it catches up.
+    media_at_capacity: bool,
     /// Who may relay and list without joining (resolved, never `Auto`).
     classic: ClassicProtocol,
     conns: HashMap<ClientId, Conn>,
@@ -145,6 +148,7 @@ impl Hub {
             rooms_cfg,
             ice,
             media_available,
+            media_at_capacity: false,
             conns: HashMap::new(),
             participants: HashMap::new(),
             rooms,
@@ -153,6 +157,12 @@ impl Hub {
             relays: HashMap::new(),
             early_sdp: Default::default(),
         }
+    }
+
+    /// Whether the media plane is past its capacity (see
+    /// `MediaPlane::at_capacity`): SFU joins are refused while it is.
+    pub fn set_media_at_capacity(&mut self, at_capacity: bool) {
+        self.media_at_capacity = at_capacity;
     }
 
     /// Sets `[auth] classic_protocol` (default: `auto`).

@@ -173,6 +173,40 @@ fn sfu_join_offer_and_leave_drive_the_media_plane() {
     assert_eq!(h.stats(), HubStats::default());
 }
 
+/// While the media plane is past its capacity, SFU joins get
+/// `server_busy` and reach no media plane; P2P rooms, which use none, and
+/// the participants already in get on; once it catches up, joins pass.
+#[test]
+fn sfu_joins_are_refused_while_the_media_plane_is_at_capacity() {
+    let mut h = hub(Duration::ZERO);
+    let a = connect(&mut h);
+    msg(&mut h, &a, r#"{"type":"join","room":"r"}"#, 0);
+    h.set_media_at_capacity(true);
+    let b = connect(&mut h);
+    let fx = msg(&mut h, &b, r#"{"type":"join","room":"r"}"#, 0);
+    assert!(fx.media.is_empty(), "{:?}", fx.media);
+    assert!(matches!(
+        &fx.sends[..],
+        [(
+            _,
+            Outgoing::Message(ServerMessage::Error {
+                code: ErrorCode::ServerBusy,
+                ..
+            })
+        )]
+    ));
+    assert_eq!(h.stats().participants, 1);
+    // The one in the room still reaches the media plane.
+    let fx = msg(&mut h, &a, r#"{"type":"offer","sdp":"v=0"}"#, 0);
+    assert_eq!(fx.media.len(), 1);
+    let c = connect(&mut h);
+    msg(&mut h, &c, r#"{"type":"join","room":"p","mode":"p2p"}"#, 0);
+    assert_eq!(h.stats().participants, 2, "a P2P join passes");
+    h.set_media_at_capacity(false);
+    let fx = msg(&mut h, &b, r#"{"type":"join","room":"r"}"#, 0);
+    assert!(matches!(&fx.media[..], [MediaCommand::Join { participant, .. }] if participant == &b));
+}
+
 #[test]
 fn media_events_reach_their_participant_only() {
     let mut h = hub(Duration::ZERO);
