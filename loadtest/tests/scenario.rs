@@ -4,53 +4,14 @@
 //! Needs the release server binary: `cargo build --release -p sfu` (test.sh
 //! builds it before running the tests). `SFU_BIN` overrides its path.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use serde_json::Value;
 
-fn server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SFU_BIN") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/sfu");
-    assert!(
-        p.is_file(),
-        "the server binary {} is missing: run `cargo build --release -p sfu` first (test.sh does), or set SFU_BIN",
-        p.display()
-    );
-    p
-}
+mod common;
+use common::run_allowing_failures;
 
 fn run(args: &[&str]) -> Value {
-    // One report file per test: the tests run in parallel.
-    let json = std::env::temp_dir().join(format!(
-        "loadtest-it-{}-{}.json",
-        std::process::id(),
-        args.join("").replace(['-', ' '], "")
-    ));
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .arg("run")
-        .arg("--spawn-server")
-        .arg("--server-bin")
-        .arg(server_bin())
-        .arg("--quiet")
-        .arg("--json")
-        .arg(&json)
-        .args(args)
-        .output()
-        .expect("run loadtest");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "loadtest failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    let text = std::fs::read_to_string(&json).expect("the JSON report");
-    let _ = std::fs::remove_file(&json);
-    let v: Value = serde_json::from_str(&text).expect("valid JSON");
-    eprintln!("{stdout}");
+    let (v, all_in) = run_allowing_failures(args);
+    assert!(all_in, "loadtest failed: {v}");
     v
 }
 
@@ -213,40 +174,6 @@ fn a_stalled_server_sheds_stale_media_counts_it_and_goes_on() {
         f(&r, &["tracks_expected"]),
         "{r}"
     );
-}
-
-/// Runs the binary like `run`, but a run in which bots fail is an answer
-/// here, not an error: the report and whether every bot got in.
-fn run_allowing_failures(args: &[&str]) -> (Value, bool) {
-    let json = std::env::temp_dir().join(format!(
-        "loadtest-it-{}-{}.json",
-        std::process::id(),
-        args.join("").replace(['-', ' ', '/', ':', '='], "")
-    ));
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .arg("run")
-        .arg("--spawn-server")
-        .arg("--server-bin")
-        .arg(server_bin())
-        .arg("--quiet")
-        .arg("--json")
-        .arg(&json)
-        .args(args)
-        .output()
-        .expect("run loadtest");
-    let text = std::fs::read_to_string(&json).unwrap_or_else(|e| {
-        panic!(
-            "no JSON report ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let _ = std::fs::remove_file(&json);
-    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-    (
-        serde_json::from_str(&text).expect("valid JSON"),
-        out.status.success(),
-    )
 }
 
 /// A server that keeps reading its media late (stopped for 600 ms of

@@ -5,53 +5,17 @@
 //! Needs the release server binary: `cargo build --release -p sfu` (test.sh
 //! builds it before running the tests). `SFU_BIN` overrides its path.
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use serde_json::Value;
 
-fn server_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("SFU_BIN") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/sfu");
-    assert!(
-        p.is_file(),
-        "the server binary {} is missing: run `cargo build --release -p sfu` first (test.sh does), or set SFU_BIN",
-        p.display()
-    );
-    p
-}
+mod common;
+use common::run_allowing_failures;
 
 fn run(name: &str, args: &[&str]) -> Value {
-    let json = std::env::temp_dir().join(format!(
-        "loadtest-simulcast-{}-{name}.json",
-        std::process::id()
-    ));
-    let out = Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .arg("run")
-        .arg("--spawn-server")
-        .arg("--server-bin")
-        .arg(server_bin())
-        .arg("--quiet")
-        .arg("--json")
-        .arg(&json)
-        .arg("--room")
-        .arg(name)
-        .args(args)
-        .output()
-        .expect("run loadtest");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "loadtest failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    let text = std::fs::read_to_string(&json).expect("the JSON report");
-    let _ = std::fs::remove_file(&json);
-    eprintln!("{stdout}");
-    serde_json::from_str(&text).expect("valid JSON")
+    let mut all = vec!["--room", name];
+    all.extend_from_slice(args);
+    let (v, all_in) = run_allowing_failures(&all);
+    assert!(all_in, "loadtest failed: {v}");
+    v
 }
 
 /// The per-bot entry of `name`.
