@@ -119,6 +119,8 @@ pub struct Shard {
     unusable_repairs: Arc<AtomicU64>,
     /// When adaptation (layers, dynacast, speakers) runs next.
     next_adapt: Instant,
+    /// When the per-subscriber figures are next made (see `FIGURES_EVERY`).
+    next_figures: Instant,
     speakers: HashMap<String, adapt::SpeakerState>,
     /// Per room, per publisher (here or on another node), the track ids
     /// that carry a screen share; kept while the room has members here.
@@ -132,8 +134,9 @@ pub struct Shard {
     /// not among them: the library picks those (see `sync_ufrag`).
     rng: StdRng,
     pub counts: Counts,
-    /// Per-subscriber figures, refreshed with every adaptation; `true` in
-    /// the flag when they changed since the runtime last took them.
+    /// Per-subscriber figures, refreshed with the first adaptation after
+    /// each `FIGURES_EVERY`; `true` in the flag when they changed since the
+    /// runtime last took them.
     pub subscribers: (Vec<signaling::media::SubscriberStats>, bool),
 }
 
@@ -167,6 +170,8 @@ impl Shard {
             unknown_ssrc: Arc::default(),
             unusable_repairs: Arc::default(),
             next_adapt: Instant::now(),
+            next_figures: Instant::now(),
+
             speakers: HashMap::new(),
             screens: HashMap::new(),
             relays: relay::Relays::default(),
