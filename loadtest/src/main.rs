@@ -94,7 +94,7 @@ struct RunArgs {
     /// `3s:600msx8/1s`), then let it go on: to see it catch up (the
     /// report's input lag and `stale_input` drops) or, stopped again and
     /// again, refuse joins (`server_busy`).
-    #[arg(long, value_parser = parse_stall)]
+    #[arg(long, value_parser = spawn::Stall::parse)]
     stall_server: Option<spawn::Stall>,
     /// `name:secret` of an API key to sign tokens with (otherwise the
     /// development-mode endpoint mints them).
@@ -169,10 +169,6 @@ struct RunArgs {
 
 fn default_media_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("media")
-}
-
-fn parse_stall(s: &str) -> Result<spawn::Stall, String> {
-    spawn::Stall::parse(s, parse_duration)
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -34,10 +34,8 @@ pub struct Stall {
 impl Stall {
     /// `AFTER:LENGTH`, or `AFTER:LENGTHxCOUNT/EVERY` for repeated stops,
     /// e.g. `8s:1500ms` or `3s:600msx8/1s`.
-    pub fn parse(
-        s: &str,
-        duration: impl Fn(&str) -> Result<Duration, String>,
-    ) -> Result<Stall, String> {
+    pub fn parse(s: &str) -> Result<Stall, String> {
+        let duration = crate::parse_duration;
         let bad =
             || format!("`{s}` is not AFTER:LENGTH[xCOUNT/EVERY] like 8s:1500ms or 3s:600msx8/1s");
         let (after, rest) = s.split_once(':').ok_or_else(bad)?;
@@ -214,19 +212,9 @@ mod tests {
 
     #[test]
     fn stalls_are_one_stop_or_stops_at_a_period() {
-        let d = |s: &str| -> Result<Duration, String> {
-            s.strip_suffix("ms")
-                .map(|n| n.parse().map(Duration::from_millis))
-                .or_else(|| {
-                    s.strip_suffix('s')
-                        .map(|n| n.parse().map(Duration::from_secs))
-                })
-                .and_then(Result::ok)
-                .ok_or_else(|| format!("bad {s}"))
-        };
         let ms = Duration::from_millis;
         assert_eq!(
-            Stall::parse("8s:1500ms", d),
+            Stall::parse("8s:1500ms"),
             Ok(Stall {
                 after: ms(8000),
                 length: ms(1500),
@@ -235,7 +223,7 @@ mod tests {
             })
         );
         assert_eq!(
-            Stall::parse("3s:600msx8/1s", d),
+            Stall::parse("3s:600msx8/1s"),
             Ok(Stall {
                 after: ms(3000),
                 length: ms(600),
@@ -244,7 +232,7 @@ mod tests {
             })
         );
         for bad in ["8s", "8s:", "3s:600msx8", "3s:600msxn/1s", "3s:1sx2/500ms"] {
-            assert!(Stall::parse(bad, d).is_err(), "{bad}");
+            assert!(Stall::parse(bad).is_err(), "{bad}");
         }
     }
 

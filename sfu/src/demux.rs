@@ -20,6 +20,13 @@ pub fn classify(b: &[u8]) -> Kind {
     }
 }
 
+/// Among [`Kind::Rtp`] datagrams, RTCP: RFC 5761 section 4 keeps RTP
+/// payload types 64 to 95 free, so that RTCP's packet types 192 to 223
+/// stand where RTP's marker bit and payload type are.
+pub fn is_rtcp(b: &[u8]) -> bool {
+    classify(b) == Kind::Rtp && (64..=95).contains(&(b[1] & 0x7f))
+}
+
 const MAGIC: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const USERNAME: u16 = 0x0006;
 
@@ -171,6 +178,22 @@ fn verify_integrity(b: &[u8], pwd: &[u8], typ: u16) -> Result<(), StunAuthError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rtcp_is_told_from_rtp_by_its_packet_type() {
+        // Receiver report, PLI, sender report.
+        for pt in [201u8, 206, 200] {
+            assert!(is_rtcp(&[0x81, pt, 0, 1, 0, 0, 0, 7]), "{pt}");
+        }
+        // VP8 (96), marked Opus (111), a dynamic type at the top (127).
+        for b1 in [96u8, 0x80 | 111, 127] {
+            assert!(!is_rtcp(&[0x80, b1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7]), "{b1}");
+        }
+        // Not RTP at all: STUN's first bytes, DTLS, too short.
+        assert!(!is_rtcp(&[0, 1, 0, 0, 0x21, 0x12, 0xA4, 0x42]));
+        assert!(!is_rtcp(&[22, 0xfe, 0xfd, 0, 0, 0, 0, 0]));
+        assert!(!is_rtcp(&[0x81, 201]));
+    }
 
     fn stun_with_username(u: &str) -> Vec<u8> {
         let mut attr = vec![0x00, 0x06];

@@ -287,9 +287,9 @@ fn admit(
     dropped: u32,
     (now, wall): (Instant, SystemTime),
 ) -> bool {
-    if dropped > 0 {
-        shard.counts.dropped[Drop::SocketOverflow as usize] += u64::from(dropped);
-    }
+    shard
+        .counts
+        .drop_n(Drop::SocketOverflow, u64::from(dropped));
     let Some(at) = got.arrived else {
         return true;
     };
@@ -491,7 +491,9 @@ impl ShardCtx {
             let (lag, backlog) = (self.input_lag, &mut self.backlog);
             let more = c.drain(batch, |got, data, dropped| {
                 if !admit(shard, (lag, &mut *backlog), got, data, dropped, (now, wall)) {
-                } else if got.truncated {
+                    return;
+                }
+                if got.truncated {
                     shard.refuse_oversize(got.from, data.len(), now);
                 } else {
                     shard.handle_datagram(got.from, BytesMut::from(data), now);

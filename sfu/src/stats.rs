@@ -195,7 +195,12 @@ fn bucket(le: &[u64], v: u64) -> usize {
 impl Counts {
     #[inline]
     pub fn drop(&mut self, why: Drop) {
-        self.dropped[why as usize] += 1;
+        self.drop_n(why, 1);
+    }
+
+    #[inline]
+    pub fn drop_n(&mut self, why: Drop, n: u64) {
+        self.dropped[why as usize] += n;
     }
 
     pub fn observe_estimate(&mut self, bps: u64) {

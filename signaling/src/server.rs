@@ -17,7 +17,7 @@ use crate::config::{AuthConfig, LimitsConfig, SignalingConfig};
 use crate::hub::{ClusterIn, ClusterOut, Effects, Hub, HubStats, Input};
 use crate::ids::ClientId;
 use crate::media::{MediaEventReceiver, MediaPlane, MediaStats};
-use crate::protocol::Incoming;
+use crate::protocol::{ClientMessage, Incoming};
 
 /// Frames queued per connection before it counts as stalled.
 pub(crate) const OUTBOX: usize = 512;
@@ -244,8 +244,11 @@ async fn drive(
             Some(c) = async { match cluster.as_mut() { Some(l) => l.from.recv().await, None => None } } => Input::Cluster(c),
             _ = tokio::time::sleep(wait) => Input::Timeout,
         };
-        if matches!(input, Input::Message { .. }) {
-            hub.set_media_at_capacity(media.as_ref().is_some_and(|m| m.at_capacity()));
+        // Only a join is refused for it: read the plane's state for those.
+        if let Input::Message { incoming, .. } = &input {
+            if matches!(incoming.message, ClientMessage::Join { .. }) {
+                hub.set_media_at_capacity(media.as_ref().is_some_and(|m| m.at_capacity()));
+            }
         }
         let mut fx = hub.handle(input, now_ms());
         if let Some(link) = &cluster {

@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::demux::{classify, Kind};
+use crate::demux::{classify, is_rtcp, Kind};
 
 /// Upper bounds of the lag histogram's buckets, ms.
 pub const LAG_LE_MS: [u64; 10] = [1, 5, 10, 25, 50, 100, 250, 500, 1_000, 5_000];
@@ -46,17 +46,10 @@ impl InputLag {
     /// reading: false only for RTP older than the bound.
     pub fn keep(&self, lag: Duration, datagram: &[u8]) -> bool {
         match self.bound {
-            Some(b) if lag > b => !is_rtp(datagram),
+            Some(b) if lag > b => classify(datagram) != Kind::Rtp || is_rtcp(datagram),
             _ => true,
         }
     }
-}
-
-/// RTP (not RTCP) by its first two bytes (RFC 5761 section 4: RTCP packet
-/// types 192 to 223 sit where RTP's marker bit and payload types 64 to 95
-/// would).
-fn is_rtp(b: &[u8]) -> bool {
-    classify(b) == Kind::Rtp && !(64..=95).contains(&(b[1] & 0x7f))
 }
 
 /// Whether a shard reads so late that it should take no more work: the

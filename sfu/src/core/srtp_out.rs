@@ -12,7 +12,6 @@
 //! builds only from packets that pass through it. RTCP keeps using the
 //! library's path.
 
-use crate::core::ids::IdMap;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -20,6 +19,8 @@ use rtc::crypto::{AeadCipher, Mac, StreamCipher};
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::{Marshal, MarshalSize};
+
+use crate::core::ids::IdMap;
 
 /// The longest tag an SRTP packet ends with (AES-GCM's; HMAC-SHA1-80's
 /// is 10 bytes).

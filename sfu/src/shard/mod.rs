@@ -171,7 +171,6 @@ impl Shard {
             unusable_repairs: Arc::default(),
             next_adapt: Instant::now(),
             next_figures: Instant::now(),
-
             speakers: HashMap::new(),
             screens: HashMap::new(),
             relays: relay::Relays::default(),

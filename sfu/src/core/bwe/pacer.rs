@@ -20,11 +20,11 @@
 //!
 //! Generic over the queued item: the shard queues its own packet handles.
 
-use crate::core::ids::IdMap;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::Bitrate;
+use crate::core::ids::IdMap;
 
 /// Send order: lower first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
