@@ -182,6 +182,7 @@ impl Room {
             nack_cache_packets: 1024,
             bwe: Default::default(),
             own_srtp,
+            own_srtp_in: own_srtp,
         });
         let mut shard = Shard::new(cfg, StdRng::seed_from_u64(7));
         let room = RoomName::parse("bench").unwrap();

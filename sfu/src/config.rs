@@ -33,6 +33,12 @@ pub struct MediaConfig {
     /// library's write path). Off: every packet goes through the library's
     /// write path.
     pub own_srtp: bool,
+    /// Publishers' RTP of the streams the shard forwards is decrypted by
+    /// the shard itself with the connection's remote SRTP keys and handed
+    /// to the connection's receive interceptors directly (same two
+    /// profiles). Off: every packet goes through the library's receive
+    /// pipeline.
+    pub own_srtp_in: bool,
     /// RTP that waited longer than this in the kernel's receive queue (a
     /// shard behind, past the server's capacity) is dropped unread, so
     /// what is forwarded stays fresh; milliseconds, 0: never. See
@@ -150,6 +156,7 @@ impl Default for MediaConfig {
             shards: 0,
             connected_sockets: true,
             own_srtp: true,
+            own_srtp_in: true,
             max_input_lag_ms: 300,
             refuse_joins_when_behind: true,
             socket_buffer_kb: 4096,

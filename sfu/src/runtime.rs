@@ -141,6 +141,7 @@ impl SfuPlane {
             nack_cache_packets: cfg.nack_cache_packets,
             bwe: cfg.bwe.settings(),
             own_srtp: cfg.own_srtp,
+            own_srtp_in: cfg.own_srtp_in,
         });
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let ufrags: UfragTable = Arc::default();

@@ -158,6 +158,9 @@ pub struct Counts {
     /// RTP sent to participants through the shard's own SRTP (see
     /// `core::srtp_out`), not the library's write path.
     pub own_srtp: u64,
+    /// RTP received from publishers and decrypted by the shard (see
+    /// `core::srtp_in`), not the library's receive pipeline.
+    pub own_srtp_in: u64,
     /// ICE restarts accepted (a client re-offered with new credentials).
     pub ice_restarts: u64,
     pub dropped: [u64; N_DROPS],
@@ -222,7 +225,7 @@ impl Counts {
 }
 
 /// Counters before the drop reasons in [`SharedCounts`].
-const N_FIELDS: usize = 23;
+const N_FIELDS: usize = 24;
 
 /// Every value of a [`SharedCounts`]: the counters, the drop reasons, and
 /// the two histograms with their sums.
@@ -300,6 +303,7 @@ impl SharedCounts {
             c.handed_off,
             c.connected_sockets,
             c.own_srtp,
+            c.own_srtp_in,
         ];
         let all = vals
             .iter()
@@ -366,6 +370,7 @@ impl SharedCounts {
             handed_off: g(20),
             connected_sockets: g(21),
             own_srtp: g(22),
+            own_srtp_in: g(23),
             dropped,
             estimates,
             estimates_sum_bps,
@@ -402,6 +407,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         t.connected_sockets += c.connected_sockets;
         t.handed_off += c.handed_off;
         t.own_srtp += c.own_srtp;
+        t.own_srtp_in += c.own_srtp_in;
         for i in 0..N_DROPS {
             t.dropped[i] += c.dropped[i];
         }
@@ -443,6 +449,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         connected_sockets: t.connected_sockets,
         datagrams_handed_off: t.handed_off,
         packets_own_srtp: t.own_srtp,
+        packets_own_srtp_in: t.own_srtp_in,
         dropped: DROP_REASONS
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))

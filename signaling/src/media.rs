@@ -380,6 +380,9 @@ pub struct MediaStats {
     /// RTP packets sent to participants encrypted by the plane's own SRTP
     /// path (`[media] own_srtp`), included in `packets_out`.
     pub packets_own_srtp: u64,
+    /// RTP packets received from publishers and decrypted by the plane's
+    /// own SRTP path (`[media] own_srtp_in`), included in `packets_in`.
+    pub packets_own_srtp_in: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
     /// Subscribers' bandwidth estimates, observed at every allocation round.

@@ -23,4 +23,5 @@ pub mod routing;
 pub mod sdp;
 pub mod seq;
 pub mod simulcast_sdp;
+pub mod srtp_in;
 pub mod srtp_out;

@@ -73,13 +73,7 @@ impl SrtpCipher {
     ) -> bool {
         match self {
             SrtpCipher::Gcm { cipher, salt } => {
-                let mut iv = [0u8; 12];
-                iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
-                iv[6..10].copy_from_slice(&roc.to_be_bytes());
-                iv[10..12].copy_from_slice(&seq.to_be_bytes());
-                for (v, s) in iv.iter_mut().zip(*salt) {
-                    *v ^= s;
-                }
+                let iv = gcm_iv(salt, ssrc.to_be_bytes(), roc, seq.to_be_bytes());
                 let mut tag = [0u8; TAG_LEN];
                 let (aad, body) = buf.split_at_mut(header_len);
                 if cipher.seal_in_place(&iv, aad, body, &mut tag).is_err() {
@@ -88,13 +82,7 @@ impl SrtpCipher {
                 buf.extend_from_slice(&tag);
             }
             SrtpCipher::CmSha1_80 { cipher, auth, salt } => {
-                let mut iv = [0u8; 16];
-                iv[4..8].copy_from_slice(&ssrc.to_be_bytes());
-                iv[8..12].copy_from_slice(&roc.to_be_bytes());
-                iv[12..14].copy_from_slice(&seq.to_be_bytes());
-                for (v, s) in iv.iter_mut().zip(*salt) {
-                    *v ^= s;
-                }
+                let iv = cm_iv(salt, ssrc.to_be_bytes(), roc, seq.to_be_bytes());
                 if cipher.apply_keystream(&iv, &mut buf[header_len..]).is_err() {
                     return false;
                 }
@@ -110,6 +98,81 @@ impl SrtpCipher {
         }
         true
     }
+
+    /// Checks and decrypts `buf` (an SRTP packet, header `header_len`
+    /// bytes, tag at the end) in place; the tag is left for the caller to
+    /// cut. False if it is not authentic under `roc`.
+    pub(crate) fn open(&mut self, buf: &mut [u8], header_len: usize, roc: u32) -> bool {
+        if buf.len() < header_len + self.tag_len() || header_len < 12 {
+            return false;
+        }
+        let ssrc = [buf[8], buf[9], buf[10], buf[11]];
+        let seq = [buf[2], buf[3]];
+        let body_end = buf.len() - self.tag_len();
+        match self {
+            SrtpCipher::Gcm { cipher, salt } => {
+                let iv = gcm_iv(salt, ssrc, roc, seq);
+                let (aad, rest) = buf.split_at_mut(header_len);
+                let (body, tag) = rest.split_at_mut(body_end - header_len);
+                cipher.open_in_place(&iv, aad, body, tag).is_ok()
+            }
+            SrtpCipher::CmSha1_80 { cipher, auth, salt } => {
+                let mut expected = [0u8; 20];
+                let (signed, tag) = buf.split_at_mut(body_end);
+                if auth
+                    .sign(&[signed, &roc.to_be_bytes()], &mut expected)
+                    .is_err()
+                {
+                    return false;
+                }
+                // Compared in constant time: how far a forged tag matches
+                // must not show in how long it takes to refuse.
+                let differ = tag
+                    .iter()
+                    .zip(&expected[..SHA1_80_LEN])
+                    .fold(0u8, |d, (a, b)| d | (a ^ b));
+                if differ != 0 {
+                    return false;
+                }
+                let iv = cm_iv(salt, ssrc, roc, seq);
+                cipher
+                    .apply_keystream(&iv, &mut signed[header_len..])
+                    .is_ok()
+            }
+        }
+    }
+
+    /// The length of the tag that ends each packet.
+    pub(crate) fn tag_len(&self) -> usize {
+        match self {
+            SrtpCipher::Gcm { .. } => TAG_LEN,
+            SrtpCipher::CmSha1_80 { .. } => SHA1_80_LEN,
+        }
+    }
+}
+
+/// The AES-GCM nonce of a packet (RFC 7714, 8.1).
+fn gcm_iv(salt: &[u8; 12], ssrc: [u8; 4], roc: u32, seq: [u8; 2]) -> [u8; 12] {
+    let mut iv = [0u8; 12];
+    iv[2..6].copy_from_slice(&ssrc);
+    iv[6..10].copy_from_slice(&roc.to_be_bytes());
+    iv[10..12].copy_from_slice(&seq);
+    for (v, s) in iv.iter_mut().zip(salt) {
+        *v ^= s;
+    }
+    iv
+}
+
+/// The AES counter-mode IV of a packet (RFC 3711, 4.1.1).
+fn cm_iv(salt: &[u8; 14], ssrc: [u8; 4], roc: u32, seq: [u8; 2]) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[4..8].copy_from_slice(&ssrc);
+    iv[8..12].copy_from_slice(&roc.to_be_bytes());
+    iv[12..14].copy_from_slice(&seq);
+    for (v, s) in iv.iter_mut().zip(salt) {
+        *v ^= s;
+    }
+    iv
 }
 
 /// One connection's outbound SRTP and sender-report state.

@@ -30,6 +30,7 @@ mod read_side;
 pub mod srtp_keys;
 mod taps;
 use read_side::ReadSide;
+pub use read_side::Reads;
 use taps::{FeedbackTap, RepairUnwrap};
 
 /// One codec the server can forward.
@@ -249,8 +250,8 @@ pub struct PeerSetup {
     pub relay_full: bool,
     /// RTP and RTCP that passed SRTP and parsing (what did not was refused).
     pub srtp_ok: Arc<AtomicU64>,
-    /// The connection's crypto provider, which learns its outbound SRTP
-    /// keys (see [`srtp_keys`]); `None`: the library's default.
+    /// The connection's crypto provider, which learns its SRTP keys (see
+    /// [`srtp_keys`]); `None`: the library's default.
     pub keys: Option<Arc<srtp_keys::KeyTap>>,
 }
 
@@ -270,7 +271,10 @@ pub const FAILED_AFTER_DISCONNECT: Duration = Duration::from_secs(10);
 ///
 /// The library's NACK responder is left out on purpose: the forwarder
 /// answers NACKs from its own per-leg cache (it knows the rewritten numbers).
-pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, Error> {
+///
+/// Also returns the shard's handle on the connection's read-side
+/// interceptors, for the RTP it decrypts itself (`core::srtp_in`).
+pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<(RTCPeerConnection, Reads), Error> {
     let mut me = media_engine(&setup.codecs)?;
     // The transport-wide-cc recorder sits wire-ward of RepairUnwrap (which
     // drops RTX padding it cannot use): a browser probes its bandwidth with
@@ -292,8 +296,9 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
             setup.srtp_ok.clone(),
         )),
     ];
+    let (read_side, reads) = ReadSide::new(read_side);
     let registry = Registry::new()
-        .with(Slot::from(5_500), ReadSide::new(read_side))
+        .with(Slot::from(5_500), read_side)
         .with(Slot::SenderReport, SenderReportBuilder::new().build());
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
         me.register_feedback(
@@ -357,7 +362,7 @@ pub fn build_peer(setup: &PeerSetup, now: Instant) -> Result<RTCPeerConnection, 
     for addr in &setup.advertise {
         add_host_candidate(&mut pc, *addr)?;
     }
-    Ok(pc)
+    Ok((pc, reads))
 }
 
 /// Adds a UDP host candidate at `addr` to a connection's local candidates.

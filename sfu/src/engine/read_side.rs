@@ -14,17 +14,38 @@
 //! them; what they generate (NACKs, receiver reports, transport-wide
 //! feedback) leaves through it. A forwarded packet crosses two links
 //! (sender reports, then this) instead of six.
+//!
+//! The shard reads the RTP of the streams it forwards itself
+//! (`core::srtp_in`) and hands it to the same interceptors through
+//! [`Reads`], the other handle on the link: one transport-wide recorder,
+//! NACK generator and receiver report per connection, whichever way a
+//! packet came in, and their feedback leaves through the library as
+//! before.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use rtc::interceptor::{Interceptor, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
+
+use crate::core::ids::IdMap;
 
 /// Interceptors that only read, behind one link: see the module docs.
 /// Each must pass writes through untouched.
 pub(super) struct ReadSide {
+    shared: Arc<Mutex<Link>>,
+}
+
+/// The shard's handle on a connection's read-side interceptors: what it
+/// decrypted itself goes through them here (see the module docs).
+#[derive(Clone)]
+pub struct Reads {
+    shared: Arc<Mutex<Link>>,
+}
+
+struct Link {
     /// Wire-ward first: reads walk them in this order.
     inner: Vec<Box<dyn Interceptor>>,
     /// Packets on their way through `inner` (kept to reuse its room).
@@ -39,31 +60,74 @@ pub(super) struct ReadSide {
     /// when it wrote them); the inner ones only make feedback on a read or
     /// a timeout.
     quiet: bool,
+    /// The remote streams the library bound (it binds a stream before its
+    /// first packet reaches the chain).
+    bound: IdMap<u32, ()>,
+}
+
+fn lock(shared: &Mutex<Link>) -> MutexGuard<'_, Link> {
+    // Nothing is left half-done across a panic that matters here: the
+    // queues hold whole packets.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl ReadSide {
-    /// `inner` wire-ward first.
-    pub(super) fn new(inner: Vec<Box<dyn Interceptor>>) -> Self {
-        ReadSide {
+    /// `inner` wire-ward first; the handle is the shard's.
+    pub(super) fn new(inner: Vec<Box<dyn Interceptor>>) -> (Self, Reads) {
+        let shared = Arc::new(Mutex::new(Link {
             inner,
             belt: VecDeque::new(),
             read: VecDeque::new(),
             write: VecDeque::new(),
             quiet: false,
+            bound: IdMap::default(),
+        }));
+        (
+            ReadSide {
+                shared: shared.clone(),
+            },
+            Reads { shared },
+        )
+    }
+}
+
+impl Reads {
+    /// Whether the library has bound remote stream `ssrc` to the
+    /// interceptors (it has then read the stream's first packets).
+    pub fn is_bound(&self, ssrc: u32) -> bool {
+        lock(&self.shared).bound.contains_key(&ssrc)
+    }
+
+    /// Walks one decrypted RTP packet through the interceptors, and puts
+    /// the RTP packets that come out (the packet, or an unwrapped
+    /// repair, or nothing) in `out`.
+    pub fn read(&self, msg: TaggedPacket, out: &mut Vec<rtc::rtp::packet::Packet>) {
+        let mut link = lock(&self.shared);
+        link.walk(msg);
+        for p in link.belt.drain(..) {
+            if let Packet::Rtp(p) = p.message.packet {
+                out.push(p);
+            }
         }
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for ReadSide {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = Error;
-    type Time = Instant;
+impl Reads {
+    /// The earliest timer of the interceptors (feedback they will send).
+    pub fn next_timeout(&self) -> Option<Instant> {
+        lock(&self.shared)
+            .inner
+            .iter_mut()
+            .filter_map(|i| i.poll_timeout())
+            .min()
+    }
+}
 
+impl Link {
     /// Through each inner interceptor in turn: what one lets out (the
-    /// packet, or nothing yet, or more) is what the next one takes.
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+    /// packet, or nothing yet, or more) is what the next one takes. What
+    /// the last lets out is left on the belt.
+    fn walk(&mut self, msg: TaggedPacket) {
         self.quiet = false;
         self.belt.push_back(msg);
         for i in self.inner.iter_mut() {
@@ -76,48 +140,69 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReadSide {
                 self.belt.push_back(p);
             }
         }
-        self.read.append(&mut self.belt);
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for ReadSide {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Error> {
+        let mut link = lock(&self.shared);
+        link.walk(msg);
+        let Link { belt, read, .. } = &mut *link;
+        read.append(belt);
         Ok(())
     }
 
     fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
+        lock(&self.shared).read.pop_front()
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Error> {
-        self.write.push_back(msg);
+        lock(&self.shared).write.push_back(msg);
         Ok(())
     }
 
     /// Written packets first, then what the inner interceptors generated
     /// (feedback, which the others would pass untouched).
     fn poll_write(&mut self) -> Option<TaggedPacket> {
-        if let Some(p) = self.write.pop_front() {
+        let mut link = lock(&self.shared);
+        if let Some(p) = link.write.pop_front() {
             return Some(p);
         }
-        if self.quiet {
+        if link.quiet {
             return None;
         }
-        let p = self.inner.iter_mut().find_map(|i| i.poll_write());
-        self.quiet = p.is_none();
+        let p = link.inner.iter_mut().find_map(|i| i.poll_write());
+        link.quiet = p.is_none();
         p
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
-        self.quiet = false;
-        for i in self.inner.iter_mut() {
+        let mut link = lock(&self.shared);
+        link.quiet = false;
+        for i in link.inner.iter_mut() {
             i.handle_timeout(now)?;
         }
         Ok(())
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        self.inner.iter_mut().filter_map(|i| i.poll_timeout()).min()
+        lock(&self.shared)
+            .inner
+            .iter_mut()
+            .filter_map(|i| i.poll_timeout())
+            .min()
     }
 
     fn close(&mut self) -> Result<(), Error> {
-        self.quiet = false;
-        for i in self.inner.iter_mut() {
+        let mut link = lock(&self.shared);
+        link.quiet = false;
+        for i in link.inner.iter_mut() {
             i.close()?;
         }
         Ok(())
@@ -126,29 +211,35 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReadSide {
 
 impl Interceptor for ReadSide {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
-        self.quiet = false;
-        for i in self.inner.iter_mut() {
+        let mut link = lock(&self.shared);
+        link.quiet = false;
+        for i in link.inner.iter_mut() {
             i.bind_local_stream(info);
         }
     }
 
     fn unbind_local_stream(&mut self, info: &StreamInfo) {
-        self.quiet = false;
-        for i in self.inner.iter_mut() {
+        let mut link = lock(&self.shared);
+        link.quiet = false;
+        for i in link.inner.iter_mut() {
             i.unbind_local_stream(info);
         }
     }
 
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
-        self.quiet = false;
-        for i in self.inner.iter_mut() {
+        let mut link = lock(&self.shared);
+        link.quiet = false;
+        link.bound.insert(info.ssrc, ());
+        for i in link.inner.iter_mut() {
             i.bind_remote_stream(info);
         }
     }
 
     fn unbind_remote_stream(&mut self, info: &StreamInfo) {
-        self.quiet = false;
-        for i in self.inner.iter_mut() {
+        let mut link = lock(&self.shared);
+        link.quiet = false;
+        link.bound.remove(&info.ssrc);
+        for i in link.inner.iter_mut() {
             i.unbind_remote_stream(info);
         }
     }
@@ -174,7 +265,11 @@ mod tests {
     }
 
     fn nack_generator() -> ReadSide {
-        let mut r = ReadSide::new(vec![Box::new(NackGeneratorBuilder::new().build())]);
+        nack_generator_and_reads().0
+    }
+
+    fn nack_generator_and_reads() -> (ReadSide, Reads) {
+        let (mut r, reads) = ReadSide::new(vec![Box::new(NackGeneratorBuilder::new().build())]);
         let info = StreamInfo {
             ssrc: 7,
             rtcp_feedback: vec![rtc::interceptor::RTCPFeedback {
@@ -184,7 +279,7 @@ mod tests {
             ..Default::default()
         };
         r.bind_remote_stream(&info);
-        r
+        (r, reads)
     }
 
     /// Reads go through the inner interceptors (a gap the NACK generator
@@ -229,5 +324,39 @@ mod tests {
             }
         }
         assert_eq!(nacked, vec![3, 4]);
+    }
+
+    /// What the shard reads itself goes through the same interceptors:
+    /// the generator sees its gap, and the NACK leaves through the link.
+    #[test]
+    fn the_shard_s_own_reads_reach_the_same_interceptors() {
+        let t0 = Instant::now();
+        let (mut r, reads) = nack_generator_and_reads();
+        assert!(reads.is_bound(7) && !reads.is_bound(8));
+        let mut out = Vec::new();
+        for seq in [1u16, 2] {
+            reads.read(rtp(7, seq, t0), &mut out);
+        }
+        // One through the library's side of the link, one through ours.
+        r.handle_read(rtp(7, 4, t0)).unwrap();
+        assert!(r.poll_read().is_some());
+        reads.read(rtp(7, 6, t0), &mut out);
+        let seqs: Vec<u16> = out.iter().map(|p| p.header.sequence_number).collect();
+        assert_eq!(seqs, vec![1, 2, 6], "the shard's reads come back to it");
+        assert!(r.poll_read().is_none(), "and not out of the link");
+        let due = r.poll_timeout().expect("the generator has a timer");
+        r.handle_timeout(due).unwrap();
+        let mut nacked = Vec::new();
+        while let Some(p) = r.poll_write() {
+            if let Packet::Rtcp(pkts) = &p.message.packet {
+                for n in pkts
+                    .iter()
+                    .filter_map(|x| x.as_any().downcast_ref::<TransportLayerNack>())
+                {
+                    nacked.extend(n.nacks.iter().flat_map(|p| p.packet_list()));
+                }
+            }
+        }
+        assert_eq!(nacked, vec![3, 5]);
     }
 }

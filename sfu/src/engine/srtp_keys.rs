@@ -13,12 +13,13 @@
 //!
 //! When DTLS completes, the library derives the local context first, then
 //! the remote one (rtc 0.21.1, `DtlsHandler::update_srtp_contexts`). The
-//! first master key seen is therefore ours; [`KeyTap::outbound`] checks
-//! that by deriving the session key itself and finding the library's
-//! cipher built from that very key, and gives nothing when it cannot (a
-//! profile other than AES-128-GCM and AES-CM-128 with HMAC-SHA1-80, or a
-//! library that keys differently): such a connection's media stays on the
-//! library's write path.
+//! first master key seen is therefore ours and the second the remote's
+//! (which decrypts what a publisher sends, `core::srtp_in`);
+//! [`KeyTap::outbound`] and [`KeyTap::inbound`] check that by deriving the
+//! session key themselves and finding the library's cipher built from that
+//! very key, and give nothing when they cannot (a profile other than
+//! AES-128-GCM and AES-CM-128 with HMAC-SHA1-80, or a library that keys
+//! differently): such a connection's media stays on the library's path.
 
 use std::sync::{Arc, Mutex};
 
@@ -87,14 +88,31 @@ impl KeyTap {
     /// with AES-128-GCM or AES-CM-128 with HMAC-SHA1-80; `None` before, and
     /// for any other profile.
     pub fn outbound(&self) -> Option<SrtpCipher> {
+        self.session(0)
+    }
+
+    /// The connection's inbound RTP cipher (the remote's keys), under the
+    /// same conditions as [`KeyTap::outbound`].
+    pub fn inbound(&self) -> Option<SrtpCipher> {
+        self.session(1)
+    }
+
+    /// The RTP cipher of the `nth` master key the library keyed (0: the
+    /// local one, 1: the remote one).
+    fn session(&self, nth: usize) -> Option<SrtpCipher> {
         let notes = self.crypto.notes.lock().ok()?;
-        let (master, input) = notes.iter().find_map(|n| match n {
-            // The first derivation of a key is its encryption key's: the
-            // input is the master salt itself (label 0, counter 0), in 12
-            // bytes (GCM) or 14 (AES-CM).
-            Note::Derive { key, input } => Some((*key, *input)),
-            _ => None,
-        })?;
+        // The first derivation under each master key is its encryption
+        // key's: the input is the master salt itself (label 0, counter 0),
+        // in 12 bytes (GCM) or 14 (AES-CM).
+        let mut masters: Vec<([u8; 16], [u8; 16])> = Vec::new();
+        for n in notes.iter() {
+            if let Note::Derive { key, input } = n {
+                if !masters.iter().any(|(k, _)| k == key) {
+                    masters.push((*key, *input));
+                }
+            }
+        }
+        let (master, input) = *masters.get(nth)?;
         let crypto = self.crypto.inner.crypto();
         let session_key = derive(
             crypto,

@@ -339,6 +339,7 @@ fn shard_config() -> Arc<ShardConfig> {
         nack_cache_packets: 64,
         bwe: Default::default(),
         own_srtp: true,
+        own_srtp_in: true,
     })
 }
 
@@ -422,7 +423,7 @@ fn client_offer() -> Option<String> {
         srtp_ok: Default::default(),
         keys: None,
     };
-    let mut pc = build_peer(&setup, epoch()).ok()?;
+    let (mut pc, _) = build_peer(&setup, epoch()).ok()?;
     let init = RTCRtpTransceiverInit {
         direction: RTCRtpTransceiverDirection::Sendrecv,
         streams: vec![],
@@ -447,7 +448,7 @@ fn sdp_answers(data: &[u8]) {
         srtp_ok: Default::default(),
         keys: None,
     };
-    let Ok(mut pc) = build_peer(&setup, now) else {
+    let Ok((mut pc, _)) = build_peer(&setup, now) else {
         return;
     };
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {

@@ -8,8 +8,12 @@
 //! (SRTP). No clock read (`now` comes from the wake-up), no lock, no log
 //! line.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::interceptor::{AttributedPacket, Packet as IPacket, TaggedPacket};
 
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
@@ -21,7 +25,8 @@ use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
-use rtc::shared::marshal::MarshalSize;
+use rtc::shared::marshal::{MarshalSize, Unmarshal};
+use rtc::shared::{TransportContext, TransportProtocol};
 
 use super::pace::{self, write_rtp};
 use super::Shard;
@@ -29,6 +34,7 @@ use crate::core::bwe::history::PacketKind;
 use crate::core::codec::CodecKind;
 use crate::core::forwarder::{Decision, DropReason, InPacket};
 use crate::core::ids::{PeerKey, TrackNo};
+use crate::core::srtp_in::SrtpIn;
 use crate::stats::Drop;
 
 impl Shard {
@@ -106,6 +112,15 @@ impl Shard {
                 };
                 if peer.connected && !was {
                     peer.srtp.settle(key);
+                    if let Some((tap, reads)) = peer.inbound_keys.take() {
+                        let cipher = tap.inbound();
+                        tracing::debug!(
+                            peer = %key,
+                            own = cipher.is_some(),
+                            "SRTP keyed: received RTP decrypted by the shard (own) or the library"
+                        );
+                        peer.srtp_in = cipher.map(|c| (Box::new(SrtpIn::new(c)), reads));
+                    }
                     // Whatever was sent before DTLS finished is lost: every
                     // video leg starts with a fresh keyframe.
                     let tracks: Vec<TrackNo> = peer.legs.keys().copied().collect();
@@ -116,6 +131,72 @@ impl Shard {
             }
             _ => {}
         }
+    }
+
+    /// RTP of a stream the shard forwards, on a connection whose remote
+    /// keys it holds: decrypted here and handed to the connection's
+    /// read-side interceptors, not walked through the library's receive
+    /// pipeline (see `core::srtp_in`), then forwarded. Gives the datagram
+    /// back when it is not such a packet: streams the shard does not know
+    /// yet (and their first packets, which bind them) stay with the
+    /// library.
+    pub(super) fn read_own(
+        &mut self,
+        key: PeerKey,
+        from: SocketAddr,
+        mut data: BytesMut,
+        now: Instant,
+    ) -> Result<(), BytesMut> {
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Err(data);
+        };
+        let Some((srtp, reads)) = peer.srtp_in.as_mut() else {
+            return Err(data);
+        };
+        let Some(ssrc) = data
+            .get(8..12)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return Err(data);
+        };
+        if !peer.inbound_ssrc.contains_key(&ssrc) || !reads.is_bound(ssrc) {
+            return Err(data);
+        }
+        peer.active_at = Some(now);
+        let pkt = match srtp.unprotect(&mut data) {
+            Ok(()) => Packet::unmarshal(&mut data.freeze()).ok(),
+            Err(_) => None,
+        };
+        let Some(pkt) = pkt else {
+            self.refuse(Drop::Rejected, from, now);
+            return Ok(());
+        };
+        let msg = TaggedPacket {
+            now,
+            transport: TransportContext {
+                local_addr: self.local_addr,
+                peer_addr: from,
+                transport_protocol: TransportProtocol::UDP,
+                ecn: None,
+            },
+            message: AttributedPacket::new(IPacket::Rtp(pkt)),
+        };
+        let mut out = std::mem::take(&mut self.own_reads);
+        reads.read(msg, &mut out);
+        // The interceptors send their feedback on timers (transport-wide
+        // feedback, NACKs, receiver reports), so a read leaves nothing to
+        // write; the connection is only touched (its events polled, its
+        // deadline read through the library) when a timer moved earlier.
+        let due = reads.next_timeout();
+        if due.is_some_and(|d| peer.deadline.is_none_or(|p| d < p)) {
+            self.mark(key);
+        }
+        self.counts.own_srtp_in += 1;
+        for p in out.drain(..) {
+            self.forward(key, p, now);
+        }
+        self.own_reads = out;
+        Ok(())
     }
 
     /// One RTP packet from a publisher to all its track's subscribers.

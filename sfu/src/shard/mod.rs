@@ -78,6 +78,9 @@ pub struct ShardConfig {
     /// Forwarded RTP is encrypted here, not by the library (`[media]
     /// own_srtp`; see `core::srtp_out`).
     pub own_srtp: bool,
+    /// Whether publishers' RTP is decrypted by the shard (`[media]
+    /// own_srtp_in`; see `core::srtp_in`).
+    pub own_srtp_in: bool,
 }
 
 /// A change to the ufrag table the runtime demultiplexes by.
@@ -110,6 +113,8 @@ pub struct Shard {
     next_track: u64,
     dirty: Vec<PeerKey>,
     scratch: Vec<RTCMessage>,
+    /// Packets out of a connection's read-side interceptors (reused).
+    own_reads: Vec<rtc::rtp::packet::Packet>,
     events: Vec<MediaEvent>,
     out: Vec<(SocketAddr, BytesMut)>,
     ufrag_changes: Vec<UfragChange>,
@@ -164,6 +169,7 @@ impl Shard {
             next_track: 1,
             dirty: Vec::new(),
             scratch: Vec::new(),
+            own_reads: Vec::new(),
             events: Vec::new(),
             out: Vec::new(),
             ufrag_changes: Vec::new(),
@@ -287,6 +293,17 @@ impl Shard {
                 .check_copy_for(from)
                 .map(|old| (old, data.clone()));
         }
+        let data = if kind == demux::Kind::Rtp {
+            match self.read_own(key, from, data, now) {
+                Ok(()) => return,
+                Err(data) => data,
+            }
+        } else {
+            data
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
         let first = data.first().copied().unwrap_or(0);
         let msg = udp_message(self.local_addr, from, data, now);
         // SRTP and RTP parse failures end inside the library with no error
@@ -623,14 +640,14 @@ impl Shard {
             unusable_repairs: self.unusable_repairs.clone(),
             relay_full: false,
             srtp_ok: self.srtp_ok.clone(),
-            keys: if self.cfg.own_srtp {
+            keys: if self.cfg.own_srtp || self.cfg.own_srtp_in {
                 KeyTap::new().ok()
             } else {
                 None
             },
         };
-        let pc = match build_peer(&setup, now) {
-            Ok(pc) => pc,
+        let (pc, reads) = match build_peer(&setup, now) {
+            Ok(built) => built,
             Err(e) => {
                 tracing::error!(%participant, "cannot create a peer connection: {e}");
                 self.events.push(MediaEvent::Error {
@@ -655,7 +672,12 @@ impl Shard {
             &mut self.rng,
         );
         if let Some(tap) = setup.keys {
-            peer.srtp = SrtpPath::Waiting(tap);
+            if self.cfg.own_srtp_in {
+                peer.inbound_keys = Some((tap.clone(), reads));
+            }
+            if self.cfg.own_srtp {
+                peer.srtp = SrtpPath::Waiting(tap);
+            }
         }
         let grace = if perms.publish {
             INITIAL_OFFER_GRACE

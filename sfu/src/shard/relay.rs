@@ -116,7 +116,7 @@ impl Shard {
             keys: None,
         };
         let pc = match build_peer(&setup, now) {
-            Ok(pc) => pc,
+            Ok((pc, _)) => pc,
             Err(e) => {
                 tracing::error!(%room, %node, "cannot create a relay connection: {e}");
                 return;

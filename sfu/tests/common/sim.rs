@@ -74,6 +74,8 @@ pub struct SimClient {
     pub uplink_blocked: bool,
     /// Share of server-to-client RTP lost (0.0 to 1.0).
     pub downlink_loss: f64,
+    /// Share of client-to-server RTP lost (0.0 to 1.0).
+    pub uplink_loss: f64,
     /// While set, the server's signaling for this client waits in `held`
     /// (to stage crossing offers).
     pub hold_signaling: bool,
@@ -311,6 +313,8 @@ pub struct SimNet {
     pub undelivered: u64,
     /// RTP to clients lost to their `downlink_loss`.
     pub lost: u64,
+    /// RTP from clients lost to their `uplink_loss`.
+    pub lost_up: u64,
 }
 
 impl SimNet {
@@ -334,6 +338,7 @@ impl SimNet {
             nack_cache_packets: 1024,
             bwe: Default::default(),
             own_srtp: true,
+            own_srtp_in: true,
         };
         f(&mut cfg);
         let cfg = Arc::new(cfg);
@@ -347,6 +352,7 @@ impl SimNet {
             pending_events: Vec::new(),
             undelivered: 0,
             lost: 0,
+            lost_up: 0,
         }
     }
 
@@ -389,6 +395,7 @@ impl SimNet {
             munge: None,
             uplink_blocked: false,
             downlink_loss: 0.0,
+            uplink_loss: 0.0,
             hold_signaling: false,
             held: Vec::new(),
             speakers: Vec::new(),
@@ -596,6 +603,11 @@ impl SimNet {
                 }
             }
             while let Some(w) = c.pc.poll_write() {
+                if c.uplink_loss > 0.0 && is_rtp(&w.message) && self.rng.random_bool(c.uplink_loss)
+                {
+                    self.lost_up += 1;
+                    continue;
+                }
                 if !c.uplink_blocked {
                     up.push((c.addr, w.message));
                 }

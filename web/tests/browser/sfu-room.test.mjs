@@ -131,6 +131,9 @@ test('SFU room: three browsers, one server port, a late joiner, clean leave', as
   });
   assert.deepEqual(reported, ['audio', 'video'], 'sender reports for forwarded audio and video');
   assert.ok((await metric(s.server.url, 'sfu_packets_own_srtp_total')) > 0, 'forwarded media took the own SRTP path');
+  // Chromium negotiates AES_CM_128_HMAC_SHA1_80: the server decrypts what
+  // it publishes with its own SRTP path too.
+  assert.ok((await metric(s.server.url, 'sfu_packets_own_srtp_in_total')) > 0, 'published media took the own inbound SRTP path');
 
   // The stats panel shows the server's view of Ann's downlink: its
   // estimate from her browser's transport-cc feedback, and the layer of
