@@ -9,10 +9,12 @@
 //! forwarding decision and per-leg rewrite (SSRC, payload type, sequence
 //! number, timestamp, header extensions, NACK cache copy) for each
 //! subscriber, the send path per leg, and collecting the output datagrams.
-//! The send path is measured both ways: `own`, the shard's own SRTP
-//! (`[media] own_srtp`, the default: marshal once and encrypt in place),
-//! and `library`, the library's write path (send-side interceptors and
-//! SRTP encryption). AES-128-GCM, as the clients negotiate. The time reported is the benchmark thread's CPU time
+//! Both SRTP paths are measured both ways: `own`, the shard's own SRTP
+//! (`[media] own_srtp` and `own_srtp_in`, the defaults: the publisher's
+//! packet decrypted in place and handed to the interceptors directly,
+//! each forwarded packet marshalled once and encrypted in place), and
+//! `library`, the library's receive pipeline and write path (interceptors
+//! and SRTP). AES-128-GCM, as the clients negotiate. The time reported is the benchmark thread's CPU time
 //! (`CLOCK_THREAD_CPUTIME_ID`), not wall time, so other load on the machine
 //! does not inflate it. Not measured: the socket system calls (receive once, send per
 //! subscriber) and thread wake-ups. Criterion's throughput line (elements/s,

@@ -195,11 +195,6 @@ impl SrtpIn {
         buf.truncate(buf.len() - tag);
         Ok(())
     }
-
-    /// Forgets a stream (its track closed).
-    pub fn forget(&mut self, ssrc: u32) {
-        self.streams.remove(&ssrc);
-    }
 }
 
 #[cfg(test)]
