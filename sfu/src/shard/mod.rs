@@ -555,7 +555,13 @@ impl Shard {
     /// (which touches other connections), events, datagrams and timers.
     fn flush(&mut self, now: Instant) {
         while let Some(k) = self.dirty.pop() {
-            self.process_peer(k, now);
+            // A connection touched only by forwarding (written to) has no
+            // events or reads: only a datagram, a timer or a signaling
+            // call makes them. Polling for them walks every handler of the
+            // library's pipeline, once per subscriber per wake-up.
+            if self.peers.get(&k).is_some_and(|p| p.timers_stale) {
+                self.process_peer(k, now);
+            }
             // Forwarding may have touched `k` again; writes are drained once
             // everything queued so far is processed.
             let relay_socket = self.relay_socket(k);

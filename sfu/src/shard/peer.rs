@@ -156,7 +156,8 @@ pub struct Peer {
     pub renomination: Renomination,
     pub dirty: bool,
     /// Something other than forwarded media touched the connection since
-    /// its deadline was read (see `Shard::flush`).
+    /// its deadline was read (see `Shard::flush`): its timers, events and
+    /// reads may have changed.
     pub timers_stale: bool,
     /// The publisher's track id to our number.
     pub inbound: HashMap<String, TrackNo>,
