@@ -567,7 +567,15 @@ impl Shard {
             let relay_socket = self.relay_socket(k);
             if let Some(p) = self.peers.get_mut(&k) {
                 p.dirty = false;
-                while let Some(w) = p.pc.poll_write() {
+                // Likewise its writes: forwarded media of ours waits in
+                // `srtp_queue`, and draining the library's walks its whole
+                // pipeline.
+                let library_writes = p.timers_stale || p.library_written;
+                p.library_written = false;
+                while library_writes {
+                    let Some(w) = p.pc.poll_write() else {
+                        break;
+                    };
                     let stun = demux::classify(&w.message) == demux::Kind::Stun;
                     if !stun {
                         p.active_at = Some(now);

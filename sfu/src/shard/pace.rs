@@ -71,6 +71,7 @@ pub(super) fn write_rtp(
     kind: PacketKind,
 ) -> Result<bool, Drop> {
     let SrtpPath::Own(out) = &mut peer.srtp else {
+        peer.library_written = true;
         return peer
             .pc
             .handle_write(TaggedRTCMessage {
@@ -98,6 +99,7 @@ pub(super) fn write_rtp(
                 .collect();
             // A report the library cannot send now is made again in a
             // second.
+            peer.library_written = true;
             let _ = peer.pc.handle_write(TaggedRTCMessage {
                 now,
                 message: RTCMessage::RtcpPacket(String::new(), packets),

@@ -156,9 +156,12 @@ pub struct Peer {
     pub renomination: Renomination,
     pub dirty: bool,
     /// Something other than forwarded media touched the connection since
-    /// its deadline was read (see `Shard::flush`): its timers, events and
-    /// reads may have changed.
+    /// its deadline was read (see `Shard::flush`): its timers, events,
+    /// reads and writes may have changed.
     pub timers_stale: bool,
+    /// Forwarding handed the library something to send (media on its
+    /// write path, sender reports) since its writes were last drained.
+    pub library_written: bool,
     /// The publisher's track id to our number.
     pub inbound: HashMap<String, TrackNo>,
     /// Each incoming stream's SSRC to its track (the per-packet lookup).
@@ -222,6 +225,7 @@ impl Peer {
             renomination: Renomination::default(),
             dirty: false,
             timers_stale: true,
+            library_written: false,
             inbound: HashMap::new(),
             inbound_ssrc: IdMap::default(),
             legs: IdMap::default(),
