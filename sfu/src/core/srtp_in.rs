@@ -200,7 +200,7 @@ impl SrtpIn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::srtp_keys::{cm_session, gcm_session};
+    use crate::core::srtp_out::tests::keyed;
     use bytes::Bytes;
     use rtc::rtp::packet::Packet;
     use rtc::shared::marshal::{Marshal, Unmarshal};
@@ -216,15 +216,7 @@ mod tests {
 
     /// The library's sender and our receiver, on one master key.
     fn pair(profile: ProtectionProfile) -> (Context, SrtpIn) {
-        let provider = rtc::crypto::default_provider().unwrap();
-        let salt = &MASTER_SALT[..profile.salt_len()];
-        let cipher = match profile {
-            ProtectionProfile::AeadAes128Gcm => gcm_session(provider.crypto(), &MASTER_KEY, salt),
-            _ => cm_session(provider.crypto(), &MASTER_KEY, salt),
-        }
-        .unwrap();
-        let sender =
-            Context::new(&MASTER_KEY, salt, profile, None, None, provider.crypto()).unwrap();
+        let (cipher, sender) = keyed(profile, &MASTER_KEY, &MASTER_SALT);
         (sender, SrtpIn::new(cipher))
     }
 

@@ -348,7 +348,7 @@ pub fn ntp_time(t: std::time::SystemTime) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::engine::srtp_keys::{cm_session, gcm_session};
     use bytes::Bytes;
@@ -358,17 +358,27 @@ mod tests {
     const MASTER_KEY: [u8; 16] = [7; 16];
     const MASTER_SALT: [u8; 14] = [9, 8, 7, 6, 5, 4, 3, 2, 1, 2, 3, 4, 5, 6];
 
-    /// Our sender and the library's receiver, on one master key.
-    fn pair(profile: ProtectionProfile) -> (SrtpOut, Context) {
+    /// Our session cipher and the library's context of `profile`, on one
+    /// master key and salt (the salt cut to the profile's length).
+    pub(crate) fn keyed(
+        profile: ProtectionProfile,
+        master: &[u8; 16],
+        salt: &[u8; 14],
+    ) -> (SrtpCipher, Context) {
         let provider = rtc::crypto::default_provider().unwrap();
-        let salt = &MASTER_SALT[..profile.salt_len()];
+        let salt = &salt[..profile.salt_len()];
         let cipher = match profile {
-            ProtectionProfile::AeadAes128Gcm => gcm_session(provider.crypto(), &MASTER_KEY, salt),
-            _ => cm_session(provider.crypto(), &MASTER_KEY, salt),
+            ProtectionProfile::AeadAes128Gcm => gcm_session(provider.crypto(), master, salt),
+            _ => cm_session(provider.crypto(), master, salt),
         }
         .unwrap();
-        let receiver =
-            Context::new(&MASTER_KEY, salt, profile, None, None, provider.crypto()).unwrap();
+        let library = Context::new(master, salt, profile, None, None, provider.crypto()).unwrap();
+        (cipher, library)
+    }
+
+    /// Our sender and the library's receiver, on one master key.
+    fn pair(profile: ProtectionProfile) -> (SrtpOut, Context) {
+        let (cipher, receiver) = keyed(profile, &MASTER_KEY, &MASTER_SALT);
         (SrtpOut::new(cipher), receiver)
     }
 

@@ -264,6 +264,22 @@ mod tests {
         }
     }
 
+    /// The sequence numbers NACKed in what the link writes now.
+    fn nacks_written(r: &mut ReadSide) -> Vec<u16> {
+        let mut nacked = Vec::new();
+        while let Some(p) = r.poll_write() {
+            if let Packet::Rtcp(pkts) = &p.message.packet {
+                for n in pkts
+                    .iter()
+                    .filter_map(|x| x.as_any().downcast_ref::<TransportLayerNack>())
+                {
+                    nacked.extend(n.nacks.iter().flat_map(|p| p.packet_list()));
+                }
+            }
+        }
+        nacked
+    }
+
     fn nack_generator() -> ReadSide {
         nack_generator_and_reads().0
     }
@@ -312,17 +328,7 @@ mod tests {
         // The generator's timer: the missing 3 and 4 are NACKed.
         let due = r.poll_timeout().expect("the generator has a timer");
         r.handle_timeout(due).unwrap();
-        let mut nacked = Vec::new();
-        while let Some(p) = r.poll_write() {
-            if let Packet::Rtcp(pkts) = &p.message.packet {
-                for n in pkts
-                    .iter()
-                    .filter_map(|x| x.as_any().downcast_ref::<TransportLayerNack>())
-                {
-                    nacked.extend(n.nacks.iter().flat_map(|p| p.packet_list()));
-                }
-            }
-        }
+        let nacked = nacks_written(&mut r);
         assert_eq!(nacked, vec![3, 4]);
     }
 
@@ -346,17 +352,7 @@ mod tests {
         assert!(r.poll_read().is_none(), "and not out of the link");
         let due = r.poll_timeout().expect("the generator has a timer");
         r.handle_timeout(due).unwrap();
-        let mut nacked = Vec::new();
-        while let Some(p) = r.poll_write() {
-            if let Packet::Rtcp(pkts) = &p.message.packet {
-                for n in pkts
-                    .iter()
-                    .filter_map(|x| x.as_any().downcast_ref::<TransportLayerNack>())
-                {
-                    nacked.extend(n.nacks.iter().flat_map(|p| p.packet_list()));
-                }
-            }
-        }
+        let nacked = nacks_written(&mut r);
         assert_eq!(nacked, vec![3, 5]);
     }
 }
