@@ -572,10 +572,11 @@ impl Shard {
                 // pipeline.
                 let library_writes = p.timers_stale || p.library_written;
                 p.library_written = false;
-                while library_writes {
-                    let Some(w) = p.pc.poll_write() else {
-                        break;
-                    };
+                while let Some(w) = if library_writes {
+                    p.pc.poll_write()
+                } else {
+                    None
+                } {
                     let stun = demux::classify(&w.message) == demux::Kind::Stun;
                     if !stun {
                         p.active_at = Some(now);
