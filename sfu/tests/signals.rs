@@ -100,8 +100,19 @@ fn kill(pid: u32, signal: &str) {
     assert!(ok, "kill {signal} {pid}");
 }
 
+/// Whether the server logged `what`: read until the line comes or its log
+/// ends (the process has ended when this is asked, but the thread that
+/// drains its log may not have passed on the last lines yet), for at most
+/// a generous 30 s.
 fn logged(rx: &Receiver<String>, what: &str) -> bool {
-    rx.try_iter().any(|l| l.contains(what))
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains(what) => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 #[test]
