@@ -12,6 +12,9 @@ use std::fmt;
 /// entries by sending packets: an unknown SSRC is a miss in a small map).
 pub type IdMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
+/// A set of ids or SSRCs, on the same terms as [`IdMap`].
+pub type IdSet<K> = rustc_hash::FxHashSet<K>;
+
 /// A peer connection held by a shard (one per participant).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeerKey(pub u64);

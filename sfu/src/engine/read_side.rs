@@ -30,7 +30,7 @@ use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
-use crate::core::ids::IdMap;
+use crate::core::ids::IdSet;
 
 /// Interceptors that only read, behind one link: see the module docs.
 /// Each must pass writes through untouched.
@@ -62,7 +62,7 @@ struct Link {
     quiet: bool,
     /// The remote streams the library bound (it binds a stream before its
     /// first packet reaches the chain).
-    bound: IdMap<u32, ()>,
+    bound: IdSet<u32>,
 }
 
 fn lock(shared: &Mutex<Link>) -> MutexGuard<'_, Link> {
@@ -80,7 +80,7 @@ impl ReadSide {
             read: VecDeque::new(),
             write: VecDeque::new(),
             quiet: false,
-            bound: IdMap::default(),
+            bound: IdSet::default(),
         }));
         (
             ReadSide {
@@ -95,13 +95,18 @@ impl Reads {
     /// Whether the library has bound remote stream `ssrc` to the
     /// interceptors (it has then read the stream's first packets).
     pub fn is_bound(&self, ssrc: u32) -> bool {
-        lock(&self.shared).bound.contains_key(&ssrc)
+        lock(&self.shared).bound.contains(&ssrc)
     }
 
     /// Walks one decrypted RTP packet through the interceptors, and puts
     /// the RTP packets that come out (the packet, or an unwrapped
-    /// repair, or nothing) in `out`.
-    pub fn read(&self, msg: TaggedPacket, out: &mut Vec<rtc::rtp::packet::Packet>) {
+    /// repair, or nothing) in `out`. Returns the interceptors' earliest
+    /// timer after it (the feedback they will send).
+    pub fn read(
+        &self,
+        msg: TaggedPacket,
+        out: &mut Vec<rtc::rtp::packet::Packet>,
+    ) -> Option<Instant> {
         let mut link = lock(&self.shared);
         link.walk(msg);
         for p in link.belt.drain(..) {
@@ -109,21 +114,15 @@ impl Reads {
                 out.push(p);
             }
         }
-    }
-}
-
-impl Reads {
-    /// The earliest timer of the interceptors (feedback they will send).
-    pub fn next_timeout(&self) -> Option<Instant> {
-        lock(&self.shared)
-            .inner
-            .iter_mut()
-            .filter_map(|i| i.poll_timeout())
-            .min()
+        link.next_timeout()
     }
 }
 
 impl Link {
+    fn next_timeout(&mut self) -> Option<Instant> {
+        self.inner.iter_mut().filter_map(|i| i.poll_timeout()).min()
+    }
+
     /// Through each inner interceptor in turn: what one lets out (the
     /// packet, or nothing yet, or more) is what the next one takes. What
     /// the last lets out is left on the belt.
@@ -192,11 +191,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for ReadSide {
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        lock(&self.shared)
-            .inner
-            .iter_mut()
-            .filter_map(|i| i.poll_timeout())
-            .min()
+        lock(&self.shared).next_timeout()
     }
 
     fn close(&mut self) -> Result<(), Error> {
@@ -229,7 +224,7 @@ impl Interceptor for ReadSide {
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
         let mut link = lock(&self.shared);
         link.quiet = false;
-        link.bound.insert(info.ssrc, ());
+        link.bound.insert(info.ssrc);
         for i in link.inner.iter_mut() {
             i.bind_remote_stream(info);
         }
@@ -341,12 +336,12 @@ mod tests {
         assert!(reads.is_bound(7) && !reads.is_bound(8));
         let mut out = Vec::new();
         for seq in [1u16, 2] {
-            reads.read(rtp(7, seq, t0), &mut out);
+            let _ = reads.read(rtp(7, seq, t0), &mut out);
         }
         // One through the library's side of the link, one through ours.
         r.handle_read(rtp(7, 4, t0)).unwrap();
         assert!(r.poll_read().is_some());
-        reads.read(rtp(7, 6, t0), &mut out);
+        let _ = reads.read(rtp(7, 6, t0), &mut out);
         let seqs: Vec<u16> = out.iter().map(|p| p.header.sequence_number).collect();
         assert_eq!(seqs, vec![1, 2, 6], "the shard's reads come back to it");
         assert!(r.poll_read().is_none(), "and not out of the link");

@@ -10,11 +10,11 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use rtc::interceptor::{AttributedPacket, Packet as IPacket, TaggedPacket};
-
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::state::RTCPeerConnectionState;
@@ -26,7 +26,6 @@ use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::{MarshalSize, Unmarshal};
-use rtc::shared::{TransportContext, TransportProtocol};
 
 use super::pace::{self, write_rtp};
 use super::Shard;
@@ -35,7 +34,40 @@ use crate::core::codec::CodecKind;
 use crate::core::forwarder::{Decision, DropReason, InPacket};
 use crate::core::ids::{PeerKey, TrackNo};
 use crate::core::srtp_in::SrtpIn;
+use crate::engine::srtp_keys::KeyTap;
+use crate::engine::Reads;
 use crate::stats::Drop;
+
+/// Who decrypts the RTP a connection publishes (see [`Shard::read_own`]).
+pub enum ReadPath {
+    /// The library's receive pipeline (relays, `[media] own_srtp_in` off,
+    /// and connections whose SRTP profile we do not read ourselves).
+    Library,
+    /// Ours once the connection is up ([`ReadPath::settle`]): its keys,
+    /// and the handle on its read-side interceptors.
+    Waiting(Arc<KeyTap>, Reads),
+    /// Ours: see `core::srtp_in`.
+    Own(Box<SrtpIn>, Reads),
+}
+
+impl ReadPath {
+    /// Decides, once the connection is up (DTLS has keyed SRTP), whether
+    /// the RTP it publishes is ours to decrypt.
+    pub(super) fn settle(&mut self, peer: PeerKey) {
+        let ReadPath::Waiting(tap, reads) = self else {
+            return;
+        };
+        *self = match tap.inbound() {
+            Some(cipher) => ReadPath::Own(Box::new(SrtpIn::new(cipher)), reads.clone()),
+            None => ReadPath::Library,
+        };
+        tracing::debug!(
+            %peer,
+            own = matches!(self, ReadPath::Own(..)),
+            "SRTP keyed: received RTP decrypted by the shard (own) or the library"
+        );
+    }
+}
 
 impl Shard {
     /// Drains what one connection produced: media to forward, feedback to
@@ -112,15 +144,7 @@ impl Shard {
                 };
                 if peer.connected && !was {
                     peer.srtp.settle(key);
-                    if let Some((tap, reads)) = peer.inbound_keys.take() {
-                        let cipher = tap.inbound();
-                        tracing::debug!(
-                            peer = %key,
-                            own = cipher.is_some(),
-                            "SRTP keyed: received RTP decrypted by the shard (own) or the library"
-                        );
-                        peer.srtp_in = cipher.map(|c| (Box::new(SrtpIn::new(c)), reads));
-                    }
+                    peer.srtp_in.settle(key);
                     // Whatever was sent before DTLS finished is lost: every
                     // video leg starts with a fresh keyframe.
                     let tracks: Vec<TrackNo> = peer.legs.keys().copied().collect();
@@ -150,7 +174,7 @@ impl Shard {
         let Some(peer) = self.peers.get_mut(&key) else {
             return Err(data);
         };
-        let Some((srtp, reads)) = peer.srtp_in.as_mut() else {
+        let ReadPath::Own(srtp, reads) = &mut peer.srtp_in else {
             return Err(data);
         };
         let Some(ssrc) = data
@@ -173,21 +197,15 @@ impl Shard {
         };
         let msg = TaggedPacket {
             now,
-            transport: TransportContext {
-                local_addr: self.local_addr,
-                peer_addr: from,
-                transport_protocol: TransportProtocol::UDP,
-                ecn: None,
-            },
+            transport: super::udp_transport(self.local_addr, from),
             message: AttributedPacket::new(IPacket::Rtp(pkt)),
         };
         let mut out = std::mem::take(&mut self.own_reads);
-        reads.read(msg, &mut out);
         // The interceptors send their feedback on timers (transport-wide
         // feedback, NACKs, receiver reports), so a read leaves nothing to
         // write; the connection is only touched (its events polled, its
         // deadline read through the library) when a timer moved earlier.
-        let due = reads.next_timeout();
+        let due = reads.read(msg, &mut out);
         if due.is_some_and(|d| peer.deadline.is_none_or(|p| d < p)) {
             self.mark(key);
         }

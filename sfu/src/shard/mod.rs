@@ -44,6 +44,7 @@ use crate::demux;
 use crate::engine::srtp_keys::KeyTap;
 use crate::engine::{build_peer, PeerSetup, CONSENT_TIMEOUT};
 use crate::stats::{Counts, Drop, N_DROPS};
+use forward::ReadPath;
 use pace::SrtpPath;
 
 pub use peer::Peer;
@@ -572,29 +573,27 @@ impl Shard {
                 // pipeline.
                 let library_writes = p.timers_stale || p.library_written;
                 p.library_written = false;
-                while let Some(w) = if library_writes {
-                    p.pc.poll_write()
-                } else {
-                    None
-                } {
-                    let stun = demux::classify(&w.message) == demux::Kind::Stun;
-                    if !stun {
-                        p.active_at = Some(now);
-                    }
-                    let len = w.message.len() as u64;
-                    match relay_socket {
-                        Some(local) => {
-                            self.relays
-                                .out
-                                .push((local, w.transport.peer_addr, w.message))
+                if library_writes {
+                    while let Some(w) = p.pc.poll_write() {
+                        let stun = demux::classify(&w.message) == demux::Kind::Stun;
+                        if !stun {
+                            p.active_at = Some(now);
                         }
-                        None => match p.renomination.outgoing(w.transport.peer_addr, stun) {
-                            Outgoing::To(to) => self.out.push((to, w.message)),
-                            Outgoing::Drop => continue,
-                        },
+                        let len = w.message.len() as u64;
+                        match relay_socket {
+                            Some(local) => {
+                                self.relays
+                                    .out
+                                    .push((local, w.transport.peer_addr, w.message))
+                            }
+                            None => match p.renomination.outgoing(w.transport.peer_addr, stun) {
+                                Outgoing::To(to) => self.out.push((to, w.message)),
+                                Outgoing::Drop => continue,
+                            },
+                        }
+                        self.counts.packets_out += 1;
+                        self.counts.bytes_out += len;
                     }
-                    self.counts.packets_out += 1;
-                    self.counts.bytes_out += len;
                 }
                 // Forwarded RTP protected by the shard (see `pace::write_rtp`)
                 // goes where the library sends its own media.
@@ -688,7 +687,7 @@ impl Shard {
         );
         if let Some(tap) = setup.keys {
             if self.cfg.own_srtp_in {
-                peer.inbound_keys = Some((tap.clone(), reads));
+                peer.srtp_in = ReadPath::Waiting(tap.clone(), reads);
             }
             if self.cfg.own_srtp {
                 peer.srtp = SrtpPath::Waiting(tap);
@@ -833,12 +832,17 @@ fn udp_message(
 ) -> TaggedBytesMut {
     TaggedBytesMut {
         now,
-        transport: TransportContext {
-            local_addr: local,
-            peer_addr: peer,
-            transport_protocol: TransportProtocol::UDP,
-            ecn: None,
-        },
+        transport: udp_transport(local, peer),
         message: data,
+    }
+}
+
+/// The library's description of a datagram between `local` and `peer`.
+fn udp_transport(local: SocketAddr, peer: SocketAddr) -> TransportContext {
+    TransportContext {
+        local_addr: local,
+        peer_addr: peer,
+        transport_protocol: TransportProtocol::UDP,
+        ecn: None,
     }
 }

@@ -2,7 +2,6 @@
 //! downstream legs (one per forwarded track) it receives.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -24,11 +23,9 @@ use crate::core::layer::{Layer, Selector, Simulcast, Svc};
 use crate::core::offer_check::OfferRate;
 use crate::core::renomination::Renomination;
 use crate::core::sdp;
-use crate::core::srtp_in::SrtpIn;
-use crate::engine::srtp_keys::KeyTap;
-use crate::engine::Reads;
 
 use super::bwe::{BweSettings, ProbeFiller, ProbeRoute, RtxRoute, SubscriberBwe};
+use super::forward::ReadPath;
 use super::pace::SrtpPath;
 use super::track::Published;
 use signaling::media::TrackSettings;
@@ -179,12 +176,8 @@ pub struct Peer {
     pub srtp: SrtpPath,
     /// Forwarded RTP protected here since the last flush, in order.
     pub srtp_queue: Vec<BytesMut>,
-    /// Until the connection is up: its keys and the handle on its
-    /// read-side interceptors, for `srtp_in` (`[media] own_srtp_in`).
-    pub inbound_keys: Option<(Arc<KeyTap>, Reads)>,
-    /// Once up: the publisher's RTP of known streams is decrypted here
-    /// (see `core::srtp_in`); `None`: by the library.
-    pub srtp_in: Option<(Box<SrtpIn>, Reads)>,
+    /// Who decrypts the RTP this connection publishes.
+    pub srtp_in: ReadPath,
 }
 
 impl Peer {
@@ -235,8 +228,7 @@ impl Peer {
             bwe: SubscriberBwe::new(bwe, probe_ssrc, rng.random()),
             srtp: SrtpPath::Library,
             srtp_queue: Vec::new(),
-            inbound_keys: None,
-            srtp_in: None,
+            srtp_in: ReadPath::Library,
         }
     }
 
