@@ -128,6 +128,26 @@ impl ExtMap {
     }
 }
 
+/// Every 16-bit number, big-endian, in order: an element carrying one
+/// (the transport-wide sequence number every sent packet is stamped with)
+/// is a static slice of this table, not an allocation per packet.
+static BE16: [u8; 2 * 65_536] = {
+    let mut t = [0u8; 2 * 65_536];
+    let mut i = 0;
+    while i < 65_536 {
+        t[2 * i] = (i >> 8) as u8;
+        t[2 * i + 1] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// `n` as a two-byte big-endian element payload, without allocating.
+pub fn be16(n: u16) -> Bytes {
+    let at = 2 * n as usize;
+    Bytes::from_static(&BE16[at..at + 2])
+}
+
 const ONE_BYTE: u16 = 0xBEDE;
 const TWO_BYTE: u16 = 0x1000;
 
@@ -275,6 +295,13 @@ mod tests {
         let mut h = Header::default();
         map.apply(&mut h, false);
         assert_eq!(h.extensions.len(), 1);
+    }
+
+    #[test]
+    fn be16_is_the_number_big_endian() {
+        for n in [0u16, 1, 255, 256, 0x1234, 65_534, 65_535] {
+            assert_eq!(be16(n).as_ref(), &n.to_be_bytes()[..]);
+        }
     }
 
     #[test]

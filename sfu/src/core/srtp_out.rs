@@ -14,9 +14,10 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rtc::crypto::{AeadCipher, Mac, StreamCipher};
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 
@@ -30,6 +31,9 @@ const SHA1_80_LEN: usize = 10;
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// The block datagrams are cut from: a dozen full-size packets.
 const BLOCK: usize = 16 * 1024;
+/// Headers up to this size (fixed part, CSRCs and extensions) are written
+/// on the stack; larger ones, which are rare, in the block.
+const STACK_HEADER: usize = 128;
 /// A stream that sent nothing for this long gets no more reports (a
 /// removed or paused leg), and is forgotten.
 pub const STREAM_IDLE: Duration = Duration::from_secs(5);
@@ -243,18 +247,29 @@ impl SrtpOut {
         }
     }
 
-    /// The SRTP datagram of `p`: marshalled once, encrypted in place, tag
-    /// appended. `clock_rate` is the stream's media clock, for its sender
-    /// reports; `None` for probe padding, which is not reported (as the
-    /// library reports only the streams it negotiated).
+    /// The SRTP datagram of the packet `header` and `payload` make:
+    /// marshalled once, encrypted in place, tag appended. `clock_rate` is
+    /// the stream's media clock, for its sender reports; `None` for probe
+    /// padding, which is not reported (as the library reports only the
+    /// streams it negotiated). The parts are borrowed: a forwarded
+    /// packet's header is built once per wake-up and reused for every leg.
     pub fn protect(
         &mut self,
-        p: &Packet,
+        header: &Header,
+        payload: &Bytes,
         clock_rate: Option<u32>,
         now: Instant,
     ) -> Result<BytesMut, ProtectError> {
-        let len = p.marshal_size();
-        let header_len = p.header.marshal_size();
+        // With padding (probes, and the rare padded packet forwarded) the
+        // library computes and writes the padding.
+        let padded = header.padding.then(|| Packet {
+            header: header.clone(),
+            payload: payload.clone(),
+        });
+        let header_len = header.marshal_size();
+        let len = padded
+            .as_ref()
+            .map_or(header_len + payload.len(), |p| p.marshal_size());
         // Datagrams are cut from a block shared by many (one allocation
         // per block, not per packet); the block is freed when the last of
         // them has been sent.
@@ -263,26 +278,34 @@ impl SrtpOut {
             self.block = BytesMut::with_capacity(BLOCK.max(len + TAG_LEN));
         }
         let buf = &mut self.block;
-        let marshalled = if p.header.padding {
+        let marshalled = if let Some(p) = &padded {
             buf.resize(len, 0);
             p.marshal_to(&mut buf[..])
+        } else if header_len <= STACK_HEADER {
+            // Written on the stack and copied once: zeroing the header's
+            // room in the block first cost as much as the copy.
+            let mut on_stack = [0u8; STACK_HEADER];
+            let n = header.marshal_to(&mut on_stack[..header_len]);
+            buf.extend_from_slice(&on_stack[..header_len]);
+            buf.extend_from_slice(payload);
+            n
         } else {
             buf.resize(header_len, 0);
-            let n = p.header.marshal_to(&mut buf[..]);
-            buf.extend_from_slice(&p.payload);
+            let n = header.marshal_to(&mut buf[..]);
+            buf.extend_from_slice(payload);
             n
         };
         if marshalled.is_err() {
             return Err(ProtectError::Marshal);
         }
-        let ssrc = p.header.ssrc;
-        let seq = p.header.sequence_number;
+        let ssrc = header.ssrc;
+        let seq = header.sequence_number;
         let stream = self.streams.entry(ssrc).or_insert_with(|| Stream {
             index: Index::default(),
             clock_rate: None,
             packets: 0,
             octets: 0,
-            ts: p.header.timestamp,
+            ts: header.timestamp,
             ts_at: now,
             last_at: now,
         });
@@ -296,10 +319,10 @@ impl SrtpOut {
             stream.clock_rate = clock_rate;
         }
         stream.packets = stream.packets.wrapping_add(1);
-        stream.octets = stream.octets.wrapping_add(p.payload.len() as u32);
+        stream.octets = stream.octets.wrapping_add(payload.len() as u32);
         stream.last_at = now;
-        if newest && p.header.timestamp != stream.ts {
-            stream.ts = p.header.timestamp;
+        if newest && header.timestamp != stream.ts {
+            stream.ts = header.timestamp;
             stream.ts_at = now;
         }
         if self.next_report.is_none() {
@@ -405,6 +428,43 @@ pub(crate) mod tests {
         p
     }
 
+    fn protect(
+        out: &mut SrtpOut,
+        p: &Packet,
+        clock_rate: Option<u32>,
+        now: Instant,
+    ) -> Result<BytesMut, ProtectError> {
+        out.protect(&p.header, &p.payload, clock_rate, now)
+    }
+
+    #[test]
+    fn padded_packets_and_long_headers_are_written_whole() {
+        for profile in PROFILES {
+            let (mut out, mut rx) = pair(profile);
+            let mut padded = packet(7, 70, b"probe");
+            padded.header.padding = true;
+            // Longer than what is written on the stack: 15 CSRCs and a
+            // large two-byte extension.
+            let mut long = packet(8, 80, b"media");
+            long.header.csrc = (1..=15).collect();
+            long.header.extension_profile = 0x1000;
+            long.header.extensions[0].payload = Bytes::from_static(&[9; 100]);
+            assert!(long.header.marshal_size() > STACK_HEADER);
+            for p in [padded, long] {
+                let wire = protect(&mut out, &p, Some(90_000), Instant::now()).unwrap();
+                let plain = rx.decrypt_rtp(&wire).unwrap();
+                let back = {
+                    let mut b = &plain[..];
+                    <Packet as rtc::shared::marshal::Unmarshal>::unmarshal(&mut b).unwrap()
+                };
+                assert_eq!(back.payload, p.payload, "{profile:?}");
+                assert_eq!(back.header.padding, p.header.padding);
+                assert_eq!(back.header.csrc, p.header.csrc);
+                assert_eq!(back.header.extensions, p.header.extensions);
+            }
+        }
+    }
+
     #[test]
     fn the_library_decrypts_what_it_protects_across_a_sequence_wrap() {
         for profile in PROFILES {
@@ -427,7 +487,7 @@ pub(crate) mod tests {
             (2, b"fifth"),
         ] {
             let p = packet(seq, u32::from(seq) * 10, body);
-            let wire = out.protect(&p, Some(90_000), t0).unwrap();
+            let wire = protect(&mut out, &p, Some(90_000), t0).unwrap();
             assert_eq!(
                 wire.len(),
                 p.marshal_size() + profile.rtp_auth_tag_len().max(profile.aead_auth_tag_len())
@@ -462,9 +522,8 @@ pub(crate) mod tests {
         {
             let mut out = SrtpOut::new(cipher.unwrap());
             let (_, mut rx) = pair(PROFILES[profile]);
-            let wire = out
-                .protect(&packet(5, 0, b"x"), Some(90_000), Instant::now())
-                .unwrap();
+            let wire =
+                protect(&mut out, &packet(5, 0, b"x"), Some(90_000), Instant::now()).unwrap();
             assert!(rx.decrypt_rtp(&wire).is_err());
         }
     }
@@ -477,12 +536,11 @@ pub(crate) mod tests {
         // Probe padding on a stream of its own is protected, not reported.
         let mut probe = packet(1, 0, b"pad");
         probe.header.ssrc = 99;
-        out.protect(&probe, None, t0).unwrap();
-        out.protect(&packet(10, 1_000, b"abcd"), Some(90_000), t0)
-            .unwrap();
-        out.protect(&packet(11, 1_000, b"efg"), Some(90_000), t0)
-            .unwrap();
-        out.protect(
+        protect(&mut out, &probe, None, t0).unwrap();
+        protect(&mut out, &packet(10, 1_000, b"abcd"), Some(90_000), t0).unwrap();
+        protect(&mut out, &packet(11, 1_000, b"efg"), Some(90_000), t0).unwrap();
+        protect(
+            &mut out,
             &packet(12, 4_000, b"hi"),
             Some(90_000),
             t0 + Duration::from_millis(30),
@@ -490,7 +548,8 @@ pub(crate) mod tests {
         .unwrap();
         // A retransmission of an older packet counts, but does not move
         // the clock mapping.
-        out.protect(
+        protect(
+            &mut out,
             &packet(10, 1_000, b"abcd"),
             Some(90_000),
             t0 + Duration::from_millis(40),

@@ -256,7 +256,7 @@ impl SubscriberBwe {
         // A one-byte header allows ids 1 to 14 only; a packet the
         // extension cannot be added to goes out unstamped (and is lost to
         // the estimate, which tolerates that as an unknown number).
-        let _ = header.set_extension(id, Bytes::copy_from_slice(&seq.wire().to_be_bytes()));
+        let _ = header.set_extension(id, crate::core::extmap::be16(seq.wire()));
     }
 
     /// The sent rate over the last window, zero after a second of silence.

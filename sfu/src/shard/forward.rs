@@ -271,6 +271,7 @@ impl Shard {
             counts,
             dirty,
             pacer_lost,
+            leg_header: header,
             ..
         } = self;
         for sub in routing.subscribers(track) {
@@ -308,21 +309,20 @@ impl Shard {
                     continue;
                 }
             };
-            let mut header = rtc::rtp::header::Header {
-                version: 2,
-                padding: pkt.header.padding,
-                marker: out.marker,
-                payload_type: out.pt,
-                sequence_number: out.seq,
-                timestamp: out.ts,
-                ssrc: out.ssrc,
-                csrc: pkt.header.csrc.clone(),
-                ..Default::default()
-            };
+            // One header for every leg, rewritten in place: its lists keep
+            // their room, so a leg costs no allocation.
+            header.version = 2;
+            header.padding = pkt.header.padding;
+            header.marker = out.marker;
+            header.payload_type = out.pt;
+            header.sequence_number = out.seq;
+            header.timestamp = out.ts;
+            header.ssrc = out.ssrc;
+            header.csrc.clone_from(&pkt.header.csrc);
             fwd.ext.write(
                 &pkt.header.extensions,
                 pkt.header.extension_profile,
-                &mut header,
+                header,
                 av1,
             );
             if out.layer_switch {
@@ -338,16 +338,21 @@ impl Shard {
             } else {
                 PacketKind::Video
             };
-            let p = Packet {
-                header,
-                payload: out.payload,
-            };
             // Straight to the connection's send path (its pacer, then the
             // write path): the numbering is the leg's own (from the SDP
             // both sides use now), which the library's per-sender checks
             // would hold against its single, first-negotiated set of
             // numbers.
-            pace::send(peer, p, size, kind, now, counts, pacer_lost);
+            pace::send(
+                peer,
+                header,
+                out.payload,
+                size,
+                kind,
+                now,
+                counts,
+                pacer_lost,
+            );
             if !peer.dirty {
                 peer.dirty = true;
                 dirty.push(*sub);
@@ -454,10 +459,11 @@ impl Shard {
                 }
             }
         }
-        for (p, size) in resend {
+        for (mut p, size) in resend {
             pace::send(
                 peer,
-                p,
+                &mut p.header,
+                p.payload,
                 size,
                 PacketKind::Retransmission,
                 now,
@@ -506,7 +512,7 @@ impl Shard {
             let filler = peer.probe_filler();
             peer.bwe.poll_probes(now, filler.as_ref(), &mut pkts);
             for p in pkts.drain(..) {
-                match write_rtp(peer, now, p, PacketKind::Padding) {
+                match write_rtp(peer, now, &p.header, p.payload, PacketKind::Padding) {
                     Ok(true) => self.counts.own_srtp += 1,
                     Ok(false) => {}
                     Err(d) => self.counts.drop(d),

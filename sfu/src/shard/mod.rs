@@ -134,6 +134,9 @@ pub struct Shard {
     relays: relay::Relays,
     /// Legs whose video frame a pacer dropped: each wants a keyframe.
     pacer_lost: Vec<(PeerKey, TrackNo)>,
+    /// The header forwarding rewrites for each leg of a packet (see
+    /// `forward`): kept between packets for the room its lists have.
+    leg_header: rtc::rtp::header::Header,
     /// Every random choice of the shard (SSRCs of forwarded tracks and of
     /// probes, first transport-wide sequence numbers) comes from here, so
     /// a test that seeds it replays the same call. ICE credentials are
@@ -182,6 +185,7 @@ impl Shard {
             screens: HashMap::new(),
             relays: relay::Relays::default(),
             pacer_lost: Vec::new(),
+            leg_header: rtc::rtp::header::Header::default(),
             rng,
             counts: Counts::default(),
             subscribers: (Vec::new(), false),

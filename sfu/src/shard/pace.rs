@@ -16,7 +16,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use bytes::Bytes;
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::sansio::Protocol;
 
@@ -60,18 +62,24 @@ impl SrtpPath {
     }
 }
 
-/// Sends one RTP packet to `peer`: protected here into the datagram that
-/// leaves (queued for the flush) when the connection's keys are ours,
-/// otherwise through the library's write path (interceptors, SRTP). The
-/// track id is not used on the way out. `Ok(true)`: our own SRTP.
+/// Sends one RTP packet, `header` and `payload`, to `peer`: protected
+/// here into the datagram that leaves (queued for the flush) when the
+/// connection's keys are ours, otherwise through the library's write path
+/// (interceptors, SRTP). The track id is not used on the way out.
+/// `Ok(true)`: our own SRTP.
 pub(super) fn write_rtp(
     peer: &mut Peer,
     now: Instant,
-    p: Packet,
+    header: &Header,
+    payload: Bytes,
     kind: PacketKind,
 ) -> Result<bool, Drop> {
     let SrtpPath::Own(out) = &mut peer.srtp else {
         peer.library_written = true;
+        let p = Packet {
+            header: header.clone(),
+            payload,
+        };
         return peer
             .pc
             .handle_write(TaggedRTCMessage {
@@ -87,7 +95,7 @@ pub(super) fn write_rtp(
         _ => Some(90_000),
     };
     let wire = out
-        .protect(&p, clock_rate, now)
+        .protect(header, &payload, clock_rate, now)
         .map_err(|_| Drop::WriteFailed)?;
     peer.srtp_queue.push(wire);
     if out.reports_due(now) {
@@ -112,10 +120,14 @@ pub(super) fn write_rtp(
 /// Sends one packet of media (or a retransmission) to `peer`: queued in
 /// its pacer and sent as far as the budget allows, or written at once when
 /// the connection is not paced. `size` is the RTP size before stamping.
-/// A video frame the pacer had to drop adds its leg to `lost`.
+/// The header is borrowed (the caller reuses it for the next leg) and
+/// copied only when the packet has to wait in the pacer. A video frame
+/// the pacer had to drop adds its leg to `lost`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn send(
     peer: &mut Peer,
-    mut p: Packet,
+    header: &mut Header,
+    payload: Bytes,
     size: usize,
     kind: PacketKind,
     now: Instant,
@@ -123,11 +135,15 @@ pub(super) fn send(
     lost: &mut Vec<(PeerKey, TrackNo)>,
 ) {
     if peer.bwe.paces() {
+        let p = Packet {
+            header: header.clone(),
+            payload,
+        };
         peer.bwe.enqueue(p, size, kind, now);
         drain(peer, now, counts, lost);
     } else {
-        peer.bwe.on_send(&mut p.header, size, kind, None, now);
-        write(peer, p, size, kind, now, counts);
+        peer.bwe.on_send(header, size, kind, None, now);
+        write(peer, header, payload, size, kind, now, counts);
     }
 }
 
@@ -140,7 +156,7 @@ pub(super) fn drain(
     lost: &mut Vec<(PeerKey, TrackNo)>,
 ) {
     while let Some((p, size, kind)) = peer.bwe.next_paced(now) {
-        write(peer, p, size, kind, now, counts);
+        write(peer, &p.header, p.payload, size, kind, now, counts);
     }
     while let Some(d) = peer.bwe.pacer_dropped() {
         counts.drop(match d.reason {
@@ -161,9 +177,17 @@ pub(super) fn drain(
     }
 }
 
-fn write(peer: &mut Peer, p: Packet, size: usize, kind: PacketKind, now: Instant, c: &mut Counts) {
+fn write(
+    peer: &mut Peer,
+    header: &Header,
+    payload: Bytes,
+    size: usize,
+    kind: PacketKind,
+    now: Instant,
+    c: &mut Counts,
+) {
     let to_relay = peer.relay.is_some();
-    let written = write_rtp(peer, now, p, kind);
+    let written = write_rtp(peer, now, header, payload, kind);
     if written == Ok(true) {
         c.own_srtp += 1;
     }
