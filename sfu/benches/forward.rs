@@ -185,6 +185,7 @@ impl Room {
             bwe: Default::default(),
             own_srtp,
             own_srtp_in: own_srtp,
+            own_srtcp_in: own_srtp,
         });
         let mut shard = Shard::new(cfg, StdRng::seed_from_u64(7));
         let room = RoomName::parse("bench").unwrap();

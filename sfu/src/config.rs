@@ -39,6 +39,12 @@ pub struct MediaConfig {
     /// profiles). Off: every packet goes through the library's receive
     /// pipeline.
     pub own_srtp_in: bool,
+    /// On connections whose RTP the shard decrypts, their RTCP
+    /// (subscribers' feedback, publishers' sender reports) is decrypted by
+    /// the shard too, with the connection's RTCP session keys, and handed
+    /// to the same interceptors and feedback handling. Off: RTCP goes
+    /// through the library's receive pipeline.
+    pub own_srtcp_in: bool,
     /// RTP that waited longer than this in the kernel's receive queue (a
     /// shard behind, past the server's capacity) is dropped unread, so
     /// what is forwarded stays fresh; milliseconds, 0: never. See
@@ -157,6 +163,7 @@ impl Default for MediaConfig {
             connected_sockets: true,
             own_srtp: true,
             own_srtp_in: true,
+            own_srtcp_in: true,
             max_input_lag_ms: 300,
             refuse_joins_when_behind: true,
             socket_buffer_kb: 4096,

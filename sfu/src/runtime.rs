@@ -142,6 +142,7 @@ impl SfuPlane {
             bwe: cfg.bwe.settings(),
             own_srtp: cfg.own_srtp,
             own_srtp_in: cfg.own_srtp_in,
+            own_srtcp_in: cfg.own_srtcp_in,
         });
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let ufrags: UfragTable = Arc::default();

@@ -161,6 +161,9 @@ pub struct Counts {
     /// RTP received from publishers and decrypted by the shard (see
     /// `core::srtp_in`), not the library's receive pipeline.
     pub own_srtp_in: u64,
+    /// RTCP received from participants and decrypted by the shard (see
+    /// `core::srtcp_in`), not the library's receive pipeline.
+    pub own_srtcp_in: u64,
     /// ICE restarts accepted (a client re-offered with new credentials).
     pub ice_restarts: u64,
     pub dropped: [u64; N_DROPS],
@@ -225,7 +228,7 @@ impl Counts {
 }
 
 /// Counters before the drop reasons in [`SharedCounts`].
-const N_FIELDS: usize = 24;
+const N_FIELDS: usize = 25;
 
 /// Every value of a [`SharedCounts`]: the counters, the drop reasons, and
 /// the two histograms with their sums.
@@ -304,6 +307,7 @@ impl SharedCounts {
             c.connected_sockets,
             c.own_srtp,
             c.own_srtp_in,
+            c.own_srtcp_in,
         ];
         let all = vals
             .iter()
@@ -371,6 +375,7 @@ impl SharedCounts {
             connected_sockets: g(21),
             own_srtp: g(22),
             own_srtp_in: g(23),
+            own_srtcp_in: g(24),
             dropped,
             estimates,
             estimates_sum_bps,
@@ -408,6 +413,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         t.handed_off += c.handed_off;
         t.own_srtp += c.own_srtp;
         t.own_srtp_in += c.own_srtp_in;
+        t.own_srtcp_in += c.own_srtcp_in;
         for i in 0..N_DROPS {
             t.dropped[i] += c.dropped[i];
         }
@@ -450,6 +456,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         datagrams_handed_off: t.handed_off,
         packets_own_srtp: t.own_srtp,
         packets_own_srtp_in: t.own_srtp_in,
+        packets_own_srtcp_in: t.own_srtcp_in,
         dropped: DROP_REASONS
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))

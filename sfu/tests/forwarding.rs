@@ -26,6 +26,11 @@ fn three_clients_receive_each_others_audio_and_video() {
         stats.packets_own_srtp_in > 0 && stats.packets_own_srtp_in <= stats.packets_in,
         "received RTP takes the shard's own SRTP path: {stats:?}"
     );
+    // And the clients' RTCP (receiver reports, sender reports).
+    assert!(
+        stats.packets_own_srtcp_in > 0,
+        "received RTCP takes the shard's own SRTCP path: {stats:?}"
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! With 5% of the server-to-subscriber RTP lost on the way (seeded loss on
 //! the in-memory network, virtual clock), the subscriber still ends with
 //! every packet: its NACKs are answered by the server from its own per-leg
-//! cache.
+//! cache. The NACKs are read by the shard's own SRTCP path, and with that
+//! off (`own_srtcp_in`) by the library's; the repair is the same.
 
 mod common;
 
@@ -16,11 +17,20 @@ const TICK: Duration = Duration::from_millis(5);
 
 #[test]
 fn server_retransmissions_repair_five_percent_downstream_loss() {
+    for own_rtcp in [true, false] {
+        repairs_downstream_loss(own_rtcp);
+    }
+}
+
+fn repairs_downstream_loss(own_rtcp: bool) {
     // The server's default media configuration. Retransmissions to a
     // subscriber stay within a share of its bandwidth estimate (`bwe.rs`
     // tests that budget); the stream here, about 0.5 Mbit/s, is one whose
     // repairs fit in it.
-    let mut net = SimNet::with_config(0x5eed, |c| c.bwe = MediaConfig::default().bwe.settings());
+    let mut net = SimNet::with_config(0x5eed, |c| {
+        c.bwe = MediaConfig::default().bwe.settings();
+        c.own_srtcp_in = own_rtcp;
+    });
     let publisher = net.join("pub", true, false);
     net.clients[publisher].add_track("pub-video", RtpCodecKind::Video);
     let viewer = net.join("viewer", false, true);
@@ -54,6 +64,13 @@ fn server_retransmissions_repair_five_percent_downstream_loss() {
         net.lost
     );
     assert!(c.nacks_answered >= net.lost / 2, "{c:?}");
+    if own_rtcp {
+        // Every NACK (and receiver report, and transport-wide feedback)
+        // came through the shard's own path once the connection was up.
+        assert!(c.own_srtcp_in >= net.lost / 2, "{c:?}");
+    } else {
+        assert_eq!(c.own_srtcp_in, 0, "{c:?}");
+    }
     assert_eq!(
         r.gaps(),
         0,

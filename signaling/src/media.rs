@@ -383,6 +383,10 @@ pub struct MediaStats {
     /// RTP packets received from publishers and decrypted by the plane's
     /// own SRTP path (`[media] own_srtp_in`), included in `packets_in`.
     pub packets_own_srtp_in: u64,
+    /// RTCP packets (compound datagrams) received from participants and
+    /// decrypted by the plane's own SRTCP path (`[media] own_srtcp_in`),
+    /// included in `packets_in`.
+    pub packets_own_srtcp_in: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
     /// Subscribers' bandwidth estimates, observed at every allocation round.

@@ -330,6 +330,13 @@ pub fn render(
     );
     family(
         &mut out,
+        "sfu_packets_own_srtcp_in_total",
+        "counter",
+        "RTCP packets received from participants and decrypted by the server's own SRTCP path, past the media library's receive pipeline.",
+        &[("", m.packets_own_srtcp_in as f64)],
+    );
+    family(
+        &mut out,
         "sfu_relays",
         "gauge",
         "Node-to-node relay connections (rooms that span nodes of a cluster).",
@@ -559,6 +566,7 @@ mod tests {
             datagrams_handed_off: 12,
             packets_own_srtp: 14,
             packets_own_srtp_in: 15,
+            packets_own_srtcp_in: 16,
             shards_behind: 1,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
             bwe_estimate_bps: signaling::media::Histogram {
@@ -616,6 +624,7 @@ mod tests {
         assert_eq!(sample(&text, "sfu_shards_behind"), Some(1.0));
         assert_eq!(sample(&text, "sfu_packets_own_srtp_total"), Some(14.0));
         assert_eq!(sample(&text, "sfu_packets_own_srtp_in_total"), Some(15.0));
+        assert_eq!(sample(&text, "sfu_packets_own_srtcp_in_total"), Some(16.0));
         assert_eq!(sample(&text, "sfu_datagrams_handed_off_total"), Some(12.0));
         assert_eq!(
             sample(&text, "sfu_bwe_estimate_bps{stat=\"max\"}"),

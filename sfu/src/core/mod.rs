@@ -23,5 +23,6 @@ pub mod routing;
 pub mod sdp;
 pub mod seq;
 pub mod simulcast_sdp;
+pub mod srtcp_in;
 pub mod srtp_in;
 pub mod srtp_out;

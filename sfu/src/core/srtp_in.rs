@@ -43,7 +43,7 @@ pub struct SrtpIn {
 
 /// The receiver's index of one SSRC (RFC 3711, 3.3.1 and appendix A) and
 /// which of the last [`REPLAY_WINDOW`] indexes arrived.
-struct Window {
+pub(super) struct Window {
     roc: u32,
     highest: u16,
     /// Bit `i % REPLAY_WINDOW` is set when index `i` arrived.
@@ -51,7 +51,7 @@ struct Window {
 }
 
 impl Window {
-    fn new(roc: u32, seq: u16) -> Self {
+    pub(super) fn new(roc: u32, seq: u16) -> Self {
         let mut w = Window {
             roc,
             highest: seq,
@@ -97,13 +97,13 @@ impl Window {
     }
 
     /// Whether index `i` may be accepted (before its tag is checked).
-    fn admits(&self, i: u64) -> bool {
+    pub(super) fn admits(&self, i: u64) -> bool {
         let h = self.highest_index();
         i > h || (h - i < REPLAY_WINDOW && !self.is_marked(i))
     }
 
     /// Records an authenticated packet.
-    fn accept(&mut self, roc: u32, seq: u16) {
+    pub(super) fn accept(&mut self, roc: u32, seq: u16) {
         let i = index(roc, seq);
         let h = self.highest_index();
         if i > h {
@@ -122,7 +122,7 @@ impl Window {
     }
 }
 
-fn index(roc: u32, seq: u16) -> u64 {
+pub(super) fn index(roc: u32, seq: u16) -> u64 {
     (u64::from(roc) << 16) | u64::from(seq)
 }
 

@@ -146,6 +146,65 @@ impl SrtpCipher {
         }
     }
 
+    /// Checks and decrypts an SRTCP packet in place: `buf` is the whole
+    /// packet, its SRTCP index (with the E flag) and tag included (RFC
+    /// 3711 3.4; RFC 7714 9, where the index follows the tag). Returns
+    /// the length of the RTCP it leaves at the front of `buf`, or `None`
+    /// if it is not authentic. A packet sent unencrypted (E clear) is not
+    /// read here.
+    pub(crate) fn open_rtcp(&mut self, buf: &mut [u8]) -> Option<usize> {
+        const HEADER: usize = 8;
+        let tag_len = self.tag_len();
+        if buf.len() < HEADER + 4 + tag_len {
+            return None;
+        }
+        let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let len = buf.len();
+        let at = match self {
+            SrtpCipher::Gcm { .. } => len - 4,
+            SrtpCipher::CmSha1_80 { .. } => len - 4 - tag_len,
+        };
+        let e_index = u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+        if e_index >> 31 == 0 {
+            return None;
+        }
+        let index = e_index & 0x7fff_ffff;
+        // The index in the nonce's place of the RTP packet index: the low
+        // 48 bits of both IVs (RFC 3711 4.1.1, RFC 7714 9.1).
+        let (hi, lo) = (index >> 16, (index as u16).to_be_bytes());
+        let plain = len - 4 - tag_len;
+        let ok = match self {
+            SrtpCipher::Gcm { cipher, salt } => {
+                let iv = gcm_iv(salt, ssrc.to_be_bytes(), hi, lo);
+                let mut aad = [0u8; HEADER + 4];
+                aad[..HEADER].copy_from_slice(&buf[..HEADER]);
+                aad[HEADER..].copy_from_slice(&e_index.to_be_bytes());
+                let (body, rest) = buf[HEADER..].split_at_mut(plain - HEADER);
+                cipher
+                    .open_in_place(&iv, &aad, body, &rest[..tag_len])
+                    .is_ok()
+            }
+            SrtpCipher::CmSha1_80 { cipher, auth, salt } => {
+                let mut expected = [0u8; 20];
+                let (signed, tag) = buf.split_at_mut(len - tag_len);
+                if auth.sign(&[signed], &mut expected).is_err() {
+                    return None;
+                }
+                // Constant time, as for RTP.
+                let differ = tag
+                    .iter()
+                    .zip(&expected[..SHA1_80_LEN])
+                    .fold(0u8, |d, (a, b)| d | (a ^ b));
+                let iv = cm_iv(salt, ssrc.to_be_bytes(), hi, lo);
+                differ == 0
+                    && cipher
+                        .apply_keystream(&iv, &mut signed[HEADER..plain])
+                        .is_ok()
+            }
+        };
+        ok.then_some(plain)
+    }
+
     /// The length of the tag that ends each packet.
     pub(crate) fn tag_len(&self) -> usize {
         match self {
@@ -373,7 +432,7 @@ pub fn ntp_time(t: std::time::SystemTime) -> u64 {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::engine::srtp_keys::{cm_session, gcm_session};
+    use crate::engine::srtp_keys::{cm_session, gcm_session, Session};
     use bytes::Bytes;
     use rtc::srtp::context::Context;
     use rtc::srtp::protection_profile::ProtectionProfile;
@@ -388,11 +447,23 @@ pub(crate) mod tests {
         master: &[u8; 16],
         salt: &[u8; 14],
     ) -> (SrtpCipher, Context) {
+        keyed_session(profile, master, salt, Session::Rtp)
+    }
+
+    /// As [`keyed`], our cipher for `session`.
+    pub(crate) fn keyed_session(
+        profile: ProtectionProfile,
+        master: &[u8; 16],
+        salt: &[u8; 14],
+        session: Session,
+    ) -> (SrtpCipher, Context) {
         let provider = rtc::crypto::default_provider().unwrap();
         let salt = &salt[..profile.salt_len()];
         let cipher = match profile {
-            ProtectionProfile::AeadAes128Gcm => gcm_session(provider.crypto(), master, salt),
-            _ => cm_session(provider.crypto(), master, salt),
+            ProtectionProfile::AeadAes128Gcm => {
+                gcm_session(provider.crypto(), master, salt, session)
+            }
+            _ => cm_session(provider.crypto(), master, salt, session),
         }
         .unwrap();
         let library = Context::new(master, salt, profile, None, None, provider.crypto()).unwrap();
@@ -514,8 +585,13 @@ pub(crate) mod tests {
     fn a_wrong_key_is_refused_by_the_receiver() {
         let provider = rtc::crypto::default_provider().unwrap();
         for (profile, cipher) in [
-            gcm_session(provider.crypto(), &[8; 16], &MASTER_SALT[..12]),
-            cm_session(provider.crypto(), &[8; 16], &MASTER_SALT),
+            gcm_session(
+                provider.crypto(),
+                &[8; 16],
+                &MASTER_SALT[..12],
+                Session::Rtp,
+            ),
+            cm_session(provider.crypto(), &[8; 16], &MASTER_SALT, Session::Rtp),
         ]
         .into_iter()
         .enumerate()

@@ -98,22 +98,14 @@ impl Reads {
         lock(&self.shared).bound.contains(&ssrc)
     }
 
-    /// Walks one decrypted RTP packet through the interceptors, and puts
-    /// the RTP packets that come out (the packet, or an unwrapped
-    /// repair, or nothing) in `out`. Returns the interceptors' earliest
+    /// Walks one decrypted packet (RTP, or an RTCP compound) through the
+    /// interceptors, and puts what comes out in `out`: the packet, or an
+    /// unwrapped repair, or nothing. Returns the interceptors' earliest
     /// timer after it (the feedback they will send).
-    pub fn read(
-        &self,
-        msg: TaggedPacket,
-        out: &mut Vec<rtc::rtp::packet::Packet>,
-    ) -> Option<Instant> {
+    pub fn read(&self, msg: TaggedPacket, out: &mut Vec<Packet>) -> Option<Instant> {
         let mut link = lock(&self.shared);
         link.walk(msg);
-        for p in link.belt.drain(..) {
-            if let Packet::Rtp(p) = p.message.packet {
-                out.push(p);
-            }
-        }
+        out.extend(link.belt.drain(..).map(|p| p.message.packet));
         link.next_timeout()
     }
 }
@@ -342,7 +334,13 @@ mod tests {
         r.handle_read(rtp(7, 4, t0)).unwrap();
         assert!(r.poll_read().is_some());
         let _ = reads.read(rtp(7, 6, t0), &mut out);
-        let seqs: Vec<u16> = out.iter().map(|p| p.header.sequence_number).collect();
+        let seqs: Vec<u16> = out
+            .iter()
+            .filter_map(|p| match p {
+                Packet::Rtp(p) => Some(p.header.sequence_number),
+                _ => None,
+            })
+            .collect();
         assert_eq!(seqs, vec![1, 2, 6], "the shard's reads come back to it");
         assert!(r.poll_read().is_none(), "and not out of the link");
         let due = r.poll_timeout().expect("the generator has a timer");

@@ -33,8 +33,25 @@ use crate::core::srtp_out::SrtpCipher;
 
 /// SRTP key derivation labels (RFC 3711, 4.3.2).
 const LABEL_RTP_ENCRYPTION: u8 = 0x00;
-const LABEL_RTP_AUTH: u8 = 0x01;
-const LABEL_RTP_SALT: u8 = 0x02;
+
+/// Which of a master key's two sessions a cipher is for: RTP or RTCP
+/// (each has its own session keys).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Session {
+    Rtp,
+    Rtcp,
+}
+
+impl Session {
+    /// The key derivation labels of the session's encryption key,
+    /// authentication key and salt (RFC 3711, 4.3.2).
+    fn labels(self) -> (u8, u8, u8) {
+        match self {
+            Session::Rtp => (0x00, 0x01, 0x02),
+            Session::Rtcp => (0x03, 0x04, 0x05),
+        }
+    }
+}
 /// AES-128 master keys; master salts are 12 bytes with GCM (RFC 7714),
 /// 14 with AES-CM (RFC 3711).
 const KEY_LEN: usize = 16;
@@ -88,18 +105,25 @@ impl KeyTap {
     /// with AES-128-GCM or AES-CM-128 with HMAC-SHA1-80; `None` before, and
     /// for any other profile.
     pub fn outbound(&self) -> Option<SrtpCipher> {
-        self.session(0)
+        self.session(0, Session::Rtp)
     }
 
     /// The connection's inbound RTP cipher (the remote's keys), under the
     /// same conditions as [`KeyTap::outbound`].
     pub fn inbound(&self) -> Option<SrtpCipher> {
-        self.session(1)
+        self.session(1, Session::Rtp)
     }
 
-    /// The RTP cipher of the `nth` master key the library keyed (0: the
-    /// local one, 1: the remote one).
-    fn session(&self, nth: usize) -> Option<SrtpCipher> {
+    /// The connection's inbound RTCP cipher (the remote's keys, RTCP
+    /// session), under the same conditions as [`KeyTap::outbound`].
+    pub fn inbound_rtcp(&self) -> Option<SrtpCipher> {
+        self.session(1, Session::Rtcp)
+    }
+
+    /// The `session` cipher of the `nth` master key the library keyed (0:
+    /// the local one, 1: the remote one). The profile is recognised by the
+    /// RTP session's key, the one the library builds a cipher from first.
+    fn session(&self, nth: usize, session: Session) -> Option<SrtpCipher> {
         let notes = self.crypto.notes.lock().ok()?;
         // The first derivation under each master key is its encryption
         // key's: the input is the master salt itself (label 0, counter 0),
@@ -131,21 +155,23 @@ impl KeyTap {
                 _ => None,
             })?;
         if gcm {
-            gcm_session(crypto, &master, &input[..GCM_SALT_LEN]).ok()
+            gcm_session(crypto, &master, &input[..GCM_SALT_LEN], session).ok()
         } else {
-            cm_session(crypto, &master, &input[..CM_SALT_LEN]).ok()
+            cm_session(crypto, &master, &input[..CM_SALT_LEN], session).ok()
         }
     }
 }
 
-/// The outbound RTP cipher of an AES-128-GCM SRTP master key and salt.
+/// The `session` cipher of an AES-128-GCM SRTP master key and salt.
 pub fn gcm_session(
     crypto: &dyn RTCCrypto,
     master: &[u8; KEY_LEN],
     master_salt: &[u8],
+    session: Session,
 ) -> Result<SrtpCipher, CryptoError> {
-    let key = derive(crypto, master, master_salt, LABEL_RTP_ENCRYPTION, 16)?;
-    let salt = derive(crypto, master, master_salt, LABEL_RTP_SALT, GCM_SALT_LEN)?;
+    let (enc, _, salt_label) = session.labels();
+    let key = derive(crypto, master, master_salt, enc, 16)?;
+    let salt = derive(crypto, master, master_salt, salt_label, GCM_SALT_LEN)?;
     let mut session_salt = [0u8; GCM_SALT_LEN];
     session_salt.copy_from_slice(&salt);
     Ok(SrtpCipher::Gcm {
@@ -154,16 +180,18 @@ pub fn gcm_session(
     })
 }
 
-/// The outbound RTP cipher of an AES-CM-128 with HMAC-SHA1-80 SRTP master
+/// The `session` cipher of an AES-CM-128 with HMAC-SHA1-80 SRTP master
 /// key and salt.
 pub fn cm_session(
     crypto: &dyn RTCCrypto,
     master: &[u8; KEY_LEN],
     master_salt: &[u8],
+    session: Session,
 ) -> Result<SrtpCipher, CryptoError> {
-    let key = derive(crypto, master, master_salt, LABEL_RTP_ENCRYPTION, 16)?;
-    let auth = derive(crypto, master, master_salt, LABEL_RTP_AUTH, AUTH_KEY_LEN)?;
-    let salt = derive(crypto, master, master_salt, LABEL_RTP_SALT, CM_SALT_LEN)?;
+    let (enc, auth_label, salt_label) = session.labels();
+    let key = derive(crypto, master, master_salt, enc, 16)?;
+    let auth = derive(crypto, master, master_salt, auth_label, AUTH_KEY_LEN)?;
+    let salt = derive(crypto, master, master_salt, salt_label, CM_SALT_LEN)?;
     let mut session_salt = [0u8; CM_SALT_LEN];
     session_salt.copy_from_slice(&salt);
     Ok(SrtpCipher::CmSha1_80 {

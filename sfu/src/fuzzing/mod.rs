@@ -340,6 +340,7 @@ fn shard_config() -> Arc<ShardConfig> {
         bwe: Default::default(),
         own_srtp: true,
         own_srtp_in: true,
+        own_srtcp_in: true,
     })
 }
 

@@ -33,12 +33,14 @@ use crate::core::bwe::history::PacketKind;
 use crate::core::codec::CodecKind;
 use crate::core::forwarder::{Decision, DropReason, InPacket};
 use crate::core::ids::{PeerKey, TrackNo};
+use crate::core::srtcp_in::{is_rtcp, SrtcpError, SrtcpIn};
 use crate::core::srtp_in::SrtpIn;
 use crate::engine::srtp_keys::KeyTap;
 use crate::engine::Reads;
 use crate::stats::Drop;
 
-/// Who decrypts the RTP a connection publishes (see [`Shard::read_own`]).
+/// Who decrypts the RTP a connection publishes, and the RTCP it sends
+/// (see [`Shard::read_own`]).
 pub enum ReadPath {
     /// The library's receive pipeline (relays, `[media] own_srtp_in` off,
     /// and connections whose SRTP profile we do not read ourselves).
@@ -46,25 +48,39 @@ pub enum ReadPath {
     /// Ours once the connection is up ([`ReadPath::settle`]): its keys,
     /// and the handle on its read-side interceptors.
     Waiting(Arc<KeyTap>, Reads),
-    /// Ours: see `core::srtp_in`.
-    Own(Box<SrtpIn>, Reads),
+    /// Ours: see `core::srtp_in` and `core::srtcp_in`.
+    Own(Box<OwnReads>),
+}
+
+/// What the shard reads itself on one connection.
+pub struct OwnReads {
+    rtp: SrtpIn,
+    /// Its RTCP too (`[media] own_srtcp_in`).
+    rtcp: Option<SrtcpIn>,
+    reads: Reads,
 }
 
 impl ReadPath {
     /// Decides, once the connection is up (DTLS has keyed SRTP), whether
-    /// the RTP it publishes is ours to decrypt.
-    pub(super) fn settle(&mut self, peer: PeerKey) {
+    /// the RTP it publishes, and the RTCP it sends when `rtcp`, are ours
+    /// to decrypt.
+    pub(super) fn settle(&mut self, peer: PeerKey, rtcp: bool) {
         let ReadPath::Waiting(tap, reads) = self else {
             return;
         };
         *self = match tap.inbound() {
-            Some(cipher) => ReadPath::Own(Box::new(SrtpIn::new(cipher)), reads.clone()),
+            Some(cipher) => ReadPath::Own(Box::new(OwnReads {
+                rtp: SrtpIn::new(cipher),
+                rtcp: rtcp.then(|| tap.inbound_rtcp()).flatten().map(SrtcpIn::new),
+                reads: reads.clone(),
+            })),
             None => ReadPath::Library,
         };
         tracing::debug!(
             %peer,
             own = matches!(self, ReadPath::Own(..)),
-            "SRTP keyed: received RTP decrypted by the shard (own) or the library"
+            own_rtcp = matches!(self, ReadPath::Own(o) if o.rtcp.is_some()),
+            "SRTP keyed: received RTP (and RTCP) decrypted by the shard (own) or the library"
         );
     }
 }
@@ -144,7 +160,7 @@ impl Shard {
                 };
                 if peer.connected && !was {
                     peer.srtp.settle(key);
-                    peer.srtp_in.settle(key);
+                    peer.srtp_in.settle(key, self.cfg.own_srtcp_in);
                     // Whatever was sent before DTLS finished is lost: every
                     // video leg starts with a fresh keyframe.
                     let tracks: Vec<TrackNo> = peer.legs.keys().copied().collect();
@@ -160,11 +176,61 @@ impl Shard {
     /// RTP of a stream the shard forwards, on a connection whose remote
     /// keys it holds: decrypted here and handed to the connection's
     /// read-side interceptors, not walked through the library's receive
-    /// pipeline (see `core::srtp_in`), then forwarded. Gives the datagram
-    /// back when it is not such a packet: streams the shard does not know
-    /// yet (and their first packets, which bind them) stay with the
-    /// library.
+    /// pipeline (see `core::srtp_in`), then forwarded. RTCP likewise (see
+    /// [`Self::read_own_rtcp`]). Gives the datagram back when it is not
+    /// such a packet: streams the shard does not know yet (and their first
+    /// packets, which bind them) stay with the library.
     pub(super) fn read_own(
+        &mut self,
+        key: PeerKey,
+        from: SocketAddr,
+        mut data: BytesMut,
+        now: Instant,
+    ) -> Result<(), BytesMut> {
+        if is_rtcp(&data) {
+            return self.read_own_rtcp(key, from, data, now);
+        }
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return Err(data);
+        };
+        let ReadPath::Own(own) = &mut peer.srtp_in else {
+            return Err(data);
+        };
+        let Some(ssrc) = data
+            .get(8..12)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return Err(data);
+        };
+        if !peer.inbound_ssrc.contains_key(&ssrc) || !own.reads.is_bound(ssrc) {
+            return Err(data);
+        }
+        peer.active_at = Some(now);
+        let pkt = match own.rtp.unprotect(&mut data) {
+            Ok(()) => Packet::unmarshal(&mut data.freeze()).ok(),
+            Err(_) => None,
+        };
+        let Some(pkt) = pkt else {
+            self.refuse(Drop::Rejected, from, now);
+            return Ok(());
+        };
+        self.counts.own_srtp_in += 1;
+        let mut out = self.read_through(key, from, IPacket::Rtp(pkt), now);
+        for p in out.drain(..) {
+            if let IPacket::Rtp(p) = p {
+                self.forward(key, p, now);
+            }
+        }
+        self.own_reads = out;
+        Ok(())
+    }
+
+    /// RTCP from a connection whose RTCP keys the shard holds: decrypted
+    /// here (see `core::srtcp_in`), walked through the connection's
+    /// read-side interceptors (a publisher's sender reports feed the
+    /// receiver reports sent back), then acted on as the library would
+    /// have handed it over. Gives back what is sent unencrypted.
+    fn read_own_rtcp(
         &mut self,
         key: PeerKey,
         from: SocketAddr,
@@ -174,47 +240,66 @@ impl Shard {
         let Some(peer) = self.peers.get_mut(&key) else {
             return Err(data);
         };
-        let ReadPath::Own(srtp, reads) = &mut peer.srtp_in else {
+        let ReadPath::Own(own) = &mut peer.srtp_in else {
             return Err(data);
         };
-        let Some(ssrc) = data
-            .get(8..12)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        else {
+        let Some(srtcp) = own.rtcp.as_mut() else {
             return Err(data);
         };
-        if !peer.inbound_ssrc.contains_key(&ssrc) || !reads.is_bound(ssrc) {
-            return Err(data);
-        }
-        peer.active_at = Some(now);
-        let pkt = match srtp.unprotect(&mut data) {
-            Ok(()) => Packet::unmarshal(&mut data.freeze()).ok(),
-            Err(_) => None,
+        let pkts = match srtcp.unprotect(&mut data) {
+            Ok(()) => rtc::rtcp::packet::unmarshal(&mut data.freeze()).ok(),
+            Err(SrtcpError::Unencrypted) => return Err(data),
+            Err(SrtcpError::Refused(_)) => None,
         };
-        let Some(pkt) = pkt else {
+        let Some(pkts) = pkts.filter(|p| !p.is_empty()) else {
             self.refuse(Drop::Rejected, from, now);
             return Ok(());
+        };
+        peer.active_at = Some(now);
+        self.counts.own_srtcp_in += 1;
+        let mut out = self.read_through(key, from, IPacket::Rtcp(pkts), now);
+        for p in out.drain(..) {
+            if let IPacket::Rtcp(pkts) = p {
+                for p in pkts {
+                    self.on_feedback(key, p.as_any(), now);
+                }
+            }
+        }
+        self.own_reads = out;
+        Ok(())
+    }
+
+    /// Hands a packet the shard decrypted to `key`'s read-side
+    /// interceptors, and returns what comes out of them (in the shard's
+    /// scratch list, which the caller puts back).
+    fn read_through(
+        &mut self,
+        key: PeerKey,
+        from: SocketAddr,
+        packet: IPacket,
+        now: Instant,
+    ) -> Vec<IPacket> {
+        let mut out = std::mem::take(&mut self.own_reads);
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return out;
+        };
+        let ReadPath::Own(own) = &peer.srtp_in else {
+            return out;
         };
         let msg = TaggedPacket {
             now,
             transport: super::udp_transport(self.local_addr, from),
-            message: AttributedPacket::new(IPacket::Rtp(pkt)),
+            message: AttributedPacket::new(packet),
         };
-        let mut out = std::mem::take(&mut self.own_reads);
         // The interceptors send their feedback on timers (transport-wide
         // feedback, NACKs, receiver reports), so a read leaves nothing to
         // write; the connection is only touched (its events polled, its
         // deadline read through the library) when a timer moved earlier.
-        let due = reads.read(msg, &mut out);
+        let due = own.reads.read(msg, &mut out);
         if due.is_some_and(|d| peer.deadline.is_none_or(|p| d < p)) {
             self.mark(key);
         }
-        self.counts.own_srtp_in += 1;
-        for p in out.drain(..) {
-            self.forward(key, p, now);
-        }
-        self.own_reads = out;
-        Ok(())
+        out
     }
 
     /// One RTP packet from a publisher to all its track's subscribers.

@@ -82,6 +82,9 @@ pub struct ShardConfig {
     /// Whether publishers' RTP is decrypted by the shard (`[media]
     /// own_srtp_in`; see `core::srtp_in`).
     pub own_srtp_in: bool,
+    /// Whether their RTCP is too, on connections whose RTP is (`[media]
+    /// own_srtcp_in`; see `core::srtcp_in`).
+    pub own_srtcp_in: bool,
 }
 
 /// A change to the ufrag table the runtime demultiplexes by.
@@ -115,7 +118,7 @@ pub struct Shard {
     dirty: Vec<PeerKey>,
     scratch: Vec<RTCMessage>,
     /// Packets out of a connection's read-side interceptors (reused).
-    own_reads: Vec<rtc::rtp::packet::Packet>,
+    own_reads: Vec<rtc::interceptor::Packet>,
     events: Vec<MediaEvent>,
     out: Vec<(SocketAddr, BytesMut)>,
     ufrag_changes: Vec<UfragChange>,

@@ -339,6 +339,7 @@ impl SimNet {
             bwe: Default::default(),
             own_srtp: true,
             own_srtp_in: true,
+            own_srtcp_in: true,
         };
         f(&mut cfg);
         let cfg = Arc::new(cfg);

@@ -134,6 +134,23 @@ test('SFU room: three browsers, one server port, a late joiner, clean leave', as
   // Chromium negotiates AES_CM_128_HMAC_SHA1_80: the server decrypts what
   // it publishes with its own SRTP path too.
   assert.ok((await metric(s.server.url, 'sfu_packets_own_srtp_in_total')) > 0, 'published media took the own inbound SRTP path');
+  // And the RTCP it sends, its sender reports included: the server's
+  // receiver reports answer them, which is how Chromium measures the round
+  // trip of what it publishes (a report whose last-SR fields are empty
+  // measures nothing). Several measurements: sender reports read after
+  // the connection came up, by the server's own SRTCP path.
+  const rtcpIn = await metric(s.server.url, 'sfu_packets_own_srtcp_in_total');
+  assert.ok(rtcpIn > 0, `RTCP took the own inbound SRTCP path (${rtcpIn})`);
+  const measured = await waitInPage(pages[0], async () => {
+    let most = 0;
+    for (const pc of window.demo.client.peerConnections()) {
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'remote-inbound-rtp') most = Math.max(most, s.roundTripTimeMeasurements || 0);
+      });
+    }
+    return most >= 3 ? most : null;
+  });
+  assert.ok(measured >= 3, 'round trips measured from the server\'s receiver reports');
 
   // The stats panel shows the server's view of Ann's downlink: its
   // estimate from her browser's transport-cc feedback, and the layer of
