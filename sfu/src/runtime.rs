@@ -370,9 +370,8 @@ impl ShardCtx {
         let mut relays = RelaySockets::new(self.relay_bind.0, self.relay_bind.1);
         let mut had_peers = false;
         loop {
-            let deadline = self
-                .shard
-                .next_deadline()
+            let next = self.shard.next_deadline();
+            let deadline = next
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(1));
             tokio::select! {
@@ -422,7 +421,13 @@ impl ShardCtx {
                 _ = tokio::time::sleep_until(deadline) => {}
             }
             let now = Instant::now();
-            if self.shard.next_deadline().is_some_and(|d| d <= now) {
+            // What was due by the deadline the loop slept towards (the
+            // timer fired, or it passed while an arm ran). The arms that
+            // take input run the timers at their own `now` already, and
+            // anything an arm made due since is seen at the top of the next
+            // turn: the deadline is not computed twice per wake-up (it
+            // visits every connection).
+            if next.is_some_and(|d| d <= now) {
                 self.shard.handle_timeout(now);
             }
             if self.index == 0 && now >= next_sweep {

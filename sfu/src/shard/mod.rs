@@ -459,12 +459,17 @@ impl Shard {
         if !self.tracks.is_empty() && now >= self.next_adapt {
             self.adapt(now);
         }
-        let mut due: Vec<PeerKey> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.deadline.is_some_and(|d| d <= now))
-            .map(|(k, _)| *k)
-            .collect();
+        // Connections whose library timers are due, and those whose first
+        // offer is: one visit each.
+        let (mut due, mut offers) = (Vec::new(), Vec::new());
+        for (k, p) in self.peers.iter() {
+            if p.deadline.is_some_and(|d| d <= now) {
+                due.push(*k);
+            }
+            if p.first_offer_at.is_some_and(|d| d <= now) {
+                offers.push(*k);
+            }
+        }
         // In key order, not the map's (seeded per process): the same input
         // then gives the same output, datagram for datagram.
         due.sort_unstable();
@@ -477,12 +482,6 @@ impl Shard {
             }
             self.mark(k);
         }
-        let mut offers: Vec<PeerKey> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.first_offer_at.is_some_and(|d| d <= now))
-            .map(|(k, _)| *k)
-            .collect();
         offers.sort_unstable();
         for k in offers {
             if let Some(p) = self.peers.get_mut(&k) {
@@ -509,27 +508,32 @@ impl Shard {
         self.flush(now);
     }
 
-    /// The earliest time [`Self::handle_timeout`] has work.
+    /// The earliest time [`Self::handle_timeout`] has work. One visit per
+    /// connection (its timers sit in different parts of its state, each
+    /// visit a few cache misses) and per track.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let peers = self
-            .peers
-            .values()
-            .flat_map(|p| [p.deadline, p.first_offer_at])
-            .flatten();
-        let kf = self
-            .tracks
-            .values()
-            .flat_map(|p| p.streams.iter().filter_map(|s| s.keyframe.deadline()));
+        let mut next: Option<Instant> = None;
+        let mut take = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        for p in self.peers.values() {
+            take(p.deadline);
+            take(p.first_offer_at);
+            take(p.bwe.next_deadline());
+            take(p.bwe.pacer_deadline());
+        }
+        for t in self.tracks.values() {
+            for s in &t.streams {
+                take(s.keyframe.deadline());
+            }
+        }
         // Adaptation only has work while something is published.
-        let adapt = (!self.tracks.is_empty()).then_some(self.next_adapt);
-        let probes = self.peers.values().filter_map(|p| p.bwe.next_deadline());
-        let paced = self.peers.values().filter_map(|p| p.bwe.pacer_deadline());
-        peers
-            .chain(kf)
-            .chain(adapt)
-            .chain(probes)
-            .chain(paced)
-            .min()
+        if !self.tracks.is_empty() {
+            take(Some(self.next_adapt));
+        }
+        next
     }
 
     /// Datagrams to send, then events for signaling, then ufrag-table changes.
