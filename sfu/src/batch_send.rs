@@ -137,16 +137,31 @@ mod linux {
     /// address), then cut into runs of equal size (a shorter one ends a
     /// run). With `gso` off every datagram is its own run, in the order
     /// given.
+    #[cfg(test)]
     pub(super) fn plan<B: AsRef<[u8]>>(
         out: &[(SocketAddr, B)],
         gso: bool,
     ) -> (Vec<usize>, Vec<Run>) {
-        let mut order: Vec<usize> = (0..out.len()).collect();
+        let (mut order, mut runs) = (Vec::new(), Vec::new());
+        plan_into(out, gso, &mut order, &mut runs);
+        (order, runs)
+    }
+
+    /// [`plan`] into lists kept between calls (their room is reused).
+    fn plan_into<B: AsRef<[u8]>>(
+        out: &[(SocketAddr, B)],
+        gso: bool,
+        order: &mut Vec<usize>,
+        runs: &mut Vec<Run>,
+    ) {
+        order.clear();
+        order.extend(0..out.len());
         if gso {
-            // Stable: a destination's datagrams keep their order.
-            order.sort_by_key(|&i| out[i].0);
+            // A destination's datagrams keep their order: the index breaks
+            // ties (an unstable sort needs no buffer of its own).
+            order.sort_unstable_by_key(|&i| (out[i].0, i));
         }
-        let mut runs: Vec<Run> = Vec::new();
+        runs.clear();
         for (at, &i) in order.iter().enumerate() {
             let (to, data) = (&out[i].0, out[i].1.as_ref().len());
             if let Some(r) = runs.last_mut().filter(|_| gso) {
@@ -168,24 +183,50 @@ mod linux {
                 size: data,
             });
         }
-        (order, runs)
+    }
+
+    /// The send order, its runs and their iovecs, kept per thread between
+    /// calls: a shard sends after every wake-up.
+    #[derive(Default)]
+    struct Scratch {
+        order: Vec<usize>,
+        runs: Vec<Run>,
+        iovs: Vec<libc::iovec>,
+    }
+
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
     }
 
     pub(super) fn send_all<B: AsRef<[u8]>>(socket: &UdpSocket, out: &[(SocketAddr, B)]) -> usize {
+        // Taken out for the call (a nested call, after GSO was refused,
+        // finds the slot empty and starts afresh).
+        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let failed = send_with(socket, out, &mut scratch);
+        scratch.iovs.clear();
+        SCRATCH.with(|s| *s.borrow_mut() = scratch);
+        failed
+    }
+
+    fn send_with<B: AsRef<[u8]>>(
+        socket: &UdpSocket,
+        out: &[(SocketAddr, B)],
+        scratch: &mut Scratch,
+    ) -> usize {
         let fd = socket.as_raw_fd();
-        let (order, runs) = plan(out, gso(fd));
+        let Scratch { order, runs, iovs } = scratch;
+        plan_into(out, gso(fd), order, runs);
+        let (order, runs) = (&*order, &*runs);
         let mut failed = 0;
         let mut next = 0;
-        let iovs: Vec<libc::iovec> = order
-            .iter()
-            .map(|&i| {
-                let data = out[i].1.as_ref();
-                libc::iovec {
-                    iov_base: data.as_ptr() as *mut libc::c_void,
-                    iov_len: data.len(),
-                }
-            })
-            .collect();
+        iovs.clear();
+        iovs.extend(order.iter().map(|&i| {
+            let data = out[i].1.as_ref();
+            libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            }
+        }));
         // SAFETY: all-zero is a valid value of these plain C structs.
         let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { zeroed() };
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
