@@ -21,6 +21,10 @@
 //! one element per forwarded packet) is the inverse of the CPU time per
 //! forwarded packet.
 //!
+//! A second group, `read_feedback`, measures one RTCP datagram from a
+//! subscriber (a receiver report) read by the shard's own SRTCP path
+//! (`[media] own_srtcp_in`) or by the library's receive pipeline.
+//!
 //! The peers are real `rtc` peer connections (ICE, DTLS, SRTP) wired to the
 //! shard in memory, so the connections are the same as over UDP.
 
@@ -40,10 +44,12 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtp::header::Header;
 use rtc::rtp::packet::Packet;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -384,6 +390,33 @@ impl Room {
     }
 }
 
+impl Room {
+    /// Has subscriber `i` encrypt one receiver report about what it gets
+    /// (the RTCP every subscriber sends); returns the datagram(s).
+    fn report_one(&mut self, i: usize) -> Vec<BytesMut> {
+        let now = Instant::now();
+        let pc = &mut self.clients[i].pc;
+        let report = ReceiverReport {
+            ssrc: 0x5151_0000 + i as u32,
+            reports: vec![ReceptionReport {
+                ssrc: self.ssrc,
+                last_sequence_number: u32::from(self.seq),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let _ = pc.handle_write(TaggedRTCMessage {
+            now,
+            message: RTCMessage::RtcpPacket(String::new(), vec![Box::new(report)]),
+        });
+        let mut out = Vec::new();
+        while let Some(w) = pc.poll_write() {
+            out.push(w.message);
+        }
+        out
+    }
+}
+
 /// CPU time this thread has used.
 fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
@@ -450,5 +483,46 @@ fn forward(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, forward);
+/// Server CPU per RTCP datagram a subscriber sends (a receiver report,
+/// the most common one), read by the shard's own SRTCP path or the
+/// library's receive pipeline: decrypting, parsing, the read-side
+/// interceptors and the feedback handling.
+fn feedback(c: &mut Criterion) {
+    let mut group = c.benchmark_group("read_feedback");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(5));
+    for own in [true, false] {
+        let mut room = Room::new(1, Media::Video, own);
+        let from = room.clients[1].addr;
+        let path = if own { "own" } else { "library" };
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(path, |b| {
+            b.iter_custom(|iters| {
+                for _ in 0..3 {
+                    room.step(true);
+                }
+                let packets: Vec<Vec<BytesMut>> = (0..iters).map(|_| room.report_one(1)).collect();
+                let before = room.shard.counts.own_srtcp_in;
+                let start = thread_cpu_time();
+                for batch in packets {
+                    let now = Instant::now();
+                    for p in batch {
+                        room.shard.handle_datagram(from, p, now);
+                    }
+                    room.shard.handle_timeout(now);
+                    let (out, _, _) = room.shard.take_output();
+                    out.clear();
+                }
+                let spent = thread_cpu_time().saturating_sub(start);
+                // The path named is the one timed.
+                let own_reads = room.shard.counts.own_srtcp_in - before;
+                assert_eq!(own_reads, if own { iters } else { 0 }, "{path}");
+                spent
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, forward, feedback);
 criterion_main!(benches);
