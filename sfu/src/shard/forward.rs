@@ -3,10 +3,11 @@
 //!
 //! Per incoming packet: one read of its stream, layers and picture fields
 //! (`track::Published::read`). Per forwarded packet: the forwarder's
-//! decision (`core::forwarder`), a header with the leg's numbers and
-//! extensions around the shared payload, and the library's write path
-//! (SRTP). No clock read (`now` comes from the wake-up), no lock, no log
-//! line.
+//! decision (`core::forwarder`), the leg's numbers and extensions written
+//! into one header the shard keeps for every leg, around the shared
+//! payload, and the connection's send path (`pace`: its pacer, then the
+//! shard's own SRTP). No clock read (`now` comes from the wake-up), no
+//! log line.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
