@@ -417,6 +417,25 @@ impl Room {
     }
 }
 
+impl Room {
+    /// The timed part: the shard reads each batch of datagrams from
+    /// `from` at one `now`, runs its timers and hands over its output.
+    /// Returns the CPU time that took.
+    fn receive(&mut self, from: SocketAddr, packets: Vec<Vec<BytesMut>>) -> Duration {
+        let start = thread_cpu_time();
+        for batch in packets {
+            let now = Instant::now();
+            for p in batch {
+                self.shard.handle_datagram(from, p, now);
+            }
+            self.shard.handle_timeout(now);
+            let (out, _, _) = self.shard.take_output();
+            out.clear();
+        }
+        thread_cpu_time().saturating_sub(start)
+    }
+}
+
 /// CPU time this thread has used.
 fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {
@@ -457,17 +476,7 @@ fn forward(c: &mut Criterion) {
                 // publisher outside the timed part.
                 let packets: Vec<Vec<BytesMut>> = (0..iters).map(|_| room.publish_one()).collect();
                 let before = room.shard.counts.packets_forwarded;
-                let start = thread_cpu_time();
-                for batch in packets {
-                    let now = Instant::now();
-                    for p in batch {
-                        room.shard.handle_datagram(from, p, now);
-                    }
-                    room.shard.handle_timeout(now);
-                    let (out, _, _) = room.shard.take_output();
-                    out.clear();
-                }
-                let spent = thread_cpu_time().saturating_sub(start);
+                let spent = room.receive(from, packets);
                 let forwarded = room.shard.counts.packets_forwarded - before;
                 // Forwarding, not dropping, is what is timed.
                 assert!(
@@ -503,17 +512,7 @@ fn feedback(c: &mut Criterion) {
                 }
                 let packets: Vec<Vec<BytesMut>> = (0..iters).map(|_| room.report_one(1)).collect();
                 let before = room.shard.counts.own_srtcp_in;
-                let start = thread_cpu_time();
-                for batch in packets {
-                    let now = Instant::now();
-                    for p in batch {
-                        room.shard.handle_datagram(from, p, now);
-                    }
-                    room.shard.handle_timeout(now);
-                    let (out, _, _) = room.shard.take_output();
-                    out.clear();
-                }
-                let spent = thread_cpu_time().saturating_sub(start);
+                let spent = room.receive(from, packets);
                 // The path named is the one timed.
                 let own_reads = room.shard.counts.own_srtcp_in - before;
                 assert_eq!(own_reads, if own { iters } else { 0 }, "{path}");
