@@ -55,14 +55,15 @@ impl SrtcpIn {
     /// RTCP compound packet (index and tag cut off).
     pub fn unprotect(&mut self, buf: &mut BytesMut) -> Result<(), SrtcpError> {
         let refused = SrtcpError::Refused;
-        if !is_rtcp(buf) || buf.len() < 8 + 4 + self.cipher.tag_len() {
-            return Err(refused(UnprotectError::Malformed));
-        }
-        let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        let e_index = self.e_index(buf);
+        let e_index = self
+            .cipher
+            .rtcp_e_index(buf)
+            .filter(|_| is_rtcp(buf))
+            .ok_or(refused(UnprotectError::Malformed))?;
         if e_index >> 31 == 0 {
             return Err(SrtcpError::Unencrypted);
         }
+        let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
         let i = e_index & 0x7fff_ffff;
         let (roc, seq) = (i >> 16, i as u16);
         if let Some(w) = self.senders.get(&ssrc) {
@@ -70,7 +71,7 @@ impl SrtcpIn {
                 return Err(refused(UnprotectError::Replayed));
             }
         }
-        let Some(plain) = self.cipher.open_rtcp(buf) else {
+        let Some(plain) = self.cipher.open_rtcp(buf, e_index) else {
             return Err(refused(UnprotectError::Forged));
         };
         self.senders
@@ -79,15 +80,6 @@ impl SrtcpIn {
             .or_insert_with(|| Window::new(roc, seq));
         buf.truncate(plain);
         Ok(())
-    }
-
-    /// The E flag and SRTCP index of a packet long enough to carry them.
-    fn e_index(&self, buf: &[u8]) -> u32 {
-        let at = match self.cipher {
-            SrtpCipher::Gcm { .. } => buf.len() - 4,
-            SrtpCipher::CmSha1_80 { .. } => buf.len() - 4 - self.cipher.tag_len(),
-        };
-        u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
     }
 }
 

@@ -18,7 +18,6 @@ use bytes::{Bytes, BytesMut};
 use rtc::crypto::{AeadCipher, Mac, StreamCipher};
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp::header::Header;
-use rtc::rtp::packet::Packet;
 use rtc::shared::marshal::{Marshal, MarshalSize};
 
 use crate::core::ids::IdMap;
@@ -27,6 +26,9 @@ use crate::core::ids::IdMap;
 /// is 10 bytes).
 pub const TAG_LEN: usize = 16;
 const SHA1_80_LEN: usize = 10;
+/// The part of an RTCP packet SRTCP leaves in the clear: version, count,
+/// type, length and the sender's SSRC.
+const RTCP_HEADER: usize = 8;
 /// How often each stream's sender report goes out (the library's default).
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// The block datagrams are cut from: a dozen full-size packets.
@@ -146,40 +148,42 @@ impl SrtpCipher {
         }
     }
 
-    /// Checks and decrypts an SRTCP packet in place: `buf` is the whole
-    /// packet, its SRTCP index (with the E flag) and tag included (RFC
-    /// 3711 3.4; RFC 7714 9, where the index follows the tag). Returns
-    /// the length of the RTCP it leaves at the front of `buf`, or `None`
-    /// if it is not authentic. A packet sent unencrypted (E clear) is not
-    /// read here.
-    pub(crate) fn open_rtcp(&mut self, buf: &mut [u8]) -> Option<usize> {
-        const HEADER: usize = 8;
-        let tag_len = self.tag_len();
-        if buf.len() < HEADER + 4 + tag_len {
-            return None;
-        }
-        let ssrc = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
-        let len = buf.len();
+    /// The E flag and SRTCP index of an SRTCP packet (RFC 3711 3.4; RFC
+    /// 7714 9, where they follow the tag), `None` if `buf` is too short to
+    /// carry them, a tag and an RTCP header.
+    pub(crate) fn rtcp_e_index(&self, buf: &[u8]) -> Option<u32> {
+        let plain = buf
+            .len()
+            .checked_sub(4 + self.tag_len())
+            .filter(|&p| p >= RTCP_HEADER)?;
         let at = match self {
-            SrtpCipher::Gcm { .. } => len - 4,
-            SrtpCipher::CmSha1_80 { .. } => len - 4 - tag_len,
+            SrtpCipher::Gcm { .. } => plain + TAG_LEN,
+            SrtpCipher::CmSha1_80 { .. } => plain,
         };
-        let e_index = u32::from_be_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-        if e_index >> 31 == 0 {
-            return None;
-        }
+        let b = &buf[at..at + 4];
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Checks and decrypts an SRTCP packet in place: `buf` is the whole
+    /// packet, `e_index` its E flag and index ([`Self::rtcp_e_index`],
+    /// the E flag set). Returns the length of the RTCP it leaves at the
+    /// front of `buf`, or `None` if it is not authentic.
+    pub(crate) fn open_rtcp(&mut self, buf: &mut [u8], e_index: u32) -> Option<usize> {
+        let tag_len = self.tag_len();
+        let len = buf.len();
+        let plain = len.checked_sub(4 + tag_len).filter(|&p| p >= RTCP_HEADER)?;
+        let ssrc = [buf[4], buf[5], buf[6], buf[7]];
         let index = e_index & 0x7fff_ffff;
         // The index in the nonce's place of the RTP packet index: the low
         // 48 bits of both IVs (RFC 3711 4.1.1, RFC 7714 9.1).
         let (hi, lo) = (index >> 16, (index as u16).to_be_bytes());
-        let plain = len - 4 - tag_len;
         let ok = match self {
             SrtpCipher::Gcm { cipher, salt } => {
-                let iv = gcm_iv(salt, ssrc.to_be_bytes(), hi, lo);
-                let mut aad = [0u8; HEADER + 4];
-                aad[..HEADER].copy_from_slice(&buf[..HEADER]);
-                aad[HEADER..].copy_from_slice(&e_index.to_be_bytes());
-                let (body, rest) = buf[HEADER..].split_at_mut(plain - HEADER);
+                let iv = gcm_iv(salt, ssrc, hi, lo);
+                let mut aad = [0u8; RTCP_HEADER + 4];
+                aad[..RTCP_HEADER].copy_from_slice(&buf[..RTCP_HEADER]);
+                aad[RTCP_HEADER..].copy_from_slice(&e_index.to_be_bytes());
+                let (body, rest) = buf[RTCP_HEADER..].split_at_mut(plain - RTCP_HEADER);
                 cipher
                     .open_in_place(&iv, &aad, body, &rest[..tag_len])
                     .is_ok()
@@ -195,10 +199,10 @@ impl SrtpCipher {
                     .iter()
                     .zip(&expected[..SHA1_80_LEN])
                     .fold(0u8, |d, (a, b)| d | (a ^ b));
-                let iv = cm_iv(salt, ssrc.to_be_bytes(), hi, lo);
+                let iv = cm_iv(salt, ssrc, hi, lo);
                 differ == 0
                     && cipher
-                        .apply_keystream(&iv, &mut signed[HEADER..plain])
+                        .apply_keystream(&iv, &mut signed[RTCP_HEADER..plain])
                         .is_ok()
             }
         };
@@ -310,8 +314,8 @@ impl SrtpOut {
     /// marshalled once, encrypted in place, tag appended. `clock_rate` is
     /// the stream's media clock, for its sender reports; `None` for probe
     /// padding, which is not reported (as the library reports only the
-    /// streams it negotiated). The parts are borrowed: a forwarded
-    /// packet's header is built once per wake-up and reused for every leg.
+    /// streams it negotiated). The parts are borrowed: forwarding rewrites
+    /// one header in place for every leg of a packet.
     pub fn protect(
         &mut self,
         header: &Header,
@@ -319,16 +323,16 @@ impl SrtpOut {
         clock_rate: Option<u32>,
         now: Instant,
     ) -> Result<BytesMut, ProtectError> {
-        // With padding (probes, and the rare padded packet forwarded) the
-        // library computes and writes the padding.
-        let padded = header.padding.then(|| Packet {
-            header: header.clone(),
-            payload: payload.clone(),
-        });
+        // Padding (probes, and the rare padded packet forwarded) as the
+        // library writes it: to the next multiple of four, four when the
+        // payload is one already, the last byte its count.
+        let pad = if header.padding {
+            4 - payload.len() % 4
+        } else {
+            0
+        };
         let header_len = header.marshal_size();
-        let len = padded
-            .as_ref()
-            .map_or(header_len + payload.len(), |p| p.marshal_size());
+        let len = header_len + payload.len() + pad;
         // Datagrams are cut from a block shared by many (one allocation
         // per block, not per packet); the block is freed when the last of
         // them has been sent.
@@ -337,23 +341,22 @@ impl SrtpOut {
             self.block = BytesMut::with_capacity(BLOCK.max(len + TAG_LEN));
         }
         let buf = &mut self.block;
-        let marshalled = if let Some(p) = &padded {
-            buf.resize(len, 0);
-            p.marshal_to(&mut buf[..])
-        } else if header_len <= STACK_HEADER {
+        let marshalled = if header_len <= STACK_HEADER {
             // Written on the stack and copied once: zeroing the header's
             // room in the block first cost as much as the copy.
             let mut on_stack = [0u8; STACK_HEADER];
             let n = header.marshal_to(&mut on_stack[..header_len]);
             buf.extend_from_slice(&on_stack[..header_len]);
-            buf.extend_from_slice(payload);
             n
         } else {
             buf.resize(header_len, 0);
-            let n = header.marshal_to(&mut buf[..]);
-            buf.extend_from_slice(payload);
-            n
+            header.marshal_to(&mut buf[..])
         };
+        buf.extend_from_slice(payload);
+        if pad > 0 {
+            buf.resize(len - 1, 0);
+            buf.extend_from_slice(&[pad as u8]);
+        }
         if marshalled.is_err() {
             return Err(ProtectError::Marshal);
         }
@@ -434,6 +437,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::engine::srtp_keys::{cm_session, gcm_session, Session};
     use bytes::Bytes;
+    use rtc::rtp::packet::Packet;
     use rtc::srtp::context::Context;
     use rtc::srtp::protection_profile::ProtectionProfile;
 

@@ -31,9 +31,6 @@ use rtc::crypto::{
 
 use crate::core::srtp_out::SrtpCipher;
 
-/// SRTP key derivation labels (RFC 3711, 4.3.2).
-const LABEL_RTP_ENCRYPTION: u8 = 0x00;
-
 /// Which of a master key's two sessions a cipher is for: RTP or RTCP
 /// (each has its own session keys).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,7 +139,7 @@ impl KeyTap {
             crypto,
             &master,
             &input[..CM_SALT_LEN],
-            LABEL_RTP_ENCRYPTION,
+            Session::Rtp.labels().0,
             16,
         )
         .ok()?;

@@ -33,7 +33,7 @@ use super::Shard;
 use crate::core::bwe::history::PacketKind;
 use crate::core::codec::CodecKind;
 use crate::core::forwarder::{Decision, DropReason, InPacket};
-use crate::core::ids::{PeerKey, TrackNo};
+use crate::core::ids::{IdMap, PeerKey, TrackNo};
 use crate::core::srtcp_in::{is_rtcp, SrtcpError, SrtcpIn};
 use crate::core::srtp_in::SrtpIn;
 use crate::engine::srtp_keys::KeyTap;
@@ -59,6 +59,45 @@ pub struct OwnReads {
     /// Its RTCP too (`[media] own_srtcp_in`).
     rtcp: Option<SrtcpIn>,
     reads: Reads,
+}
+
+impl OwnReads {
+    /// Decrypts and parses `data` if it is this connection's to read here:
+    /// RTCP when its RTCP keys are known and it is encrypted, RTP of a
+    /// stream of `known` that the library has bound. `Ok(None)`: refused
+    /// (malformed, replayed, forged). `Err`: not ours, given back.
+    fn open(
+        &mut self,
+        known: &IdMap<u32, TrackNo>,
+        mut data: BytesMut,
+    ) -> Result<Option<IPacket>, BytesMut> {
+        if is_rtcp(&data) {
+            let Some(srtcp) = self.rtcp.as_mut() else {
+                return Err(data);
+            };
+            return match srtcp.unprotect(&mut data) {
+                Ok(()) => Ok(rtc::rtcp::packet::unmarshal(&mut data.freeze())
+                    .ok()
+                    .filter(|p| !p.is_empty())
+                    .map(IPacket::Rtcp)),
+                Err(SrtcpError::Unencrypted) => Err(data),
+                Err(SrtcpError::Refused(_)) => Ok(None),
+            };
+        }
+        let Some(ssrc) = data
+            .get(8..12)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            return Err(data);
+        };
+        if !known.contains_key(&ssrc) || !self.reads.is_bound(ssrc) {
+            return Err(data);
+        }
+        Ok(match self.rtp.unprotect(&mut data) {
+            Ok(()) => Packet::unmarshal(&mut data.freeze()).ok().map(IPacket::Rtp),
+            Err(_) => None,
+        })
+    }
 }
 
 impl ReadPath {
@@ -174,68 +213,21 @@ impl Shard {
         }
     }
 
-    /// RTP of a stream the shard forwards, on a connection whose remote
-    /// keys it holds: decrypted here and handed to the connection's
-    /// read-side interceptors, not walked through the library's receive
-    /// pipeline (see `core::srtp_in`), then forwarded. RTCP likewise (see
-    /// [`Self::read_own_rtcp`]). Gives the datagram back when it is not
-    /// such a packet: streams the shard does not know yet (and their first
-    /// packets, which bind them) stay with the library.
+    /// RTP of a stream the shard forwards, or RTCP, on a connection whose
+    /// remote keys it holds: decrypted here (see `core::srtp_in` and
+    /// `core::srtcp_in`) and handed to the connection's read-side
+    /// interceptors, not walked through the library's receive pipeline;
+    /// then RTP is forwarded and RTCP acted on as the library would have
+    /// handed it over. A publisher's sender reports must reach the
+    /// interceptors: the receiver reports sent back to it are made from
+    /// them. Gives the datagram back when it is not such a packet: streams
+    /// the shard does not know yet (and their first packets, which bind
+    /// them), and RTCP sent unencrypted, stay with the library.
     pub(super) fn read_own(
         &mut self,
         key: PeerKey,
         from: SocketAddr,
-        mut data: BytesMut,
-        now: Instant,
-    ) -> Result<(), BytesMut> {
-        if is_rtcp(&data) {
-            return self.read_own_rtcp(key, from, data, now);
-        }
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return Err(data);
-        };
-        let ReadPath::Own(own) = &mut peer.srtp_in else {
-            return Err(data);
-        };
-        let Some(ssrc) = data
-            .get(8..12)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        else {
-            return Err(data);
-        };
-        if !peer.inbound_ssrc.contains_key(&ssrc) || !own.reads.is_bound(ssrc) {
-            return Err(data);
-        }
-        peer.active_at = Some(now);
-        let pkt = match own.rtp.unprotect(&mut data) {
-            Ok(()) => Packet::unmarshal(&mut data.freeze()).ok(),
-            Err(_) => None,
-        };
-        let Some(pkt) = pkt else {
-            self.refuse(Drop::Rejected, from, now);
-            return Ok(());
-        };
-        self.counts.own_srtp_in += 1;
-        let mut out = self.read_through(key, from, IPacket::Rtp(pkt), now);
-        for p in out.drain(..) {
-            if let IPacket::Rtp(p) = p {
-                self.forward(key, p, now);
-            }
-        }
-        self.own_reads = out;
-        Ok(())
-    }
-
-    /// RTCP from a connection whose RTCP keys the shard holds: decrypted
-    /// here (see `core::srtcp_in`), walked through the connection's
-    /// read-side interceptors (a publisher's sender reports feed the
-    /// receiver reports sent back), then acted on as the library would
-    /// have handed it over. Gives back what is sent unencrypted.
-    fn read_own_rtcp(
-        &mut self,
-        key: PeerKey,
-        from: SocketAddr,
-        mut data: BytesMut,
+        data: BytesMut,
         now: Instant,
     ) -> Result<(), BytesMut> {
         let Some(peer) = self.peers.get_mut(&key) else {
@@ -244,54 +236,21 @@ impl Shard {
         let ReadPath::Own(own) = &mut peer.srtp_in else {
             return Err(data);
         };
-        let Some(srtcp) = own.rtcp.as_mut() else {
-            return Err(data);
-        };
-        let pkts = match srtcp.unprotect(&mut data) {
-            Ok(()) => rtc::rtcp::packet::unmarshal(&mut data.freeze()).ok(),
-            Err(SrtcpError::Unencrypted) => return Err(data),
-            Err(SrtcpError::Refused(_)) => None,
-        };
-        let Some(pkts) = pkts.filter(|p| !p.is_empty()) else {
+        let Some(packet) = own.open(&peer.inbound_ssrc, data)? else {
             self.refuse(Drop::Rejected, from, now);
             return Ok(());
         };
         peer.active_at = Some(now);
-        self.counts.own_srtcp_in += 1;
-        let mut out = self.read_through(key, from, IPacket::Rtcp(pkts), now);
-        for p in out.drain(..) {
-            if let IPacket::Rtcp(pkts) = p {
-                for p in pkts {
-                    self.on_feedback(key, p.as_any(), now);
-                }
-            }
+        match packet {
+            IPacket::Rtp(_) => self.counts.own_srtp_in += 1,
+            _ => self.counts.own_srtcp_in += 1,
         }
-        self.own_reads = out;
-        Ok(())
-    }
-
-    /// Hands a packet the shard decrypted to `key`'s read-side
-    /// interceptors, and returns what comes out of them (in the shard's
-    /// scratch list, which the caller puts back).
-    fn read_through(
-        &mut self,
-        key: PeerKey,
-        from: SocketAddr,
-        packet: IPacket,
-        now: Instant,
-    ) -> Vec<IPacket> {
-        let mut out = std::mem::take(&mut self.own_reads);
-        let Some(peer) = self.peers.get_mut(&key) else {
-            return out;
-        };
-        let ReadPath::Own(own) = &peer.srtp_in else {
-            return out;
-        };
         let msg = TaggedPacket {
             now,
             transport: super::udp_transport(self.local_addr, from),
             message: AttributedPacket::new(packet),
         };
+        let mut out = std::mem::take(&mut self.own_reads);
         // The interceptors send their feedback on timers (transport-wide
         // feedback, NACKs, receiver reports), so a read leaves nothing to
         // write; the connection is only touched (its events polled, its
@@ -300,7 +259,19 @@ impl Shard {
         if due.is_some_and(|d| peer.deadline.is_none_or(|p| d < p)) {
             self.mark(key);
         }
-        out
+        for p in out.drain(..) {
+            match p {
+                IPacket::Rtp(p) => self.forward(key, p, now),
+                IPacket::Rtcp(pkts) => {
+                    for p in pkts {
+                        self.on_feedback(key, p.as_any(), now);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.own_reads = out;
+        Ok(())
     }
 
     /// One RTP packet from a publisher to all its track's subscribers.

@@ -176,7 +176,8 @@ pub struct Peer {
     pub srtp: SrtpPath,
     /// Forwarded RTP protected here since the last flush, in order.
     pub srtp_queue: Vec<BytesMut>,
-    /// Who decrypts the RTP this connection publishes.
+    /// Who decrypts the RTP this connection publishes and the RTCP it
+    /// sends.
     pub srtp_in: ReadPath,
 }
 

@@ -47,6 +47,12 @@ test('simulcast from the plain browser API (addTransceiver with three rids) reac
   }, 'the plain subscriber decodes a layer above the smallest sent');
   console.log(`plain subscriber, no track-settings: ${best.value.frameWidth}x${best.value.frameHeight}`);
   assert.equal(await sub.evaluate(() => window.plain.remote.length), 1);
+  // That estimate came from the plain subscriber's transport-wide
+  // feedback, which the server decrypted itself: only the two plain pages
+  // are connected so far.
+  const metrics = await (await fetch(`${s.server.url}/metrics`)).text();
+  const rtcpIn = Number(/^sfu_packets_own_srtcp_in_total (\S+)$/m.exec(metrics)?.[1]);
+  assert.ok(rtcpIn > 0, `the plain pages' RTCP took the own SRTCP path (${rtcpIn})`);
 
   // Told it shows a small tile, it gets a smaller layer, still decoding.
   // (A tile smaller than any encoding: the smallest covers it, whatever
