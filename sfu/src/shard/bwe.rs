@@ -306,19 +306,31 @@ impl SubscriberBwe {
     /// Queues a packet (unstamped) for [`Self::next_paced`]. A video
     /// packet's frame is its RTP timestamp, its stream its SSRC.
     pub fn enqueue(&mut self, packet: Packet, size: usize, kind: PacketKind, now: Instant) {
-        let priority = match kind {
-            PacketKind::Audio => Priority::Audio,
-            PacketKind::Retransmission => Priority::Retransmission,
-            PacketKind::Video => Priority::Video,
-            PacketKind::Padding => Priority::Padding,
-        };
-        let meta = PacketMeta {
-            size: size + SRTP_OVERHEAD,
-            priority,
-            stream: packet.header.ssrc,
-            frame: packet.header.timestamp,
-        };
+        let meta = pacer_meta(&packet.header, size, kind);
         self.pacer.push(Queued { packet, size, kind }, meta, now);
+    }
+
+    /// Stamps and records a packet that may leave now without waiting in
+    /// the pacer (see [`Pacer::pass`]): most audio, and anything while
+    /// nothing waits and the budget allows. `false`: it has to wait
+    /// ([`Self::enqueue`]); the header is untouched then.
+    pub fn pass(
+        &mut self,
+        header: &mut Header,
+        size: usize,
+        kind: PacketKind,
+        now: Instant,
+    ) -> bool {
+        if !self.pacer.pass(pacer_meta(header, size, kind), now) {
+            return false;
+        }
+        self.on_send(header, size, kind, None, now);
+        true
+    }
+
+    /// Whether packets wait in the pacer.
+    pub fn has_queued(&self) -> bool {
+        !self.pacer.is_empty()
     }
 
     /// The next queued packet the pacing budget allows at `now`, stamped
@@ -503,6 +515,22 @@ impl SubscriberBwe {
 }
 
 static ZEROS: [u8; PROBE_PAYLOAD] = [0; PROBE_PAYLOAD];
+
+/// How the pacer sees a packet of `size` RTP bytes.
+fn pacer_meta(header: &Header, size: usize, kind: PacketKind) -> PacketMeta {
+    let priority = match kind {
+        PacketKind::Audio => Priority::Audio,
+        PacketKind::Retransmission => Priority::Retransmission,
+        PacketKind::Video => Priority::Video,
+        PacketKind::Padding => Priority::Padding,
+    };
+    PacketMeta {
+        size: size + SRTP_OVERHEAD,
+        priority,
+        stream: header.ssrc,
+        frame: header.timestamp,
+    }
+}
 
 /// The library's transport-cc RTCP in the core's plain form. A report
 /// whose symbols run out of receive deltas (malformed) ends there.

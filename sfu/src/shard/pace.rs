@@ -6,7 +6,9 @@
 //! when it leaves, so the numbers follow the order of sending and the send
 //! times the estimator sees are the real ones. What the budget allows now
 //! leaves at once (audio always); the rest leaves at the pacer's deadline,
-//! which the shard's timer includes. A connection without live estimation
+//! which the shard's timer includes. A packet that may leave at once
+//! skips the queue (`Pacer::pass`) and is written from the caller's
+//! borrowed header. A connection without live estimation
 //! (no transport-cc feedback) has no rate to pace at: its packets go
 //! straight to the write path, as they did before pacing.
 //!

@@ -18,6 +18,10 @@
 //! bounded the pacer sends faster than the target when the queue would take
 //! longer than `max_queue_time` to drain.
 //!
+//! A packet that would leave as soon as it was queued (audio, or anything
+//! while nothing waits and the budget allows) may skip the queue through
+//! [`Pacer::pass`], with the same accounting.
+//!
 //! Generic over the queued item: the shard queues its own packet handles.
 
 use std::collections::VecDeque;
@@ -200,11 +204,7 @@ impl<T> Pacer<T> {
     /// ones) comes out of [`Self::pop_dropped`].
     pub fn push(&mut self, item: T, meta: PacketMeta, now: Instant) {
         if self.is_empty() {
-            // After idle time, at most the burst allowance may go at once;
-            // while packets wait, the budget runs on, so a late poll
-            // catches up and the mean rate holds.
-            let floor = now.checked_sub(self.cfg.burst).unwrap_or(now);
-            self.next_send = Some(self.next_send.map_or(floor, |t| t.max(floor)));
+            self.restart_budget(now);
         }
         // Frames are tracked for video only: retransmissions belong to old
         // frames and audio frames are single packets.
@@ -329,23 +329,72 @@ impl<T> Pacer<T> {
         let p = self.queues.iter().position(|q| !q.is_empty())?;
         let e = self.queues[p].pop_front()?;
         self.queued_bytes -= e.meta.size as u64;
-        let rate = self.effective_rate().max(MIN_RATE);
-        let start = self
-            .next_send
-            .unwrap_or_else(|| now.checked_sub(self.cfg.burst).unwrap_or(now));
-        let cost = rate
-            .time_for(e.meta.size as u64)
-            .min(Duration::from_secs(1));
-        self.next_send = Some(start + cost);
         let waited = now.saturating_duration_since(e.queued_at);
-        self.stats.sent_packets += 1;
-        self.stats.sent_bytes += e.meta.size as u64;
-        self.stats.max_wait_us = self.stats.max_wait_us.max(waited.as_micros() as u64);
+        self.charge(e.meta.size, waited, now);
         Some(Paced {
             item: e.item,
             meta: e.meta,
             waited,
         })
+    }
+
+    /// Sends a packet without queueing it when [`Self::push`] followed by
+    /// [`Self::poll`] would hand it straight back: audio while no audio
+    /// waits (with `audio_unpaced`), anything while nothing waits and the
+    /// budget allows. It is counted and charged to the budget as if it had
+    /// passed through the queue. `false`: queue it with [`Self::push`].
+    ///
+    /// This is the common case, a subscriber under its estimate, and
+    /// saves moving every such packet in and out of the queue.
+    pub fn pass(&mut self, meta: PacketMeta, now: Instant) -> bool {
+        let idle = self.is_empty();
+        let audio =
+            self.cfg.audio_unpaced && meta.priority == Priority::Audio && self.queues[0].is_empty();
+        let budget = idle && self.next_send.is_none_or(|t| t <= now);
+        if !(audio || budget) {
+            return false;
+        }
+        if self.cfg.max_packets <= self.cfg.frame_reserve {
+            // A queue this small may refuse even a first packet.
+            return false;
+        }
+        if meta.priority == Priority::Video {
+            let st = self.streams.entry(meta.stream).or_default();
+            if st.dropping == Some(meta.frame) {
+                // The rest of a dropped frame: `push` drops it.
+                return false;
+            }
+            if st.last_frame != Some(meta.frame) {
+                st.dropping = None;
+            }
+            st.last_frame = Some(meta.frame);
+        }
+        if idle {
+            self.restart_budget(now);
+        }
+        self.charge(meta.size, Duration::ZERO, now);
+        true
+    }
+
+    /// After idle time, at most the burst allowance may go at once; while
+    /// packets wait, the budget runs on, so a late poll catches up and the
+    /// mean rate holds.
+    fn restart_budget(&mut self, now: Instant) {
+        let floor = now.checked_sub(self.cfg.burst).unwrap_or(now);
+        self.next_send = Some(self.next_send.map_or(floor, |t| t.max(floor)));
+    }
+
+    /// Takes a sent packet of `size` bytes from the budget, and counts it.
+    fn charge(&mut self, size: usize, waited: Duration, now: Instant) {
+        let rate = self.effective_rate().max(MIN_RATE);
+        let start = self
+            .next_send
+            .unwrap_or_else(|| now.checked_sub(self.cfg.burst).unwrap_or(now));
+        let cost = rate.time_for(size as u64).min(Duration::from_secs(1));
+        self.next_send = Some(start + cost);
+        self.stats.sent_packets += 1;
+        self.stats.sent_bytes += size as u64;
+        self.stats.max_wait_us = self.stats.max_wait_us.max(waited.as_micros() as u64);
     }
 
     /// When [`Self::poll`] next has a packet (`None`: the queue is empty).

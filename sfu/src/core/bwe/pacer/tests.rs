@@ -273,3 +273,130 @@ fn late_polls_catch_up_so_the_mean_rate_holds() {
     let at_once = std::iter::from_fn(|| p.poll(later)).count();
     assert_eq!(at_once, 1);
 }
+
+/// What a pacer did over a run: (time, item) of each send, then each drop.
+type Trace = (Vec<(Instant, u32)>, Vec<(u32, DropReason)>, PacerStats);
+
+/// Feeds `packets` (time, meta) to a pacer at a low estimate with a small
+/// queue, polling every millisecond in between and after each packet, as
+/// the shard does; `pass` tries [`Pacer::pass`] before queueing.
+fn trace(packets: &[(Instant, PacketMeta)], pass: bool) -> Trace {
+    let cfg = PacerConfig {
+        max_packets: 24,
+        frame_reserve: 4,
+        ..Default::default()
+    };
+    let mut p = Pacer::new(cfg, Bitrate::kbps(300));
+    let (mut sent, mut dropped) = (Vec::new(), Vec::new());
+    let mut t = packets[0].0;
+    for (i, (at, m)) in packets.iter().enumerate() {
+        while t < *at {
+            sent.extend(std::iter::from_fn(|| p.poll(t)).map(|s| (t, s.item)));
+            t += MS;
+        }
+        let i = i as u32;
+        if pass && p.pass(*m, *at) {
+            sent.push((*at, i));
+        } else {
+            p.push(i, *m, *at);
+        }
+        sent.extend(std::iter::from_fn(|| p.poll(*at)).map(|s| (*at, s.item)));
+        dropped.extend(std::iter::from_fn(|| p.pop_dropped()).map(|d| (d.item, d.reason)));
+    }
+    let end = t + 5000 * MS;
+    while t < end {
+        sent.extend(std::iter::from_fn(|| p.poll(t)).map(|s| (t, s.item)));
+        t += MS;
+    }
+    (sent, dropped, p.stats())
+}
+
+#[test]
+fn passing_the_queue_sends_what_the_queue_would_have_sent_at_the_same_time() {
+    let t0 = Instant::now();
+    // A pseudo-random mix (fixed seed) of audio, retransmissions and
+    // video frames of two streams, in bursts above and below the rate, so
+    // that some packets pass, some wait and some are dropped.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let mut packets = Vec::new();
+    let mut t = t0;
+    let mut frames = [0u32; 2];
+    for _ in 0..3000 {
+        t += Duration::from_micros(next(14_000));
+        let m = match next(10) {
+            0..=3 => meta(120, Priority::Audio, 9, 0),
+            4 => meta(1000, Priority::Retransmission, 1, 0),
+            _ => {
+                let s = next(2) as usize;
+                if next(4) == 0 {
+                    frames[s] += 1;
+                }
+                meta(
+                    900 + next(300) as usize,
+                    Priority::Video,
+                    s as u32,
+                    frames[s],
+                )
+            }
+        };
+        packets.push((t, m));
+    }
+    let queued = trace(&packets, false);
+    let passed = trace(&packets, true);
+    let (sends, drops) = (queued.0.len(), queued.1.len());
+    assert!(drops > 10 && drops < sends / 10, "{drops} drops of {sends}");
+    assert!(
+        queued
+            .0
+            .iter()
+            .filter(|(t, i)| *t == packets[*i as usize].0)
+            .count()
+            > 1000,
+        "the mix never leaves at once"
+    );
+    // The first difference, not the whole trace.
+    let at = (0..queued.0.len().max(passed.0.len())).find(|&i| queued.0.get(i) != passed.0.get(i));
+    assert_eq!(at, None, "sends differ from send {at:?}");
+    let at = (0..queued.1.len().max(passed.1.len())).find(|&i| queued.1.get(i) != passed.1.get(i));
+    assert_eq!(at, None, "drops differ from drop {at:?}");
+    assert_eq!(passed.2, queued.2);
+}
+
+#[test]
+fn the_rest_of_a_dropped_frame_does_not_pass_an_idle_queue() {
+    let t0 = Instant::now();
+    let cfg = PacerConfig {
+        max_packets: 8,
+        frame_reserve: 2,
+        ..Default::default()
+    };
+    let mut p = Pacer::new(cfg, Bitrate::kbps(400));
+    // Frame 0 fills the queue; frame 1 finds no room and is dropped.
+    for i in 0..6u32 {
+        p.push(i, video(1, 0), t0);
+    }
+    p.push(6, video(1, 1), t0);
+    assert_eq!(
+        p.pop_dropped().map(|d| d.reason),
+        Some(DropReason::QueueFull)
+    );
+    let sent = drain(&mut p, t0, t0 + 1000 * MS, MS);
+    assert_eq!(sent.len(), 6);
+    assert!(p.is_empty());
+    // The rest of frame 1 arrives at an idle queue with budget to spare.
+    let later = t0 + 2000 * MS;
+    assert!(!p.pass(video(1, 1), later));
+    p.push(7, video(1, 1), later);
+    assert_eq!(
+        p.pop_dropped().map(|d| d.reason),
+        Some(DropReason::FrameIncomplete)
+    );
+    // The next frame passes.
+    assert!(p.pass(video(1, 2), later));
+}
