@@ -724,7 +724,9 @@ impl ShardCtx {
         self.shared
             .set_behind(self.backlog.is_behind(Instant::now()));
         if std::mem::take(&mut self.shard.subscribers.1) {
-            self.shared.publish_subscribers(&self.shard.subscribers.0);
+            // Handed over, not copied: the shard makes them anew.
+            self.shared
+                .publish_subscribers(std::mem::take(&mut self.shard.subscribers.0));
         }
     }
 }

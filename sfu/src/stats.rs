@@ -267,11 +267,13 @@ impl SharedCounts {
         self.behind.load(Relaxed)
     }
 
-    pub fn publish_subscribers(&self, list: &[signaling::media::SubscriberStats]) {
-        if let Ok(mut g) = self.subscribers.lock() {
-            g.clear();
-            g.extend_from_slice(list);
-        }
+    pub fn publish_subscribers(&self, list: Vec<signaling::media::SubscriberStats>) {
+        let old = match self.subscribers.lock() {
+            Ok(mut g) => std::mem::replace(&mut *g, list),
+            Err(_) => return,
+        };
+        // Freed after the lock is released.
+        drop(old);
     }
 
     pub fn read_subscribers(&self) -> Vec<signaling::media::SubscriberStats> {
