@@ -13,7 +13,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -24,7 +25,9 @@ pub type RelayDatagram = (SocketAddr, SocketAddr, BytesMut);
 pub struct RelaySockets {
     bind: IpAddr,
     advertise: IpAddr,
-    socks: HashMap<SocketAddr, (Arc<UdpSocket>, JoinHandle<()>)>,
+    /// Registered for reading only: a socket registered for writability
+    /// too wakes the shard's thread each time a datagram it sent is freed.
+    socks: HashMap<SocketAddr, (Arc<AsyncFd<std::net::UdpSocket>>, JoinHandle<()>)>,
     tx: mpsc::UnboundedSender<RelayDatagram>,
     rx: mpsc::UnboundedReceiver<RelayDatagram>,
 }
@@ -47,14 +50,27 @@ impl RelaySockets {
         let std = std::net::UdpSocket::bind(SocketAddr::new(self.bind, 0))?;
         std.set_nonblocking(true)?;
         let port = std.local_addr()?.port();
-        let sock = Arc::new(UdpSocket::from_std(std)?);
+        // SAFETY: the socket stays open, and names the same descriptor, for
+        // as long as the `AsyncFd` that owns it.
+        let sock = unsafe { AsyncFd::register_with_interest(std, Interest::READABLE) }
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let sock = Arc::new(sock);
         let local = SocketAddr::new(self.advertise, port);
         let reader = sock.clone();
         let tx = self.tx.clone();
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 2048];
             loop {
-                match reader.recv_from(&mut buf).await {
+                let mut ready = match reader.readable().await {
+                    Ok(r) => r,
+                    // The runtime is going away.
+                    Err(_) => return,
+                };
+                let Ok(got) = ready.try_io(|s| s.get_ref().recv_from(&mut buf)) else {
+                    // Read dry: wait again.
+                    continue;
+                };
+                match got {
                     Ok((n, from)) => {
                         if tx.send((local, from, BytesMut::from(&buf[..n]))).is_err() {
                             return;
@@ -78,7 +94,7 @@ impl RelaySockets {
     pub fn send(&self, local: SocketAddr, to: SocketAddr, data: &[u8]) -> bool {
         self.socks
             .get(&local)
-            .is_some_and(|(s, _)| s.try_send_to(data, to).is_ok())
+            .is_some_and(|(s, _)| s.get_ref().send_to(data, to).is_ok())
     }
 
     /// The next datagram on any relay socket (pending forever without any).

@@ -24,6 +24,7 @@ use rand::SeedableRng;
 use signaling::media::{
     MediaCommand, MediaEventReceiver, MediaEventSender, MediaPlane, MediaStats, RelayEnd,
 };
+use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::sync::mpsc;
 
@@ -323,12 +324,18 @@ impl ShardCtx {
     }
 
     async fn run_loop(mut self) {
+        // Readable only: a socket registered for writability too wakes
+        // this thread whenever the kernel frees a datagram it sent (the
+        // send buffer got room), which on a busy port is every datagram
+        // any shard sends. Sends never wait for room (see `batch_send`).
         let receiver = if self.index == 0 {
-            match self
-                .socket
-                .try_clone()
-                .and_then(tokio::net::UdpSocket::from_std)
-            {
+            match self.socket.try_clone().and_then(|s| {
+                // SAFETY: the socket (a clone of the shard's) stays
+                // open, and names the same descriptor, for as long as
+                // the `AsyncFd` that owns it.
+                unsafe { AsyncFd::register_with_interest(s, Interest::READABLE) }
+                    .map_err(|e| io::Error::other(e.to_string()))
+            }) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     tracing::error!("media socket cannot be polled: {e}");
@@ -549,7 +556,7 @@ impl ShardCtx {
     /// every subscriber a queue that is not on its path.
     fn drain_socket(
         &mut self,
-        sock: &tokio::net::UdpSocket,
+        sock: &AsyncFd<StdSocket>,
         batch: &mut RecvBatch,
         routes: &mut Routes,
         batches: &mut [Vec<(SocketAddr, BytesMut)>],
@@ -557,7 +564,7 @@ impl ShardCtx {
         let now = Instant::now();
         // One system call for the chunk; tokio clears the socket's
         // readiness when it would block.
-        let full = match sock.try_io(Interest::READABLE, || batch.recv(&self.socket)) {
+        let full = match sock.try_io(Interest::READABLE, |s| batch.recv(s)) {
             Ok(_) => batch.is_full(),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
             Err(e) => {
@@ -772,9 +779,10 @@ fn share_port(socket: &StdSocket) -> bool {
 }
 
 /// Waits until the socket is readable; forever for shards without one.
-async fn readable(s: Option<&tokio::net::UdpSocket>) -> io::Result<()> {
+async fn readable(s: Option<&AsyncFd<StdSocket>>) -> io::Result<()> {
     match s {
-        Some(s) => s.readable().await,
+        // The readiness stays set until a read would block (`try_io`).
+        Some(s) => s.readable().await.map(|_| ()),
         None => std::future::pending().await,
     }
 }
