@@ -86,6 +86,7 @@ pub async fn sample_server(http_addr: SocketAddr) -> Option<ServerSample> {
         relay_packets_out: http::metric(&text, "sfu_relay_packets_out_total").unwrap_or(0.0),
         relay_bytes_out: http::metric(&text, "sfu_relay_bytes_out_total").unwrap_or(0.0),
         relay_packets_in: http::metric(&text, "sfu_relay_packets_in_total").unwrap_or(0.0),
+        wakeups: http::metric(&text, "sfu_shard_wakeups_total"),
     })
 }
 

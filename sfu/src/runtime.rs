@@ -175,6 +175,7 @@ impl SfuPlane {
                 input_lag: InputLag::new(Duration::from_millis(cfg.max_input_lag_ms)),
                 backlog: Backlog::default(),
                 shared_overflow: OverflowCount::default(),
+                next_wakeups: Instant::now(),
             };
             std::thread::Builder::new()
                 .name(format!("media-shard-{i}"))
@@ -275,6 +276,8 @@ struct ShardCtx {
     backlog: Backlog,
     /// The shared socket's drops, shard 0 only (it alone reads it).
     shared_overflow: OverflowCount,
+    /// When the thread's wake-ups are next read (see `thread_wakeups`).
+    next_wakeups: Instant,
 }
 
 /// Counts what the kernel dropped before this datagram (`dropped`),
@@ -727,9 +730,15 @@ impl ShardCtx {
         for _ in 0..send_failed {
             self.shard.counts.drop(Drop::SendFailed);
         }
+        let now = Instant::now();
+        if now >= self.next_wakeups {
+            self.next_wakeups = now + Duration::from_secs(1);
+            if let Some(n) = thread_wakeups() {
+                self.shard.counts.wakeups = n;
+            }
+        }
         self.shared.publish(&self.shard.counts);
-        self.shared
-            .set_behind(self.backlog.is_behind(Instant::now()));
+        self.shared.set_behind(self.backlog.is_behind(now));
         if std::mem::take(&mut self.shard.subscribers.1) {
             // Handed over, not copied: the shard makes them anew.
             self.shared
@@ -743,6 +752,21 @@ type Connected = crate::connected::ConnectedSockets;
 /// No connected sockets off Linux.
 #[cfg(not(target_os = "linux"))]
 enum Connected {}
+
+/// How often the calling thread slept and was woken so far (its voluntary
+/// context switches); a system call, so read about once a second.
+fn thread_wakeups() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: all-zero is a valid rusage, which getrusage fills in.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `u` is a valid rusage to write to.
+        let r = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) };
+        (r == 0).then_some(u.ru_nvcsw as u64)
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
 
 /// Waits until a connected socket may be readable; forever without them.
 async fn connected_readable(c: Option<&Connected>) {

@@ -164,6 +164,9 @@ pub struct Counts {
     /// RTCP received from participants and decrypted by the shard (see
     /// `core::srtcp_in`), not the library's receive pipeline.
     pub own_srtcp_in: u64,
+    /// Times the shard's thread slept and was woken (its voluntary
+    /// context switches), updated about once a second.
+    pub wakeups: u64,
     /// ICE restarts accepted (a client re-offered with new credentials).
     pub ice_restarts: u64,
     pub dropped: [u64; N_DROPS],
@@ -228,7 +231,7 @@ impl Counts {
 }
 
 /// Counters before the drop reasons in [`SharedCounts`].
-const N_FIELDS: usize = 25;
+const N_FIELDS: usize = 26;
 
 /// Every value of a [`SharedCounts`]: the counters, the drop reasons, and
 /// the two histograms with their sums.
@@ -310,6 +313,7 @@ impl SharedCounts {
             c.own_srtp,
             c.own_srtp_in,
             c.own_srtcp_in,
+            c.wakeups,
         ];
         let all = vals
             .iter()
@@ -378,6 +382,7 @@ impl SharedCounts {
             own_srtp: g(22),
             own_srtp_in: g(23),
             own_srtcp_in: g(24),
+            wakeups: g(25),
             dropped,
             estimates,
             estimates_sum_bps,
@@ -416,6 +421,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         t.own_srtp += c.own_srtp;
         t.own_srtp_in += c.own_srtp_in;
         t.own_srtcp_in += c.own_srtcp_in;
+        t.wakeups += c.wakeups;
         for i in 0..N_DROPS {
             t.dropped[i] += c.dropped[i];
         }
@@ -459,6 +465,7 @@ pub fn sum(parts: impl Iterator<Item = Counts>) -> signaling::media::MediaStats 
         packets_own_srtp: t.own_srtp,
         packets_own_srtp_in: t.own_srtp_in,
         packets_own_srtcp_in: t.own_srtcp_in,
+        shard_wakeups: t.wakeups,
         dropped: DROP_REASONS
             .iter()
             .map(|(d, name)| (name.to_string(), t.dropped[*d as usize]))

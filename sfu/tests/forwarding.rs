@@ -31,6 +31,10 @@ fn three_clients_receive_each_others_audio_and_video() {
         stats.packets_own_srtcp_in > 0,
         "received RTCP takes the shard's own SRTCP path: {stats:?}"
     );
+    // The shard's thread slept between the clients' packets, and its
+    // wake-ups are counted.
+    #[cfg(target_os = "linux")]
+    assert!(stats.shard_wakeups > 0, "{stats:?}");
 }
 
 #[test]

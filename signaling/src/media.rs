@@ -387,6 +387,9 @@ pub struct MediaStats {
     /// decrypted by the plane's own SRTCP path (`[media] own_srtcp_in`),
     /// included in `packets_in`.
     pub packets_own_srtcp_in: u64,
+    /// Times the media shards' threads slept and were woken, summed over
+    /// shards (Linux; 0 elsewhere).
+    pub shard_wakeups: u64,
     /// Packets dropped, by reason.
     pub dropped: Vec<(String, u64)>,
     /// Subscribers' bandwidth estimates, observed at every allocation round.

@@ -35,6 +35,8 @@ pub struct ServerSample {
     pub relay_packets_out: f64,
     pub relay_bytes_out: f64,
     pub relay_packets_in: f64,
+    /// `sfu_shard_wakeups_total` (`None` from an older server).
+    pub wakeups: Option<f64>,
 }
 
 /// The report. Field names are stable: scripts and the sweep read them.
@@ -108,6 +110,10 @@ pub struct Report {
     pub server_input_lag_p50_ms: Option<f64>,
     #[serde(default)]
     pub server_input_lag_p99_ms: Option<f64>,
+    /// Times a second the server's media threads slept and were woken, all
+    /// shards together (`None` for an older server).
+    #[serde(default)]
+    pub server_wakeups_per_s: Option<f64>,
     /// Participants the server counted at the end of the window.
     pub server_participants: Option<f64>,
     /// CPU of the load-test process itself over the window, percent of one
@@ -254,6 +260,7 @@ impl Report {
         let mut by_reason = BTreeMap::new();
         let participants = end.as_ref().map(|e| e.participants);
         let mut lag = None;
+        let mut wakeups = None;
         if let (Some(s), Some(e)) = (start, end) {
             lag = input_lag_quantiles(&s.input_lag_buckets, &e.input_lag_buckets);
             for (reason, v) in &e.dropped_by_reason {
@@ -270,6 +277,9 @@ impl Report {
             let out = e.packets_out - s.packets_out;
             fwd = out / server_secs;
             rcv = (e.packets_in - s.packets_in) / server_secs;
+            if let (Some(w0), Some(w1)) = (s.wakeups, e.wakeups) {
+                wakeups = Some((w1 - w0).max(0.0) / server_secs);
+            }
             if let (Some(c0), Some(c1)) = (s.cpu_seconds, e.cpu_seconds) {
                 cpu_pct = Some((c1 - c0) / server_secs * 100.0);
                 if out > 0.0 {
@@ -324,6 +334,7 @@ impl Report {
             server_packets_dropped_by_reason: by_reason,
             server_input_lag_p50_ms: lag.map(|l| l.0),
             server_input_lag_p99_ms: lag.map(|l| l.1),
+            server_wakeups_per_s: wakeups,
             server_participants: participants,
             loadtest_cpu_percent: None,
             load_average: std::fs::read_to_string("/proc/loadavg")
@@ -397,10 +408,11 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "server          {:.0} pkt/s forwarded, {:.0} pkt/s in, CPU {}% ",
+            "server          {:.0} pkt/s forwarded, {:.0} pkt/s in, CPU {}%, {} wake-ups/s",
             self.forwarded_packets_per_s,
             self.received_packets_per_s,
-            f(self.server_cpu_percent, 1)
+            f(self.server_cpu_percent, 1),
+            f(self.server_wakeups_per_s, 0)
         );
         let _ = writeln!(
             s,

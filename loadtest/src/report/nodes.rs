@@ -144,6 +144,7 @@ mod tests {
             relay_packets_out: relay_out,
             relay_bytes_out: relay_bytes,
             relay_packets_in: 0.0,
+            wakeups: None,
         }
     }
 

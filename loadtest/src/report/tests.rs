@@ -39,6 +39,8 @@ fn sample(at: Instant, cpu: f64, rss: f64, out: f64) -> ServerSample {
         relay_packets_out: 0.0,
         relay_bytes_out: 0.0,
         relay_packets_in: 0.0,
+        // Two wake-ups per packet forwarded.
+        wakeups: Some(out * 2.0),
     }
 }
 
@@ -103,6 +105,12 @@ fn builds_delivery_and_server_figures() {
     assert!((r.forwarded_packets_per_s - 1000.0).abs() < 1e-9);
     assert!((r.server_cpu_us_per_forwarded_packet.unwrap() - 50.0).abs() < 1e-6);
     assert!((r.server_cpu_percent.unwrap() - 5.0).abs() < 1e-9);
+    assert_eq!(r.server_wakeups_per_s, Some(2000.0));
+    assert!(
+        r.table().contains("CPU 5.0%, 2000 wake-ups/s"),
+        "{}",
+        r.table()
+    );
     // (16 MB - 4 MB idle) over 3 bots.
     assert_eq!(r.server_rss_bytes_per_participant, Some(4e6));
     let json = serde_json::to_value(&r).unwrap();

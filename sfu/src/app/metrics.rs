@@ -337,6 +337,13 @@ pub fn render(
     );
     family(
         &mut out,
+        "sfu_shard_wakeups_total",
+        "counter",
+        "Times the media shards' threads slept and were woken (voluntary context switches); each costs the thread a sleep and a wake-up in the kernel.",
+        &[("", m.shard_wakeups as f64)],
+    );
+    family(
+        &mut out,
         "sfu_relays",
         "gauge",
         "Node-to-node relay connections (rooms that span nodes of a cluster).",
@@ -567,6 +574,7 @@ mod tests {
             packets_own_srtp: 14,
             packets_own_srtp_in: 15,
             packets_own_srtcp_in: 16,
+            shard_wakeups: 17,
             shards_behind: 1,
             dropped: vec![("no_route".into(), 9), ("bad \"rtp\"".into(), 1)],
             bwe_estimate_bps: signaling::media::Histogram {
@@ -625,6 +633,7 @@ mod tests {
         assert_eq!(sample(&text, "sfu_packets_own_srtp_total"), Some(14.0));
         assert_eq!(sample(&text, "sfu_packets_own_srtp_in_total"), Some(15.0));
         assert_eq!(sample(&text, "sfu_packets_own_srtcp_in_total"), Some(16.0));
+        assert_eq!(sample(&text, "sfu_shard_wakeups_total"), Some(17.0));
         assert_eq!(sample(&text, "sfu_datagrams_handed_off_total"), Some(12.0));
         assert_eq!(
             sample(&text, "sfu_bwe_estimate_bps{stat=\"max\"}"),
