@@ -345,7 +345,9 @@ impl<T> Pacer<T> {
     /// passed through the queue. `false`: queue it with [`Self::push`].
     ///
     /// This is the common case, a subscriber under its estimate, and
-    /// saves moving every such packet in and out of the queue.
+    /// saves moving every such packet in and out of the queue. One
+    /// difference: audio passing a full queue evicts nothing, where queued
+    /// it would have evicted video to make room for an instant.
     pub fn pass(&mut self, meta: PacketMeta, now: Instant) -> bool {
         let idle = self.is_empty();
         let audio =

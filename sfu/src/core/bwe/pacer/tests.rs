@@ -400,3 +400,25 @@ fn the_rest_of_a_dropped_frame_does_not_pass_an_idle_queue() {
     // The next frame passes.
     assert!(p.pass(video(1, 2), later));
 }
+
+#[test]
+fn audio_passes_a_full_queue_without_evicting_video() {
+    let t0 = Instant::now();
+    let cfg = PacerConfig {
+        max_packets: 8,
+        frame_reserve: 2,
+        ..Default::default()
+    };
+    let mut p = Pacer::new(cfg, Bitrate::kbps(100));
+    for i in 0..8u32 {
+        p.push(i, video(1, 0), t0);
+    }
+    assert_eq!(p.len(), 8);
+    assert!(p.pass(meta(120, Priority::Audio, 9, 0), t0));
+    assert_eq!(p.len(), 8, "no video frame evicted");
+    assert!(p.pop_dropped().is_none());
+    assert_eq!(p.stats().sent_packets, 1);
+    // Queued instead, the audio packet evicts the video frame.
+    p.push(99, meta(120, Priority::Audio, 9, 0), t0);
+    assert_eq!(p.pop_dropped().map(|d| d.reason), Some(DropReason::Evicted));
+}
