@@ -97,11 +97,7 @@ impl ConnectedSockets {
         }
         // SAFETY: `fd` is a fresh descriptor nobody else owns.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: an `OwnedFd` stays open, and names the same descriptor,
-        // for as long as the `AsyncFd` that owns it.
-        let epoll =
-            unsafe { AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE) }
-                .map_err(|e| io::Error::other(e.to_string()))?;
+        let epoll = crate::read_only::register(owned)?;
         Ok(ConnectedSockets {
             epoll,
             local,

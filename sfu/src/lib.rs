@@ -13,6 +13,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod heap;
 pub mod media_port;
+pub mod read_only;
 pub mod relay_io;
 pub mod runtime;
 pub mod shard;

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use tokio::io::unix::AsyncFd;
-use tokio::io::Interest;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -25,8 +24,7 @@ pub type RelayDatagram = (SocketAddr, SocketAddr, BytesMut);
 pub struct RelaySockets {
     bind: IpAddr,
     advertise: IpAddr,
-    /// Registered for reading only: a socket registered for writability
-    /// too wakes the shard's thread each time a datagram it sent is freed.
+    /// Polled for reading only (see `crate::read_only`).
     socks: HashMap<SocketAddr, (Arc<AsyncFd<std::net::UdpSocket>>, JoinHandle<()>)>,
     tx: mpsc::UnboundedSender<RelayDatagram>,
     rx: mpsc::UnboundedReceiver<RelayDatagram>,
@@ -50,11 +48,7 @@ impl RelaySockets {
         let std = std::net::UdpSocket::bind(SocketAddr::new(self.bind, 0))?;
         std.set_nonblocking(true)?;
         let port = std.local_addr()?.port();
-        // SAFETY: the socket stays open, and names the same descriptor, for
-        // as long as the `AsyncFd` that owns it.
-        let sock = unsafe { AsyncFd::register_with_interest(std, Interest::READABLE) }
-            .map_err(|e| io::Error::other(e.to_string()))?;
-        let sock = Arc::new(sock);
+        let sock = Arc::new(crate::read_only::register(std)?);
         let local = SocketAddr::new(self.advertise, port);
         let reader = sock.clone();
         let tx = self.tx.clone();

@@ -327,18 +327,9 @@ impl ShardCtx {
     }
 
     async fn run_loop(mut self) {
-        // Readable only: a socket registered for writability too wakes
-        // this thread whenever the kernel frees a datagram it sent (the
-        // send buffer got room), which on a busy port is every datagram
-        // any shard sends. Sends never wait for room (see `batch_send`).
+        // Polled for reading only (see `crate::read_only`).
         let receiver = if self.index == 0 {
-            match self.socket.try_clone().and_then(|s| {
-                // SAFETY: the socket (a clone of the shard's) stays
-                // open, and names the same descriptor, for as long as
-                // the `AsyncFd` that owns it.
-                unsafe { AsyncFd::register_with_interest(s, Interest::READABLE) }
-                    .map_err(|e| io::Error::other(e.to_string()))
-            }) {
+            match self.socket.try_clone().and_then(crate::read_only::register) {
                 Ok(s) => Some(s),
                 Err(e) => {
                     tracing::error!("media socket cannot be polled: {e}");
