@@ -114,6 +114,12 @@ fn three_clients(own_srtp: bool) -> signaling::media::MediaStats {
             }
         }
     }
+    // The shards read their wake-up count once a second: wait for a
+    // reading taken after they first slept.
+    #[cfg(target_os = "linux")]
+    net.pump_until(Duration::from_secs(20), |n| {
+        n.plane.stats().shard_wakeups > 0
+    });
     let stats = net.plane.stats();
     assert_eq!(stats.connections, 3);
     assert_eq!(stats.tracks, 6);
