@@ -35,6 +35,8 @@ pub struct BotSpec {
     pub view: Option<ViewSize>,
     /// Its downlink cap.
     pub downlink: Option<LinkSpec>,
+    /// It counts received RTP from clear headers (`--receive count`).
+    pub counting: bool,
 }
 
 /// Server errors kept per bot for the report.
@@ -166,6 +168,7 @@ async fn session(
     let setup = PeerSetup {
         publish: spec.publish.clone(),
         downlink: spec.downlink,
+        counting: spec.counting,
     };
     let ping_every = Duration::from_secs(15);
     let mut next_ping = Instant::now() + ping_every;

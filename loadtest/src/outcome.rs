@@ -15,6 +15,9 @@ pub struct ReceivedTrack {
     /// The publisher's stream id (its participant id in an SFU room).
     pub stream: String,
     pub video: bool,
+    /// Its packets were decoded (a full receiver): frames, freezes and
+    /// layers are measured. A counting receiver's are not.
+    pub decoded: bool,
     pub stats: TrackStats,
     /// The simulcast layers the track arrived in (video only).
     pub layer: LayerTracker,
@@ -25,10 +28,11 @@ pub struct ReceivedTrack {
 }
 
 impl ReceivedTrack {
-    pub fn new(stream: String, video: bool) -> Self {
+    pub fn new(stream: String, video: bool, decoded: bool) -> Self {
         ReceivedTrack {
             stream,
             video,
+            decoded,
             stats: TrackStats::new(video),
             layer: LayerTracker::default(),
             playout: Playout::default(),
@@ -63,7 +67,11 @@ pub struct PeerReport {
     /// From the bot's WebSocket open to the first media packet.
     pub first_media_after: Option<Duration>,
     pub tracks: Vec<ReceivedTrack>,
+    /// Capture to when the bot read the packet.
     pub latency: Histogram,
+    /// Capture to the packet's arrival at the bot's socket (the kernel's
+    /// stamp): the latency without the bot's own delay in reading.
+    pub socket_latency: Histogram,
     /// The downlink cap, when the bot has one.
     pub cap: Option<CapReport>,
     /// RTP packets sent in the window per published encoding: the rid
@@ -71,6 +79,8 @@ pub struct PeerReport {
     pub sent_by_encoding: Vec<(String, u64)>,
     /// `publisher-encodings` updates that changed what the bot sends.
     pub encoding_changes: u64,
+    /// RTP packets counted from their clear header (a counting receiver).
+    pub counted: u64,
     pub failed: Option<String>,
 }
 

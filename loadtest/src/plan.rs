@@ -150,6 +150,10 @@ pub struct Scenario {
     pub downlink: Option<LinkSpec>,
     /// The share of each room's subscribers that is capped (the first ones).
     pub capped_share: f64,
+    /// Every bot counts what it receives from the clear RTP headers
+    /// instead of decrypting and decoding it (`--receive count`, see
+    /// `peer::counting`).
+    pub counting: bool,
 }
 
 impl Scenario {
@@ -208,6 +212,7 @@ mod tests {
             publisher_view: None,
             downlink: None,
             capped_share: 1.0,
+            counting: false,
         }
     }
 

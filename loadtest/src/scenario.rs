@@ -170,6 +170,7 @@ pub async fn run(
                 node,
                 view,
                 downlink,
+                counting: scn.counting,
             });
         }
     }

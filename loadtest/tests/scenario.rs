@@ -48,6 +48,13 @@ fn assert_full_delivery(r: &Value) {
     let p50 = f(r, &["latency_ms", "p50"]);
     assert!(p50 > 0.0 && p50 < 1000.0, "latency p50 {p50}");
     assert!(f(r, &["latency_ms", "p99"]) >= p50);
+    // The same packets at their arrival on the bots' sockets (the
+    // kernel's stamp): never later than when the bots read them.
+    let at_socket = f(r, &["socket_latency_ms", "p50"]);
+    assert!(
+        at_socket > 0.0 && at_socket <= p50,
+        "at socket {at_socket}, read {p50}"
+    );
     let join = f(r, &["join_ms", "p95"]);
     assert!(join > 0.0 && join < 15_000.0, "join p95 {join}");
     assert!(f(r, &["server_rss_bytes"]) > 1e6, "{r}");
@@ -96,6 +103,53 @@ fn sfu_room_delivers_every_track_with_sane_figures() {
     assert!(f(&r, &["forwarded_packets_per_s"]) > 100.0, "{r}");
     assert!(f(&r, &["server_cpu_us_per_forwarded_packet"]) > 0.0, "{r}");
     assert!(f(&r, &["server_rss_bytes_per_participant"]) >= 0.0, "{r}");
+}
+
+/// Counting receivers (`--receive count`) count RTP from its clear header
+/// instead of decrypting and decoding it, and still answer with
+/// transport-wide feedback: every packet counted, no frames measured, and
+/// the server's estimate of their downlinks made from their feedback.
+#[test]
+fn counting_receivers_count_every_packet_and_send_feedback() {
+    let r = run(&[
+        "--publishers",
+        "2",
+        "--subscribers",
+        "2",
+        "--receive",
+        "count",
+        "--duration",
+        "8s",
+        "--warmup",
+        "3s",
+        "--room",
+        "itcount",
+    ]);
+    assert_eq!(f(&r, &["failed_bots"]), 0.0, "{r}");
+    assert_eq!(
+        f(&r, &["tracks_received"]),
+        f(&r, &["tracks_expected"]),
+        "{r}"
+    );
+    assert!(f(&r, &["delivery_ratio"]) >= 0.99, "{r}");
+    let received = f(&r, &["packets_received"]);
+    assert!(received > 500.0, "{r}");
+    // All but each stream's first packets, which the library reads to
+    // name their track, and what arrived before the window.
+    assert!(f(&r, &["packets_counted"]) >= 0.95 * received, "{r}");
+    // Sizes come from the datagram less its header and tag: about the clip's rate.
+    let kbps = f(&r, &["video_kbps_per_track"]);
+    assert!((250.0..1000.0).contains(&kbps), "video {kbps} kbps");
+    // Nothing is decoded.
+    assert!(r["video_fps_per_track"].is_null(), "{r}");
+    assert!(f(&r, &["latency_ms", "p50"]) > 0.0, "{r}");
+    // Without feedback the server's estimate for a leg halves every two
+    // seconds from 300 kbit/s; with it, it covers the two tracks (about
+    // 1 Mbit/s) each bot receives.
+    for b in r["per_bot"].as_array().expect("per_bot") {
+        let est = f(b, &["server", "estimate_bps"]);
+        assert!(est > 400_000.0, "estimate {est} for {b}");
+    }
 }
 
 #[test]

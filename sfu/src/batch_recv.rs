@@ -197,6 +197,12 @@ mod linux {
         controls: Vec<[u64; CONTROL / 8]>,
     }
 
+    // SAFETY: the pointers in `iovs` and `hdrs` are written afresh before
+    // each `recvmmsg` and not read after it, so nothing refers across
+    // threads: the buffers may move to another thread with the batch (a
+    // load-test bot's task, which Tokio may resume on another worker).
+    unsafe impl Send for Headers {}
+
     /// The arrival time and drop count among a received header's control
     /// messages.
     fn read_control(h: &libc::msghdr) -> (Option<SystemTime>, Option<u32>) {

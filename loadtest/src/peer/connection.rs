@@ -4,7 +4,7 @@
 //! congestion control feedback).
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -25,7 +25,8 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use tokio::net::UdpSocket;
+use sfu::{batch_recv, read_only};
+use tokio::io::unix::AsyncFd;
 
 use crate::abs_time;
 
@@ -160,13 +161,22 @@ pub fn build() -> Result<RTCPeerConnection, RtcError> {
 
 /// A UDP socket on loopback with room for bursts: a bot receiving many
 /// tracks gets them in bursts (keyframes), and the default buffer drops them.
-pub fn bind_socket() -> anyhow::Result<UdpSocket> {
+///
+/// The kernel stamps each datagram with its arrival, so the bot can tell
+/// the latency of the path to its socket from the time it took to read it
+/// (a bot sharing the machine with the server reads late once the machine
+/// is full). The socket is polled for reading only: sends that cannot be
+/// made at once are dropped, as on a full link, and a readiness wake-up
+/// for every datagram sent would be wasted.
+pub fn bind_socket() -> anyhow::Result<AsyncFd<UdpSocket>> {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
     let _ = sock.set_recv_buffer_size(4 << 20);
     let _ = sock.set_send_buffer_size(1 << 20);
     sock.set_nonblocking(true)?;
     sock.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
-    Ok(UdpSocket::from_std(sock.into())?)
+    let sock: UdpSocket = sock.into();
+    batch_recv::enable_arrival_info(&sock)?;
+    Ok(read_only::register(sock)?)
 }
 
 /// Hands one datagram to the connection.

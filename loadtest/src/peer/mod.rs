@@ -7,9 +7,10 @@
 //! SDP).
 
 mod connection;
+pub mod counting;
 mod publish;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,8 +38,10 @@ use crate::outcome::{CapReport, PeerReport, ReceivedTrack};
 use crate::plan::Shared;
 use crate::playout::{KeyframeRequests, PacketInfo};
 use crate::shaper::{is_rtp, Bottleneck, LinkSpec, Offer};
+use counting::Counting;
 use publish::OutTrack;
 pub use publish::{Encoding, Publish};
+use sfu::batch_recv::RecvBatch;
 
 /// What the signaling side tells a peer.
 #[derive(Debug)]
@@ -70,12 +73,16 @@ pub struct PeerSetup {
     pub publish: Option<Publish>,
     /// The bot's downlink cap.
     pub downlink: Option<LinkSpec>,
+    /// Count received RTP from its clear header (`--receive count`, see
+    /// [`counting`]) instead of reading it through the library.
+    pub counting: bool,
 }
 
 /// A received track, with what the bot needs to read its packets.
 struct Incoming {
     track: ReceivedTrack,
     abs_time_ext: Option<u8>,
+    twcc_ext: Option<u8>,
     receiver: RTCRtpReceiverId,
     keyframes: KeyframeRequests,
 }
@@ -124,7 +131,7 @@ async fn drive(
     report: &mut PeerReport,
 ) -> anyhow::Result<()> {
     let socket = connection::bind_socket()?;
-    let local_addr = socket.local_addr()?;
+    let local_addr = socket.get_ref().local_addr()?;
     let mut pc = connection::build()?;
 
     let mut outgoing: Vec<OutTrack> = Vec::new();
@@ -163,7 +170,14 @@ async fn drive(
     let mut have_local_offer = false;
     let mut recv_transceivers = false;
     let mut connected = false;
-    let mut buf = vec![0u8; 2048];
+    let mut batch = RecvBatch::new(RECV_BATCH);
+    // RTP handed to the library, with its arrival at the socket, until the
+    // library hands it back (see `Arrivals`).
+    let mut arrivals = Arrivals::default();
+    let mut counting = setup.counting.then(Counting::default);
+    // Something reached the connection since it was last polled.
+    let mut touched = true;
+    let mut library_deadline = None;
 
     loop {
         let now = Instant::now();
@@ -175,142 +189,170 @@ async fn drive(
                     cap.report.queue_delay.record(waited);
                 }
                 connection::feed(&mut pc, local_addr, from, data, now);
+                touched = true;
             }
         }
         // Media due now.
         if connected {
             for out in outgoing.iter_mut() {
+                touched |= out.poll_timeout().is_some_and(|t| t <= now);
                 out.send_due(&mut pc, now, measuring)?;
             }
         }
-        while let Some(msg) = pc.poll_write() {
-            // A full send buffer on loopback is a lost packet, which the
-            // receivers count; it does not end the bot.
-            let _ = socket.try_send_to(&msg.message, msg.transport.peer_addr);
+        if let Some(c) = counting.as_mut() {
+            let feedback = c.feedback(now);
+            if !feedback.is_empty() {
+                // Any receiver of the connection carries RTCP for all of it.
+                if let Some(mut r) = incoming
+                    .values()
+                    .next()
+                    .and_then(|i| pc.rtp_receiver(i.receiver))
+                {
+                    let _ = r.write_rtcp(now, feedback);
+                    touched = true;
+                }
+            }
         }
-        while let Some(event) = pc.poll_event() {
-            match event {
-                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
-                    RTCPeerConnectionState::Connected if !connected => {
-                        connected = true;
-                        report.connected_after = Some(started.elapsed());
-                        let now = Instant::now();
-                        for out in outgoing.iter_mut() {
-                            out.start(&mut pc, now)?;
+        // The connection is polled only when something reached it since
+        // it was last polled: a counting receiver's wake-ups mostly bring
+        // packets it counts itself, and polling the library's pipeline
+        // for each would cost more than the counting.
+        if touched {
+            touched = false;
+            while let Some(msg) = pc.poll_write() {
+                // A full send buffer on loopback is a lost packet, which the
+                // receivers count; it does not end the bot.
+                let _ = socket
+                    .get_ref()
+                    .send_to(&msg.message, msg.transport.peer_addr);
+            }
+            while let Some(event) = pc.poll_event() {
+                touched = true;
+                match event {
+                    RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
+                        RTCPeerConnectionState::Connected if !connected => {
+                            connected = true;
+                            report.connected_after = Some(started.elapsed());
+                            let now = Instant::now();
+                            for out in outgoing.iter_mut() {
+                                out.start(&mut pc, now)?;
+                            }
                         }
-                    }
-                    RTCPeerConnectionState::Failed => {
-                        anyhow::bail!("peer connection failed");
+                        RTCPeerConnectionState::Failed => {
+                            anyhow::bail!("peer connection failed");
+                        }
+                        _ => {}
+                    },
+                    RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                        if let Some(mut r) = pc.rtp_receiver(init.receiver_id) {
+                            let video = r.track().kind() == RtpCodecKind::Video;
+                            let exts = &r.get_parameters().rtp_parameters.header_extensions;
+                            let ext_id = |uri: &str| {
+                                exts.iter()
+                                    .find(|e| e.uri == uri)
+                                    .and_then(|e| u8::try_from(e.id).ok())
+                            };
+                            let abs_time_ext = ext_id(abs_time::URI);
+                            let twcc_ext = ext_id(counting::TRANSPORT_CC_URI);
+                            let stream = init.stream_ids.first().cloned().unwrap_or_default();
+                            incoming.insert(
+                                init.track_id.clone(),
+                                Incoming {
+                                    track: ReceivedTrack::new(stream, video, counting.is_none()),
+                                    abs_time_ext,
+                                    twcc_ext,
+                                    receiver: init.receiver_id,
+                                    keyframes: KeyframeRequests::default(),
+                                },
+                            );
+                        }
                     }
                     _ => {}
-                },
-                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    if let Some(mut r) = pc.rtp_receiver(init.receiver_id) {
-                        let video = r.track().kind() == RtpCodecKind::Video;
-                        let abs_time_ext = r
-                            .get_parameters()
-                            .rtp_parameters
-                            .header_extensions
-                            .iter()
-                            .find(|e| e.uri == abs_time::URI)
-                            .and_then(|e| u8::try_from(e.id).ok());
-                        let stream = init.stream_ids.first().cloned().unwrap_or_default();
-                        incoming.insert(
-                            init.track_id.clone(),
-                            Incoming {
-                                track: ReceivedTrack::new(stream, video),
-                                abs_time_ext,
-                                receiver: init.receiver_id,
-                                keyframes: KeyframeRequests::default(),
-                            },
-                        );
-                    }
                 }
-                _ => {}
             }
-        }
-        while let Some(TaggedRTCMessage { message, .. }) = pc.poll_read() {
-            match message {
-                RTCMessage::RtpPacket(track_id, packet) => {
-                    let now = Instant::now();
-                    if report.first_media_after.is_none() {
-                        report.first_media_after = Some(started.elapsed());
-                    }
-                    let Some(inc) = incoming.get_mut(&track_id) else {
-                        continue;
-                    };
-                    let h = &packet.header;
-                    if measuring {
-                        let size = packet.payload.len() + 12;
-                        inc.track
-                            .stats
-                            .on_packet(now, h.sequence_number, h.timestamp, size);
-                    }
-                    if inc.track.video {
-                        // Followed outside the window too, so the window
-                        // starts knowing the layer and the decoder's state.
-                        inc.track.layer.on_packet(&packet.payload, measuring);
-                        let info = PacketInfo::vp8(h.sequence_number, h.marker, &packet.payload);
-                        let frames = inc.track.playout.on_packet(info);
-                        if measuring {
-                            inc.track.stats.freeze.on_frames(now, u64::from(frames));
+            while let Some(TaggedRTCMessage { message, .. }) = pc.poll_read() {
+                touched = true;
+                match message {
+                    RTCMessage::RtpPacket(track_id, packet) => {
+                        let now = Instant::now();
+                        if report.first_media_after.is_none() {
+                            report.first_media_after = Some(started.elapsed());
                         }
-                        if inc.keyframes.poll(now, inc.track.playout.broken()) {
-                            if measuring {
-                                inc.track.keyframe_requests += 1;
-                            }
-                            let pli = PictureLossIndication {
-                                sender_ssrc: 0,
-                                media_ssrc: h.ssrc,
-                            };
-                            if let Some(mut r) = pc.rtp_receiver(inc.receiver) {
-                                // A refused PLI is a lost one; the next is due soon.
-                                let _ = r.write_rtcp(now, vec![Box::new(pli)]);
-                            }
-                        }
-                    }
-                    if !measuring {
-                        continue;
-                    }
-                    if let Some(id) = inc.abs_time_ext {
-                        if let Some(ext) = packet.header.get_extension(id) {
-                            if let Some(l) = abs_time::latency(&ext, SystemTime::now()) {
-                                report.latency.record(l);
-                            }
-                        }
-                    }
-                    shared.packets_received.fetch_add(1, Ordering::Relaxed);
-                }
-                RTCMessage::RtcpPacket(_, packets) => {
-                    for p in &packets {
-                        let h = p.header();
-                        // Payload-specific feedback: FMT 1 is PLI, 4 is FIR.
-                        if h.packet_type != PacketType::PayloadSpecificFeedback
-                            || (h.count != 1 && h.count != 4)
-                        {
+                        let Some(inc) = incoming.get_mut(&track_id) else {
                             continue;
+                        };
+                        let h = &packet.header;
+                        if let Some(c) = counting.as_mut() {
+                            c.learn(h.ssrc, &track_id, inc.twcc_ext);
                         }
-                        for ssrc in p.destination_ssrc() {
-                            let mut hit = false;
-                            for out in outgoing.iter_mut() {
-                                hit |= out.request_keyframe(ssrc);
+                        if inc.track.video && counting.is_none() {
+                            // Followed outside the window too, so the window
+                            // starts knowing the layer and the decoder's state.
+                            inc.track.layer.on_packet(&packet.payload, measuring);
+                            let info =
+                                PacketInfo::vp8(h.sequence_number, h.marker, &packet.payload);
+                            let frames = inc.track.playout.on_packet(info);
+                            if measuring {
+                                inc.track.stats.freeze.on_frames(now, u64::from(frames));
                             }
-                            if !hit {
-                                outgoing.iter_mut().for_each(OutTrack::request_keyframe_all);
+                            if inc.keyframes.poll(now, inc.track.playout.broken()) {
+                                if measuring {
+                                    inc.track.keyframe_requests += 1;
+                                }
+                                let pli = PictureLossIndication {
+                                    sender_ssrc: 0,
+                                    media_ssrc: h.ssrc,
+                                };
+                                if let Some(mut r) = pc.rtp_receiver(inc.receiver) {
+                                    // A refused PLI is a lost one; the next is due soon.
+                                    let _ = r.write_rtcp(now, vec![Box::new(pli)]);
+                                }
+                            }
+                        }
+                        if measuring {
+                            let abs_time = inc.abs_time_ext.and_then(|id| h.get_extension(id));
+                            let arrived = Arrived {
+                                seq: h.sequence_number,
+                                timestamp: h.timestamp,
+                                size: packet.payload.len() + 12,
+                                abs_time: abs_time.as_deref(),
+                                at_socket: arrivals.take(h.ssrc, h.sequence_number),
+                            };
+                            measure(inc, report, shared, arrived, now);
+                        }
+                    }
+                    RTCMessage::RtcpPacket(_, packets) => {
+                        for p in &packets {
+                            let h = p.header();
+                            // Payload-specific feedback: FMT 1 is PLI, 4 is FIR.
+                            if h.packet_type != PacketType::PayloadSpecificFeedback
+                                || (h.count != 1 && h.count != 4)
+                            {
+                                continue;
+                            }
+                            for ssrc in p.destination_ssrc() {
+                                let mut hit = false;
+                                for out in outgoing.iter_mut() {
+                                    hit |= out.request_keyframe(ssrc);
+                                }
+                                if !hit {
+                                    outgoing.iter_mut().for_each(OutTrack::request_keyframe_all);
+                                }
                             }
                         }
                     }
+                    _ => {}
                 }
-                _ => {}
             }
+
+            library_deadline = pc.poll_timeout();
         }
 
         if shared.deadline_passed() {
             break;
         }
 
-        let mut deadline = pc
-            .poll_timeout()
+        let mut deadline = library_deadline
             .unwrap_or(now + Duration::from_secs(1))
             .min(now + Duration::from_secs(1));
         for out in &outgoing {
@@ -321,81 +363,113 @@ async fn drive(
         if let Some(t) = cap.as_ref().and_then(|c| c.link.poll_timeout()) {
             deadline = deadline.min(t);
         }
+        if let Some(t) = counting.as_mut().and_then(Counting::poll_timeout) {
+            deadline = deadline.min(t);
+        }
         // Until the next timer of the connection or the shaped link is due
         // (input on the channels and the socket wakes the loop first).
         let sleep = tokio::time::sleep_until(deadline.into());
         tokio::select! {
             biased;
-            cmd = commands.recv() => match cmd {
-                None | Some(PeerCommand::Stop) => break,
-                Some(PeerCommand::MakeOffer) => {
-                    if outgoing.is_empty() && !recv_transceivers {
-                        // A receive-only offerer (a P2P subscriber) asks for media.
-                        recv_transceivers = true;
-                        pc.add_transceiver_from_kind(RtpCodecKind::Audio, None)?;
-                        pc.add_transceiver_from_kind(RtpCodecKind::Video, None)?;
-                    }
-                    let offer = pc.create_offer(None)?;
-                    pc.set_local_description(Instant::now(), offer.clone())?;
-                    have_local_offer = true;
-                    let _ = signals.send(PeerSignal::Offer(offer.sdp));
-                }
-                Some(PeerCommand::RemoteOffer(sdp)) => {
-                    if have_local_offer {
-                        // Glare. The server is the impolite side and ignores
-                        // our offer, so we roll ours back, answer its offer,
-                        // then offer again (our tracks stay added).
-                        pc.set_local_description(Instant::now(), RTCSessionDescription::rollback(None)?)?;
-                        answer(&mut pc, sdp, signals)?;
+            cmd = commands.recv() => {
+                touched = true;
+                match cmd {
+                    None | Some(PeerCommand::Stop) => break,
+                    Some(PeerCommand::MakeOffer) => {
+                        if outgoing.is_empty() && !recv_transceivers {
+                            // A receive-only offerer (a P2P subscriber) asks for media.
+                            recv_transceivers = true;
+                            pc.add_transceiver_from_kind(RtpCodecKind::Audio, None)?;
+                            pc.add_transceiver_from_kind(RtpCodecKind::Video, None)?;
+                        }
                         let offer = pc.create_offer(None)?;
                         pc.set_local_description(Instant::now(), offer.clone())?;
+                        have_local_offer = true;
                         let _ = signals.send(PeerSignal::Offer(offer.sdp));
-                    } else {
-                        answer(&mut pc, sdp, signals)?;
                     }
-                }
-                Some(PeerCommand::RemoteAnswer(sdp)) => {
-                    pc.set_remote_description(Instant::now(), RTCSessionDescription::answer(sdp)?)?;
-                    have_local_offer = false;
-                }
-                Some(PeerCommand::RemoteCandidate(c)) => {
-                    // A candidate for an m-line we do not have yet is harmless to drop.
-                    let _ = pc.add_remote_candidate(RTCIceCandidateInit {
-                        candidate: c.candidate,
-                        sdp_mid: c.sdp_mid,
-                        sdp_mline_index: c.sdp_m_line_index,
-                        username_fragment: c.username_fragment,
-                        ..Default::default()
-                    });
-                }
-                Some(PeerCommand::Encodings { track, states }) => {
-                    for out in outgoing.iter_mut() {
-                        report.encoding_changes += out.set_active(&track, &states);
-                    }
-                }
-            },
-            res = socket.recv_from(&mut buf) => {
-                let (n, from): (usize, SocketAddr) = res?;
-                let now = Instant::now();
-                receive(&mut pc, cap.as_mut(), local_addr, from, &buf[..n], now, measuring);
-                // Drain what else is ready in this wake-up (bounded), so a
-                // busy bot pays one wake-up per batch rather than per packet.
-                for _ in 0..RECV_BATCH {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, from)) => {
-                            receive(&mut pc, cap.as_mut(), local_addr, from, &buf[..n], now, measuring);
+                    Some(PeerCommand::RemoteOffer(sdp)) => {
+                        if have_local_offer {
+                            // Glare. The server is the impolite side and ignores
+                            // our offer, so we roll ours back, answer its offer,
+                            // then offer again (our tracks stay added).
+                            pc.set_local_description(Instant::now(), RTCSessionDescription::rollback(None)?)?;
+                            answer(&mut pc, sdp, signals)?;
+                            let offer = pc.create_offer(None)?;
+                            pc.set_local_description(Instant::now(), offer.clone())?;
+                            let _ = signals.send(PeerSignal::Offer(offer.sdp));
+                        } else {
+                            answer(&mut pc, sdp, signals)?;
                         }
-                        Err(_) => break,
+                    }
+                    Some(PeerCommand::RemoteAnswer(sdp)) => {
+                        pc.set_remote_description(Instant::now(), RTCSessionDescription::answer(sdp)?)?;
+                        have_local_offer = false;
+                    }
+                    Some(PeerCommand::RemoteCandidate(c)) => {
+                        // A candidate for an m-line we do not have yet is harmless to drop.
+                        let _ = pc.add_remote_candidate(RTCIceCandidateInit {
+                            candidate: c.candidate,
+                            sdp_mid: c.sdp_mid,
+                            sdp_mline_index: c.sdp_m_line_index,
+                            username_fragment: c.username_fragment,
+                            ..Default::default()
+                        });
+                    }
+                    Some(PeerCommand::Encodings { track, states }) => {
+                        for out in outgoing.iter_mut() {
+                            report.encoding_changes += out.set_active(&track, &states);
+                        }
+                    }
+                }
+            }
+            ready = socket.readable() => {
+                let mut ready = ready?;
+                let now = Instant::now();
+                // What is ready, a batch per system call and a few batches
+                // per wake-up at most, so a busy bot pays one wake-up per
+                // batch rather than per packet.
+                for _ in 0..RECV_ROUNDS {
+                    match ready.try_io(|s| batch.recv(s.get_ref())) {
+                        Ok(got) => {
+                            got?;
+                        }
+                        Err(_would_block) => break,
+                    }
+                    for i in 0..batch.len() {
+                        let (r, data) = batch.get(i);
+                        if r.truncated {
+                            continue;
+                        }
+                        let counted = counting.as_mut().and_then(|c| {
+                            let (inc, arrived) = count(c, &mut incoming, data, r.arrived, now)?;
+                            if measuring {
+                                c.counted += 1;
+                                measure(inc, report, shared, arrived, now);
+                            }
+                            Some(())
+                        });
+                        if counted.is_none() {
+                            if measuring && cap.is_none() {
+                                arrivals.note(data, r.arrived);
+                            }
+                            receive(&mut pc, cap.as_mut(), local_addr, r.from, data, now, measuring);
+                            touched = true;
+                        }
+                    }
+                    if !batch.is_full() {
+                        break;
                     }
                 }
             }
             _ = sleep => {
                 pc.handle_timeout(Instant::now())?;
+                touched = true;
             }
         }
     }
 
     let end = Instant::now();
+    report.counted = counting.map_or(0, |c| c.counted);
     for (_, mut inc) in incoming {
         inc.track.stats.freeze.finish(end);
         report.tracks.push(inc.track);
@@ -408,8 +482,105 @@ async fn drive(
     Ok(())
 }
 
-/// Datagrams read per wake-up beyond the first.
-const RECV_BATCH: usize = 64;
+/// Datagrams read per system call.
+const RECV_BATCH: usize = 32;
+/// System calls per wake-up at most.
+const RECV_ROUNDS: usize = 4;
+
+/// When the RTP datagrams handed to the library arrived at the socket, to
+/// match with the packets it hands back: in the same order, as the same
+/// stream and sequence number, except what it keeps (a repair is handed
+/// back under its original's stream and number, and goes without).
+#[derive(Default)]
+struct Arrivals {
+    queue: VecDeque<(u32, u16, SystemTime)>,
+}
+
+impl Arrivals {
+    /// At most this many wait: the library hands packets back in the same
+    /// wake-up it reads them.
+    const MAX: usize = 256;
+
+    fn note(&mut self, d: &[u8], arrived: Option<SystemTime>) {
+        let Some(at) = arrived else {
+            return;
+        };
+        let Some(h) = is_rtp(d).then(|| counting::parse(d)).flatten() else {
+            return;
+        };
+        if self.queue.len() == Self::MAX {
+            self.queue.pop_front();
+        }
+        self.queue.push_back((h.ssrc, h.seq, at));
+    }
+
+    /// The arrival of packet `seq` of stream `ssrc`, forgetting it and
+    /// anything noted before it.
+    fn take(&mut self, ssrc: u32, seq: u16) -> Option<SystemTime> {
+        let at = self
+            .queue
+            .iter()
+            .position(|&(s, q, _)| s == ssrc && q == seq)?;
+        let (_, _, t) = self.queue[at];
+        self.queue.drain(..=at);
+        Some(t)
+    }
+}
+
+/// The SRTP authentication tag of the profile servers choose first
+/// (AES-128-GCM): what a counting receiver takes off a datagram to get the
+/// size the library would have reported.
+const SRTP_TAG: usize = 16;
+
+/// One received RTP packet, as the measurements need it.
+struct Arrived<'a> {
+    seq: u16,
+    timestamp: u32,
+    /// Payload and fixed header.
+    size: usize,
+    /// The abs-capture-time extension's value.
+    abs_time: Option<&'a [u8]>,
+    /// When the kernel queued it on the bot's socket.
+    at_socket: Option<SystemTime>,
+}
+
+/// What every RTP packet in the window counts for, however it was read:
+/// delivery, jitter, bitrate and latency.
+fn measure(inc: &mut Incoming, report: &mut PeerReport, shared: &Shared, p: Arrived, now: Instant) {
+    inc.track.stats.on_packet(now, p.seq, p.timestamp, p.size);
+    if let Some(ext) = p.abs_time {
+        if let Some(l) = abs_time::latency(ext, SystemTime::now()) {
+            report.latency.record(l);
+        }
+        if let Some(l) = p.at_socket.and_then(|at| abs_time::latency(ext, at)) {
+            report.socket_latency.record(l);
+        }
+    }
+    shared.packets_received.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A counting receiver's datagram: its track and what to measure, read
+/// from its clear header, if it belongs to a stream the library named;
+/// `None`: the library's to read.
+fn count<'a>(
+    c: &mut Counting,
+    incoming: &'a mut HashMap<String, Incoming>,
+    data: &'a [u8],
+    at_socket: Option<SystemTime>,
+    now: Instant,
+) -> Option<(&'a mut Incoming, Arrived<'a>)> {
+    let (track, h) = c.claim(data)?;
+    let inc = incoming.get_mut(track)?;
+    c.arrived(data, &h, now);
+    let arrived = Arrived {
+        seq: h.seq,
+        timestamp: h.timestamp,
+        size: (data.len() - h.len).saturating_sub(SRTP_TAG) + 12,
+        abs_time: inc.abs_time_ext.and_then(|id| h.extension(data, id)),
+        at_socket,
+    };
+    Some((inc, arrived))
+}
 
 /// A datagram arrived from the network: through the downlink cap when the
 /// bot has one, else straight to the connection.

@@ -203,7 +203,9 @@ impl Adaptive {
                     if !t.video {
                         continue;
                     }
-                    f.freezes += t.stats.freeze.freezes;
+                    if t.decoded {
+                        f.freezes += t.stats.freeze.freezes;
+                    }
                     a.bot_keyframe_requests += t.keyframe_requests;
                     let tl = TrackLayers {
                         publisher: t.stream.clone(),
@@ -385,9 +387,11 @@ fn group(bots: &[(&BotReport, BotFigures)], window: Duration, capped: bool) -> G
                 if t.video {
                     vbytes += t.stats.bytes;
                     vtracks += 1;
-                    g.freezes += t.stats.freeze.freezes;
-                    frozen += t.stats.freeze.frozen;
-                    fps.push(t.stats.freeze.frames as f64 / secs);
+                    if t.decoded {
+                        g.freezes += t.stats.freeze.freezes;
+                        frozen += t.stats.freeze.frozen;
+                        fps.push(t.stats.freeze.frames as f64 / secs);
+                    }
                 }
             }
         }

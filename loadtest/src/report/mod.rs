@@ -62,13 +62,18 @@ pub struct Report {
     pub packets_received: u64,
     /// Packets never received, after retransmission.
     pub packets_lost: u64,
+    /// Of the packets received, those counting receivers counted from
+    /// their clear headers (`--receive count`; 0 otherwise).
+    #[serde(default)]
+    pub packets_counted: u64,
     /// Copies of packets already received.
     pub packets_duplicate: u64,
     /// packets_received / packets_expected x tracks_received / tracks_expected.
     pub delivery_ratio: f64,
     /// Mean received bitrate per video track, kbps.
     pub video_kbps_per_track: Option<f64>,
-    /// Mean decodable frames per second per video track.
+    /// Mean decodable frames per second per video track (`None` without
+    /// decoded video: counting receivers do not decode).
     #[serde(default)]
     pub video_fps_per_track: Option<f64>,
     /// Mean received bitrate per audio track, kbps.
@@ -77,6 +82,11 @@ pub struct Report {
     pub jitter_ms: Percentiles,
     /// End-to-end latency, capture (abs-capture-time) to receipt, ms.
     pub latency_ms: Percentiles,
+    /// Capture to arrival at the bot's socket (the kernel's stamp), ms:
+    /// the latency without the bots' own delay in reading, which grows
+    /// when bots share a full machine with the server.
+    #[serde(default)]
+    pub socket_latency_ms: Percentiles,
     /// WebSocket open to the peer connection connected, ms.
     pub join_ms: Percentiles,
     /// WebSocket open to the first media packet, ms.
@@ -178,7 +188,9 @@ impl Report {
         let (mut vbytes, mut vtracks, mut abytes, mut atracks) = (0u64, 0u64, 0u64, 0u64);
         let mut jitters = Vec::new();
         let mut latency = Histogram::default();
+        let mut socket_latency = Histogram::default();
         let (mut freezes, mut frozen, mut frames) = (0u64, Duration::ZERO, 0u64);
+        let (mut decoded_vtracks, mut counted) = (0u64, 0u64);
         let mut joins = Vec::new();
         let mut firsts = Vec::new();
         let mut errors = Vec::new();
@@ -208,6 +220,8 @@ impl Report {
                     (a, b) => a.or(b),
                 };
                 latency.merge(&p.latency);
+                socket_latency.merge(&p.socket_latency);
+                counted += p.counted;
                 for track in &p.tracks {
                     let t = &track.stats;
                     if t.packets == 0 {
@@ -224,9 +238,12 @@ impl Report {
                     if t.video {
                         vbytes += t.bytes;
                         vtracks += 1;
-                        freezes += t.freeze.freezes;
-                        frames += t.freeze.frames;
-                        frozen += t.freeze.frozen;
+                        if track.decoded {
+                            decoded_vtracks += 1;
+                            freezes += t.freeze.freezes;
+                            frames += t.freeze.frames;
+                            frozen += t.freeze.frozen;
+                        }
                     } else {
                         abytes += t.bytes;
                         atracks += 1;
@@ -311,13 +328,16 @@ impl Report {
             packets_expected: expected,
             packets_received: received,
             packets_lost: lost,
+            packets_counted: counted,
             packets_duplicate: dup,
             delivery_ratio: packet_ratio * track_ratio,
             video_kbps_per_track: kbps(vbytes, vtracks),
-            video_fps_per_track: (vtracks > 0).then(|| frames as f64 / secs / vtracks as f64),
+            video_fps_per_track: (decoded_vtracks > 0)
+                .then(|| frames as f64 / secs / decoded_vtracks as f64),
             audio_kbps_per_track: kbps(abytes, atracks),
             jitter_ms: percentiles_of(&jitters),
             latency_ms: latency.percentiles(),
+            socket_latency_ms: socket_latency.percentiles(),
             join_ms: percentiles_of(&joins),
             first_media_ms: percentiles_of(&firsts),
             freezes,
@@ -389,6 +409,13 @@ impl Report {
             self.packets_received, self.packets_lost, self.packets_expected, self.packets_duplicate
         );
         let _ = writeln!(s, "delivery        {:.4}%", self.delivery_ratio * 100.0);
+        if self.packets_counted > 0 {
+            let _ = writeln!(
+                s,
+                "receivers       counting: {} packets counted from their clear RTP headers, not decrypted or decoded",
+                self.packets_counted
+            );
+        }
         let _ = writeln!(
             s,
             "bitrate/track   video {} kbps, audio {} kbps",
@@ -396,6 +423,11 @@ impl Report {
             f(self.audio_kbps_per_track, 0)
         );
         let _ = writeln!(s, "latency ms      {}", p(&self.latency_ms));
+        let _ = writeln!(
+            s,
+            "  at socket ms  {} (arrival at the bots' sockets, before they read)",
+            p(&self.socket_latency_ms)
+        );
         let _ = writeln!(s, "jitter ms       {}", p(&self.jitter_ms));
         let _ = writeln!(s, "join ms         {}", p(&self.join_ms));
         let _ = writeln!(s, "first media ms  {}", p(&self.first_media_ms));

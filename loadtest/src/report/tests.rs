@@ -20,6 +20,7 @@ fn scenario() -> Scenario {
         publisher_view: None,
         downlink: None,
         capped_share: 1.0,
+        counting: false,
     }
 }
 
@@ -48,7 +49,7 @@ fn sample(at: Instant, cpu: f64, rss: f64, out: f64) -> ServerSample {
 fn builds_delivery_and_server_figures() {
     let t0 = Instant::now();
     // Subscriber A got the publisher's audio: 100 expected, 98 received.
-    let mut track = ReceivedTrack::new("pub".into(), false);
+    let mut track = ReceivedTrack::new("pub".into(), false, true);
     for q in 0..100u16 {
         if q != 10 && q != 20 {
             track.stats.on_packet(t0, q, q as u32 * 960, 100);
@@ -158,7 +159,7 @@ fn video(
     lost: &[u16],
 ) -> ReceivedTrack {
     let t0 = Instant::now();
-    let mut t = ReceivedTrack::new(publisher.into(), true);
+    let mut t = ReceivedTrack::new(publisher.into(), true, true);
     for q in 0..packets {
         if lost.contains(&q) {
             continue;
@@ -226,6 +227,7 @@ fn adaptive_scenario() -> Scenario {
             queue: Duration::from_millis(200),
         }),
         capped_share: 0.5,
+        counting: false,
         ..scenario()
     }
 }
