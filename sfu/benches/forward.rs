@@ -192,6 +192,7 @@ impl Room {
             own_srtp,
             own_srtp_in: own_srtp,
             own_srtcp_in: own_srtp,
+            stale_repair_after: Some(Duration::from_millis(300)),
         });
         let mut shard = Shard::new(cfg, StdRng::seed_from_u64(7));
         let room = RoomName::parse("bench").unwrap();

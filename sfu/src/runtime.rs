@@ -144,6 +144,8 @@ impl SfuPlane {
             own_srtp: cfg.own_srtp,
             own_srtp_in: cfg.own_srtp_in,
             own_srtcp_in: cfg.own_srtcp_in,
+            stale_repair_after: (cfg.max_input_lag_ms > 0)
+                .then(|| Duration::from_millis(cfg.max_input_lag_ms)),
         });
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let ufrags: UfragTable = Arc::default();
@@ -729,7 +731,8 @@ impl ShardCtx {
             }
         }
         self.shared.publish(&self.shard.counts);
-        self.shared.set_behind(self.backlog.is_behind(now));
+        self.shard.behind = self.backlog.is_behind(now);
+        self.shared.set_behind(self.shard.behind);
         if std::mem::take(&mut self.shard.subscribers.1) {
             // Handed over, not copied: the shard makes them anew.
             self.shared

@@ -77,6 +77,11 @@ pub enum Drop {
     /// Dropped by the kernel before the shard could read it: the socket's
     /// receive buffer was full.
     SocketOverflow,
+    /// A publisher's repair more than `[media] max_input_lag` behind its
+    /// stream's newest packet, read while the shard was behind: the
+    /// retransmission of what was lost or shed as stale, already too old
+    /// to forward.
+    StaleRepair,
 }
 
 pub const DROP_REASONS: &[(Drop, &str)] = &[
@@ -106,9 +111,10 @@ pub const DROP_REASONS: &[(Drop, &str)] = &[
     (Drop::Oversize, "oversize"),
     (Drop::StaleInput, "stale_input"),
     (Drop::SocketOverflow, "socket_overflow"),
+    (Drop::StaleRepair, "stale_repair"),
 ];
 
-pub const N_DROPS: usize = 26;
+pub const N_DROPS: usize = 27;
 
 /// A drop reason's name in statistics.
 pub fn drop_name(why: Drop) -> &'static str {

@@ -341,6 +341,7 @@ fn shard_config() -> Arc<ShardConfig> {
         own_srtp: true,
         own_srtp_in: true,
         own_srtcp_in: true,
+        stale_repair_after: Some(std::time::Duration::from_millis(300)),
     })
 }
 

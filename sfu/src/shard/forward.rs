@@ -309,6 +309,23 @@ impl Shard {
                 return;
             }
         };
+        // A shard past its capacity sheds what came too late to be live
+        // (`stale_input`), and then the library asks the publisher for it
+        // again (a NACK for every gap). The retransmission arrives fresh,
+        // but carries media as old as what was shed, and forwarded it
+        // would reach subscribers seconds late. While the shard is behind,
+        // such repairs are shed too; otherwise a late repair (a publisher
+        // far away) is forwarded as any other.
+        if self.behind
+            && read.retransmission
+            && self
+                .cfg
+                .stale_repair_after
+                .is_some_and(|bound| read.lateness > bound)
+        {
+            self.counts.drop(Drop::StaleRepair);
+            return;
+        }
         let av1 = read.codec == CodecKind::Av1;
         let input = InPacket {
             ssrc: pkt.header.ssrc,

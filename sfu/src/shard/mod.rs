@@ -85,6 +85,10 @@ pub struct ShardConfig {
     /// Whether their RTCP is too, on connections whose RTP is (`[media]
     /// own_srtcp_in`; see `core::srtcp_in`).
     pub own_srtcp_in: bool,
+    /// `[media] max_input_lag` (`None`: 0, never): while the shard is
+    /// behind, a publisher's repair further than this behind its stream
+    /// is not forwarded (see `forward`).
+    pub stale_repair_after: Option<Duration>,
 }
 
 /// A change to the ufrag table the runtime demultiplexes by.
@@ -146,6 +150,9 @@ pub struct Shard {
     /// not among them: the library picks those (see `sync_ufrag`).
     rng: StdRng,
     pub counts: Counts,
+    /// The shard reads late for long (`core::input_lag::Backlog`, kept by
+    /// the runtime, which sets this).
+    pub behind: bool,
     /// Per-subscriber figures, refreshed with the first adaptation after
     /// each `FIGURES_EVERY`; `true` in the flag when they changed since the
     /// runtime last took them.
@@ -191,6 +198,7 @@ impl Shard {
             leg_header: rtc::rtp::header::Header::default(),
             rng,
             counts: Counts::default(),
+            behind: false,
             subscribers: (Vec::new(), false),
         }
     }

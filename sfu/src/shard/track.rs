@@ -51,6 +51,9 @@ pub struct InStream {
     pub rid: Option<String>,
     pub ssrc: u32,
     highest_seq: Option<u16>,
+    /// The RTP timestamp of the packet with `highest_seq`: how far behind
+    /// the stream a repair comes, in media time.
+    highest_ts: u32,
     /// Which of the last `RECEIVED_WINDOW` sequence numbers up to the
     /// newest arrived, one bit each, indexed by the number modulo the
     /// window.
@@ -77,6 +80,7 @@ impl InStream {
             rid,
             ssrc,
             highest_seq: None,
+            highest_ts: 0,
             received: [0; RECEIVED_WINDOW as usize / 64],
             last_packet: None,
             size: None,
@@ -138,7 +142,7 @@ impl InStream {
     /// transport-cc feedback, which the subscriber's bandwidth estimate
     /// takes for loss; counted, it would inflate the stream's measured
     /// rate, which the allocator compares with the estimate.
-    fn on_packet(&mut self, seq: u16, now: Instant) -> Arrival {
+    fn on_packet(&mut self, seq: u16, ts: u32, now: Instant) -> Arrival {
         let arrival = match self.highest_seq {
             Some(h) if !seq_newer(seq, h) => {
                 if h.wrapping_sub(seq) < RECEIVED_WINDOW && self.seen(seq) {
@@ -159,10 +163,12 @@ impl InStream {
                     }
                 }
                 self.highest_seq = Some(seq);
+                self.highest_ts = ts;
                 Arrival::New
             }
             None => {
                 self.highest_seq = Some(seq);
+                self.highest_ts = ts;
                 Arrival::New
             }
         };
@@ -389,11 +395,16 @@ impl Published {
         let stream = self.stream_index(&self.streams[at]);
         let codec = self.codec_kind(pkt.header.payload_type);
         let size = 12 + pkt.payload.len();
-        let retransmission = match self.streams[at].on_packet(pkt.header.sequence_number, now) {
-            Arrival::New => false,
-            Arrival::Repair => true,
-            Arrival::Duplicate => return Err(Drop::UnusableRepair),
-        };
+        let h = &pkt.header;
+        let (retransmission, lateness) =
+            match self.streams[at].on_packet(h.sequence_number, h.timestamp, now) {
+                Arrival::New => (false, Duration::ZERO),
+                Arrival::Repair => (
+                    true,
+                    self.media_time(self.streams[at].highest_ts.wrapping_sub(h.timestamp)),
+                ),
+                Arrival::Duplicate => return Err(Drop::UnusableRepair),
+            };
         if self.kind == RtpCodecKind::Audio {
             self.streams[at].count(size, 0, 0, now);
             if let Some(l) = self
@@ -407,6 +418,7 @@ impl Published {
                 stream,
                 codec,
                 retransmission,
+                lateness,
                 info: FrameInfo::default(),
             });
         }
@@ -449,8 +461,24 @@ impl Published {
             stream,
             codec,
             retransmission,
+            lateness,
             info,
         })
+    }
+
+    /// An RTP timestamp difference as time (a difference that went
+    /// backwards, a stream that restarted its clock, is none).
+    fn media_time(&self, ticks: u32) -> Duration {
+        // Opus runs at 48 kHz, every video codec at 90 kHz.
+        let rate: u64 = if self.kind == RtpCodecKind::Audio {
+            48_000
+        } else {
+            90_000
+        };
+        match i32::try_from(ticks) {
+            Ok(t) if t > 0 => Duration::from_micros(t as u64 * 1_000_000 / rate),
+            _ => Duration::ZERO,
+        }
     }
 
     /// RFC 6464: the level byte carries -dBov in its low 7 bits (0 is the
@@ -470,6 +498,9 @@ pub struct Incoming {
     pub stream: u8,
     pub codec: CodecKind,
     pub retransmission: bool,
+    /// For a repair: how far behind its stream's newest packet it is, in
+    /// media time (RTP timestamps); zero otherwise.
+    pub lateness: Duration,
     pub info: FrameInfo,
 }
 
@@ -485,7 +516,7 @@ mod tests {
 
     /// As `Published::read` does: noted, then counted unless a duplicate.
     fn arrive(s: &mut InStream, seq: u16, now: Instant) -> Arrival {
-        let a = s.on_packet(seq, now);
+        let a = s.on_packet(seq, 0, now);
         if a != Arrival::Duplicate {
             s.count(100, 0, 0, now);
         }
@@ -548,7 +579,7 @@ mod tests {
             let mut counted_from = None;
             for (i, (info, bytes, marker)) in svc_pictures().into_iter().enumerate() {
                 let now = t0 + Duration::from_millis(i as u64 / 3 * 1000 / 30);
-                assert_eq!(s.on_packet(i as u16, now), Arrival::New);
+                assert_eq!(s.on_packet(i as u16, 0, now), Arrival::New);
                 s.count(bytes, info.spatial, info.temporal, now);
                 let p = LayerPacket {
                     stream: 0,
@@ -569,7 +600,7 @@ mod tests {
             }
             // Closes the second window.
             let end = t0 + Duration::from_secs(2);
-            s.on_packet(60_000, end);
+            s.on_packet(60_000, 0, end);
             s.count(1, 0, 0, end);
             let secs = end
                 .saturating_duration_since(counted_from.unwrap())

@@ -340,6 +340,7 @@ impl SimNet {
             own_srtp: true,
             own_srtp_in: true,
             own_srtcp_in: true,
+            stale_repair_after: Some(Duration::from_millis(300)),
         };
         f(&mut cfg);
         let cfg = Arc::new(cfg);

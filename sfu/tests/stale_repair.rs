@@ -1,0 +1,75 @@
+//! A shard past its capacity sheds RTP that waited too long unread
+//! (`stale_input`); the publisher's retransmission of it comes back fresh
+//! but carries media as old. While the shard is behind, a repair further
+//! than `[media] max_input_lag` behind its stream's newest packet is shed
+//! too (`stale_repair`); a recent repair still goes through, and so does
+//! any repair while the shard keeps up (a publisher far away).
+
+mod common;
+
+use std::time::Duration;
+
+use common::payload;
+use common::sim::SimNet;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use sfu::stats::Drop;
+
+const TICK: Duration = Duration::from_millis(5);
+/// 90 kHz video: a packet every 33 ms of media time.
+const TICKS_PER_SEQ: u32 = 3000;
+
+#[test]
+fn late_repairs_are_shed_only_while_the_shard_is_behind() {
+    let mut net = SimNet::new(0x57a1e);
+    let publisher = net.join("pub", true, false);
+    net.clients[publisher].add_track("pub-video", RtpCodecKind::Video);
+    let viewer = net.join("viewer", false, true);
+
+    let send = |net: &mut SimNet, seq: u16| {
+        let now = net.now;
+        net.clients[publisher].send_rtp(
+            0,
+            seq,
+            u32::from(seq) * TICKS_PER_SEQ,
+            payload(seq, 300),
+            now,
+        );
+        net.step(TICK);
+    };
+    // Live media until the viewer has it, then 90 packets more with three
+    // gaps: 80, 60 and 5 packets behind the newest.
+    let mut seq = 1000u16;
+    while net.clients[viewer].packets_of("pub-video") == 0 && seq < 5000 {
+        send(&mut net, seq);
+        seq += 1;
+    }
+    let (far, stale, recent) = (seq + 10, seq + 30, seq + 85);
+    for s in seq..=seq + 90 {
+        if ![far, stale, recent].contains(&s) {
+            send(&mut net, s);
+        }
+    }
+    net.run(Duration::from_millis(200), TICK, |_| {});
+    let shed = |net: &SimNet| net.shard.counts.dropped[Drop::StaleRepair as usize];
+    let got = |net: &SimNet| net.clients[viewer].packets_of("pub-video");
+    assert_eq!(shed(&net), 0);
+
+    // Keeping up: a repair 80 packets (2.7 s) behind is forwarded.
+    let before = got(&net);
+    send(&mut net, far);
+    net.run(Duration::from_millis(100), TICK, |_| {});
+    assert_eq!(got(&net), before + 1, "a late repair while keeping up");
+
+    net.shard.behind = true;
+    // Behind: 60 packets (2 s) behind the newest, past the bound (300 ms).
+    let before = got(&net);
+    send(&mut net, stale);
+    net.run(Duration::from_millis(100), TICK, |_| {});
+    assert_eq!(got(&net), before, "a stale repair while behind is shed");
+    assert_eq!(shed(&net), 1);
+    // Behind: 5 packets (167 ms) behind, within the bound.
+    send(&mut net, recent);
+    net.run(Duration::from_millis(100), TICK, |_| {});
+    assert_eq!(got(&net), before + 1, "a recent repair goes through");
+    assert_eq!(shed(&net), 1);
+}
