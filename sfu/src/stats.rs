@@ -77,10 +77,10 @@ pub enum Drop {
     /// Dropped by the kernel before the shard could read it: the socket's
     /// receive buffer was full.
     SocketOverflow,
-    /// A publisher's repair more than `[media] max_input_lag` behind its
-    /// stream's newest packet, read while the shard was behind: the
-    /// retransmission of what was lost or shed as stale, already too old
-    /// to forward.
+    /// A repair more than `[media] max_input_lag` behind its stream's
+    /// newest packet while the shard was behind: a publisher's
+    /// retransmission of what was lost or shed as stale, or the answer to
+    /// a subscriber's NACK read late; already too old to send.
     StaleRepair,
 }
 

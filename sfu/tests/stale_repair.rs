@@ -73,3 +73,67 @@ fn late_repairs_are_shed_only_while_the_shard_is_behind() {
     assert_eq!(got(&net), before + 1, "a recent repair goes through");
     assert_eq!(shed(&net), 1);
 }
+
+/// A subscriber's NACKs that could not get through for a while (its uplink
+/// was down while its downlink lost packets) arrive together when it comes
+/// back, asking for media seconds old. A shard that keeps up answers them;
+/// one that is behind drops the answers as `stale_repair`.
+#[test]
+fn late_nacks_are_answered_only_while_the_shard_keeps_up() {
+    let (answered, shed) = nacks_after_an_outage(false);
+    assert!(answered > 0, "keeping up: {answered} answered");
+    assert_eq!(shed, 0);
+    // Behind, only the losses of the outage's last 300 ms of media (if
+    // any) are recent enough to send again.
+    let (answered_behind, shed) = nacks_after_an_outage(true);
+    assert!(shed > 0, "behind: {shed} shed");
+    assert!(
+        answered_behind < answered && answered_behind + shed >= answered,
+        "behind: {answered_behind} answered and {shed} shed, keeping up {answered} answered"
+    );
+}
+
+/// (NACKed packets sent again, answers dropped as stale) after the outage.
+fn nacks_after_an_outage(behind: bool) -> (u64, u64) {
+    let mut net = SimNet::new(0x0ac5);
+    let publisher = net.join("pub", true, false);
+    net.clients[publisher].add_track("pub-video", RtpCodecKind::Video);
+    let viewer = net.join("viewer", false, true);
+    let mut seq = 1000u16;
+    let mut send = |net: &mut SimNet| {
+        let now = net.now;
+        net.clients[publisher].send_rtp(
+            0,
+            seq,
+            u32::from(seq) * TICKS_PER_SEQ,
+            payload(seq, 300),
+            now,
+        );
+        seq = seq.wrapping_add(1);
+        net.step(TICK);
+    };
+    for _ in 0..4_000 {
+        if net.clients[viewer].packets_of("pub-video") >= 50 {
+            break;
+        }
+        send(&mut net);
+    }
+    // The outage: a fifth of the viewer's packets lost, its NACKs too.
+    net.shard.behind = behind;
+    net.clients[viewer].uplink_blocked = true;
+    net.clients[viewer].downlink_loss = 0.2;
+    for _ in 0..60 {
+        send(&mut net);
+    }
+    let before = net.shard.counts.nacks_answered;
+    net.clients[viewer].uplink_blocked = false;
+    net.clients[viewer].downlink_loss = 0.0;
+    for _ in 0..100 {
+        send(&mut net);
+    }
+    let c = &net.shard.counts;
+    (
+        c.nacks_answered - before,
+        c.dropped[Drop::StaleRepair as usize],
+    )
+}

@@ -29,6 +29,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::marshal::{MarshalSize, Unmarshal};
 
 use super::pace::{self, write_rtp};
+use super::track::media_time;
 use super::Shard;
 use crate::core::bwe::history::PacketKind;
 use crate::core::codec::CodecKind;
@@ -497,10 +498,22 @@ impl Shard {
             return;
         };
         let share = self.cfg.bwe.retransmit_share;
+        // While behind, the same bound as for a publisher's repairs: a
+        // NACK read late asks for what is already old (only video is
+        // cached, at 90 kHz).
+        let stale_after = self.cfg.stale_repair_after.filter(|_| self.behind);
+        let newest = fwd.latest().map(|o| o.ts);
         let mut resend = Vec::new();
         for pair in &nack.nacks {
             for seq in pair.packet_list() {
                 match fwd.retransmit(seq) {
+                    Some(o)
+                        if stale_after.is_some_and(|bound| {
+                            newest.is_some_and(|n| media_time(n.wrapping_sub(o.ts), 90_000) > bound)
+                        }) =>
+                    {
+                        self.counts.drop(Drop::StaleRepair);
+                    }
                     Some(o) => {
                         // Within the leg's budget only: retransmissions
                         // beyond a share of the estimate would push a weak

@@ -35,6 +35,16 @@ pub const SPATIAL_SLOTS: usize = 8;
 /// the top slot.
 pub const TEMPORAL_SLOTS: usize = 4;
 
+/// An RTP timestamp difference (newer minus older) at `rate` ticks a
+/// second as time; a difference that went backwards (a stream that
+/// restarted its clock) is none.
+pub fn media_time(ticks: u32, rate: u64) -> Duration {
+    match i32::try_from(ticks) {
+        Ok(t) if t > 0 => Duration::from_micros(t as u64 * 1_000_000 / rate),
+        _ => Duration::ZERO,
+    }
+}
+
 /// What an arriving packet is to its stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arrival {
@@ -466,19 +476,17 @@ impl Published {
         })
     }
 
-    /// An RTP timestamp difference as time (a difference that went
-    /// backwards, a stream that restarted its clock, is none).
+    /// An RTP timestamp difference as time (see [`media_time`]).
     fn media_time(&self, ticks: u32) -> Duration {
         // Opus runs at 48 kHz, every video codec at 90 kHz.
-        let rate: u64 = if self.kind == RtpCodecKind::Audio {
-            48_000
-        } else {
-            90_000
-        };
-        match i32::try_from(ticks) {
-            Ok(t) if t > 0 => Duration::from_micros(t as u64 * 1_000_000 / rate),
-            _ => Duration::ZERO,
-        }
+        media_time(
+            ticks,
+            if self.kind == RtpCodecKind::Audio {
+                48_000
+            } else {
+                90_000
+            },
+        )
     }
 
     /// RFC 6464: the level byte carries -dBov in its low 7 bits (0 is the
