@@ -18,24 +18,34 @@ const TICK: Duration = Duration::from_millis(5);
 /// 90 kHz video: a packet every 33 ms of media time.
 const TICKS_PER_SEQ: u32 = 3000;
 
-#[test]
-fn late_repairs_are_shed_only_while_the_shard_is_behind() {
-    let mut net = SimNet::new(0x57a1e);
+/// A publisher of one video track and a viewer of it: (net, publisher,
+/// viewer).
+fn room(seed: u64) -> (SimNet, usize, usize) {
+    let mut net = SimNet::new(seed);
     let publisher = net.join("pub", true, false);
     net.clients[publisher].add_track("pub-video", RtpCodecKind::Video);
     let viewer = net.join("viewer", false, true);
+    (net, publisher, viewer)
+}
 
-    let send = |net: &mut SimNet, seq: u16| {
-        let now = net.now;
-        net.clients[publisher].send_rtp(
-            0,
-            seq,
-            u32::from(seq) * TICKS_PER_SEQ,
-            payload(seq, 300),
-            now,
-        );
-        net.step(TICK);
-    };
+/// Packet `seq` of the publisher's video (its RTP clock at 33 ms a
+/// packet), then one tick.
+fn send_video(net: &mut SimNet, publisher: usize, seq: u16) {
+    let now = net.now;
+    net.clients[publisher].send_rtp(
+        0,
+        seq,
+        u32::from(seq) * TICKS_PER_SEQ,
+        payload(seq, 300),
+        now,
+    );
+    net.step(TICK);
+}
+
+#[test]
+fn late_repairs_are_shed_only_while_the_shard_is_behind() {
+    let (mut net, publisher, viewer) = room(0x57a1e);
+    let send = |net: &mut SimNet, seq: u16| send_video(net, publisher, seq);
     // Live media until the viewer has it, then 90 packets more with three
     // gaps: 80, 60 and 5 packets behind the newest.
     let mut seq = 1000u16;
@@ -95,22 +105,11 @@ fn late_nacks_are_answered_only_while_the_shard_keeps_up() {
 
 /// (NACKed packets sent again, answers dropped as stale) after the outage.
 fn nacks_after_an_outage(behind: bool) -> (u64, u64) {
-    let mut net = SimNet::new(0x0ac5);
-    let publisher = net.join("pub", true, false);
-    net.clients[publisher].add_track("pub-video", RtpCodecKind::Video);
-    let viewer = net.join("viewer", false, true);
+    let (mut net, publisher, viewer) = room(0x0ac5);
     let mut seq = 1000u16;
     let mut send = |net: &mut SimNet| {
-        let now = net.now;
-        net.clients[publisher].send_rtp(
-            0,
-            seq,
-            u32::from(seq) * TICKS_PER_SEQ,
-            payload(seq, 300),
-            now,
-        );
+        send_video(net, publisher, seq);
         seq = seq.wrapping_add(1);
-        net.step(TICK);
     };
     for _ in 0..4_000 {
         if net.clients[viewer].packets_of("pub-video") >= 50 {

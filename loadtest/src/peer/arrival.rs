@@ -72,7 +72,13 @@ pub(super) struct Arrived<'a> {
 
 /// What every RTP packet in the window counts for, however it was read:
 /// delivery, jitter, bitrate and latency.
-pub(super) fn measure(inc: &mut Incoming, report: &mut PeerReport, shared: &Shared, p: Arrived, now: Instant) {
+pub(super) fn measure(
+    inc: &mut Incoming,
+    report: &mut PeerReport,
+    shared: &Shared,
+    p: Arrived,
+    now: Instant,
+) {
     inc.track.stats.on_packet(now, p.seq, p.timestamp, p.size);
     if let Some(ext) = p.abs_time {
         if let Some(l) = abs_time::latency(ext, SystemTime::now()) {
@@ -107,4 +113,3 @@ pub(super) fn count<'a>(
     };
     Some((inc, arrived))
 }
-
