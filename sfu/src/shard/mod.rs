@@ -86,8 +86,9 @@ pub struct ShardConfig {
     /// own_srtcp_in`; see `core::srtcp_in`).
     pub own_srtcp_in: bool,
     /// `[media] max_input_lag` (`None`: 0, never): while the shard is
-    /// behind, a publisher's repair further than this behind its stream
-    /// is not forwarded (see `forward`).
+    /// behind, a repair further than this behind its stream (a
+    /// publisher's retransmission, or the answer to a subscriber's NACK)
+    /// is not sent (see `forward`).
     pub stale_repair_after: Option<Duration>,
 }
 
