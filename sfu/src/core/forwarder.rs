@@ -9,7 +9,7 @@
 //! the packet as the subscriber gets it, or why it gets nothing. The shard
 //! only carries decisions out.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
@@ -306,6 +306,12 @@ impl Forwarder {
     /// The newest packet sent, while the cache holds it (none for audio).
     pub fn latest(&self) -> Option<&Out> {
         self.cache.as_ref()?.get(self.latest?)
+    }
+
+    /// How far a packet sent earlier is behind the newest the leg sent, in
+    /// media time: how old a NACK's answer would be.
+    pub fn behind_newest(&self, o: &Out) -> Duration {
+        self.seq.behind_newest(o.ts)
     }
 
     /// A packet sent earlier, to answer a NACK.

@@ -7,7 +7,7 @@
 //! timestamp advanced by the wall-clock gap (from the caller's `now`, read
 //! once per batch, not per packet).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::numbering::DropMap;
 
@@ -53,6 +53,18 @@ pub fn seq_newer(a: u16, b: u16) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000
 }
 
+/// An RTP timestamp difference (newer minus older) at `clock_rate` as
+/// time; a difference that went backwards (a stream that restarted its
+/// clock) is none.
+pub fn media_time(ticks: u32, clock_rate: u32) -> Duration {
+    match i32::try_from(ticks) {
+        Ok(t) if t > 0 => {
+            Duration::from_micros(t as u64 * 1_000_000 / u64::from(clock_rate.max(1)))
+        }
+        _ => Duration::ZERO,
+    }
+}
+
 impl SeqRewriter {
     pub fn new(clock_rate: u32) -> Self {
         SeqRewriter {
@@ -62,6 +74,12 @@ impl SeqRewriter {
             last_ts: 0,
             last_at: None,
         }
+    }
+
+    /// How far output timestamp `ts` is behind the newest one written, in
+    /// media time.
+    pub fn behind_newest(&self, ts: u32) -> Duration {
+        media_time(self.last_ts.wrapping_sub(ts), self.clock_rate)
     }
 
     /// The output numbers for an input packet, or `None` to drop it (it
@@ -146,6 +164,20 @@ impl SeqRewriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_time_of_a_timestamp_difference() {
+        assert_eq!(media_time(90_000, 90_000), Duration::from_secs(1));
+        assert_eq!(media_time(960, 48_000), Duration::from_millis(20));
+        // Backwards (the older one is newer), or a restarted clock.
+        assert_eq!(media_time(0u32.wrapping_sub(3000), 90_000), Duration::ZERO);
+        assert_eq!(media_time(0, 90_000), Duration::ZERO);
+        assert_eq!(
+            media_time(10, 0),
+            Duration::from_secs(10),
+            "a zero rate is taken as 1"
+        );
+    }
     use std::time::Duration;
 
     #[test]

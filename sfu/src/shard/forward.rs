@@ -29,7 +29,6 @@ use rtc::sansio::Protocol;
 use rtc::shared::marshal::{MarshalSize, Unmarshal};
 
 use super::pace::{self, write_rtp};
-use super::track::media_time;
 use super::Shard;
 use crate::core::bwe::history::PacketKind;
 use crate::core::codec::CodecKind;
@@ -317,13 +316,7 @@ impl Shard {
         // would reach subscribers seconds late. While the shard is behind,
         // such repairs are shed too; otherwise a late repair (a publisher
         // far away) is forwarded as any other.
-        if self.behind
-            && read.retransmission
-            && self
-                .cfg
-                .stale_repair_after
-                .is_some_and(|bound| read.lateness > bound)
-        {
+        if read.retransmission && self.repair_bound().is_some_and(|b| read.lateness > b) {
             self.counts.drop(Drop::StaleRepair);
             return;
         }
@@ -484,6 +477,9 @@ impl Shard {
     /// Re-sends NACKed packets of one leg from its cache: the packets as
     /// the subscriber got them, with the leg's current extensions.
     fn answer_nack(&mut self, from: PeerKey, nack: &TransportLayerNack, now: Instant) {
+        // While behind, the same bound as for a publisher's repairs: a
+        // NACK read late asks for what is already old.
+        let stale_after = self.repair_bound();
         let Some(peer) = self.peers.get_mut(&from) else {
             return;
         };
@@ -498,20 +494,11 @@ impl Shard {
             return;
         };
         let share = self.cfg.bwe.retransmit_share;
-        // While behind, the same bound as for a publisher's repairs: a
-        // NACK read late asks for what is already old (only video is
-        // cached, at 90 kHz).
-        let stale_after = self.cfg.stale_repair_after.filter(|_| self.behind);
-        let newest = fwd.latest().map(|o| o.ts);
         let mut resend = Vec::new();
         for pair in &nack.nacks {
             for seq in pair.packet_list() {
                 match fwd.retransmit(seq) {
-                    Some(o)
-                        if stale_after.is_some_and(|bound| {
-                            newest.is_some_and(|n| media_time(n.wrapping_sub(o.ts), 90_000) > bound)
-                        }) =>
-                    {
+                    Some(o) if stale_after.is_some_and(|b| fwd.behind_newest(o) > b) => {
                         self.counts.drop(Drop::StaleRepair);
                     }
                     Some(o) => {

@@ -204,6 +204,13 @@ impl Shard {
         }
     }
 
+    /// How far behind its stream a repair may be and still be sent: the
+    /// bound (`[media] max_input_lag`) while the shard is behind, none
+    /// while it keeps up (see `forward`).
+    fn repair_bound(&self) -> Option<Duration> {
+        self.cfg.stale_repair_after.filter(|_| self.behind)
+    }
+
     /// Carries out a signaling command.
     pub fn handle_command(&mut self, cmd: MediaCommand, now: Instant) {
         match cmd {

@@ -14,7 +14,7 @@ use crate::core::extmap;
 use crate::core::ids::PeerKey;
 use crate::core::keyframe::KeyframeThrottle;
 use crate::core::sdp;
-use crate::core::seq::seq_newer;
+use crate::core::seq::{media_time, seq_newer};
 use crate::stats::Drop;
 
 /// A stream that sent nothing for this long is taken as stopped (paused
@@ -34,16 +34,6 @@ pub const SPATIAL_SLOTS: usize = 8;
 /// (VP8 and VP9 name up to 8, encoders send up to 4). Higher ones share
 /// the top slot.
 pub const TEMPORAL_SLOTS: usize = 4;
-
-/// An RTP timestamp difference (newer minus older) at `rate` ticks a
-/// second as time; a difference that went backwards (a stream that
-/// restarted its clock) is none.
-pub fn media_time(ticks: u32, rate: u64) -> Duration {
-    match i32::try_from(ticks) {
-        Ok(t) if t > 0 => Duration::from_micros(t as u64 * 1_000_000 / rate),
-        _ => Duration::ZERO,
-    }
-}
 
 /// What an arriving packet is to its stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -411,7 +401,10 @@ impl Published {
                 Arrival::New => (false, Duration::ZERO),
                 Arrival::Repair => (
                     true,
-                    self.media_time(self.streams[at].highest_ts.wrapping_sub(h.timestamp)),
+                    media_time(
+                        self.streams[at].highest_ts.wrapping_sub(h.timestamp),
+                        self.clock_rate(h.payload_type),
+                    ),
                 ),
                 Arrival::Duplicate => return Err(Drop::UnusableRepair),
             };
@@ -476,16 +469,17 @@ impl Published {
         })
     }
 
-    /// An RTP timestamp difference as time (see [`media_time`]).
-    fn media_time(&self, ticks: u32) -> Duration {
-        // Opus runs at 48 kHz, every video codec at 90 kHz.
-        media_time(
-            ticks,
+    /// The clock rate of payload type `pt`, as negotiated; for one not
+    /// negotiated, that of every codec of the kind we take (Opus 48 kHz,
+    /// video 90 kHz).
+    fn clock_rate(&self, pt: u8) -> u32 {
+        self.codecs.iter().find(|c| c.pt == pt).map_or(
             if self.kind == RtpCodecKind::Audio {
                 48_000
             } else {
                 90_000
             },
+            |c| c.clock_rate,
         )
     }
 
