@@ -31,6 +31,7 @@ use rtc::rtp::header::Header;
 use rtc::sansio::Protocol;
 use rtc::shared::marshal::Unmarshal;
 use rtc::shared::TransportContext;
+use sfu::core::extmap::TRANSPORT_CC;
 
 /// The fields of an RTP header SRTP leaves in the clear, and where the
 /// payload starts.
@@ -124,11 +125,6 @@ impl ClearHeader {
     }
 }
 
-/// The transport-wide congestion control extension: what the server's
-/// estimate of the bot's downlink is made from.
-pub const TRANSPORT_CC_URI: &str =
-    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
-
 /// What a counting receiver counts itself: the SSRCs whose track the
 /// library has named, and the transport-wide feedback for what it counted.
 ///
@@ -168,7 +164,7 @@ impl Counting {
             self.twcc.bind_remote_stream(&StreamInfo {
                 ssrc,
                 rtp_header_extensions: vec![RTPHeaderExtension {
-                    uri: TRANSPORT_CC_URI.to_owned(),
+                    uri: TRANSPORT_CC.to_owned(),
                     id: u16::from(id),
                 }],
                 ..Default::default()

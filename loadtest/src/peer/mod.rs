@@ -255,7 +255,7 @@ async fn drive(
                                     .and_then(|e| u8::try_from(e.id).ok())
                             };
                             let abs_time_ext = ext_id(abs_time::URI);
-                            let twcc_ext = ext_id(counting::TRANSPORT_CC_URI);
+                            let twcc_ext = ext_id(sfu::core::extmap::TRANSPORT_CC);
                             let stream = init.stream_ids.first().cloned().unwrap_or_default();
                             incoming.insert(
                                 init.track_id.clone(),

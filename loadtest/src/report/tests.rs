@@ -227,7 +227,6 @@ fn adaptive_scenario() -> Scenario {
             queue: Duration::from_millis(200),
         }),
         capped_share: 0.5,
-        counting: false,
         ..scenario()
     }
 }

@@ -16,6 +16,17 @@ fn video(stream: u32, frame: u32) -> PacketMeta {
 }
 
 /// Polls every `step` until `until`; returns (time, item) of each send.
+/// A pacer of `max_packets` places, `frame_reserve` of them kept for
+/// frames already started, at an estimate of `kbps`.
+fn small_pacer<T>(max_packets: usize, frame_reserve: usize, kbps: u64) -> Pacer<T> {
+    let cfg = PacerConfig {
+        max_packets,
+        frame_reserve,
+        ..Default::default()
+    };
+    Pacer::new(cfg, Bitrate::kbps(kbps))
+}
+
 fn drain<T>(p: &mut Pacer<T>, from: Instant, until: Instant, step: Duration) -> Vec<(Instant, T)> {
     let mut out = Vec::new();
     let mut t = from;
@@ -110,12 +121,7 @@ fn frames_of_a_stream_leave_in_order_between_other_streams() {
 #[test]
 fn a_full_queue_rejects_new_frames_whole_and_lets_started_ones_finish() {
     let t0 = Instant::now();
-    let cfg = PacerConfig {
-        max_packets: 20,
-        frame_reserve: 5,
-        ..Default::default()
-    };
-    let mut p = Pacer::new(cfg, Bitrate::kbps(100));
+    let mut p = small_pacer(20, 5, 100);
     for i in 0..14u32 {
         p.push(i, video(1, 1), t0);
     }
@@ -147,12 +153,7 @@ fn a_full_queue_rejects_new_frames_whole_and_lets_started_ones_finish() {
 #[test]
 fn audio_on_a_full_queue_evicts_the_newest_video_frame_whole() {
     let t0 = Instant::now();
-    let cfg = PacerConfig {
-        max_packets: 10,
-        frame_reserve: 0,
-        ..Default::default()
-    };
-    let mut p = Pacer::new(cfg, Bitrate::kbps(100));
+    let mut p = small_pacer(10, 0, 100);
     for i in 0..6u32 {
         p.push(i, video(1, 1), t0);
     }
@@ -170,14 +171,7 @@ fn audio_on_a_full_queue_evicts_the_newest_video_frame_whole() {
     p.push(10, video(1, 2), t0);
     assert_eq!(p.pop_dropped().unwrap().reason, DropReason::FrameIncomplete);
     // Padding makes room before video does.
-    let mut p = Pacer::new(
-        PacerConfig {
-            max_packets: 2,
-            frame_reserve: 0,
-            ..Default::default()
-        },
-        Bitrate::kbps(100),
-    );
+    let mut p = small_pacer(2, 0, 100);
     p.push(1, meta(300, Priority::Padding, 9, 0), t0);
     p.push(2, video(1, 1), t0);
     p.push(3, meta(1250, Priority::Retransmission, 1, 0), t0);
@@ -281,12 +275,7 @@ type Trace = (Vec<(Instant, u32)>, Vec<(u32, DropReason)>, PacerStats);
 /// queue, polling every millisecond in between and after each packet, as
 /// the shard does; `pass` tries [`Pacer::pass`] before queueing.
 fn trace(packets: &[(Instant, PacketMeta)], pass: bool) -> Trace {
-    let cfg = PacerConfig {
-        max_packets: 24,
-        frame_reserve: 4,
-        ..Default::default()
-    };
-    let mut p = Pacer::new(cfg, Bitrate::kbps(300));
+    let mut p = small_pacer(24, 4, 300);
     let (mut sent, mut dropped) = (Vec::new(), Vec::new());
     let mut t = packets[0].0;
     for (i, (at, m)) in packets.iter().enumerate() {
@@ -371,12 +360,7 @@ fn passing_the_queue_sends_what_the_queue_would_have_sent_at_the_same_time() {
 #[test]
 fn the_rest_of_a_dropped_frame_does_not_pass_an_idle_queue() {
     let t0 = Instant::now();
-    let cfg = PacerConfig {
-        max_packets: 8,
-        frame_reserve: 2,
-        ..Default::default()
-    };
-    let mut p = Pacer::new(cfg, Bitrate::kbps(400));
+    let mut p = small_pacer(8, 2, 400);
     // Frame 0 fills the queue; frame 1 finds no room and is dropped.
     for i in 0..6u32 {
         p.push(i, video(1, 0), t0);
@@ -404,12 +388,7 @@ fn the_rest_of_a_dropped_frame_does_not_pass_an_idle_queue() {
 #[test]
 fn audio_passes_a_full_queue_without_evicting_video() {
     let t0 = Instant::now();
-    let cfg = PacerConfig {
-        max_packets: 8,
-        frame_reserve: 2,
-        ..Default::default()
-    };
-    let mut p = Pacer::new(cfg, Bitrate::kbps(100));
+    let mut p = small_pacer(8, 2, 100);
     for i in 0..8u32 {
         p.push(i, video(1, 0), t0);
     }
